@@ -1,0 +1,138 @@
+"""The Storage interface every backend implements."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Self
+
+from .errors import StorageError
+from .keys import room_key
+from .room import RatingValue, SerializedRoom
+
+
+@contextmanager
+def storage_errors(operation: str, target: str) -> Iterator[None]:
+    """Turn any non-storage failure inside the block into a ``StorageError`` that chains it."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as exc:
+        raise StorageError(operation, target, f"{type(exc).__name__}: {exc}") from exc
+
+
+class Storage(ABC):
+    """Persistent rooms, addressed by room name (any spelling of the same canonical key).
+
+    Backends are async context managers: ``async with create_storage(url) as storage: ...``.
+    """
+
+    def __init__(self) -> None:
+        self._room_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    @classmethod
+    def from_url(cls, url: str) -> Storage:
+        """Build a backend from its URL; third-party backends override this."""
+        raise NotImplementedError(f"{cls.__name__} cannot be created from a URL")
+
+    async def open(self) -> None:  # noqa: B027 (optional hook: most backends need no setup)
+        """Acquire resources (directories, locks, connections); idempotent."""
+
+    async def close(self) -> None:  # noqa: B027 (optional hook)
+        """Release resources; idempotent."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @abstractmethod
+    async def save_room(self, room: SerializedRoom) -> None:
+        """Store the room, replacing any stored version with the same key."""
+
+    @abstractmethod
+    async def get_room(self, room_name: str) -> SerializedRoom | None:
+        """The stored room, or None when there is none."""
+
+    @abstractmethod
+    async def delete_room(self, room_name: str) -> None:
+        """Remove the room; deleting an absent room is not an error."""
+
+    @abstractmethod
+    async def has_room(self, room_name: str) -> bool: ...
+
+    @abstractmethod
+    async def list_room_names(self) -> list[str]:
+        """Display names of all stored rooms, read without loading any room body."""
+
+    async def list_rooms(self) -> list[SerializedRoom]:
+        """Every readable stored room; an unreadable one is skipped (and logged by the backend)."""
+        rooms = []
+        for name in await self.list_room_names():
+            try:
+                room = await self.get_room(name)
+            except StorageError:
+                continue
+            if room is not None:
+                rooms.append(room)
+        return rooms
+
+    def room_lock(self, room_name: str) -> asyncio.Lock:
+        """The in-process lock serialising writes of one room."""
+        key = room_key(room_name)
+        lock = self._room_locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._room_locks[key] = lock
+        return lock
+
+    async def add_rating(self, room_name: str, media_id: str, user_name: str, rating: RatingValue, at_ms: int) -> bool:
+        """Record one rating at most once per user and item; False when the user had rated it.
+
+        This generic version is atomic within one process; backends shared by several processes
+        override it with an atomic operation of their own.
+        """
+        async with self.room_lock(room_name):
+            room = await self._require(room_name, "add_rating")
+            triples = room.ratings.setdefault(media_id, [])
+            if any(user == user_name for user, _, _ in triples):
+                return False
+            triples.append((user_name, rating, at_ms))
+            room.user_progress[user_name] = room.user_progress.get(user_name, 0) + 1
+            await self._save_locked(room)
+            return True
+
+    async def remove_rating(self, room_name: str, media_id: str, user_name: str) -> bool:
+        """Forget a user's rating of an item (undo); False when there was none."""
+        async with self.room_lock(room_name):
+            room = await self._require(room_name, "remove_rating")
+            triples = room.ratings.get(media_id, [])
+            kept = [triple for triple in triples if triple[0] != user_name]
+            if len(kept) == len(triples):
+                return False
+            if kept:
+                room.ratings[media_id] = kept
+            else:
+                del room.ratings[media_id]
+            room.user_progress[user_name] = max(0, room.user_progress.get(user_name, 0) - 1)
+            await self._save_locked(room)
+            return True
+
+    async def _require(self, room_name: str, operation: str) -> SerializedRoom:
+        room = await self.get_room(room_name)
+        if room is None:
+            raise StorageError(operation, repr(room_name), "no such room")
+        return room
+
+    async def _save_locked(self, room: SerializedRoom) -> None:
+        """Save while the caller already holds the room's lock (backends whose save takes it)."""
+        await self.save_room(room)

@@ -1,0 +1,43 @@
+"""In-process storage for tests and throwaway servers: nothing survives the process."""
+
+from __future__ import annotations
+
+from .base import Storage
+from .keys import room_key
+from .room import SerializedRoom
+
+
+class MemoryStorage(Storage):
+    def __init__(self) -> None:
+        super().__init__()
+        self._rooms: dict[str, SerializedRoom] = {}
+
+    @classmethod
+    def from_url(cls, url: str) -> MemoryStorage:
+        return cls()
+
+    # Copies in and out, so a caller mutating a room it passed or received never changes storage.
+    async def save_room(self, room: SerializedRoom) -> None:
+        self._rooms[room.room_key] = room.copy_deep()
+
+    async def get_room(self, room_name: str) -> SerializedRoom | None:
+        room = self._rooms.get(room_key(room_name))
+        return room.copy_deep() if room is not None else None
+
+    async def delete_room(self, room_name: str) -> None:
+        self._rooms.pop(room_key(room_name), None)
+
+    async def has_room(self, room_name: str) -> bool:
+        return room_key(room_name) in self._rooms
+
+    async def list_room_names(self) -> list[str]:
+        return [room.room_name for room in self._rooms.values()]
+
+    async def list_rooms(self) -> list[SerializedRoom]:
+        return [room.copy_deep() for room in self._rooms.values()]
+
+    def size(self) -> int:
+        return len(self._rooms)
+
+    def clear(self) -> None:
+        self._rooms.clear()

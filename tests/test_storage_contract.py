@@ -1,0 +1,166 @@
+"""One contract, run unchanged against every backend."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import anyio
+import pytest
+from hypothesis import given, settings
+
+from storage import SerializedRoom, Storage, StorageError, create_storage
+from tests.strategies import rooms
+
+pytestmark = pytest.mark.anyio
+
+BACKENDS = ["memory", "file", "redis"]
+
+
+def url_for(kind: str, request: pytest.FixtureRequest, directory: Path) -> str:
+    if kind == "memory":
+        return "memory://"
+    if kind == "file":
+        return f"file:{directory}"
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+    async with create_storage(url_for(request.param, request, tmp_path / "rooms")) as backend:
+        yield backend
+
+
+def make_room(name: str = "Movie Night", **fields: object) -> SerializedRoom:
+    return SerializedRoom.model_validate({"roomName": name, **fields})
+
+
+async def test_absent_room(storage: Storage) -> None:
+    assert await storage.get_room("nothing here") is None
+    assert not await storage.has_room("nothing here")
+    assert await storage.list_room_names() == []
+    assert await storage.list_rooms() == []
+
+
+async def test_save_then_get_returns_an_equal_room(storage: Storage) -> None:
+    room = make_room(ratings={"m1": [["ann", "like", 1], ["bob", "dislike", 2]]}, userProgress={"ann": 1, "bob": 1})
+    await storage.save_room(room)
+    assert await storage.get_room("Movie Night") == room
+    assert await storage.has_room("Movie Night")
+
+
+async def test_any_spelling_of_the_name_finds_the_room(storage: Storage) -> None:
+    await storage.save_room(make_room("Café Night"))
+    for spelling in ["café night", "CAFÉ NIGHT", "Cafe\u0301 Night", "  Café Night "]:
+        assert await storage.has_room(spelling)
+        found = await storage.get_room(spelling)
+        assert found is not None
+        assert found.room_name == "Café Night"
+
+
+async def test_save_replaces_the_stored_version(storage: Storage) -> None:
+    await storage.save_room(make_room(userProgress={"ann": 1}))
+    await storage.save_room(make_room(userProgress={"ann": 2}))
+    room = await storage.get_room("movie night")
+    assert room is not None
+    assert room.user_progress == {"ann": 2}
+    assert await storage.list_room_names() == ["Movie Night"]
+
+
+async def test_delete_is_idempotent(storage: Storage) -> None:
+    await storage.save_room(make_room())
+    await storage.delete_room("MOVIE NIGHT")
+    await storage.delete_room("MOVIE NIGHT")
+    assert not await storage.has_room("Movie Night")
+    assert await storage.get_room("Movie Night") is None
+    assert await storage.list_room_names() == []
+
+
+async def test_list_rooms_and_names(storage: Storage) -> None:
+    names = ["a b", "a_b", "A B!", "ünï", "🎬"]
+    for name in names:
+        await storage.save_room(make_room(name))
+    assert sorted(await storage.list_room_names()) == sorted(["a b", "a_b", "A B!", "ünï", "🎬"])
+    assert sorted(room.room_name for room in await storage.list_rooms()) == sorted(names)
+
+
+async def test_mutating_a_returned_room_does_not_change_storage(storage: Storage) -> None:
+    room = make_room(userProgress={"ann": 1})
+    await storage.save_room(room)
+    room.user_progress["ann"] = 99
+    fetched = await storage.get_room("Movie Night")
+    assert fetched is not None
+    fetched.user_progress["ann"] = 42
+    again = await storage.get_room("Movie Night")
+    assert again is not None
+    assert again.user_progress == {"ann": 1}
+
+
+async def test_add_rating_records_once_per_user_and_item(storage: Storage) -> None:
+    await storage.save_room(make_room())
+    assert await storage.add_rating("Movie Night", "m1", "ann", "like", 10)
+    assert not await storage.add_rating("movie night", "m1", "ann", "dislike", 11)
+    assert await storage.add_rating("Movie Night", "m1", "bob", "dislike", 12)
+    room = await storage.get_room("Movie Night")
+    assert room is not None
+    assert room.ratings == {"m1": [("ann", "like", 10), ("bob", "dislike", 12)]}
+    assert room.user_progress == {"ann": 1, "bob": 1}
+
+
+async def test_concurrent_ratings_of_one_room_are_all_kept(storage: Storage) -> None:
+    await storage.save_room(make_room())
+    users = [f"user{i}" for i in range(20)]
+    async with anyio.create_task_group() as tg:
+        for at, user in enumerate(users):
+            tg.start_soon(storage.add_rating, "Movie Night", "m1", user, "like", at)
+            tg.start_soon(storage.add_rating, "Movie Night", "m1", user, "dislike", at)
+    room = await storage.get_room("Movie Night")
+    assert room is not None
+    assert sorted(user for user, _, _ in room.ratings["m1"]) == sorted(users)
+    assert room.user_progress == dict.fromkeys(users, 1)
+
+
+async def test_remove_rating_undoes_one_rating(storage: Storage) -> None:
+    await storage.save_room(make_room())
+    await storage.add_rating("Movie Night", "m1", "ann", "like", 1)
+    await storage.add_rating("Movie Night", "m1", "bob", "like", 2)
+    assert await storage.remove_rating("Movie Night", "m1", "ann")
+    assert not await storage.remove_rating("Movie Night", "m1", "ann")
+    room = await storage.get_room("Movie Night")
+    assert room is not None
+    assert room.ratings == {"m1": [("bob", "like", 2)]}
+    assert room.user_progress == {"ann": 0, "bob": 1}
+
+
+async def test_rating_an_absent_room_is_a_storage_error(storage: Storage) -> None:
+    with pytest.raises(StorageError) as caught:
+        await storage.add_rating("ghost", "m1", "ann", "like", 1)
+    assert "ghost" in str(caught.value)
+
+
+async def test_concurrent_saves_of_one_room_leave_one_complete_version(storage: Storage) -> None:
+    versions = [make_room(userProgress={"ann": n}) for n in range(30)]
+    async with anyio.create_task_group() as tg:
+        for version in versions:
+            tg.start_soon(storage.save_room, version)
+    stored = await storage.get_room("Movie Night")
+    assert stored in versions
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_any_room_round_trips(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    url = url_for(kind, request, tmp_path / "rooms")
+
+    @settings(max_examples=40, deadline=None)
+    @given(room=rooms())
+    def round_trip(room: SerializedRoom) -> None:
+        async def check() -> None:
+            async with create_storage(url) as backend:
+                await backend.save_room(room)
+                assert await backend.get_room(room.room_name) == room
+                await backend.delete_room(room.room_name)
+
+        anyio.run(check)
+
+    round_trip()
