@@ -83,3 +83,73 @@ def running_redis(directory: Path, *, appendonly: bool = False) -> Iterator[Redi
         yield server
     finally:
         server.stop()
+
+
+class ServerProcess:
+    """``python -m server`` on a free loopback port, as an operator would run it."""
+
+    def __init__(self, data_dir: Path, **env: str) -> None:
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.env = {
+            **os.environ,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "STORAGE_URL": f"file:{data_dir}",
+            "LOG_LEVEL": "INFO",
+            **env,
+        }
+        self.env.pop("CONFIG_PATH", None)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = data_dir.parent / f"server-{self.port}.log"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/api/ws"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> None:
+        import sys
+
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "server"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir.parent,
+                start_new_session=True,
+            )
+        wait_for_port(self.port, timeout)
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        assert self.process is not None
+        code = self.process.wait(timeout=timeout)
+        self.process = None
+        return code
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@contextmanager
+def running_server(data_dir: Path, **env: str) -> Iterator[ServerProcess]:
+    server = ServerProcess(data_dir, **env)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

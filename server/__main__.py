@@ -1,0 +1,140 @@
+"""``moviematch`` and ``python -m server``: load the settings, set up logging, serve."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import socket
+import sys
+from datetime import UTC, datetime
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+
+from server import __version__
+from server.config import ConfigError, Settings, load_settings
+
+TEXT_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# Every attribute a bare LogRecord has; the rest of a record's attributes came from `extra=`.
+# uvicorn's color_message is its ANSI-coloured copy of the message: noise in a JSON line.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
+
+_ALL_INTERFACES = ("0.0.0.0", "::")  # noqa: S104 (compared with, not bound to)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and any ``extra`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update((key, value) for key, value in vars(record).items() if key not in _RECORD_ATTRIBUTES)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="moviematch", description="Pick a movie together: the room server.")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=os.environ.get("CONFIG_PATH") or None,
+        help="YAML config file (env CONFIG_PATH; default: ./config.yaml when present)",
+    )
+    parser.add_argument("--host", help="address to listen on (overrides HOST and the config file)")
+    parser.add_argument("--port", type=int, help="port to listen on, 0 for any free port (overrides PORT)")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser.parse_args(argv)
+
+
+def configure_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_LOG_FORMAT))
+    logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
+
+
+def lan_addresses(family: socket.AddressFamily) -> list[str]:
+    """This machine's addresses other than loopback, from its own host name (no packets sent)."""
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, family, socket.SOCK_STREAM)
+    except OSError:
+        return []
+    found: list[str] = []
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(sockaddr[0])
+        if not (address.is_loopback or address.is_link_local) and str(address) not in found:
+            found.append(str(address))
+    return found
+
+
+def urls(settings: Settings, port: int) -> list[str]:
+    """Where a browser can reach the server."""
+    scheme = "https" if settings.tls else "http"
+    if settings.host in _ALL_INTERFACES:
+        # 0.0.0.0 listens on IPv4 only, so only IPv4 addresses are worth offering.
+        family = socket.AF_INET if settings.host == "0.0.0.0" else socket.AF_UNSPEC  # noqa: S104
+        hosts = ["localhost", *lan_addresses(family)]
+    else:
+        hosts = [settings.host]
+    return [f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}{settings.root_path}/" for host in hosts]
+
+
+def serve(settings: Settings) -> None:
+    # Imported here, so a configuration error is reported without loading the whole app.
+    from server.app import create_app
+
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",
+        ws="websockets-sansio",
+        # Above the app's own limit, so the app sees an oversized message and answers it first.
+        ws_max_size=settings.max_message_bytes * 2,
+        # Connections get all but 3 s of shutdown_timeout; the lifespan shutdown (flushing rooms) follows.
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_timeout - 3)),
+        log_config=None,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+        ssl_certfile=settings.tls.cert if settings.tls else None,
+        ssl_keyfile=settings.tls.key if settings.tls else None,
+    )
+    # Binding first tells the real port (port 0 picks a free one) before the URLs are printed.
+    sock = config.bind_socket()
+    print(*urls(settings, sock.getsockname()[1]), sep="\n", flush=True)
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C: uvicorn re-raises it after shutting down
+        server.run(sockets=[sock])
+    if not server.started:  # the app failed to start (uvicorn has logged why)
+        sys.exit(STARTUP_FAILURE)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    overrides = {name: value for name in ("host", "port") if (value := getattr(args, name)) is not None}
+    try:
+        settings = load_settings(args.config, os.environ, overrides=overrides)
+    except ConfigError as exc:
+        print(
+            "moviematch: invalid configuration:",
+            *(f"  {problem}" for problem in exc.problems),
+            sep="\n",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    configure_logging(settings)
+    serve(settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,504 @@
+"""The server's settings: one validated, immutable object built from a YAML file and the environment.
+
+Precedence, highest first: command-line overrides, environment variables, the YAML file, defaults.
+The YAML file is ``--config PATH`` (a missing explicit file is an error), else ``./config.yaml``
+when present. The original MovieMatch's camelCase keys (``hostname``, ``logLevel``,
+``basicAuth.userName``, ``servers[].linkType`` ...) are read too, so its config files keep working.
+
+Every problem is collected and reported at once, each naming its key (and the environment variable
+or option it came from); secrets never appear in reprs, logs or messages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from itertools import pairwise
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
+
+from storage import Storage, StorageError, create_storage
+from storage.factory import storage_url
+
+DEFAULT_CONFIG_PATH = "config.yaml"
+
+Loc = tuple[str | int, ...]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; ``problems`` holds one message per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(problems))
+
+
+# One place that masks secrets: user:password@ in URLs, and query values such as ?X-Plex-Token=
+# or ?api_key= (Plex and Jellyfin URLs are often pasted with their token).
+_URL_PASSWORD = re.compile(r"(://[^/:@\s]*):[^/\s]*@")
+_SECRET_QUERY_VALUE = re.compile(r"([?&][^=&#\s]*(?:pass|token|secret|key|auth)[^=&#\s]*=)[^&#\s]*", re.IGNORECASE)
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with URL passwords and secret-looking URL query values replaced by ``***``."""
+    return _SECRET_QUERY_VALUE.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", text))
+
+
+# Field checks. Each raises ValueError with what is expected; the offending value is appended
+# by the error formatter, which knows whether it may be shown.
+
+
+def _upper(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def _lower(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _log_level(value: object) -> object:
+    value = _upper(value)
+    return "WARNING" if value == "WARN" else value  # WARN is the fork's (Deno std 0.224) spelling
+
+
+def _root_path(value: str) -> str:
+    path = value.strip().strip("/")
+    if not path:
+        return ""
+    if "://" in path or any(char in "?#\\" or char.isspace() for char in path):
+        raise ValueError("must be a URL path such as /moviematch")
+    return f"/{path}"
+
+
+def _http_url(value: str) -> str:
+    url = value.strip()
+    parts = urlsplit(url)
+    try:
+        valid_port = parts.port != 0
+    except ValueError:  # not a number, or out of range
+        valid_port = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not valid_port:
+        raise ValueError("must be an http:// or https:// URL with a host, e.g. http://192.168.1.10:32400")
+    return url.rstrip("/")
+
+
+def _origin(value: str) -> str:
+    origin = value.strip().rstrip("/").lower()
+    if re.fullmatch(r"https?://[^/?#\s@]+", origin) is None:
+        raise ValueError("must be an origin such as https://movies.example.com (scheme and host, no path)")
+    return origin
+
+
+def _readable_file(value: str) -> str:
+    path = Path(value)
+    if not path.is_file():
+        raise ValueError("file not found")
+    if not os.access(path, os.R_OK):
+        raise ValueError("file is not readable")
+    return value
+
+
+def _non_blank(value: SecretStr) -> SecretStr:
+    if not value.get_secret_value().strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+ReadableFile = Annotated[str, AfterValidator(_readable_file)]
+
+_BOOLEAN = "true or false (environment: 1, true, yes, on / 0, false, no, off)"
+
+
+def _seconds(default: float) -> Any:
+    return Field(default, gt=0, description="a number of seconds greater than 0")
+
+
+def _count(default: int, minimum: int = 1) -> Any:
+    return Field(default, ge=minimum, description=f"an integer of at least {minimum}")
+
+
+class _Section(BaseModel):
+    # Defaults are validated too: a raised save_delay must still be <= the default save_max_wait,
+    # and the default storage must be buildable.
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class BasicAuth(_Section):
+    """HTTP basic auth in front of the page, the API and the WebSocket."""
+
+    user: str = Field(min_length=1, description="a non-empty string")
+    password: Annotated[SecretStr, AfterValidator(_non_blank)] = Field(description="a non-empty string")
+
+
+class Tls(_Section):
+    """Serve HTTPS with this certificate chain and private key (PEM files)."""
+
+    cert: ReadableFile
+    key: ReadableFile
+
+
+class MediaServer(_Section):
+    """A Plex or Jellyfin server to take the media from."""
+
+    type: Literal["plex", "jellyfin"] = Field("plex", description="plex or jellyfin")
+    url: Annotated[str, AfterValidator(_http_url)]
+    token: Annotated[SecretStr, AfterValidator(_non_blank)] = Field(description="a non-empty string")
+    library_title_filter: tuple[str, ...] = ()
+    library_type_filter: tuple[Literal["movie", "show"], ...] = Field(
+        ("movie",), min_length=1, description="a non-empty list of: movie, show"
+    )
+    link_type: Literal["app", "webLocal", "webExternal"] | None = Field(
+        None, description="one of app, webLocal, webExternal"
+    )
+    verify_tls: StrictBool = Field(True, description=_BOOLEAN)
+    user_id: str | None = None
+
+
+class StorageSettings(_Section):
+    """Where rooms are kept: a storage URL, or a type and a path (see ``storage.factory``)."""
+
+    url: str | None = None
+    type: str | None = None
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _usable(self) -> StorageSettings:
+        if self.url and (self.type or self.path):
+            raise ValueError("give either url, or type and path, not both")
+        try:
+            self.create()  # builds the backend object only: nothing is opened or connected
+        except StorageError as exc:
+            raise ValueError(mask_secrets(f"{exc.target}: {exc.reason}")) from None
+        return self
+
+    def create(self) -> Storage:
+        """A new, not yet opened backend; unlike ``storage_url()`` this also handles ``module:Class`` types."""
+        return create_storage(self.url, storage_type=self.type, path=self.path)
+
+
+class Settings(_Section):
+    """Everything the server can be configured with; see config.example.yaml for each key."""
+
+    host: str = Field("0.0.0.0", min_length=1)  # noqa: S104 (a LAN party server: reachable by default)
+    port: int = Field(8000, ge=0, le=65535, description="an integer between 0 and 65535")
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_log_level)] = Field(
+        "INFO", description="one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
+    )
+    log_format: Annotated[Literal["text", "json"], BeforeValidator(_lower)] = Field("text", description="text or json")
+    root_path: Annotated[str, AfterValidator(_root_path)] = ""
+    require_plex_login: StrictBool = Field(False, description=_BOOLEAN)
+    auth: BasicAuth | None = None
+    tls: Tls | None = None
+    servers: tuple[MediaServer, ...] = ()
+    catalogue: ReadableFile | None = None
+    # Built from an empty section, so the default backend goes through the same checks (repeating
+    # validate_default here is what tells the mypy plugin that the dict default is converted).
+    storage: StorageSettings = Field(default_factory=dict, validate_default=True)
+    save_delay: float = _seconds(1.0)
+    save_max_wait: float = _seconds(5.0)
+    room_idle_timeout: float = _seconds(300.0)
+    shutdown_timeout: float = _seconds(8.0)
+    max_message_bytes: int = _count(65536, minimum=1024)
+    rate_limit_per_second: float = Field(20.0, gt=0, description="a number greater than 0")
+    rate_limit_burst: int = _count(40)
+    max_room_members: int = _count(50)
+    max_name_length: int = _count(100)
+    allowed_origins: tuple[Annotated[str, AfterValidator(_origin)], ...] = ()
+
+    @field_validator("save_max_wait")
+    @classmethod
+    def _not_below_save_delay(cls, value: float, info: ValidationInfo) -> float:
+        delay = info.data.get("save_delay")
+        if delay is not None and value < delay:
+            raise ValueError(f"must be at least save_delay ({delay:g})")
+        return value
+
+    def storage_url(self) -> str:
+        return storage_url(self.storage.type, self.storage.path, self.storage.url)
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as plain data that is safe to log: secrets are ``***``."""
+        return {key: _masked(value) for key, value in self.model_dump().items()}
+
+
+def _masked(value: object) -> object:
+    if isinstance(value, SecretStr):
+        return "***"
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(item) for item in value]
+    return value
+
+
+# Reading the sources.
+
+# The original MovieMatch's YAML keys, per section, and the names they have here.
+_LEGACY_KEYS: dict[str, dict[str, str]] = {
+    "": {
+        "hostname": "host",
+        "logLevel": "log_level",
+        "rootPath": "root_path",
+        "requirePlexTvLogin": "require_plex_login",
+        "basicAuth": "auth",
+        "tlsConfig": "tls",
+    },
+    "auth": {"userName": "user"},
+    "tls": {"certFile": "cert", "keyFile": "key"},
+    "servers": {
+        "libraryTitleFilter": "library_title_filter",
+        "libraryTypeFilter": "library_type_filter",
+        "linkType": "link_type",
+    },
+}
+
+_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+_FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def _flag(raw: str) -> object:
+    word = raw.lower()
+    # Anything else is passed on as text, for the boolean field to reject with the variable's name.
+    return True if word in _TRUE_WORDS else False if word in _FALSE_WORDS else raw
+
+
+def _items(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+# Environment variable, the key it sets, and how its text becomes a value. The media server
+# variables set the first server, creating it when the YAML has none (as the original did).
+_ENV_VARS: tuple[tuple[str, Loc, Callable[[str], object]], ...] = (
+    ("HOST", ("host",), _text),
+    ("PORT", ("port",), _text),
+    ("LOG_LEVEL", ("log_level",), _text),
+    ("LOG_FORMAT", ("log_format",), _text),
+    ("ROOT_PATH", ("root_path",), _text),
+    ("REQUIRE_PLEX_LOGIN", ("require_plex_login",), _flag),
+    ("AUTH_USER", ("auth", "user"), _text),
+    ("AUTH_PASS", ("auth", "password"), _text),
+    ("TLS_CERT", ("tls", "cert"), _text),
+    ("TLS_KEY", ("tls", "key"), _text),
+    ("PLEX_URL", ("servers", 0, "url"), _text),
+    ("PLEX_TOKEN", ("servers", 0, "token"), _text),
+    ("LIBRARY_TITLE_FILTER", ("servers", 0, "library_title_filter"), _items),
+    ("LIBRARY_TYPE_FILTER", ("servers", 0, "library_type_filter"), _items),
+    ("MOVIE_LINK_TYPE", ("servers", 0, "link_type"), _text),
+    ("CATALOGUE_FILE", ("catalogue",), _text),
+    ("STORAGE_URL", ("storage", "url"), _text),
+    ("STORAGE_TYPE", ("storage", "type"), _text),
+    ("STORAGE_PATH", ("storage", "path"), _text),
+    ("SAVE_DELAY", ("save_delay",), _text),
+    ("SAVE_MAX_WAIT", ("save_max_wait",), _text),
+    ("ROOM_IDLE_TIMEOUT", ("room_idle_timeout",), _text),
+    ("SHUTDOWN_TIMEOUT", ("shutdown_timeout",), _text),
+    ("MAX_MESSAGE_BYTES", ("max_message_bytes",), _text),
+    ("RATE_LIMIT_PER_SECOND", ("rate_limit_per_second",), _text),
+    ("RATE_LIMIT_BURST", ("rate_limit_burst",), _text),
+    ("MAX_ROOM_MEMBERS", ("max_room_members",), _text),
+    ("MAX_NAME_LENGTH", ("max_name_length",), _text),
+    ("ALLOWED_ORIGINS", ("allowed_origins",), _items),
+)
+_ENV_VAR_OF: dict[Loc, str] = {loc: name for name, loc, _ in _ENV_VARS}
+
+
+def load_settings(
+    config_path: str | None, env: Mapping[str, str], *, overrides: Mapping[str, object] | None = None
+) -> Settings:
+    """The settings from the YAML file, ``env`` and ``overrides`` (top-level keys, e.g. from options).
+
+    Raises ``ConfigError`` listing every problem found.
+    """
+    problems: list[str] = []
+    written: dict[Loc, str] = {}  # keys the YAML spelled the original way, to name them as written
+    data = _canonical_mapping(_read_yaml(config_path), (), written, problems)
+    sources = _apply_env(data, env)
+    for name, value in (overrides or {}).items():
+        data[name] = value
+        sources[(name,)] = "--" + name.replace("_", "-")
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_describe(error, written, sources) for error in exc.errors())
+    else:
+        if not problems:
+            return settings
+    raise ConfigError(problems)
+
+
+def _read_yaml(config_path: str | None) -> dict[Any, Any]:
+    path = Path(config_path or DEFAULT_CONFIG_PATH)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if config_path is None:
+            return {}
+        raise ConfigError([f"{path}: config file not found"]) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError([f"{path}: cannot read the config file ({exc})"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        # str(exc) quotes the offending line, which may hold a token: give the position only.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([f"{path}: invalid YAML{where}: {getattr(exc, 'problem', None) or 'syntax error'}"]) from None
+    if data is None:  # an empty file, or /dev/null (the original's way to say "no file")
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: the top level must be a mapping of keys to values, not a {type(data).__name__}"])
+    return data
+
+
+def _canonical_keys(value: object, loc: Loc, written: dict[Loc, str], problems: list[str]) -> object:
+    if isinstance(value, list):
+        return [_canonical_keys(item, (*loc, index), written, problems) for index, item in enumerate(value)]
+    if isinstance(value, dict):
+        return _canonical_mapping(value, loc, written, problems)
+    return value
+
+
+def _canonical_mapping(
+    mapping: dict[Any, Any], loc: Loc, written: dict[Loc, str], problems: list[str]
+) -> dict[str, Any]:
+    """``mapping`` with the original MovieMatch's keys renamed to this project's names."""
+    aliases = _LEGACY_KEYS.get(str(loc[0]) if loc else "", {})
+    result: dict[str, Any] = {}
+    for raw_key, item in mapping.items():
+        key = aliases.get(str(raw_key), str(raw_key))
+        here = (*loc, key)
+        if key in result:
+            problems.append(f"{_path_text(here, written)}: set twice (as {written.get(here, key)} and {raw_key})")
+            continue
+        if key != raw_key:
+            written[here] = str(raw_key)
+        result[key] = _canonical_keys(item, here, written, problems)
+    return result
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[Loc, str]:
+    """Overlay the environment on ``data``; returns which variable set which key."""
+    sources: dict[Loc, str] = {}
+    for name, loc, parse in _ENV_VARS:
+        raw = env.get(name, "").strip()
+        # Empty means unset, as in the original (compose files often carry `PORT=` lines).
+        if raw and _set(data, loc, parse(raw)):
+            sources[loc] = name
+    # As in storage_from_env: REDIS_URL is the path of a redis storage, and means nothing otherwise.
+    redis_url = env.get("REDIS_URL", "").strip()
+    storage = data.get("storage")
+    if redis_url and isinstance(storage, dict) and str(storage.get("type")).strip().lower() in ("redis", "rediss"):
+        storage["path"] = redis_url
+        sources[("storage", "path")] = "REDIS_URL"
+    return sources
+
+
+def _set(data: dict[str, Any], loc: Loc, value: object) -> bool:
+    """Put ``value`` at ``loc``, creating the sections on the way; False when the YAML has
+    something else there (which is then reported as that key's own type error)."""
+    container: Any = data
+    for key, next_key in pairwise(loc):
+        if isinstance(container, dict):
+            if container.get(key) is None:
+                container[key] = [] if isinstance(next_key, int) else {}
+        elif isinstance(container, list) and isinstance(key, int) and key <= len(container):
+            if key == len(container):
+                container.append({})
+        else:
+            return False
+        container = container[key]
+    if not isinstance(container, dict):
+        return False
+    container[loc[-1]] = value
+    return True
+
+
+# Turning pydantic's errors into messages that name the key.
+
+
+def _describe(error: ErrorDetails, written: dict[Loc, str], sources: dict[Loc, str]) -> str:
+    loc = tuple(error["loc"])
+    field = _field_at(loc)
+    kind = error["type"]
+    if kind == "missing":
+        env_var = _ENV_VAR_OF.get(loc)
+        reason = f"is required (or set {env_var})" if env_var else "is required"
+    elif kind == "extra_forbidden":
+        reason = "unknown key"
+    elif kind == "value_error":
+        reason = str(error.get("ctx", {}).get("error", error["msg"]))
+    elif kind in ("model_type", "model_attributes_type", "dict_type"):
+        reason = "must be a mapping of keys to values"
+    elif field is not None and field.description:
+        reason = f"must be {field.description}"
+    else:
+        reason = error["msg"].replace("Input should be", "must be", 1)
+    value = error["input"]
+    if kind not in ("missing", "extra_forbidden") and _may_show(field, value):
+        reason += f" (got {mask_secrets(repr(value))})"
+    names = [name for path, name in sources.items() if path[: len(loc)] == loc or loc[: len(path)] == path]
+    label = _path_text(loc, written) + (f" ({', '.join(names)})" if names else "")
+    return f"{label}: {reason}"
+
+
+def _path_text(loc: Loc, written: dict[Loc, str]) -> str:
+    text = ""
+    for index, part in enumerate(loc):
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + written.get(loc[: index + 1], part)
+    return text
+
+
+def _field_at(loc: Loc) -> FieldInfo | None:
+    model: type[BaseModel] | None = Settings
+    field = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if model is None or part not in model.model_fields:
+            return None
+        field = model.model_fields[part]
+        model = _model_in(field.annotation)
+    return field
+
+
+def _model_in(annotation: object) -> type[BaseModel] | None:
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _may_show(field: FieldInfo | None, value: object) -> bool:
+    """Only plain values of plain fields: a section or a secret field may hold a token."""
+    if field is None or not isinstance(value, str | int | float | bool | None):
+        return False
+    secret = SecretStr in (field.annotation, *get_args(field.annotation))
+    return not secret and _model_in(field.annotation) is None

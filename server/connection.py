@@ -1,0 +1,264 @@
+"""One WebSocket session: connected -> logged in -> in a room -> closed.
+
+Parses frames, dispatches them to the rooms, and sends replies. A receiver reads frames in order;
+a sender drains a bounded queue, so a slow reader never holds up a room's other members.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from server.context import AppContext
+from server.i18n import translations
+from server.protocol import (
+    CreateRoomRequest,
+    DeleteRoomRequest,
+    FilterValuesRequest,
+    JoinRoomRequest,
+    LoginRequest,
+    Payload,
+    ProtocolError,
+    RateRequest,
+    SetLocaleRequest,
+    UndoRateRequest,
+    clean_name,
+    encode,
+    parse_message,
+)
+from server.providers import ProviderError
+from server.rooms.room import Room, User
+
+log = logging.getLogger("server.connection")
+
+SEND_QUEUE_SIZE = 512
+# Sent when this client fell too far behind; it may reconnect and resume with its memberToken.
+CLOSE_TOO_SLOW = 1013
+
+
+class Connection:
+    def __init__(self, websocket: WebSocket, context: AppContext) -> None:
+        self.websocket = websocket
+        self.context = context
+        self.user: User | None = None
+        self.room: Room | None = None
+        self._queue: asyncio.Queue[str] = asyncio.Queue(SEND_QUEUE_SIZE)
+        self._scope: anyio.CancelScope | None = None
+        self._too_slow = False
+        self._handlers: dict[str, Callable[[Any], Awaitable[None]]] = {
+            "login": self.login,
+            "logout": self.logout,
+            "createRoom": self.create_room,
+            "joinRoom": self.join_room,
+            "leaveRoom": self.leave_room,
+            "rate": self.rate,
+            "undoRate": self.undo_rate,
+            "deleteRoom": self.delete_room,
+            "setLocale": self.set_locale,
+            "requestFilters": self.request_filters,
+            "requestFilterValues": self.request_filter_values,
+            "getLibraries": self.get_libraries,
+            "setup": self.setup,
+        }
+
+    # -- transport --------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        await self.websocket.accept()
+        settings = self.context.settings
+        self.send(encode("config", {"requiresConfiguration": False, "requirePlexLogin": settings.require_plex_login}))
+        self.context.connections.add(self)
+        try:
+            async with anyio.create_task_group() as tasks:
+                self._scope = tasks.cancel_scope
+                tasks.start_soon(self._send_loop)
+                await self._receive_loop()
+                tasks.cancel_scope.cancel()
+        finally:
+            self.context.connections.discard(self)
+            self._leave_room(permanently=False)
+        if self._too_slow:
+            await self._close(CLOSE_TOO_SLOW)
+
+    async def _receive_loop(self) -> None:
+        while True:
+            try:
+                message = await self.websocket.receive()
+            except WebSocketDisconnect:
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is not None:  # binary frames are ignored
+                await self.handle(text)
+
+    async def _send_loop(self) -> None:
+        while True:
+            frame = await self._queue.get()
+            await self.websocket.send_text(frame)
+
+    async def _close(self, code: int) -> None:
+        with contextlib.suppress(RuntimeError, OSError):  # already closed by the peer
+            await self.websocket.close(code)
+
+    def send(self, frame: str) -> None:
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            if not self._too_slow:
+                log.warning("disconnecting %s: it stopped reading", self._who())
+            self._too_slow = True
+            if self._scope is not None:
+                self._scope.cancel()
+
+    def detach(self, room: Room) -> None:
+        if self.room is room:
+            self.room = None
+
+    def _who(self) -> str:
+        user = self.user.userName if self.user else "anonymous"
+        return f"{user!r} in room {self.room.name!r}" if self.room else repr(user)
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    async def handle(self, text: str) -> None:
+        try:
+            if len(text) > self.context.settings.max_message_bytes:
+                raise ProtocolError("error", "MessageTooLarge", "message exceeds the size limit")
+            message_type, payload = parse_message(text)
+            await self._handlers[message_type](payload)
+        except ProtocolError as exc:
+            self.send(encode(exc.reply_type, exc.payload()))
+        except Exception:
+            log.exception("unexpected error handling a message from %s", self._who())
+            self.send(encode("error", {"name": "InternalError", "message": "the server could not handle this message"}))
+
+    def _require_user(self, reply_type: str, name: str = "NotLoggedInError") -> User:
+        if self.user is None:
+            raise ProtocolError(reply_type, name, "you must log in first")
+        return self.user
+
+    def _leave_room(self, *, permanently: bool) -> Room | None:
+        room, self.room = self.room, None
+        if room is not None:
+            if permanently:
+                room.leave(self)
+            else:
+                room.disconnect(self)
+            self.context.registry.seat_left(room)
+        return room
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    async def login(self, request: LoginRequest) -> None:
+        if request.userName is not None:
+            if self.context.settings.require_plex_login:
+                raise ProtocolError("loginError", "PlexLoginRequired", "sign in with Plex to use this server")
+            try:
+                name = clean_name(request.userName, self.context.settings.max_name_length)
+            except ValueError as exc:
+                raise ProtocolError("loginError", "InvalidUserName", f"user name {exc}") from exc
+            user = User(userName=name)
+        elif request.plexToken is not None:
+            sign_in = self.context.plex_sign_in
+            if sign_in is None:
+                raise ProtocolError("loginError", "PlexAuthInvalid", "Plex sign-in is not configured on this server")
+            user = await sign_in(request.plexToken, request.plexClientId or "")
+        else:
+            raise ProtocolError("loginError", "MalformedMessage", "login needs a userName or a plexToken")
+        if self.user is not None and self.user.userName != user.userName:
+            self._leave_room(permanently=False)
+        self.user = user
+        self.send(encode("loginSuccess", user.public()))
+
+    async def logout(self, _: Payload) -> None:
+        if self.user is None:
+            raise ProtocolError("logoutError", "NotLoggedIn", "this connection has no logged in user")
+        self._leave_room(permanently=False)
+        self.user = None
+        self.send(encode("logoutSuccess"))
+
+    async def create_room(self, request: CreateRoomRequest) -> None:
+        user = self._require_user("createRoomError")
+        room = await self.context.registry.create(request, user)
+        self._leave_room(permanently=False)
+        payload = self.context.registry.enter(room, self, user, None)
+        self.room = room
+        self.send(encode("createRoomSuccess", payload))
+
+    async def join_room(self, request: JoinRoomRequest) -> None:
+        user = self._require_user("joinRoomError")
+        try:
+            name = clean_name(request.roomName)
+        except ValueError as exc:
+            raise ProtocolError("joinRoomError", "RoomNotFoundError", f"room name {exc}") from exc
+        if self.room is not None and self.room.key != self.context.registry.key_of(name):
+            self._leave_room(permanently=False)
+        room, payload = await self.context.registry.join(name, self, user, request.password, request.memberToken)
+        if user is not self.user:  # logged out or renamed while the join awaited
+            room.disconnect(self)
+            raise ProtocolError("joinRoomError", "NotLoggedInError", "you logged out while joining")
+        self.room = room
+        self.send(encode("joinRoomSuccess", payload))
+
+    async def leave_room(self, _: Payload) -> None:
+        if self.room is None or self.user is None:
+            self.send(encode("leaveRoomError", {"errorType": "NOT_JOINED", "message": "you are not in a room"}))
+            return
+        self._leave_room(permanently=True)
+        self.send(encode("leaveRoomSuccess"))
+
+    def _seated(self, media_id: str) -> tuple[Room, User]:
+        if self.room is None or self.user is None:
+            raise ProtocolError("rateError", "NotInRoom", "join a room first", mediaId=media_id)
+        return self.room, self.user
+
+    async def rate(self, request: RateRequest) -> None:
+        room, user = self._seated(request.mediaId)
+        room.rate(user.userName, request.mediaId, request.rating)
+
+    async def undo_rate(self, request: UndoRateRequest) -> None:
+        room, user = self._seated(request.mediaId)
+        room.undo(user.userName, request.mediaId)
+
+    async def delete_room(self, request: DeleteRoomRequest) -> None:
+        user = self._require_user("deleteRoomError", "NotRoomOwner")
+        await self.context.registry.delete(request.roomName, user)
+        self.send(encode("deleteRoomSuccess", {"roomName": request.roomName}))
+
+    async def set_locale(self, request: SetLocaleRequest) -> None:
+        self.send(encode("translations", translations(request.language)))
+
+    async def request_filters(self, _: Payload) -> None:
+        try:
+            filters = await self.context.provider.filters()
+        except ProviderError as exc:
+            raise ProtocolError("requestFiltersError", "ProviderError", str(exc)) from exc
+        self.send(encode("requestFiltersSuccess", filters))
+
+    async def request_filter_values(self, request: FilterValuesRequest) -> None:
+        try:
+            values = await self.context.provider.filter_values(request.key)
+        except ProviderError as exc:
+            raise ProtocolError(
+                "requestFilterValuesError", "ProviderError", str(exc), request={"key": request.key}
+            ) from exc
+        self.send(encode("requestFilterValuesSuccess", {"request": {"key": request.key}, "values": values}))
+
+    async def get_libraries(self, _: Payload) -> None:
+        try:
+            libraries = await self.context.provider.libraries()
+        except ProviderError as exc:
+            raise ProtocolError("getLibrariesError", "ProviderError", str(exc)) from exc
+        self.send(encode("getLibrariesSuccess", libraries))
+
+    async def setup(self, _: Payload) -> None:
+        self.send(
+            encode("setupError", {"type": "NOT_SUPPORTED", "message": "configure this server in its config file"})
+        )

@@ -1,0 +1,27 @@
+"""Media sources behind one interface: the bundled demo library, catalogue files, Plex, Jellyfin."""
+
+from .base import (
+    FilterInfo,
+    Filters,
+    FilterType,
+    FilterValue,
+    Library,
+    Media,
+    MediaProvider,
+    MediaQuery,
+    Poster,
+    ProviderError,
+)
+
+__all__ = [
+    "FilterInfo",
+    "FilterType",
+    "FilterValue",
+    "Filters",
+    "Library",
+    "Media",
+    "MediaProvider",
+    "MediaQuery",
+    "Poster",
+    "ProviderError",
+]

@@ -1,0 +1,241 @@
+"""The rooms of this process: creates them, restores them lazily from storage, evicts idle ones."""
+
+from __future__ import annotations
+
+import logging
+import random
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+
+from server.protocol import CreateRoomRequest, ProtocolError, clean_name
+from server.providers import Media, MediaProvider, MediaQuery, ProviderError
+from storage import SerializedRoom, Storage, StorageError, hash_password, room_key, verify_password
+
+from .room import Room, Seat, User
+from .saver import Saver
+
+log = logging.getLogger("server.rooms")
+
+
+def order_media(items: list[Media], order: str | None, seed: int) -> list[Media]:
+    """The room's fixed order. The provider's own order never matters, so a restore rebuilds it exactly."""
+    by_id = sorted(items, key=lambda item: item.id)
+    if order == "newest":
+        return sorted(by_id, key=lambda item: item.added or f"{item.year or 0:04d}", reverse=True)
+    if order == "oldest":
+        return sorted(by_id, key=lambda item: item.added or f"{item.year or 9999:04d}")
+    if order == "rating":
+        return sorted(by_id, key=lambda item: -item.rating)
+    random.Random(seed).shuffle(by_id)
+    return by_id
+
+
+class RoomRegistry:
+    def __init__(
+        self,
+        storage: Storage,
+        provider: MediaProvider,
+        *,
+        save_delay: float,
+        save_max_wait: float,
+        idle_timeout: float,
+        now_ms: Callable[[], int],
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = anyio.current_time,
+    ) -> None:
+        self.storage = storage
+        self.provider = provider
+        self.rooms: dict[str, Room] = {}
+        self.saver = Saver(storage, self._snapshot, delay=save_delay, max_wait=save_max_wait, clock=clock)
+        self.idle_timeout = idle_timeout
+        self._now_ms = now_ms
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._idle_since: dict[str, float] = {}
+        self._locks: weakref.WeakValueDictionary[str, anyio.Lock] = weakref.WeakValueDictionary()
+
+    @staticmethod
+    def key_of(name: str) -> str:
+        return room_key(name)
+
+    def _snapshot(self, key: str) -> SerializedRoom | None:
+        room = self.rooms.get(key)
+        return room.snapshot() if room is not None else None
+
+    def _lock(self, key: str) -> anyio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = anyio.Lock()
+        return lock
+
+    def _room(self, state: SerializedRoom, media: list[Media]) -> Room:
+        room = Room(state, media, now_ms=self._now_ms, on_change=lambda changed: self.saver.mark_dirty(changed.key))
+        self.rooms[room.key] = room
+        self._idle_since[room.key] = self._clock()
+        return room
+
+    async def _media(self, query: MediaQuery, reply_type: str) -> list[Media]:
+        try:
+            return await self.provider.media(query)
+        except ProviderError as exc:
+            raise ProtocolError(reply_type, "UnknownError", f"the media library failed: {exc}") from exc
+
+    # -- create and restore ---------------------------------------------------------------------
+
+    async def create(self, request: CreateRoomRequest, creator: User) -> Room:
+        try:
+            name = clean_name(request.roomName)
+        except ValueError as exc:
+            raise ProtocolError("createRoomError", "InvalidRoomName", f"room name {exc}") from exc
+        key = room_key(name)
+        async with self._lock(key):
+            if key in self.rooms or await self._stored(name, "createRoomError"):
+                raise ProtocolError("createRoomError", "RoomExistsError", f"{name} already exists")
+            items = await self._media(MediaQuery(request.filters, request.libraries), "createRoomError")
+            if not items:
+                raise ProtocolError("createRoomError", "NoMediaError", "no items match the filters of this room")
+            seed = self._rng.getrandbits(63)
+            ordered = order_media(items, request.sortOrder or request.sort, seed)
+            password_hash = (
+                await anyio.to_thread.run_sync(hash_password, request.password) if request.password else None
+            )
+            state = SerializedRoom(
+                room_name=name,
+                password_hash=password_hash,
+                sort=request.sort,
+                sort_order=request.sortOrder,
+                room_type=request.roomType,
+                match_threshold=request.matchThreshold,
+                options=list(request.options),
+                filters=list(request.filters),
+                libraries=list(request.libraries),
+                creator_plex_user_id=creator.plex_id or "",
+                creator_plex_username=creator.userName,
+                media_ids=[item.id for item in ordered],
+                media_seed=seed,
+            )
+            try:
+                # Stored before the reply: an acknowledged room exists even if the process dies now.
+                await self.storage.save_room(state)
+            except StorageError as exc:
+                log.error("could not store new room %r: %s", name, exc)
+                raise ProtocolError("createRoomError", "UnknownError", "the room could not be stored") from exc
+            return self._room(state, ordered)
+
+    async def _stored(self, name: str, reply_type: str) -> bool:
+        try:
+            return await self.storage.has_room(name)
+        except StorageError as exc:
+            log.error("could not look up room %r: %s", name, exc)
+            raise ProtocolError(reply_type, "UnknownError", "rooms cannot be read right now") from exc
+
+    async def get(self, name: str, reply_type: str = "joinRoomError") -> Room | None:
+        """The room, restored from storage on first access (one restore however many ask at once)."""
+        key = room_key(name)
+        room = self.rooms.get(key)
+        if room is not None:
+            return room
+        async with self._lock(key):
+            room = self.rooms.get(key)
+            if room is not None:
+                return room
+            try:
+                state = await self.storage.get_room(name)
+            except StorageError as exc:
+                log.error("could not restore room %r: %s", name, exc)
+                raise ProtocolError(reply_type, "UnknownError", "this room cannot be read right now") from exc
+            if state is None:
+                return None
+            return await self._restore(state, reply_type)
+
+    async def _restore(self, state: SerializedRoom, reply_type: str) -> Room:
+        items = await self._media(MediaQuery(state.filters, state.libraries), reply_type)
+        if state.media_ids is None:
+            # A room from the original MovieMatch: fix its order now, once, and keep it.
+            seed = state.media_seed if state.media_seed is not None else self._rng.getrandbits(63)
+            ordered = order_media(items, state.sort_order or state.sort, seed)
+            state.media_seed, state.media_ids = seed, [item.id for item in ordered]
+            room = self._room(state, ordered)
+            self.saver.mark_dirty(room.key)
+            return room
+        by_id = {item.id: item for item in items}
+        ordered = [by_id[media_id] for media_id in state.media_ids if media_id in by_id]
+        if len(ordered) < len(state.media_ids):
+            log.warning(
+                "room %r: %d of its items are no longer in the library",
+                state.room_name,
+                len(state.media_ids) - len(ordered),
+            )
+        return self._room(state, ordered)
+
+    # -- membership -------------------------------------------------------------------------
+
+    async def join(
+        self, name: str, seat: Seat, user: User, password: str | None, member_token: str | None
+    ) -> tuple[Room, dict[str, Any]]:
+        while True:
+            room = await self.get(name)
+            if room is None:
+                raise ProtocolError("joinRoomError", "RoomNotFoundError", f"{name} does not exist")
+            stored_hash = room.state.password_hash
+            if stored_hash is not None and not await anyio.to_thread.run_sync(
+                verify_password, password or "", stored_hash
+            ):
+                raise ProtocolError("joinRoomError", "AccessDeniedError", f"{room.name} requires a password")
+            # The password check awaited: the room may have been evicted meanwhile; then restore it again.
+            if self.rooms.get(room.key) is room:
+                break
+        return room, self.enter(room, seat, user, member_token)
+
+    def enter(self, room: Room, seat: Seat, user: User, member_token: str | None) -> dict[str, Any]:
+        """Seat a connection in a room it may join; returns the JoinRoomSuccess payload."""
+        payload = room.join(seat, user, member_token)
+        self._idle_since.pop(room.key, None)
+        return payload
+
+    def seat_left(self, room: Room) -> None:
+        if not room.seats:
+            self._idle_since[room.key] = self._clock()
+
+    async def delete(self, name: str, user: User) -> None:
+        room = await self.get(name, "deleteRoomError")
+        if room is None:
+            raise ProtocolError("deleteRoomError", "RoomNotFoundError", f"{name} does not exist")
+        if not room.is_owner(user):
+            raise ProtocolError("deleteRoomError", "NotRoomOwner", "only the creator of a room can delete it")
+        try:
+            await self.storage.delete_room(room.name)
+        except StorageError as exc:
+            log.error("could not delete room %r: %s", room.name, exc)
+            raise ProtocolError("deleteRoomError", "UnknownError", "the room could not be deleted") from exc
+        self.saver.forget(room.key)
+        self.rooms.pop(room.key, None)
+        self._idle_since.pop(room.key, None)
+        room.close("roomDeleted", {"roomName": room.name})
+
+    # -- memory -----------------------------------------------------------------------------
+
+    async def evict_idle(self) -> int:
+        """Drop rooms nobody has been connected to for ``idle_timeout`` (saved first); returns how many."""
+        now = self._clock()
+        evicted = 0
+        for key, since in list(self._idle_since.items()):
+            room = self.rooms.get(key)
+            if room is None or room.seats or now - since < self.idle_timeout:
+                continue
+            if self.saver.is_dirty(key) and await self.saver.flush([key]):
+                continue  # not saved: keep it in memory, the saver retries
+            if not room.seats and self.rooms.get(key) is room:
+                del self.rooms[key]
+                self._idle_since.pop(key, None)
+                evicted += 1
+        return evicted
+
+    async def run_eviction(self) -> None:
+        interval = max(0.05, min(30.0, self.idle_timeout / 2))
+        while True:
+            await anyio.sleep(interval)
+            await self.evict_idle()

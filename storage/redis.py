@@ -1,0 +1,353 @@
+"""Redis backend: one room in a few fine-grained keys, so several server processes can share rooms.
+
+Key layout (``mm`` is the key prefix, ``<d>`` the room key's ``storage.keys.key_digest``)::
+
+    mm:room:{<d>}:meta      STRING  the room as JSON, without ``ratings`` and ``userProgress``
+    mm:room:{<d>}:ratings   HASH    rating_field(mediaId, userName) -> "like:<ms>" | "dislike:<ms>"
+    mm:room:{<d>}:progress  HASH    userName -> number of items rated
+    mm:rooms                ZSET    <d> -> createdAt (epoch ms): the room index, in creation order
+    mm:room-names           HASH    <d> -> display name
+
+A room's keys share the hash tag ``{<d>}``, so the rating scripts touch a single Cluster slot.
+Ratings are recorded by scripts, one field per (item, user): two processes rating one room never
+overwrite each other, and ``HSETNX`` keeps one rating per user and item. ``save_room`` is a
+snapshot write (it replaces the ratings too); the index makes listing need no ``KEYS``/``SCAN``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import redis.asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.typing import EncodableT, FieldT
+
+from .base import Storage, storage_errors
+from .errors import StorageError
+from .keys import key_digest, room_key
+from .room import RatingValue, SerializedRoom
+
+logger = logging.getLogger("storage.redis")
+
+SCHEMES = ("redis", "rediss", "unix")
+PREFIX_OPTION = "prefix"
+# Query options redis-py parses itself; any other name would reach its connection class as a stray
+# keyword argument and fail only at the first command.
+REDIS_OPTIONS = frozenset({"db", "socket_timeout", "socket_connect_timeout", "ssl_cert_reqs", "ssl_ca_certs"})
+# Redis answers in well under a millisecond: a stall of seconds means it is gone, and the caller
+# (a request or a WebSocket message) must get an error rather than wait.
+SOCKET_TIMEOUT = 3.0
+CONNECT_TIMEOUT = 2.0
+# Only connection errors are retried (a dropped pooled connection, a restart): a timed-out command
+# may have run, and running a rating again would report a recorded rating as a duplicate.
+RETRIES = 2
+LIST_BATCH = 100
+
+# KEYS: meta, ratings, progress. ARGV: rating field, user name, "<rating>:<ms>".
+# -1: no such room; 0: the user had rated the item; 1: recorded.
+ADD_RATING_SCRIPT = """
+if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
+if redis.call("HSETNX", KEYS[2], ARGV[1], ARGV[3]) == 0 then return 0 end
+redis.call("HINCRBY", KEYS[3], ARGV[2], 1)
+return 1
+"""
+# KEYS and ARGV[1..2] as above. A snapshot may lack the user's progress: never go below 0.
+REMOVE_RATING_SCRIPT = """
+if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
+if redis.call("HDEL", KEYS[2], ARGV[1]) == 0 then return 0 end
+if redis.call("HINCRBY", KEYS[3], ARGV[2], -1) < 0 then redis.call("HSET", KEYS[3], ARGV[2], 0) end
+return 1
+"""
+NO_ROOM = -1
+RECORDED = 1
+
+
+def mask_url(url: str) -> str:
+    """The URL fit for messages: user info masked, query (which may carry secrets) dropped.
+
+    Works on the raw text, so even a malformed URL (a password with a bare ``#`` or ``/``) leaks nothing.
+    """
+    head, sep, rest = url.partition("://")
+    if not sep:
+        head, rest = "", url
+    _, at, location = rest.rpartition("@")
+    location = re.split(r"[?#]", location, maxsplit=1)[0]
+    return f"{head}{sep}{'***@' if at else ''}{location}"
+
+
+def split_url(url: str) -> tuple[str, str | None]:
+    """The URL for redis-py (our own options removed) and the ``prefix`` option, if given."""
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES:
+        raise StorageError("create_storage", mask_url(url), f"not a Redis URL (schemes: {', '.join(SCHEMES)})")
+    options = parse_qsl(parts.query, keep_blank_values=True)
+    unknown = sorted({name for name, _ in options} - REDIS_OPTIONS - {PREFIX_OPTION})
+    if unknown:
+        known = ", ".join(sorted(REDIS_OPTIONS | {PREFIX_OPTION}))
+        raise StorageError("create_storage", mask_url(url), f"unknown option(s) {', '.join(unknown)} (known: {known})")
+    prefixes = [value for name, value in options if name == PREFIX_OPTION]
+    passed_on = urlencode([(name, value) for name, value in options if name != PREFIX_OPTION])
+    return urlunsplit(parts._replace(query=passed_on)), prefixes[-1] if prefixes else None
+
+
+def rating_field(media_id: str, user_name: str) -> str:
+    """The ratings-hash field of one user's rating of one item.
+
+    A JSON pair rather than ``<mediaId>\\x1f<userName>``: ids and names are arbitrary text (``\\x1f``
+    included), and only an unambiguous field makes "once per user and item" hold. Scripts get the
+    field as an argument and never build it.
+    """
+    return json.dumps([media_id, user_name], ensure_ascii=False, separators=(",", ":"))
+
+
+def _parse_rating_field(field: str) -> tuple[str, str]:
+    pair = json.loads(field)
+    if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)):
+        raise ValueError(f"bad rating field {field!r}")
+    return pair[0], pair[1]
+
+
+@dataclass(frozen=True)
+class RoomKeys:
+    """The Redis keys of one room."""
+
+    digest: str
+    meta: str
+    ratings: str
+    progress: str
+
+    @classmethod
+    def for_digest(cls, prefix: str, digest: str) -> RoomKeys:
+        tagged = f"{prefix}:room:{{{digest}}}"
+        return cls(digest, f"{tagged}:meta", f"{tagged}:ratings", f"{tagged}:progress")
+
+    @classmethod
+    def for_room(cls, prefix: str, room_name: str) -> RoomKeys:
+        return cls.for_digest(prefix, key_digest(room_key(room_name)))
+
+    def all(self) -> tuple[str, str, str]:
+        return self.meta, self.ratings, self.progress
+
+
+@dataclass(frozen=True)
+class _StoredRoom:
+    meta: str | None
+    ratings: dict[str, str]
+    progress: dict[str, str]
+
+    def decode(self) -> SerializedRoom | None:
+        if self.meta is None:
+            return None
+        data = json.loads(self.meta)
+        if not isinstance(data, dict):
+            raise ValueError("room meta is not a JSON object")
+        ratings: dict[str, list[tuple[str, str, int]]] = {}
+        for field, value in self.ratings.items():
+            media_id, user_name = _parse_rating_field(field)
+            rating, _, at_ms = value.partition(":")
+            ratings.setdefault(media_id, []).append((user_name, rating, int(at_ms)))
+        data["ratings"] = ratings
+        data["userProgress"] = {user: int(count) for user, count in self.progress.items()}
+        return SerializedRoom.model_validate(data)
+
+
+def _encode_ratings(room: SerializedRoom) -> dict[FieldT, EncodableT]:
+    fields: dict[FieldT, EncodableT] = {}
+    for media_id, triples in room.ratings.items():
+        # Triples are in time order: a snapshot holding a user's rating twice keeps the first,
+        # as add_rating would have.
+        for user_name, rating, at_ms in triples:
+            fields.setdefault(rating_field(media_id, user_name), f"{rating}:{at_ms}")
+    return fields
+
+
+@dataclass(frozen=True)
+class _Connection:
+    client: redis.asyncio.Redis
+    owned: bool
+    add_rating: AsyncScript
+    remove_rating: AsyncScript
+
+    @classmethod
+    def wrap(cls, client: redis.asyncio.Redis, *, owned: bool) -> _Connection:
+        return cls(
+            client, owned, client.register_script(ADD_RATING_SCRIPT), client.register_script(REMOVE_RATING_SCRIPT)
+        )
+
+    @classmethod
+    def connect(cls, url: str) -> _Connection:
+        retry = Retry(ExponentialBackoff(cap=0.25, base=0.05), RETRIES, supported_errors=(RedisConnectionError,))
+        client = redis.asyncio.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=SOCKET_TIMEOUT,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            retry=retry,
+        )
+        return cls.wrap(client, owned=True)
+
+
+class RedisStorage(Storage):
+    """Rooms in Redis; see the module docstring for the key layout.
+
+    Give either a ``client`` (left open by ``close``: the caller owns it) or a ``url``, whose client
+    is created by ``open`` on the running event loop. A ``prefix`` option in the URL overrides
+    ``key_prefix``.
+    """
+
+    def __init__(
+        self, client: redis.asyncio.Redis | None = None, *, url: str | None = None, key_prefix: str = "mm"
+    ) -> None:
+        super().__init__()
+        if (client is None) == (url is None):
+            raise TypeError("RedisStorage needs exactly one of client and url")
+        self._url: str | None = None
+        self._target = "redis client"
+        if url is not None:
+            self._target = mask_url(url)
+            self._url, url_prefix = split_url(url)
+            key_prefix = url_prefix if url_prefix is not None else key_prefix
+        if not key_prefix or "{" in key_prefix or "}" in key_prefix:
+            # Braces in the prefix would become the hash tag and put every room in one slot.
+            raise StorageError("create_storage", self._target, f"bad key prefix {key_prefix!r} (non-empty, no braces)")
+        self._prefix = key_prefix
+        self._index_key = f"{key_prefix}:rooms"
+        self._names_key = f"{key_prefix}:room-names"
+        self._connection = None if client is None else _Connection.wrap(client, owned=False)
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisStorage:
+        return cls(url=url)
+
+    async def open(self) -> None:
+        if self._connection is None and self._url is not None:
+            with storage_errors("open", self._target):
+                self._connection = _Connection.connect(self._url)
+        try:
+            with storage_errors("open", self._target):
+                await self._live("open").client.ping()
+        except StorageError:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        connection = self._connection
+        if connection is None or not connection.owned:
+            return
+        self._connection = None
+        with storage_errors("close", self._target):
+            await connection.client.aclose()
+
+    def room_keys(self, room_name: str) -> RoomKeys:
+        return RoomKeys.for_room(self._prefix, room_name)
+
+    def _live(self, operation: str) -> _Connection:
+        if self._connection is None:
+            raise StorageError(operation, self._target, "storage is not open")
+        return self._connection
+
+    async def save_room(self, room: SerializedRoom) -> None:
+        keys = self.room_keys(room.room_name)
+        with storage_errors("save_room", repr(room.room_name)):
+            meta = room.model_dump_json(by_alias=True, exclude={"ratings", "user_progress"})
+            ratings = _encode_ratings(room)
+            progress: dict[FieldT, EncodableT] = {user: count for user, count in room.user_progress.items()}
+            async with self._live("save_room").client.pipeline(transaction=True) as pipe:
+                pipe.delete(keys.ratings, keys.progress)
+                pipe.set(keys.meta, meta)
+                if ratings:
+                    pipe.hset(keys.ratings, mapping=ratings)
+                if progress:
+                    pipe.hset(keys.progress, mapping=progress)
+                pipe.zadd(self._index_key, {keys.digest: int(room.created_at.timestamp() * 1000)})
+                pipe.hset(self._names_key, keys.digest, room.room_name)
+                await pipe.execute()
+
+    async def get_room(self, room_name: str) -> SerializedRoom | None:
+        with storage_errors("get_room", repr(room_name)):
+            [stored] = await self._read("get_room", [self.room_keys(room_name)])
+            return stored.decode()
+
+    async def delete_room(self, room_name: str) -> None:
+        keys = self.room_keys(room_name)
+        with storage_errors("delete_room", repr(room_name)):
+            async with self._live("delete_room").client.pipeline(transaction=True) as pipe:
+                pipe.delete(*keys.all())
+                pipe.zrem(self._index_key, keys.digest)
+                pipe.hdel(self._names_key, keys.digest)
+                await pipe.execute()
+
+    async def has_room(self, room_name: str) -> bool:
+        with storage_errors("has_room", repr(room_name)):
+            found: bool = await self._live("has_room").client.hexists(self._names_key, self.room_keys(room_name).digest)
+            return found
+
+    async def list_room_names(self) -> list[str]:
+        return [name for _, name in await self._index("list_room_names")]
+
+    async def list_rooms(self) -> list[SerializedRoom]:
+        index = await self._index("list_rooms")
+        rooms: list[SerializedRoom] = []
+        skipped: list[StorageError] = []
+        for start in range(0, len(index), LIST_BATCH):
+            batch = index[start : start + LIST_BATCH]
+            with storage_errors("list_rooms", self._target):
+                stored = await self._read("list_rooms", [RoomKeys.for_digest(self._prefix, d) for d, _ in batch])
+            for (_, name), one in zip(batch, stored, strict=True):
+                try:
+                    with storage_errors("get_room", repr(name)):
+                        room = one.decode()
+                except StorageError as error:
+                    skipped.append(error)
+                    continue
+                # None: deleted since the index was read.
+                if room is not None:
+                    rooms.append(room)
+        if skipped:
+            logger.warning("list_rooms skipped %d unreadable room(s): %s", len(skipped), "; ".join(map(str, skipped)))
+        return rooms
+
+    async def add_rating(self, room_name: str, media_id: str, user_name: str, rating: RatingValue, at_ms: int) -> bool:
+        script = self._live("add_rating").add_rating
+        return await self._rate("add_rating", script, room_name, media_id, user_name, f"{rating}:{at_ms}")
+
+    async def remove_rating(self, room_name: str, media_id: str, user_name: str) -> bool:
+        script = self._live("remove_rating").remove_rating
+        return await self._rate("remove_rating", script, room_name, media_id, user_name)
+
+    async def _rate(
+        self, operation: str, script: AsyncScript, room_name: str, media_id: str, user_name: str, *extra: str
+    ) -> bool:
+        keys = self.room_keys(room_name)
+        with storage_errors(operation, repr(room_name)):
+            outcome = await script(keys=keys.all(), args=[rating_field(media_id, user_name), user_name, *extra])
+        if outcome == NO_ROOM:
+            raise StorageError(operation, repr(room_name), "no such room")
+        return bool(outcome == RECORDED)
+
+    async def _index(self, operation: str) -> list[tuple[str, str]]:
+        """(digest, display name) of every room, oldest first, read in one transaction."""
+        with storage_errors(operation, self._target):
+            async with self._live(operation).client.pipeline(transaction=True) as pipe:
+                pipe.zrange(self._index_key, 0, -1)
+                pipe.hgetall(self._names_key)
+                digests, names = await pipe.execute()
+        return [(digest, names[digest]) for digest in digests if digest in names]
+
+    async def _read(self, operation: str, rooms: list[RoomKeys]) -> list[_StoredRoom]:
+        """Each room's keys, all read in one transaction so no room is seen half-written."""
+        async with self._live(operation).client.pipeline(transaction=True) as pipe:
+            for keys in rooms:
+                pipe.get(keys.meta)
+                pipe.hgetall(keys.ratings)
+                pipe.hgetall(keys.progress)
+            replies: list[Any] = await pipe.execute()
+        return [_StoredRoom(*replies[start : start + 3]) for start in range(0, len(replies), 3)]

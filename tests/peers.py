@@ -1,0 +1,132 @@
+"""Protocol peers: a WebSocket client speaking MovieMatch JSON frames, in-process or over the network."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any, Protocol
+
+import anyio
+import httpx
+from asgi_lifespan import LifespanManager
+from httpx_ws import aconnect_ws
+from httpx_ws.transport import ASGIWebSocketTransport
+from starlette.applications import Starlette
+from websockets.asyncio.client import ClientConnection, connect as connect_ws
+
+RECEIVE_TIMEOUT = 5.0
+
+
+class Socket(Protocol):
+    async def send_text(self, text: str) -> None: ...
+    async def receive_text(self) -> str: ...
+
+
+class Peer:
+    """One browser tab: sends frames, and reads replies in order (``expect`` skips nothing)."""
+
+    def __init__(self, socket: Socket, name: str = "") -> None:
+        self.socket = socket
+        self.name = name
+        self.backlog: list[dict[str, Any]] = []
+
+    async def send(self, message_type: str, payload: Any = None) -> None:
+        message: dict[str, Any] = {"type": message_type}
+        if payload is not None:
+            message["payload"] = payload
+        await self.socket.send_text(json.dumps(message))
+
+    async def send_raw(self, text: str) -> None:
+        await self.socket.send_text(text)
+
+    async def next(self) -> dict[str, Any]:
+        if self.backlog:
+            return self.backlog.pop(0)
+        with anyio.fail_after(RECEIVE_TIMEOUT):
+            message: dict[str, Any] = json.loads(await self.socket.receive_text())
+        return message
+
+    async def expect(self, message_type: str) -> Any:
+        """The next message, which must be of this type; returns its payload."""
+        message = await self.next()
+        assert message["type"] == message_type, f"{self.name}: expected {message_type}, got {message}"
+        return message.get("payload")
+
+    async def wait_for(self, message_type: str) -> Any:
+        """Skip other messages (kept for later ``next``) until one of this type arrives."""
+        skipped = []
+        try:
+            while True:
+                message = await self.next()
+                if message["type"] == message_type:
+                    return message.get("payload")
+                skipped.append(message)
+        finally:
+            self.backlog = skipped + self.backlog
+
+    async def no_message(self, within: float = 0.2) -> None:
+        assert not self.backlog, f"{self.name}: unexpected {self.backlog}"
+        with anyio.move_on_after(within):
+            message = await self.socket.receive_text()
+            raise AssertionError(f"{self.name}: unexpected {message}")
+
+    async def login(self, user_name: str) -> None:
+        await self.send("login", {"userName": user_name})
+        await self.expect("loginSuccess")
+
+    async def create(self, room_name: str, **request: Any) -> Any:
+        await self.send("createRoom", {"roomName": room_name, **request})
+        return await self.expect("createRoomSuccess")
+
+    async def join(self, room_name: str, **request: Any) -> Any:
+        await self.send("joinRoom", {"roomName": room_name, **request})
+        return await self.expect("joinRoomSuccess")
+
+
+class Connect(Protocol):
+    def __call__(self, name: str = "") -> Awaitable[Peer]: ...
+
+
+@asynccontextmanager
+async def in_process(app: Starlette) -> AsyncIterator[Connect]:
+    """Peers talking to the app in this event loop, with its lifespan running."""
+    async with AsyncExitStack() as stack:
+        manager = await stack.enter_async_context(LifespanManager(app))
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(transport=ASGIWebSocketTransport(manager.app), base_url="http://testserver")
+        )
+
+        async def connect(name: str = "") -> Peer:
+            socket: Socket = await stack.enter_async_context(aconnect_ws("http://testserver/api/ws", client))
+            peer = Peer(socket, name)
+            await peer.expect("config")
+            return peer
+
+        yield connect
+
+
+class _NetworkSocket:
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+
+    async def send_text(self, text: str) -> None:
+        await self.connection.send(text)
+
+    async def receive_text(self) -> str:
+        message = await self.connection.recv()
+        return message if isinstance(message, str) else message.decode()
+
+
+@asynccontextmanager
+async def over_network(url: str) -> AsyncIterator[Connect]:
+    """Peers connected to a real server over loopback."""
+    async with AsyncExitStack() as stack:
+
+        async def connect(name: str = "") -> Peer:
+            connection = await stack.enter_async_context(connect_ws(url, open_timeout=5))
+            peer = Peer(_NetworkSocket(connection), name)
+            await peer.expect("config")
+            return peer
+
+        yield connect

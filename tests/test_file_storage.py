@@ -1,0 +1,436 @@
+"""What only the JSON-file backend promises: file names, permissions, ownership, recovery, legacy files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+import subprocess
+import sys
+import time
+import unicodedata
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from storage import SerializedRoom, StorageError, room_key, verify_password
+from storage.atomic import write_atomic
+from storage.file import INDEX_FILE, LOCK_FILE, ROOM_FILE, FileStorage, room_file_name
+
+pytestmark = pytest.mark.anyio
+
+PROJECT = Path(__file__).resolve().parent.parent
+LEGACY_ROOM = {
+    "roomName": "movie-night",
+    "password": "secret",
+    "sort": "random",
+    "createdAt": "2025-10-25T12:00:00.000Z",
+    "creatorPlexUserId": "12345",
+    "creatorPlexUsername": "john",
+    "filters": [],
+    "options": [],
+    "ratings": {"movie-123": [["john", "like", 1729890000000], ["jane", "like", 1729890005000]]},
+    "userProgress": {"john": 5, "jane": 3},
+}
+# Holds the directory until its stdin closes.
+LOCK_HOLDER = """
+import sys
+from pathlib import Path
+
+import anyio
+from storage.file import FileStorage
+
+async def main() -> None:
+    async with FileStorage(Path(sys.argv[1])):
+        print("ready", flush=True)
+        await anyio.to_thread.run_sync(sys.stdin.read)
+
+anyio.run(main)
+"""
+
+
+@pytest.fixture
+async def storage(rooms_dir: Path) -> AsyncIterator[FileStorage]:
+    async with FileStorage(rooms_dir) as backend:
+        yield backend
+
+
+@pytest.fixture
+def existing_dir(rooms_dir: Path) -> Path:
+    rooms_dir.mkdir()
+    return rooms_dir
+
+
+def room(name: str = "Movie Night", **fields: object) -> SerializedRoom:
+    return SerializedRoom.model_validate({"roomName": name, **fields})
+
+
+def room_files(directory: Path) -> list[str]:
+    """The names a listing of the directory shows, without our dot files."""
+    return sorted(name for name in os.listdir(directory) if not name.startswith("."))
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "storage.file" and r.levelno >= logging.WARNING]
+
+
+async def reopened(directory: Path) -> list[str]:
+    async with FileStorage(directory) as storage:
+        return sorted(await storage.list_room_names())
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@contextmanager
+def umask(mask: int) -> Iterator[None]:
+    previous = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+# File names.
+
+
+async def test_names_with_one_slug_get_distinct_files(storage: FileStorage, rooms_dir: Path) -> None:
+    for name in ["a b", "a_b", "A-B!"]:
+        await storage.save_room(room(name))
+    assert len(room_files(rooms_dir)) == 3
+    assert all(name.startswith("a-b-") for name in room_files(rooms_dir))
+    for name in ["a b", "a_b", "A-B!"]:
+        found = await storage.get_room(name)
+        assert found is not None
+        assert found.room_name == name
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("A B", "a b"), ("Straße", "STRASSE"), ("Caf\u00e9", "Cafe\u0301"), ("Cafe\u0301", "  CAF\u00c9 ")],
+)
+async def test_spellings_of_one_key_share_one_file(
+    storage: FileStorage, rooms_dir: Path, first: str, second: str
+) -> None:
+    await storage.save_room(room(first))
+    assert await storage.has_room(second)
+    assert storage.room_path(first) == storage.room_path(second)
+    await storage.save_room(room(second, userProgress={"ann": 1}))
+    assert room_files(rooms_dir) == [storage.room_path(first).name]
+    # The display name follows the latest save, also after a restart (the index learnt it).
+    await storage.close()
+    assert await reopened(rooms_dir) == [second]
+
+
+@pytest.mark.parametrize(
+    ("name", "readable_part"),
+    [
+        ("..", ""),
+        ("../x", "x-"),
+        ("/", ""),
+        ("/etc/passwd", "etc-passwd-"),
+        ("a\x00b", "a-b-"),
+        ("x" * 10_000, "x" * 40 + "-"),
+        ("CON", "con-"),
+        ("nul.json", "nul-json-"),
+        ("\uff0e\uff0e\uff0fx", "x-"),
+        ("🎬🍿", ""),
+        ("🎬 Movie Night", "movie-night-"),
+        ("Crème brûlée", "creme-brulee-"),
+    ],
+)
+async def test_hostile_names_stay_inside_the_directory(
+    storage: FileStorage, rooms_dir: Path, name: str, readable_part: str
+) -> None:
+    saved = room(name)
+    await storage.save_room(saved)
+    path = storage.room_path(name)
+    assert path.parent == rooms_dir
+    assert ROOM_FILE.fullmatch(path.name)
+    assert path.name.startswith(readable_part)
+    assert len(path.name.encode()) <= 255
+    assert room_files(rooms_dir) == [path.name]
+    assert sorted(os.listdir(rooms_dir)) == sorted([INDEX_FILE, LOCK_FILE, path.name])
+    assert await storage.get_room(name) == saved
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.data())
+def test_two_names_share_a_file_exactly_when_they_share_a_key(data: st.DataObject) -> None:
+    # Any code point, lone surrogates included; the second name is often a respelling of the first.
+    any_text = st.text(st.characters(exclude_categories=()), min_size=1)
+    first = data.draw(any_text)
+    respellings = st.sampled_from(
+        [first.upper(), first.casefold(), f" {first}\t", unicodedata.normalize("NFD", first), first + "x"]
+    )
+    second = data.draw(any_text | respellings)
+    for name in (first, second):
+        assert ROOM_FILE.fullmatch(room_file_name(name))
+    assert (room_file_name(first) == room_file_name(second)) == (room_key(first) == room_key(second))
+
+
+# Permissions and ownership.
+
+
+async def test_directory_is_private_and_files_owner_only(rooms_dir: Path) -> None:
+    with umask(0):
+        async with FileStorage(rooms_dir) as storage:
+            await storage.save_room(room())
+            await storage.save_room(room())
+            assert mode_of(rooms_dir) == 0o700
+            for name in os.listdir(rooms_dir):
+                assert mode_of(rooms_dir / name) == 0o600, name
+
+
+async def test_a_second_storage_on_the_directory_is_refused(storage: FileStorage, rooms_dir: Path) -> None:
+    second = FileStorage(rooms_dir)
+    with pytest.raises(StorageError, match=rf"is in use by another MovieMatch process \(pid {os.getpid()}\)"):
+        await second.open()
+    await storage.close()
+    async with second:
+        assert await second.has_room("nothing") is False
+
+
+def test_a_second_process_on_the_directory_is_refused(rooms_dir: Path) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(rooms_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=PROJECT,
+    ) as holder:
+        assert holder.stdin is not None
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "ready\n"
+        with pytest.raises(StorageError) as caught:
+            anyio.run(FileStorage(rooms_dir).open)
+        assert f"{rooms_dir} is in use by another MovieMatch process (pid {holder.pid})" in str(caught.value)
+        holder.stdin.close()
+        assert holder.wait(timeout=30) == 0
+    assert anyio.run(reopened, rooms_dir) == []
+
+
+async def test_open_and_close_are_idempotent_and_bracket_every_operation(rooms_dir: Path) -> None:
+    storage = FileStorage(rooms_dir)
+    with pytest.raises(StorageError, match="not open"):
+        await storage.save_room(room())
+    await storage.open()
+    await storage.open()
+    await storage.save_room(room())
+    await storage.close()
+    await storage.close()
+    for operation in [storage.has_room("Movie Night"), storage.get_room("Movie Night"), storage.list_room_names()]:
+        with pytest.raises(StorageError, match="not open"):
+            await operation
+
+
+async def test_a_path_that_is_not_a_directory_is_refused(tmp_path: Path) -> None:
+    occupied = tmp_path / "rooms"
+    occupied.write_text("not a directory")
+    with pytest.raises(StorageError, match=f"{occupied}.*not a directory"):
+        await FileStorage(occupied).open()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_a_read_only_directory_is_refused(rooms_dir: Path) -> None:
+    rooms_dir.mkdir(mode=0o500)
+    with pytest.raises(StorageError, match=f"{rooms_dir}.*not writable"):
+        anyio.run(FileStorage(rooms_dir).open)
+
+
+async def test_a_save_given_up_on_still_completes(
+    storage: FileStorage, rooms_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def slow_write(path: Path, data: bytes) -> None:
+        time.sleep(0.05)
+        write_atomic(path, data)
+
+    monkeypatch.setattr("storage.file.write_atomic", slow_write)
+    with anyio.move_on_after(0.01):
+        await storage.save_room(room())
+    assert await storage.has_room("Movie Night")
+    assert read_index(rooms_dir) == {room_file_name("Movie Night"): "Movie Night"}
+
+
+# Damaged, foreign and leftover files.
+
+
+async def test_a_corrupt_room_file_is_reported_skipped_and_kept(
+    storage: FileStorage, rooms_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    await storage.save_room(room("Broken"))
+    await storage.save_room(room("Fine"))
+    broken = storage.room_path("Broken")
+    broken.write_bytes(b'{"roomName": "Bro')
+    with pytest.raises(StorageError) as caught:
+        await storage.get_room("Broken")
+    assert str(broken) in str(caught.value)
+    assert caught.value.__cause__ is not None
+    for _ in range(2):
+        caplog.clear()
+        assert [r.room_name for r in await storage.list_rooms()] == ["Fine"]
+        [warning] = warnings_of(caplog)
+        assert str(broken) in warning.getMessage()
+    assert broken.read_bytes() == b'{"roomName": "Bro'
+    # A restart does not read it (the index knows its name) and still does not stop on it.
+    await storage.close()
+    assert await reopened(rooms_dir) == ["Broken", "Fine"]
+
+
+async def test_a_room_file_holding_another_room_is_refused(storage: FileStorage) -> None:
+    await storage.save_room(room("Mine"))
+    storage.room_path("Mine").write_bytes(room("Theirs").to_json())
+    with pytest.raises(StorageError, match="Theirs"):
+        await storage.get_room("Mine")
+
+
+async def test_foreign_files_never_stop_the_server(existing_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    foreign = {"notes.json": b'{"hello": 1}', "garbage.json": b"\x00\xff", "readme.txt": b"hi"}
+    for name, body in foreign.items():
+        (existing_dir / name).write_bytes(body)
+    (existing_dir / room_file_name("Half")).write_bytes(b"{")
+    assert await reopened(existing_dir) == []
+    assert len(warnings_of(caplog)) == 3
+    assert room_files(existing_dir) == sorted([*foreign, room_file_name("Half")])
+
+
+async def test_warnings_never_quote_a_password(existing_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Invalid (bad sort) and unparsable legacy files, both with a clear-text password.
+    (existing_dir / "bad-sort.json").write_text(json.dumps({**LEGACY_ROOM, "sort": "bogus", "password": "s3cr3t-pw"}))
+    (existing_dir / "torn.json").write_text(json.dumps(LEGACY_ROOM | {"password": "s3cr3t-pw"})[:-3])
+    assert await reopened(existing_dir) == []
+    assert len(warnings_of(caplog)) == 2
+    assert "s3cr3t-pw" not in caplog.text
+
+
+async def test_leftover_temp_files_are_removed_on_open(storage: FileStorage, rooms_dir: Path) -> None:
+    await storage.save_room(room())
+    await storage.close()
+    leftovers = [f".{room_file_name('Movie Night')}.k2j3h4.tmp", f".{INDEX_FILE}.a8s7d6.tmp", ".x.json.q.tmp"]
+    for name in leftovers:
+        (rooms_dir / name).write_bytes(b'{"roomName": "Ghost"')
+    assert await reopened(rooms_dir) == ["Movie Night"]
+    assert not [name for name in os.listdir(rooms_dir) if name.endswith(".tmp")]
+
+
+# Legacy files of the original server.
+
+
+async def test_a_legacy_room_file_is_adopted(existing_dir: Path) -> None:
+    legacy = existing_dir / "movie-night.json"
+    legacy.write_text(json.dumps(LEGACY_ROOM))
+    async with FileStorage(existing_dir) as storage:
+        adopted = await storage.get_room("Movie-Night")
+        assert adopted is not None
+        assert adopted.room_name == "movie-night"
+        assert adopted.ratings == {"movie-123": [("john", "like", 1729890000000), ("jane", "like", 1729890005000)]}
+        assert adopted.user_progress == {"john": 5, "jane": 3}
+        assert adopted.password_hash is not None
+        assert verify_password("secret", adopted.password_hash)
+        assert room_files(existing_dir) == [storage.room_path("movie-night").name]
+    assert not legacy.exists()
+    for name in os.listdir(existing_dir):
+        assert b"secret" not in (existing_dir / name).read_bytes(), name
+    assert await reopened(existing_dir) == ["movie-night"]
+
+
+async def test_a_legacy_file_for_a_stored_room_is_left_alone(rooms_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async with FileStorage(rooms_dir) as storage:
+        await storage.save_room(room("Movie-Night", userProgress={"ann": 7}))
+    legacy = rooms_dir / "movie-night.json"
+    legacy.write_text(json.dumps(LEGACY_ROOM))
+    async with FileStorage(rooms_dir) as storage:
+        kept = await storage.get_room("movie-night")
+        assert kept is not None
+        assert kept.user_progress == {"ann": 7}
+    assert legacy.exists()
+    [warning] = warnings_of(caplog)
+    assert "secret" not in warning.getMessage()
+
+
+# The index.
+
+
+async def save_rooms(directory: Path, names: list[str]) -> None:
+    async with FileStorage(directory) as storage:
+        for name in names:
+            await storage.save_room(room(name))
+
+
+def read_index(directory: Path) -> dict[str, str]:
+    index: dict[str, str] = json.loads((directory / INDEX_FILE).read_bytes())
+    return index
+
+
+async def test_a_lost_index_is_rebuilt(rooms_dir: Path) -> None:
+    await save_rooms(rooms_dir, ["One", "Two"])
+    (rooms_dir / INDEX_FILE).unlink()
+    assert await reopened(rooms_dir) == ["One", "Two"]
+    assert read_index(rooms_dir) == {room_file_name(n): n for n in ["One", "Two"]}
+
+
+async def test_an_unreadable_index_is_rebuilt(rooms_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    await save_rooms(rooms_dir, ["One"])
+    for damage in [b"{", b'["One"]', b'{"x.json": 1}']:
+        (rooms_dir / INDEX_FILE).write_bytes(damage)
+        assert await reopened(rooms_dir) == ["One"]
+    assert len(warnings_of(caplog)) == 3
+
+
+async def test_room_files_added_or_removed_behind_its_back_are_reconciled(rooms_dir: Path) -> None:
+    await save_rooms(rooms_dir, ["One", "Two"])
+    # As a crash between a new room's write and its index write leaves it.
+    write_atomic(rooms_dir / room_file_name("Three"), room("Three").to_json())
+    (rooms_dir / room_file_name("One")).unlink()
+    assert await reopened(rooms_dir) == ["Three", "Two"]
+    assert read_index(rooms_dir) == {room_file_name(n): n for n in ["Three", "Two"]}
+
+
+async def test_an_index_entry_that_does_not_match_its_file_is_checked(rooms_dir: Path) -> None:
+    await save_rooms(rooms_dir, ["One"])
+    (rooms_dir / INDEX_FILE).write_text(json.dumps({room_file_name("One"): "Impostor"}))
+    assert await reopened(rooms_dir) == ["One"]
+
+
+async def test_concurrent_new_rooms_all_reach_the_index(storage: FileStorage, rooms_dir: Path) -> None:
+    names = [f"room {i}" for i in range(40)]
+    async with anyio.create_task_group() as tg:
+        for name in names:
+            tg.start_soon(storage.save_room, room(name))
+    assert sorted(read_index(rooms_dir).values()) == sorted(names)
+    async with anyio.create_task_group() as tg:
+        for name in names[:20]:
+            tg.start_soon(storage.delete_room, name)
+    assert sorted(read_index(rooms_dir).values()) == sorted(names[20:])
+
+
+async def test_opening_many_rooms_reads_no_room_body(existing_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    names = [f"Room {i}" for i in range(10_000)]
+    # Every body is unreadable: reading any of them would log a warning and drop the room.
+    for name in names:
+        (existing_dir / room_file_name(name)).write_bytes(b"{")
+    (existing_dir / INDEX_FILE).write_text(json.dumps({room_file_name(name): name for name in names}))
+    started = time.perf_counter()
+    async with FileStorage(existing_dir) as storage:
+        opened = time.perf_counter() - started
+        started = time.perf_counter()
+        listed = await storage.list_room_names()
+        listing = time.perf_counter() - started
+        started = time.perf_counter()
+        for name in names[:1000]:
+            assert await storage.has_room(name.upper())
+        lookup = (time.perf_counter() - started) / 1000
+        assert not await storage.has_room("Room 10000")
+        with pytest.raises(StorageError):
+            await storage.get_room("Room 1")
+    assert not warnings_of(caplog)
+    assert sorted(listed) == sorted(names)
+    assert opened < 2.0
+    assert listing < 0.05
+    assert lookup < 0.0001

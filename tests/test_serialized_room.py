@@ -1,0 +1,254 @@
+"""SerializedRoom's JSON form, room identity (keys and ids) and room passwords."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import assume, example, given, strategies as st
+
+from storage import Filter, Member, SerializedRoom, hash_password, readable_id, room_key, verify_password
+from storage.keys import key_digest
+from tests.strategies import PASSWORD_HASH, room_names, rooms
+
+# The storage design's "Room File Structure" example, a file of the TypeScript server; the design
+# elides createdAt, filters and options ("..."), filled in here with values of upstream's shape.
+TYPESCRIPT_ROOM_FILE = """
+{
+  "roomName": "movie-night",
+  "password": "secret",
+  "sort": "random",
+  "createdAt": "2025-10-25T21:00:00.000Z",
+  "creatorPlexUserId": "12345",
+  "creatorPlexUsername": "john",
+  "filters": [{"key": "genre", "operator": "=", "value": ["12"]}],
+  "options": ["EndOnFirstMatch"],
+  "ratings": {
+    "movie-123": [
+      ["john", "like", 1729890000000],
+      ["jane", "like", 1729890005000]
+    ]
+  },
+  "userProgress": {
+    "john": 5,
+    "jane": 3
+  }
+}
+"""
+
+LOADERS: dict[str, Callable[[str], SerializedRoom]] = {
+    "from_dict": lambda text: SerializedRoom.from_dict(json.loads(text)),
+    "from_json": SerializedRoom.from_json,
+}
+# Any Unicode, lone surrogates included: they survive JSON decoding of "\\ud800" escapes.
+any_text = st.text(st.characters(exclude_categories=()))
+
+
+def keys_in(value: Any) -> set[str]:
+    """Every object key anywhere in a JSON value, except the user-chosen keys of the id-keyed maps."""
+    if isinstance(value, list):
+        return set().union(*(keys_in(item) for item in value))
+    if not isinstance(value, dict):
+        return set()
+    found = set(value)
+    for key, item in value.items():
+        if key in ("members", "ratings", "userProgress", "matches"):
+            found |= set().union(*(keys_in(entry) for entry in item.values()))
+        else:
+            found |= keys_in(item)
+    return found
+
+
+@pytest.mark.parametrize("load", LOADERS.values(), ids=LOADERS.keys())
+def test_a_typescript_room_file_loads(load: Callable[[str], SerializedRoom]) -> None:
+    room = load(TYPESCRIPT_ROOM_FILE)
+    assert room.room_name == "movie-night"
+    assert room.room_key == "movie-night"
+    assert room.sort == "random"
+    assert room.created_at == datetime(2025, 10, 25, 21, tzinfo=UTC)
+    assert (room.creator_plex_user_id, room.creator_plex_username) == ("12345", "john")
+    assert room.filters == [Filter(key="genre", operator="=", value=["12"])]
+    assert room.options == ["EndOnFirstMatch"]
+    assert room.ratings == {"movie-123": [("john", "like", 1729890000000), ("jane", "like", 1729890005000)]}
+    assert room.user_progress == {"john": 5, "jane": 3}
+    assert (room.room_type, room.match_threshold, room.members, room.matches) == ("standard", 2, {}, {})
+
+
+@pytest.mark.parametrize("load", LOADERS.values(), ids=LOADERS.keys())
+def test_a_clear_text_password_becomes_a_hash(load: Callable[[str], SerializedRoom]) -> None:
+    room = load(TYPESCRIPT_ROOM_FILE)
+    assert room.password_hash is not None
+    assert verify_password("secret", room.password_hash)
+    assert not verify_password("Secret", room.password_hash)
+    data = room.to_dict()
+    assert "password" not in data
+    assert "secret" not in json.dumps(data)
+    assert b"secret" not in room.to_json()
+
+
+def test_a_stored_hash_wins_over_a_clear_text_password() -> None:
+    room = SerializedRoom.from_dict({"roomName": "r", "password": "secret", "passwordHash": PASSWORD_HASH})
+    assert room.password_hash == PASSWORD_HASH
+    assert b"secret" not in room.to_json()
+
+
+def test_the_json_form_uses_camel_case_keys() -> None:
+    room = SerializedRoom(
+        room_name="Movie Night",
+        password_hash=PASSWORD_HASH,
+        created_at=datetime(2025, 10, 25, 21, tzinfo=UTC),
+        creator_plex_user_id="12345",
+        creator_plex_username="john",
+        filters=[Filter(key="genre", operator="=", value=["12"])],
+        members={"ann_b": Member(joined_at=1, token_hash="t", avatar_image="a", plex_user_id="p")},
+        ratings={"media_1": [("ann_b", "like", 1000), ("bob", "dislike", 999)]},
+        user_progress={"ann_b": 1, "bob": 1},
+        media_ids=["media_1"],
+        media_seed=7,
+        matches={"media_1": 1000},
+    )
+    data = json.loads(room.to_json())
+    assert data == room.to_dict()
+    design_keys = {"roomName", "passwordHash", "sort", "createdAt", "creatorPlexUserId", "creatorPlexUsername"}
+    design_keys |= {"filters", "options", "ratings", "userProgress"}
+    assert design_keys <= data.keys()
+    assert {"roomKey", "roomType", "matchThreshold", "mediaIds", "mediaSeed", "members"} <= data.keys()
+    assert data["members"]["ann_b"] == {"joinedAt": 1, "tokenHash": "t", "avatarImage": "a", "plexUserId": "p"}
+    # Ratings are the original triples, in time order; user and media ids are kept as given.
+    assert data["ratings"] == {"media_1": [["bob", "dislike", 999], ["ann_b", "like", 1000]]}
+    assert data["userProgress"] == {"ann_b": 1, "bob": 1}
+    assert data["createdAt"].startswith("2025-10-25T21:00:00")
+    assert [key for key in keys_in(data) if "_" in key] == []
+
+
+@pytest.mark.parametrize("value", ["secret", "", "scrypt", "scrypt$16384$8$1$c2FsdA==", "bcrypt$1$2$3$4$5"])
+def test_an_invalid_password_hash_is_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="passwordHash"):
+        SerializedRoom.from_dict({"roomName": "r", "passwordHash": value})
+
+
+@pytest.mark.parametrize("name", ["", " ", "\t\n", "\u3000"])
+def test_a_blank_name_is_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="roomName"):
+        SerializedRoom.from_dict({"roomName": name})
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [
+        ("  Movie Night\t", "movie night"),
+        ("Café", "caf\u00e9"),
+        ("Cafe\u0301", "caf\u00e9"),
+        ("Straße", "strasse"),
+        ("STRASSE", "strasse"),
+        ("ẞ", "ss"),
+        ("ﬁlm", "film"),
+        ("ΣΊΣΥΦΟΣ", "σίσυφοσ"),
+        ("σίσυφος", "σίσυφοσ"),
+        # Turkish: dotted capital I folds to i + combining dot, dotless i stays itself.
+        ("İstanbul", "i\u0307stanbul"),
+        ("\u0131STANBUL", "\u0131stanbul"),
+        # Folding yields j + combining caron, which NFC composes again.
+        ("ǰ", "\u01f0"),
+    ],
+)
+def test_room_key(name: str, key: str) -> None:
+    assert room_key(name) == key
+
+
+@pytest.mark.parametrize(
+    ("one", "other"), [("İstanbul", "istanbul"), ("\u0131", "i"), ("a b", "a_b"), ("Cafe", "Café")]
+)
+def test_names_that_differ_are_different_rooms(one: str, other: str) -> None:
+    assert room_key(one) != room_key(other)
+
+
+@given(name=any_text)
+def test_room_key_is_stable_under_normalisation(name: str) -> None:
+    key = room_key(name)
+    assert room_key(key) == key
+    assert room_key(unicodedata.normalize("NFD", name)) == key
+
+
+@pytest.mark.parametrize("stored_key", ["something else", "movie night", ""])
+def test_room_key_is_recomputed_not_trusted(stored_key: str) -> None:
+    room = SerializedRoom.from_dict({"roomName": "Movie Night", "roomKey": stored_key})
+    assert room.room_key == "movie night"
+    assert room.to_dict()["roomKey"] == "movie night"
+    assert SerializedRoom(room_name="Movie Night", room_key=stored_key).room_key == "movie night"
+
+
+@given(room=rooms())
+def test_any_room_round_trips(room: SerializedRoom) -> None:
+    assert SerializedRoom.from_dict(room.to_dict()) == room
+    assert SerializedRoom.from_json(room.to_json()) == room
+    assert SerializedRoom.from_dict(json.loads(json.dumps(room.to_dict()))) == room
+
+
+@given(one=room_names, other=room_names)
+@example(one="a b", other="a_b")
+@example(one="Café", other="Cafe")
+@example(one="x" * 40 + "a", other="x" * 40 + "b")
+@example(one="İ", other="I")
+def test_distinct_rooms_get_distinct_ids(one: str, other: str) -> None:
+    one_key, other_key = room_key(one), room_key(other)
+    assume(one_key != other_key)
+    assert readable_id(one_key) != readable_id(other_key)
+    assert key_digest(one_key) != key_digest(other_key)
+
+
+@given(name=any_text | room_names)
+@example(name=".")
+@example(name="..")
+@example(name="-")
+@example(name="CON")
+@example(name="é" * 200)
+def test_readable_ids_are_safe_file_names(name: str) -> None:
+    readable = readable_id(room_key(name))
+    assert re.fullmatch(r"[a-z0-9-]{1,65}", readable)
+    assert readable not in (".", "..")
+
+
+def test_hashes_are_salted() -> None:
+    one, other = hash_password("hunter2"), hash_password("hunter2")
+    assert one != other
+    assert verify_password("hunter2", one)
+    assert verify_password("hunter2", other)
+
+
+@pytest.mark.parametrize("password", ["hunter3", "", "Hunter2", "hunter2 ", "hunter"])
+def test_a_wrong_password_is_rejected(password: str) -> None:
+    assert not verify_password(password, PASSWORD_HASH)
+
+
+# Known bug, reported: hashlib.scrypt raises TypeError (not ValueError) for out-of-range integers.
+SCRYPT_TYPE_ERROR = pytest.mark.xfail(raises=TypeError, strict=True, reason="verify_password only catches ValueError")
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "",
+        "scrypt",
+        "hunter2",
+        "scrypt$16384$8$1$c2FsdA==",
+        "pbkdf2$16384$8$1$c2FsdA==$c2FsdA==",
+        "scrypt$16384$8$1$!!!!$!!!!",
+        "scrypt$16384$8$1$c2FsdA==$é",
+        "scrypt$n$8$1$c2FsdA==$c2FsdA==",
+        "scrypt$3$8$1$c2FsdA==$c2FsdA==",
+        "scrypt$16384$0$1$c2FsdA==$c2FsdA==",
+        "scrypt$1048576$8$1$c2FsdA==$c2FsdA==",
+        PASSWORD_HASH[:-8],
+        PASSWORD_HASH + "$",
+        pytest.param("scrypt$-16384$8$1$c2FsdA==$c2FsdA==", marks=SCRYPT_TYPE_ERROR),
+        pytest.param(f"scrypt${2**70}$8$1$c2FsdA==$c2FsdA==", marks=SCRYPT_TYPE_ERROR),
+    ],
+)
+def test_a_malformed_hash_is_rejected_without_raising(stored: str) -> None:
+    assert verify_password("hunter2", stored) is False

@@ -1,0 +1,107 @@
+"""The real server process: restart, crash and shutdown behaviour over loopback."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from tests.peers import Peer, over_network
+from tests.services import running_server
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+
+def ids(media: list[dict[str, object]]) -> list[object]:
+    return [item["id"] for item in media]
+
+
+async def test_rooms_survive_a_restart(tmp_path: Path) -> None:
+    rooms = tmp_path / "rooms"
+    with running_server(rooms) as server:
+        async with over_network(server.ws_url) as connect:
+            ann, bob = await connect("ann"), await connect("bob")
+            await ann.login("ann")
+            await bob.login("bob")
+            created = await ann.create("Movie Night")
+            deck = ids(created["media"])
+            await bob.join("Movie Night")
+            for item in deck[:5]:
+                await ann.send("rate", {"mediaId": item, "rating": "like"})
+            for item in deck[2:4]:
+                await bob.send("rate", {"mediaId": item, "rating": "like"})
+            await bob.wait_for("match")
+            await bob.wait_for("match")
+            for _ in range(7):
+                await ann.wait_for("userProgress")
+            server.signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as closed:
+                await ann.next()
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code in (1001, 1012)
+            assert server.wait(timeout=10) in (0, -signal.SIGTERM)
+        assert "Traceback" not in server.output()
+        server.start()
+        async with over_network(server.ws_url) as connect:
+            ann, bob = await connect("ann"), await connect("bob")
+            await ann.login("ann")
+            await bob.login("bob")
+            ann_view = await ann.join("movie night")
+            bob_view = await bob.join("Movie Night")
+    assert ids(ann_view["media"]) == deck[5:]
+    assert ids(bob_view["media"]) == deck[:2] + deck[4:]
+    assert [m["media"]["id"] for m in bob_view["previousMatches"]] == deck[2:4]
+    assert {u["user"]["userName"]: u["progress"] for u in bob_view["users"]} == {
+        "ann": pytest.approx(5 / len(deck)),
+        "bob": pytest.approx(2 / len(deck)),
+    }
+
+
+async def test_acknowledged_ratings_survive_sigkill(tmp_path: Path) -> None:
+    max_wait = 1.0
+    rooms = tmp_path / "rooms"
+    acknowledged: list[tuple[float, object]] = []
+    with running_server(rooms, SAVE_DELAY="0.3", SAVE_MAX_WAIT=str(max_wait)) as server:
+        async with over_network(server.ws_url) as connect:
+            ann = await connect("ann")
+            await ann.login("ann")
+            deck = ids((await ann.create("Storm"))["media"])
+            started = time.monotonic()
+            for item in deck:
+                await ann.send("rate", {"mediaId": item, "rating": "dislike"})
+                await ann.expect("userProgress")  # acknowledged
+                acknowledged.append((time.monotonic(), item))
+                if time.monotonic() - started > 3.0:
+                    break
+                await anyio.sleep(0.03)
+            server.signal(signal.SIGKILL)
+            killed_at = time.monotonic()
+            server.wait(timeout=10)
+        server.start()
+        async with over_network(server.ws_url) as connect:
+            ann = await connect("ann")
+            await ann.login("ann")
+            remaining = set(ids((await ann.join("Storm"))["media"]))
+    must_survive = [item for at, item in acknowledged if at < killed_at - (max_wait + 1.0)]
+    assert must_survive, "the storm was too short to test anything"
+    assert not remaining & set(must_survive)
+
+
+async def test_shutdown_is_bounded_when_a_client_stops_reading(tmp_path: Path) -> None:
+    with running_server(tmp_path / "rooms") as server:
+        async with over_network(server.ws_url) as connect:
+            stuck: Peer = await connect("stuck")
+            # Each reply is a whole translation table and this client never reads: the server's
+            # sender blocks on a full socket while its queue (below the overflow limit) waits.
+            for _ in range(450):
+                await stuck.send("setLocale", {"language": "en"})
+            await anyio.sleep(0.5)
+            started = time.monotonic()
+            server.signal(signal.SIGTERM)
+            code = server.wait(timeout=15)
+            assert time.monotonic() - started < 10
+    assert code in (0, -signal.SIGTERM)
