@@ -101,8 +101,8 @@ def serve(settings: Settings) -> None:
         ws="websockets-sansio",
         # Above the app's own limit, so the app sees an oversized message and answers it first.
         ws_max_size=settings.max_message_bytes * 2,
-        # Connections get all but 3 s of shutdown_timeout; the lifespan shutdown (flushing rooms) follows.
-        timeout_graceful_shutdown=max(1, int(settings.shutdown_timeout - 3)),
+        # Connections get the first part of shutdown_timeout; the lifespan shutdown (flushing rooms) follows.
+        timeout_graceful_shutdown=max(1, round(settings.drain_timeout)),
         log_config=None,
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1",

@@ -23,7 +23,7 @@ from server.middleware import BasicAuthMiddleware, RootPathMiddleware
 from server.providers import MediaProvider
 from server.providers.demo import DemoProvider
 from server.rooms.registry import RoomRegistry
-from storage import Storage, create_storage
+from storage import Storage
 
 log = logging.getLogger("server.app")
 
@@ -45,7 +45,7 @@ def create_app(
     rng: random.Random | None = None,
 ) -> Starlette:
     """Build the app; nothing is opened until the lifespan starts (so tests can build many)."""
-    storage = storage or create_storage(settings.storage_url())
+    storage = storage or settings.storage.create()
     provider = provider or DemoProvider()
     registry = RoomRegistry(
         storage,
@@ -70,11 +70,11 @@ def create_app(
                     background.cancel_scope.cancel()
                 # uvicorn runs this only after every connection ended, so no rating can race the flush.
                 try:
-                    with anyio.fail_after(settings.shutdown_timeout, shield=True):
+                    with anyio.fail_after(settings.flush_timeout, shield=True):
                         unsaved = await registry.saver.flush()
                 except TimeoutError:
                     log.error(
-                        "shutdown: saving rooms took over %.1f s; unsaved changes are lost", settings.shutdown_timeout
+                        "shutdown: saving rooms took over %.1f s; unsaved changes are lost", settings.flush_timeout
                     )
                 else:
                     for key in unsaved:

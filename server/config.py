@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -58,8 +58,16 @@ _URL_PASSWORD = re.compile(r"(://[^/:@\s]*):[^/\s]*@")
 _SECRET_QUERY_VALUE = re.compile(r"([?&][^=&#\s]*(?:pass|token|secret|key|auth)[^=&#\s]*=)[^&#\s]*", re.IGNORECASE)
 
 
-def mask_secrets(text: str) -> str:
-    """``text`` with URL passwords and secret-looking URL query values replaced by ``***``."""
+def mask_secrets(text: str, *urls: str | None) -> str:
+    """``text`` with URL passwords and secret-looking URL query values replaced by ``***``, and the
+    passwords of ``urls`` too wherever they occur (messages may quote them out of their URL)."""
+    for url in urls:
+        try:
+            password = urlsplit(url or "").password
+        except ValueError:  # an unparsable URL: the patterns below still apply
+            continue
+        if password:
+            text = text.replace(password, "***")
     return _SECRET_QUERY_VALUE.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", text))
 
 
@@ -141,6 +149,11 @@ class _Section(BaseModel):
     # and the default storage must be buildable.
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # URLs (storage, servers) may carry a password or a token: repr() and str() mask them.
+        for name, value in super().__repr_args__():
+            yield name, mask_secrets(value) if isinstance(value, str) else value
+
 
 class BasicAuth(_Section):
     """HTTP basic auth in front of the page, the API and the WebSocket."""
@@ -187,7 +200,7 @@ class StorageSettings(_Section):
         try:
             self.create()  # builds the backend object only: nothing is opened or connected
         except StorageError as exc:
-            raise ValueError(mask_secrets(f"{exc.target}: {exc.reason}")) from None
+            raise ValueError(mask_secrets(f"{exc.target}: {exc.reason}", self.url, self.path)) from None
         return self
 
     def create(self) -> Storage:
@@ -198,7 +211,7 @@ class StorageSettings(_Section):
 class Settings(_Section):
     """Everything the server can be configured with; see config.example.yaml for each key."""
 
-    host: str = Field("0.0.0.0", min_length=1)  # noqa: S104 (a LAN party server: reachable by default)
+    host: str = Field("0.0.0.0", min_length=1, description="a host name or IP address")  # noqa: S104 (a LAN party server: reachable by default)
     port: int = Field(8000, ge=0, le=65535, description="an integer between 0 and 65535")
     log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_log_level)] = Field(
         "INFO", description="one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
@@ -231,6 +244,16 @@ class Settings(_Section):
         if delay is not None and value < delay:
             raise ValueError(f"must be at least save_delay ({delay:g})")
         return value
+
+    @property
+    def drain_timeout(self) -> float:
+        """How long shutdown waits for connections to close: the first part of ``shutdown_timeout``."""
+        return self.shutdown_timeout * 0.6
+
+    @property
+    def flush_timeout(self) -> float:
+        """How long shutdown may spend saving rooms, after the connections: the rest of the budget."""
+        return self.shutdown_timeout - self.drain_timeout
 
     def storage_url(self) -> str:
         return storage_url(self.storage.type, self.storage.path, self.storage.url)
@@ -338,13 +361,14 @@ def load_settings(
     written: dict[Loc, str] = {}  # keys the YAML spelled the original way, to name them as written
     data = _canonical_mapping(_read_yaml(config_path), (), written, problems)
     sources = _apply_env(data, env)
+    secrets = _secret_values(data)
     for name, value in (overrides or {}).items():
         data[name] = value
         sources[(name,)] = "--" + name.replace("_", "-")
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_describe(error, written, sources) for error in exc.errors())
+        problems.extend(_describe(error, written, sources, secrets) for error in exc.errors())
     else:
         if not problems:
             return settings
@@ -441,7 +465,7 @@ def _set(data: dict[str, Any], loc: Loc, value: object) -> bool:
 # Turning pydantic's errors into messages that name the key.
 
 
-def _describe(error: ErrorDetails, written: dict[Loc, str], sources: dict[Loc, str]) -> str:
+def _describe(error: ErrorDetails, written: dict[Loc, str], sources: dict[Loc, str], secrets: set[str]) -> str:
     loc = tuple(error["loc"])
     field = _field_at(loc)
     kind = error["type"]
@@ -460,10 +484,25 @@ def _describe(error: ErrorDetails, written: dict[Loc, str], sources: dict[Loc, s
         reason = error["msg"].replace("Input should be", "must be", 1)
     value = error["input"]
     if kind not in ("missing", "extra_forbidden") and _may_show(field, value):
-        reason += f" (got {mask_secrets(repr(value))})"
+        shown = mask_secrets(repr(value))
+        for secret in secrets:  # e.g. a token pasted as the url
+            shown = shown.replace(secret, "***")
+        reason += f" (got {shown})"
     names = [name for path, name in sources.items() if path[: len(loc)] == loc or loc[: len(path)] == path]
     label = _path_text(loc, written) + (f" ({', '.join(names)})" if names else "")
     return f"{label}: {reason}"
+
+
+_SECRET_KEYS = frozenset({"token", "password"})
+
+
+def _secret_values(value: object, secret: bool = False) -> set[str]:
+    """The text of every token and password, never to be echoed wherever else it turns up."""
+    if isinstance(value, dict):
+        return set[str]().union(*(_secret_values(item, secret or key in _SECRET_KEYS) for key, item in value.items()))
+    if isinstance(value, list):
+        return set[str]().union(*(_secret_values(item, secret) for item in value))
+    return {value} if secret and isinstance(value, str) and value else set()
 
 
 def _path_text(loc: Loc, written: dict[Loc, str]) -> str:

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from .base import Storage
 from .errors import StorageError
@@ -63,7 +63,7 @@ def storage_url(storage_type: str | None = None, path: str | None = None, url: s
     if kind == "memory":
         return "memory://"
     if kind == "file":
-        return f"file:{path}" if path else DEFAULT_URL
+        return f"file:{quote(path)}" if path else DEFAULT_URL
     if kind in ("redis", "rediss"):
         if not path:
             raise StorageError("create_storage", kind, "a redis storage needs a URL (REDIS_URL or storage.url)")
@@ -107,4 +107,4 @@ def file_path_from_url(url: str) -> Path:
         )
     if not parts.path:
         raise StorageError("create_storage", url, "file URL has no path")
-    return Path(parts.path)
+    return Path(unquote(parts.path))

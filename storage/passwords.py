@@ -35,6 +35,6 @@ def verify_password(password: str, stored_hash: str) -> bool:
             return False
         expected = base64.b64decode(digest)
         actual = _derive(password, base64.b64decode(salt), int(n), int(r), int(p))
-    except ValueError:
+    except (ValueError, TypeError, OverflowError):  # a damaged hash, never a crash
         return False
     return hmac.compare_digest(actual, expected)

@@ -23,7 +23,10 @@ Rating = tuple[str, RatingValue, int]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+    # hide_input_in_errors: a legacy file's rejected input can be a clear-text password.
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", hide_input_in_errors=True
+    )
 
 
 class Filter(_Model):

@@ -77,11 +77,11 @@ class Peer:
 
     async def create(self, room_name: str, **request: Any) -> Any:
         await self.send("createRoom", {"roomName": room_name, **request})
-        return await self.expect("createRoomSuccess")
+        return await self.wait_for("createRoomSuccess")
 
     async def join(self, room_name: str, **request: Any) -> Any:
         await self.send("joinRoom", {"roomName": room_name, **request})
-        return await self.expect("joinRoomSuccess")
+        return await self.wait_for("joinRoomSuccess")
 
 
 class Connect(Protocol):

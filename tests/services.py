@@ -153,3 +153,26 @@ def running_server(data_dir: Path, **env: str) -> Iterator[ServerProcess]:
         yield server
     finally:
         server.stop()
+
+
+@contextmanager
+def read_only_directory(path: Path) -> Iterator[Path]:
+    """A directory nobody can write to, root included: a read-only tmpfs when root, else mode 0500."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        path.chmod(0o500)
+        try:
+            yield path
+        finally:
+            path.chmod(0o700)
+        return
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)], check=False)
+    if mounted.returncode != 0:
+        message = "root cannot mount a read-only tmpfs here"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=True)

@@ -21,6 +21,7 @@ from hypothesis import given, settings, strategies as st
 from storage import SerializedRoom, StorageError, room_key, verify_password
 from storage.atomic import write_atomic
 from storage.file import INDEX_FILE, LOCK_FILE, ROOM_FILE, FileStorage, room_file_name
+from tests.services import read_only_directory
 
 pytestmark = pytest.mark.anyio
 
@@ -237,10 +238,8 @@ async def test_a_path_that_is_not_a_directory_is_refused(tmp_path: Path) -> None
         await FileStorage(occupied).open()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
 def test_a_read_only_directory_is_refused(rooms_dir: Path) -> None:
-    rooms_dir.mkdir(mode=0o500)
-    with pytest.raises(StorageError, match=f"{rooms_dir}.*not writable"):
+    with read_only_directory(rooms_dir), pytest.raises(StorageError, match=f"{rooms_dir}.*not writable"):
         anyio.run(FileStorage(rooms_dir).open)
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import anyio
 import pytest
-from server.config import Settings
 from starlette.applications import Starlette
 
 from server.app import create_app
+from server.config import Settings
 from server.rooms.registry import RoomRegistry
 from storage import MemoryStorage
 from tests.library import ListProvider
@@ -367,6 +367,7 @@ async def test_undo(world: World) -> None:
     await a.send("rate", {"mediaId": "test:1", "rating": "like"})
     await b.send("rate", {"mediaId": "test:1", "rating": "like"})
     await b.wait_for("match")
+    b.backlog.clear()  # the two userProgress messages before the match
     await b.send("undoRate", {"mediaId": "test:1"})
     assert await b.wait_for("undoRateSuccess") == {"mediaId": "test:1"}
     assert (await b.expect("userProgress"))["progress"] == 0.0

@@ -83,20 +83,14 @@ def test_file(in_tmp: Path, url: str | None, storage_type: str | None, path: str
     assert list(in_tmp.iterdir()) == []
 
 
-# Known bug, reported: the path goes into the URL unquoted, so URL syntax in it is lost.
-UNQUOTED_PATH_BUG = pytest.mark.xfail(
-    raises=AssertionError, strict=True, reason="storage_url does not quote the path: '#...' / '?...' are dropped"
-)
-
-
 @pytest.mark.parametrize(
     "name",
     [
         "my rooms",
         "100%",
         "ünï",
-        pytest.param("rooms#1", marks=UNQUOTED_PATH_BUG),
-        pytest.param("rooms?x", marks=UNQUOTED_PATH_BUG),
+        "rooms#1",
+        "rooms?x",
     ],
 )
 def test_file_path_setting_is_taken_literally(tmp_path: Path, name: str) -> None:
