@@ -1,7 +1,7 @@
 """Latency of each storage backend at 10, 1,000 and 10,000 stored rooms, beside the design's figures.
 
 ``python -m bench.storage [--sizes 10,1000] [--backends memory,file] [--samples 200]``; ``make bench``
-runs everything. Every room holds 500 ratings (5 users x 100 items, about 22 KB of JSON). Per-room
+runs everything. Every room holds 500 ratings (5 users x 100 items, about 23 KB of JSON). Per-room
 operations are timed one call at a time on random stored rooms; the list operations are repeated
 within a small time budget. Timings are reported, never asserted: they depend on the machine.
 """
@@ -50,7 +50,7 @@ PER_ROOM_OPS = ("save_room", "save_room (new)", "get_room", "has_room", "delete_
 LIST_OPS = ("list_room_names", "list_rooms")
 OPERATIONS = PER_ROOM_OPS + LIST_OPS
 
-# docs/storage-architecture.md, "Performance Characteristics" (milliseconds).
+# The storage design's "Performance Characteristics" (storage-architecture.md), in milliseconds.
 DESIGN_MS: dict[str, dict[str, str]] = {
     "memory": dict.fromkeys(OPERATIONS, "~0"),
     "file": {
@@ -337,6 +337,10 @@ def milliseconds(seconds: float) -> str:
     return f"{ms:.3f}" if ms < 1 else f"{ms:.2f}" if ms < 100 else f"{ms:.0f}"
 
 
+def times(ratio: float) -> str:
+    return "<0.01" if ratio < 0.01 else f"{ratio:.2f}" if ratio < 10 else f"{ratio:.0f}"
+
+
 def target_verdict(backend: str, operation: str, median_seconds: float) -> str:
     target = TARGET_MS.get((backend, operation))
     if target is None:
@@ -369,12 +373,13 @@ def print_table(size: int, results: Sequence[Result]) -> None:
             raw_median = ratio = ""
             if result.raw is not None:
                 baseline = statistics.median(result.raw[operation])
-                raw_median, ratio = milliseconds(baseline), f"{median / baseline:.3g}"
-            print(
+                raw_median, ratio = milliseconds(baseline), times(median / baseline)
+            row = (
                 f"{result.backend:8} {operation:16} {len(samples):>4} {milliseconds(median):>9} "
                 f"{milliseconds(p99(samples)):>9} {raw_median:>9} {ratio:>6}  "
                 f"{DESIGN_MS[result.backend][operation]:10} {target_verdict(result.backend, operation, median)}"
             )
+            print(row.rstrip())
 
 
 def comma_list(convert: Callable[[str], T]) -> Callable[[str], list[T]]:
@@ -409,6 +414,7 @@ def available_backends(names: Sequence[str], workdir: Path, stack: ExitStack) ->
     if "memory" in names:
         backends.append(Backend("memory", lambda size: create_storage("memory://")))
     if "file" in names:
+        print(f"file: rooms under {workdir} (fsync'ed writes)")
         backends.append(
             Backend(
                 "file",
@@ -434,7 +440,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="moviematch-bench-")))
         print(f"python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} CPUs")
         print(f"rooms: {USERS * ITEMS} ratings ({USERS} users x {ITEMS} items), {len(rooms.make(0).to_json()):,} bytes")
-        print(f"file: rooms under {workdir} (fsync'ed writes)")
         backends = available_backends(args.backends, workdir, stack)
         print(
             f"per-room operations: {args.samples} calls each on random rooms; list operations: "

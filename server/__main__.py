@@ -11,12 +11,16 @@ import os
 import socket
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
 from server import __version__
 from server.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from server.context import AppContext
 
 TEXT_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -89,12 +93,25 @@ def urls(settings: Settings, port: int) -> list[str]:
     return [f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}{settings.root_path}/" for host in hosts]
 
 
+class GoingAwayServer(uvicorn.Server):
+    """Closes WebSockets with 1001 (going away) before uvicorn's own shutdown, which uses 1012."""
+
+    def __init__(self, config: uvicorn.Config, context: AppContext) -> None:
+        super().__init__(config)
+        self.context = context
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await self.context.say_goodbye()
+        await super().shutdown(sockets)
+
+
 def serve(settings: Settings) -> None:
     # Imported here, so a configuration error is reported without loading the whole app.
     from server.app import create_app
 
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         lifespan="on",
@@ -112,7 +129,7 @@ def serve(settings: Settings) -> None:
     # Binding first tells the real port (port 0 picks a free one) before the URLs are printed.
     sock = config.bind_socket()
     print(*urls(settings, sock.getsockname()[1]), sep="\n", flush=True)
-    server = uvicorn.Server(config)
+    server = GoingAwayServer(config, app.state.context)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C: uvicorn re-raises it after shutting down
         server.run(sockets=[sock])
     if not server.started:  # the app failed to start (uvicorn has logged why)

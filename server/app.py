@@ -93,6 +93,7 @@ def create_app(
         Route("/manifest.webmanifest", http.manifest),
         Route("/api/poster/{provider_id}/{key:path}", http.poster),
         Route("/api/link/{provider_id}/{key:path}", http.link),
+        Route("/api/qr", http.qr_code),
         WebSocketRoute("/api/ws", websocket_endpoint),
         Mount("/", StaticFiles(directory=http.STATIC_DIR)),
     ]

@@ -219,6 +219,14 @@ class Settings(_Section):
     log_format: Annotated[Literal["text", "json"], BeforeValidator(_lower)] = Field("text", description="text or json")
     root_path: Annotated[str, AfterValidator(_root_path)] = ""
     require_plex_login: StrictBool = Field(False, description=_BOOLEAN)
+    # Who may create rooms: anyone; users signed in with Plex; or Plex users with access to a
+    # configured Plex server (its owner, or friends it is shared with).
+    room_creators: Literal["anyone", "plex", "server-users"] = Field(
+        "anyone", description="one of anyone, plex, server-users"
+    )
+    plex_tv_url: Annotated[str, AfterValidator(_http_url)] = "https://plex.tv"
+    # Where the browser sends a user to approve a Plex sign-in (the PIN flow).
+    plex_app_url: Annotated[str, AfterValidator(_http_url)] = "https://app.plex.tv"
     auth: BasicAuth | None = None
     tls: Tls | None = None
     servers: tuple[MediaServer, ...] = ()
@@ -323,6 +331,9 @@ _ENV_VARS: tuple[tuple[str, Loc, Callable[[str], object]], ...] = (
     ("LOG_FORMAT", ("log_format",), _text),
     ("ROOT_PATH", ("root_path",), _text),
     ("REQUIRE_PLEX_LOGIN", ("require_plex_login",), _flag),
+    ("ROOM_CREATORS", ("room_creators",), _text),
+    ("PLEX_TV_URL", ("plex_tv_url",), _text),
+    ("PLEX_APP_URL", ("plex_app_url",), _text),
     ("AUTH_USER", ("auth", "user"), _text),
     ("AUTH_PASS", ("auth", "password"), _text),
     ("TLS_CERT", ("tls", "cert"), _text),

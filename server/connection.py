@@ -40,6 +40,16 @@ log = logging.getLogger("server.connection")
 SEND_QUEUE_SIZE = 512
 # Sent when this client fell too far behind; it may reconnect and resume with its memberToken.
 CLOSE_TOO_SLOW = 1013
+CLOSE_GOING_AWAY = 1001
+
+
+def client_config(context: AppContext) -> dict[str, Any]:
+    """The ``config`` message: what the browser needs to know, never a secret."""
+    settings = context.settings
+    config: dict[str, Any] = {"requiresConfiguration": False, "requirePlexLogin": settings.require_plex_login}
+    if context.plex_sign_in is not None:  # extension: the browser runs the plex.tv PIN flow itself
+        config |= {"plexSignIn": True, "plexTvUrl": settings.plex_tv_url, "plexAppUrl": settings.plex_app_url}
+    return config
 
 
 class Connection:
@@ -51,6 +61,7 @@ class Connection:
         self._queue: asyncio.Queue[str] = asyncio.Queue(SEND_QUEUE_SIZE)
         self._scope: anyio.CancelScope | None = None
         self._too_slow = False
+        self._going_away = anyio.Event()
         self._handlers: dict[str, Callable[[Any], Awaitable[None]]] = {
             "login": self.login,
             "logout": self.logout,
@@ -71,9 +82,8 @@ class Connection:
 
     async def serve(self) -> None:
         await self.websocket.accept()
-        settings = self.context.settings
-        self.send(encode("config", {"requiresConfiguration": False, "requirePlexLogin": settings.require_plex_login}))
-        self.context.connections.add(self)
+        self.send(encode("config", client_config(self.context)))
+        self.context.connected(self)
         try:
             async with anyio.create_task_group() as tasks:
                 self._scope = tasks.cancel_scope
@@ -81,7 +91,7 @@ class Connection:
                 await self._receive_loop()
                 tasks.cancel_scope.cancel()
         finally:
-            self.context.connections.discard(self)
+            self.context.disconnected(self)
             self._leave_room(permanently=False)
         if self._too_slow:
             await self._close(CLOSE_TOO_SLOW)
@@ -99,9 +109,18 @@ class Connection:
                 await self.handle(text)
 
     async def _send_loop(self) -> None:
-        while True:
+        while not self._going_away.is_set():
             frame = await self._queue.get()
-            await self.websocket.send_text(frame)
+            if frame:
+                await self.websocket.send_text(frame)
+        # Everything queued before the goodbye was sent; the close frame ends the receive loop too.
+        await self._close(CLOSE_GOING_AWAY)
+
+    def going_away(self) -> None:
+        """The server is shutting down: close after what is already queued, with 1001 (going away)."""
+        self._going_away.set()
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait("")  # wakes an idle sender; never sent
 
     async def _close(self, code: int) -> None:
         with contextlib.suppress(RuntimeError, OSError):  # already closed by the peer
@@ -186,6 +205,13 @@ class Connection:
 
     async def create_room(self, request: CreateRoomRequest) -> None:
         user = self._require_user("createRoomError")
+        creators = self.context.settings.room_creators
+        if (creators == "plex" and user.plex_id is None) or (
+            creators == "server-users" and "CanCreateRoom" not in user.permissions
+        ):
+            raise ProtocolError(
+                "createRoomError", "PlexAuthRequiredError", "sign in with a Plex account of this server to create rooms"
+            )
         room = await self.context.registry.create(request, user)
         self._leave_room(permanently=False)
         payload = self.context.registry.enter(room, self, user, None)

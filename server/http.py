@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import html
+import io
 import logging
 from pathlib import Path
 
+import segno
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 
@@ -85,6 +87,19 @@ async def link(request: Request) -> Response:
     except ProviderError as exc:
         return Response(str(exc), status_code=exc.status)
     return RedirectResponse(target, status_code=302)
+
+
+QR_TEXT_LIMIT = 1000
+
+
+async def qr_code(request: Request) -> Response:
+    """A QR code (SVG) of a share link, made here so the page needs nothing from the internet."""
+    text = request.query_params.get("text", "")
+    if not text or len(text) > QR_TEXT_LIMIT:
+        return Response(f"text must be 1-{QR_TEXT_LIMIT} characters", status_code=400)
+    image = io.BytesIO()
+    segno.make(text, error="m").save(image, kind="svg", scale=8, border=2, xmldecl=False, svgns=True)
+    return Response(image.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
 
 
 async def manifest(request: Request) -> Response:

@@ -182,6 +182,16 @@ async def test_create_room_errors(world: World) -> None:
     assert (await peer.expect("createRoomError"))["name"] == "UnknownError"
 
 
+@pytest.mark.parametrize("creators", ["plex", "server-users"])
+async def test_only_plex_users_may_create_rooms_when_configured(
+    make_world: Callable[..., AsyncIterator[World]], creators: str
+) -> None:
+    async for world in make_world(room_creators=creators):
+        ann = await world.user("ann")
+        await ann.send("createRoom", {"roomName": "mine"})
+        assert (await ann.expect("createRoomError"))["name"] == "PlexAuthRequiredError"
+
+
 async def test_password_is_stored_hashed(world: World) -> None:
     ann = await world.user("ann")
     await ann.create("Secret", password="hunter2")
