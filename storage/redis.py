@@ -3,15 +3,19 @@
 Key layout (``mm`` is the key prefix, ``<d>`` the room key's ``storage.keys.key_digest``)::
 
     mm:room:{<d>}:meta      STRING  the room as JSON, without ``ratings`` and ``userProgress``
-    mm:room:{<d>}:ratings   HASH    rating_field(mediaId, userName) -> "like:<ms>" | "dislike:<ms>"
+    mm:room:{<d>}:ratings   HASH    userName -> that user's ratings, a JSON array of
+                                    [mediaId, "like" | "dislike", "<ms>"] in the order given
     mm:room:{<d>}:progress  HASH    userName -> number of items rated
     mm:rooms                ZSET    <d> -> createdAt (epoch ms): the room index, in creation order
     mm:room-names           HASH    <d> -> display name
 
 A room's keys share the hash tag ``{<d>}``, so the rating scripts touch a single Cluster slot.
-Ratings are recorded by scripts, one field per (item, user): two processes rating one room never
-overwrite each other, and ``HSETNX`` keeps one rating per user and item. ``save_room`` is a
-snapshot write (it replaces the ratings too); the index makes listing need no ``KEYS``/``SCAN``.
+Ratings are recorded by scripts that append to (or cut from) one user's array atomically: two
+processes rating one room never overwrite each other, and the script's look-up of the item keeps one
+rating per user and item. One field per user, not per rating, keeps a snapshot of a room with
+hundreds of ratings to a handful of fields: that is what makes ``save_room`` and ``get_room`` cheap.
+``save_room`` is a snapshot write (it replaces the ratings too); the index makes listing need no
+``KEYS``/``SCAN``.
 """
 
 from __future__ import annotations
@@ -51,19 +55,41 @@ CONNECT_TIMEOUT = 2.0
 RETRIES = 2
 LIST_BATCH = 100
 
-# KEYS: meta, ratings, progress. ARGV: rating field, user name, "<rating>:<ms>".
+# The scripts never parse JSON: Python writes every array element and the look-up key, and the
+# scripts find and splice text. A look-up key is `[<JSON of mediaId>,`: inside a JSON string a quote
+# is always escaped, so that text occurs only where an element for that item starts.
+# KEYS: meta, ratings, progress. ARGV: user name, look-up key, the new element.
 # -1: no such room; 0: the user had rated the item; 1: recorded.
 ADD_RATING_SCRIPT = """
 if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
-if redis.call("HSETNX", KEYS[2], ARGV[1], ARGV[3]) == 0 then return 0 end
-redis.call("HINCRBY", KEYS[3], ARGV[2], 1)
+local list = redis.call("HGET", KEYS[2], ARGV[1])
+if not list or list == "[]" then
+  list = "[" .. ARGV[3] .. "]"
+elseif string.find(list, ARGV[2], 1, true) then
+  return 0
+else
+  list = string.sub(list, 1, -2) .. "," .. ARGV[3] .. "]"
+end
+redis.call("HSET", KEYS[2], ARGV[1], list)
+redis.call("HINCRBY", KEYS[3], ARGV[1], 1)
 return 1
 """
-# KEYS and ARGV[1..2] as above. A snapshot may lack the user's progress: never go below 0.
+# KEYS and ARGV[1..2] as above. An element has no "]" after its item id, so the first "]" past the
+# look-up key ends it. A snapshot may lack the user's progress: never go below 0.
 REMOVE_RATING_SCRIPT = """
 if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
-if redis.call("HDEL", KEYS[2], ARGV[1]) == 0 then return 0 end
-if redis.call("HINCRBY", KEYS[3], ARGV[2], -1) < 0 then redis.call("HSET", KEYS[3], ARGV[2], 0) end
+local list = redis.call("HGET", KEYS[2], ARGV[1])
+local start = list and string.find(list, ARGV[2], 1, true)
+if not start then return 0 end
+local finish = string.find(list, "]", start + #ARGV[2], true)
+local before, after = string.sub(list, 1, start - 1), string.sub(list, finish + 1)
+if string.sub(before, -1) == "," then
+  before = string.sub(before, 1, -2)
+elseif string.sub(after, 1, 1) == "," then
+  after = string.sub(after, 2)
+end
+redis.call("HSET", KEYS[2], ARGV[1], before .. after)
+if redis.call("HINCRBY", KEYS[3], ARGV[1], -1) < 0 then redis.call("HSET", KEYS[3], ARGV[1], 0) end
 return 1
 """
 NO_ROOM = -1
@@ -98,21 +124,19 @@ def split_url(url: str) -> tuple[str, str | None]:
     return urlunsplit(parts._replace(query=passed_on)), prefixes[-1] if prefixes else None
 
 
-def rating_field(media_id: str, user_name: str) -> str:
-    """The ratings-hash field of one user's rating of one item.
-
-    A JSON pair rather than ``<mediaId>\\x1f<userName>``: ids and names are arbitrary text (``\\x1f``
-    included), and only an unambiguous field makes "once per user and item" hold. Scripts get the
-    field as an argument and never build it.
-    """
-    return json.dumps([media_id, user_name], ensure_ascii=False, separators=(",", ":"))
+def _json(value: object) -> str:
+    # One spelling everywhere: the scripts find items by the exact text Python wrote.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _parse_rating_field(field: str) -> tuple[str, str]:
-    pair = json.loads(field)
-    if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(part, str) for part in pair)):
-        raise ValueError(f"bad rating field {field!r}")
-    return pair[0], pair[1]
+def lookup_key(media_id: str) -> str:
+    """The text that starts the element of ``media_id`` in a user's ratings array."""
+    return f"[{_json(media_id)},"
+
+
+def rating_element(media_id: str, rating: str, at_ms: int) -> str:
+    # The time as text: Lua (and JSON) numbers would round epoch milliseconds past 2**53.
+    return _json([media_id, rating, str(at_ms)])
 
 
 @dataclass(frozen=True)
@@ -137,36 +161,31 @@ class RoomKeys:
         return self.meta, self.ratings, self.progress
 
 
-@dataclass(frozen=True)
-class _StoredRoom:
-    meta: str | None
-    ratings: dict[str, str]
-    progress: dict[str, str]
-
-    def decode(self) -> SerializedRoom | None:
-        if self.meta is None:
-            return None
-        data = json.loads(self.meta)
-        if not isinstance(data, dict):
-            raise ValueError("room meta is not a JSON object")
-        ratings: dict[str, list[tuple[str, str, int]]] = {}
-        for field, value in self.ratings.items():
-            media_id, user_name = _parse_rating_field(field)
-            rating, _, at_ms = value.partition(":")
-            ratings.setdefault(media_id, []).append((user_name, rating, int(at_ms)))
-        data["ratings"] = ratings
-        data["userProgress"] = {user: int(count) for user, count in self.progress.items()}
-        return SerializedRoom.model_validate(data)
+def _decode(meta: str | None, ratings: dict[str, str], progress: dict[str, str]) -> SerializedRoom | None:
+    """A room from its keys' values (times and counts come as text; the model converts them)."""
+    if meta is None:
+        return None
+    data = json.loads(meta)
+    if not isinstance(data, dict):
+        raise ValueError("room meta is not a JSON object")
+    by_item: dict[str, list[tuple[str, str, str]]] = {}
+    for user_name, elements in ratings.items():
+        for media_id, rating, at_ms in json.loads(elements):
+            by_item.setdefault(media_id, []).append((user_name, rating, at_ms))
+    data["ratings"] = by_item
+    data["userProgress"] = progress
+    return SerializedRoom.model_validate(data)
 
 
-def _encode_ratings(room: SerializedRoom) -> dict[FieldT, EncodableT]:
-    fields: dict[FieldT, EncodableT] = {}
+def _ratings_by_user(room: SerializedRoom) -> dict[str, str]:
+    """Each user's ratings array; a snapshot holding a user's rating of an item twice keeps the
+    first (ratings are in time order), as add_rating would have."""
+    elements: dict[str, dict[str, list[str]]] = {}
     for media_id, triples in room.ratings.items():
-        # Triples are in time order: a snapshot holding a user's rating twice keeps the first,
-        # as add_rating would have.
         for user_name, rating, at_ms in triples:
-            fields.setdefault(rating_field(media_id, user_name), f"{rating}:{at_ms}")
-    return fields
+            elements.setdefault(user_name, {}).setdefault(media_id, [media_id, rating, str(at_ms)])
+    # One dumps per user, spelled exactly as rating_element spells each element.
+    return {user: _json(list(items.values())) for user, items in elements.items()}
 
 
 @dataclass(frozen=True)
@@ -178,9 +197,8 @@ class _Connection:
 
     @classmethod
     def wrap(cls, client: redis.asyncio.Redis, *, owned: bool) -> _Connection:
-        return cls(
-            client, owned, client.register_script(ADD_RATING_SCRIPT), client.register_script(REMOVE_RATING_SCRIPT)
-        )
+        scripts = (ADD_RATING_SCRIPT, REMOVE_RATING_SCRIPT)
+        return cls(client, owned, *(client.register_script(script) for script in scripts))
 
     @classmethod
     def connect(cls, url: str) -> _Connection:
@@ -258,7 +276,7 @@ class RedisStorage(Storage):
         keys = self.room_keys(room.room_name)
         with storage_errors("save_room", repr(room.room_name)):
             meta = room.model_dump_json(by_alias=True, exclude={"ratings", "user_progress"})
-            ratings = _encode_ratings(room)
+            ratings: dict[FieldT, EncodableT] = {user: array for user, array in _ratings_by_user(room).items()}
             progress: dict[FieldT, EncodableT] = {user: count for user, count in room.user_progress.items()}
             async with self._live("save_room").client.pipeline(transaction=True) as pipe:
                 pipe.delete(keys.ratings, keys.progress)
@@ -274,7 +292,7 @@ class RedisStorage(Storage):
     async def get_room(self, room_name: str) -> SerializedRoom | None:
         with storage_errors("get_room", repr(room_name)):
             [stored] = await self._read("get_room", [self.room_keys(room_name)])
-            return stored.decode()
+            return _decode(*stored)
 
     async def delete_room(self, room_name: str) -> None:
         keys = self.room_keys(room_name)
@@ -304,7 +322,7 @@ class RedisStorage(Storage):
             for (_, name), one in zip(batch, stored, strict=True):
                 try:
                     with storage_errors("get_room", repr(name)):
-                        room = one.decode()
+                        room = _decode(*one)
                 except StorageError as error:
                     skipped.append(error)
                     continue
@@ -317,7 +335,8 @@ class RedisStorage(Storage):
 
     async def add_rating(self, room_name: str, media_id: str, user_name: str, rating: RatingValue, at_ms: int) -> bool:
         script = self._live("add_rating").add_rating
-        return await self._rate("add_rating", script, room_name, media_id, user_name, f"{rating}:{at_ms}")
+        element = rating_element(media_id, rating, at_ms)
+        return await self._rate("add_rating", script, room_name, media_id, user_name, element)
 
     async def remove_rating(self, room_name: str, media_id: str, user_name: str) -> bool:
         script = self._live("remove_rating").remove_rating
@@ -328,7 +347,7 @@ class RedisStorage(Storage):
     ) -> bool:
         keys = self.room_keys(room_name)
         with storage_errors(operation, repr(room_name)):
-            outcome = await script(keys=keys.all(), args=[rating_field(media_id, user_name), user_name, *extra])
+            outcome = await script(keys=keys.all(), args=[user_name, lookup_key(media_id), *extra])
         if outcome == NO_ROOM:
             raise StorageError(operation, repr(room_name), "no such room")
         return bool(outcome == RECORDED)
@@ -342,7 +361,7 @@ class RedisStorage(Storage):
                 digests, names = await pipe.execute()
         return [(digest, names[digest]) for digest in digests if digest in names]
 
-    async def _read(self, operation: str, rooms: list[RoomKeys]) -> list[_StoredRoom]:
+    async def _read(self, operation: str, rooms: list[RoomKeys]) -> list[tuple[Any, Any, Any]]:
         """Each room's keys, all read in one transaction so no room is seen half-written."""
         async with self._live(operation).client.pipeline(transaction=True) as pipe:
             for keys in rooms:
@@ -350,4 +369,4 @@ class RedisStorage(Storage):
                 pipe.hgetall(keys.ratings)
                 pipe.hgetall(keys.progress)
             replies: list[Any] = await pipe.execute()
-        return [_StoredRoom(*replies[start : start + 3]) for start in range(0, len(replies), 3)]
+        return [(replies[start], replies[start + 1], replies[start + 2]) for start in range(0, len(replies), 3)]

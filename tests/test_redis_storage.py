@@ -14,18 +14,21 @@ import anyio
 import pytest
 import redis.asyncio
 from anyio.streams.buffered import BufferedByteReceiveStream
+from hypothesis import given, settings, strategies as st
 from redis.crc import key_slot
 
-from storage import RatingValue, SerializedRoom, StorageError, room_key
+from storage import MemoryStorage, RatingValue, SerializedRoom, Storage, StorageError, room_key
 from storage.keys import key_digest
 from storage.redis import SOCKET_TIMEOUT, RedisStorage
 from tests.redis_rating_writer import Plan
-from tests.services import free_port, running_redis
+from tests.services import RedisServer, free_port, running_redis
 
 pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parents[1]
 ROOM = "Movie Night"
+# (add or remove, media id, user, rating)
+Operations = list[tuple[bool, str, str, RatingValue]]
 MEDIA = [f"m{n}" for n in range(30)]
 OWN_USERS = 8
 # Both writers rate every item as this user: exactly one of each pair of attempts may win.
@@ -137,12 +140,19 @@ async def test_a_snapshot_rating_twice_keeps_the_first(storage: RedisStorage) ->
 
 
 async def test_ids_and_names_with_separators_stay_apart(storage: RedisStorage) -> None:
+    """Ids and names made of the scripts' own syntax (brackets, quotes, commas) are plain text."""
     await storage.save_room(make_room())
-    assert await storage.add_rating(ROOM, "a\x1fb", "c", "like", 1)
-    assert await storage.add_rating(ROOM, "a", "b\x1fc", "like", 2)
+    tricky = ['a"', '"a', 'a",', '["a",', "]", "[", "a]", "a\\", "\\", ",", "a\x1fb", 'm1","like","1"],["x']
+    for at, media_id in enumerate(tricky):
+        assert await storage.add_rating(ROOM, media_id, "c", "like", at)
+        assert not await storage.add_rating(ROOM, media_id, "c", "dislike", at)
+    assert await storage.add_rating(ROOM, "a", "b\x1fc", "like", 99)
+    assert await storage.remove_rating(ROOM, "]", "c")
+    assert await storage.remove_rating(ROOM, 'a"', "c")
     room = await storage.get_room(ROOM)
     assert room is not None
-    assert room.ratings == {"a\x1fb": [("c", "like", 1)], "a": [("b\x1fc", "like", 2)]}
+    expected = {media_id: [("c", "like", at)] for at, media_id in enumerate(tricky) if media_id not in ("]", 'a"')}
+    assert room.ratings == {**expected, "a": [("b\x1fc", "like", 99)]}
 
 
 async def test_key_layout(storage: RedisStorage, raw: redis.asyncio.Redis) -> None:
@@ -152,7 +162,7 @@ async def test_key_layout(storage: RedisStorage, raw: redis.asyncio.Redis) -> No
     digest = key_digest(room_key(ROOM))
     assert keys.meta == f"mm:room:{{{digest}}}:meta"
     assert [await raw.type(key) for key in keys.all()] == ["string", "hash", "hash"]
-    assert await raw.hgetall(keys.ratings) == {'["m1","ann"]': "like:7"}
+    assert await raw.hgetall(keys.ratings) == {"ann": '[["m1","like","7"]]'}
     assert await raw.hgetall(keys.progress) == {"ann": "1"}
     meta = await raw.get(keys.meta)
     assert isinstance(meta, str)
@@ -229,8 +239,9 @@ async def test_a_server_stopped_mid_session_gives_storage_errors(tmp_path: Path)
         ("meta", None, "{not json"),
         ("meta", None, "[1, 2]"),
         ("meta", None, '{"roomName": ""}'),
-        ("ratings", "m1", "like:1"),
-        ("ratings", '["m1","ann"]', "like:soon"),
+        ("ratings", "ann", "like:1"),
+        ("ratings", "ann", '[["m1", "like"]]'),
+        ("ratings", "ann", '[["m1", "like", "soon"]]'),
         ("progress", "ann", "many"),
     ],
 )
@@ -297,3 +308,39 @@ def test_bad_urls_are_refused_without_leaking_secrets(url: str, complaint: str) 
 async def test_a_storage_used_before_open_says_so(redis_url: str) -> None:
     with pytest.raises(StorageError, match="not open"):
         await RedisStorage.from_url(redis_url).get_room(ROOM)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    operations=st.lists(
+        st.tuples(
+            st.booleans(),
+            st.text(alphabet='ab"[],\\:x\x1f', max_size=4),
+            st.sampled_from(["ann", "bob", 'c"d']),
+            st.sampled_from(["like", "dislike"]),
+        ),
+        max_size=25,
+    )
+)
+def test_rating_scripts_agree_with_the_in_process_model(redis_server: RedisServer, operations: Operations) -> None:
+    """Any sequence of adds and removes, on ids made of the scripts' own syntax, ends where the
+    generic (in-process) implementation ends."""
+
+    start = make_room()
+
+    async def apply(storage: Storage) -> tuple[list[bool], SerializedRoom | None]:
+        await storage.save_room(start)
+        outcomes = []
+        for at, (adding, media_id, user, rating) in enumerate(operations):
+            if adding:
+                outcomes.append(await storage.add_rating(ROOM, media_id, user, rating, at))
+            else:
+                outcomes.append(await storage.remove_rating(ROOM, media_id, user))
+        return outcomes, await storage.get_room(ROOM)
+
+    async def compare() -> None:
+        async with RedisStorage(url=redis_server.url, key_prefix="model") as shared:
+            await shared.delete_room(ROOM)
+            assert await apply(shared) == await apply(MemoryStorage())
+
+    anyio.run(compare)
