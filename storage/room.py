@@ -101,10 +101,15 @@ class SerializedRoom(_Model):
 
     @field_validator("ratings")
     @classmethod
-    def _time_ordered(cls, ratings: dict[str, list[Rating]]) -> dict[str, list[Rating]]:
-        # One canonical order (time, then user) so every backend restores the same lists.
-        for triples in ratings.values():
+    def _canonical_ratings(cls, ratings: dict[str, list[Rating]]) -> dict[str, list[Rating]]:
+        # One canonical form so every backend restores the same lists: time order (then user), and
+        # one rating per user and item (the first), as the rating operations guarantee.
+        for media_id, triples in ratings.items():
             triples.sort(key=lambda triple: (triple[2], triple[0]))
+            first: dict[str, Rating] = {}
+            for triple in triples:
+                first.setdefault(triple[0], triple)
+            ratings[media_id] = list(first.values())
         return ratings
 
     @classmethod

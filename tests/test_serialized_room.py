@@ -248,3 +248,10 @@ def test_a_wrong_password_is_rejected(password: str) -> None:
 )
 def test_a_malformed_hash_is_rejected_without_raising(stored: str) -> None:
     assert verify_password("hunter2", stored) is False
+
+
+def test_a_users_second_rating_of_an_item_is_dropped() -> None:
+    room = SerializedRoom.from_dict(
+        {"roomName": "r", "ratings": {"m1": [["ann", "dislike", 5], ["bob", "like", 3], ["ann", "like", 2]]}}
+    )
+    assert room.ratings == {"m1": [("ann", "like", 2), ("bob", "like", 3)]}
