@@ -6,7 +6,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
 from starlette.applications import Starlette
@@ -19,10 +19,14 @@ from server import http
 from server.config import Settings
 from server.connection import Connection
 from server.context import AppContext
+from server.metrics import Metrics
 from server.middleware import BasicAuthMiddleware, RootPathMiddleware
 from server.providers import MediaProvider
-from server.providers.demo import DemoProvider
+from server.providers.combined import CombinedProvider
+from server.providers.configured import client_id, configured_providers, plex_servers
+from server.providers.plex_tv import PlexTvSignIn
 from server.rooms.registry import RoomRegistry
+from server.security import OriginMiddleware, SecurityHeadersMiddleware
 from storage import Storage
 
 log = logging.getLogger("server.app")
@@ -36,6 +40,13 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     await Connection(websocket, websocket.app.state.context).serve()
 
 
+def plex_sign_in_for(settings: Settings, media: CombinedProvider) -> PlexTvSignIn | None:
+    """Plex sign-in is offered when a Plex server is configured (or Plex sign-in is required)."""
+    if not (plex_servers(media) or settings.require_plex_login):
+        return None
+    return PlexTvSignIn(settings, client_id=client_id(), plex_servers=lambda: plex_servers(media))
+
+
 def create_app(
     settings: Settings,
     *,
@@ -46,50 +57,67 @@ def create_app(
 ) -> Starlette:
     """Build the app; nothing is opened until the lifespan starts (so tests can build many)."""
     storage = storage or settings.storage.create()
-    provider = provider or DemoProvider()
+    media = configured_providers(settings) if provider is None else CombinedProvider([provider])
+    plex_sign_in = plex_sign_in_for(settings, media)
+    metrics = Metrics()
     registry = RoomRegistry(
         storage,
-        provider,
+        media,
         save_delay=settings.save_delay,
         save_max_wait=settings.save_max_wait,
         idle_timeout=settings.room_idle_timeout,
         now_ms=now_ms,
         rng=rng,
+        observer=metrics,
     )
-    context = AppContext(settings=settings, storage=storage, provider=provider, registry=registry)
+    context = AppContext(
+        settings=settings,
+        storage=storage,
+        provider=media,
+        registry=registry,
+        metrics=metrics,
+        plex_sign_in=plex_sign_in,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with storage:
-            await provider.open()
+        async with storage, AsyncExitStack() as services:
+            await media.open()
+            services.push_async_callback(media.close)
+            if plex_sign_in is not None:
+                await plex_sign_in.open()
+                services.push_async_callback(plex_sign_in.close)
+            async with anyio.create_task_group() as background:
+                background.start_soon(registry.saver.run)
+                background.start_soon(registry.run_eviction)
+                yield
+                background.cancel_scope.cancel()
+            # uvicorn runs this only after every connection ended, so no rating can race the flush.
             try:
-                async with anyio.create_task_group() as background:
-                    background.start_soon(registry.saver.run)
-                    background.start_soon(registry.run_eviction)
-                    yield
-                    background.cancel_scope.cancel()
-                # uvicorn runs this only after every connection ended, so no rating can race the flush.
-                try:
-                    with anyio.fail_after(settings.flush_timeout, shield=True):
-                        unsaved = await registry.saver.flush()
-                except TimeoutError:
-                    log.error(
-                        "shutdown: saving rooms took over %.1f s; unsaved changes are lost", settings.flush_timeout
-                    )
-                else:
-                    for key in unsaved:
-                        log.error("shutdown: room %r could not be saved", key)
-            finally:
-                await provider.close()
+                with anyio.fail_after(settings.flush_timeout, shield=True):
+                    unsaved = await registry.saver.flush()
+            except TimeoutError:
+                log.error("shutdown: saving rooms took over %.1f s; unsaved changes are lost", settings.flush_timeout)
+            else:
+                for key in unsaved:
+                    log.error("shutdown: room %r could not be saved", key)
 
-    middleware = [Middleware(RootPathMiddleware, root_path=settings.root_path)]
+    def plex_origins() -> list[str]:
+        return [settings.plex_tv_url] if context.plex_sign_in is not None else []
+
+    middleware = [
+        Middleware(RootPathMiddleware, root_path=settings.root_path),
+        Middleware(SecurityHeadersMiddleware, extra_origins=plex_origins),
+    ]
     if settings.auth is not None:
         middleware.append(
             Middleware(BasicAuthMiddleware, user=settings.auth.user, password=settings.auth.password.get_secret_value())
         )
+    middleware.append(Middleware(OriginMiddleware, allowed_origins=settings.allowed_origins))
     routes = [
         Route("/", http.index),
         Route("/health", http.health),
+        Route("/metrics", http.metrics),
         Route("/manifest.webmanifest", http.manifest),
         Route("/api/poster/{provider_id}/{key:path}", http.poster),
         Route("/api/link/{provider_id}/{key:path}", http.link),

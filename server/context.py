@@ -9,7 +9,9 @@ from typing import Protocol
 import anyio
 
 from server.config import Settings
-from server.providers import MediaProvider
+from server.limits import Guards
+from server.metrics import Metrics
+from server.providers.combined import CombinedProvider
 from server.rooms.registry import RoomRegistry
 from server.rooms.room import User
 from storage import Storage
@@ -27,11 +29,16 @@ PlexSignIn = Callable[[str, str], Awaitable[User]]
 class AppContext:
     settings: Settings
     storage: Storage
-    provider: MediaProvider
+    provider: CombinedProvider
     registry: RoomRegistry
     plex_sign_in: PlexSignIn | None = None
     connections: set[Departing] = field(default_factory=set)
+    metrics: Metrics = field(default_factory=Metrics)
+    guards: Guards = field(init=False)
     _none_left: anyio.Event | None = None
+
+    def __post_init__(self) -> None:
+        self.guards = Guards(self.settings)
 
     def connected(self, connection: Departing) -> None:
         self.connections.add(connection)

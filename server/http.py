@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import io
 import logging
+import os
 from pathlib import Path
 
 import segno
@@ -14,8 +15,10 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from server import __version__
 from server.context import AppContext
 from server.i18n import negotiate
-from server.providers import ProviderError
+from server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from server.providers import MediaProvider, ProviderError
 from storage import StorageError
+from storage.file import FileStorage
 
 log = logging.getLogger("server.http")
 
@@ -42,29 +45,47 @@ async def index(request: Request) -> Response:
     return HTMLResponse(page.replace("{{version}}", __version__), headers={"Cache-Control": "no-cache"})
 
 
-async def health(request: Request) -> Response:
-    context = context_of(request)
+async def storage_healthy(context: AppContext) -> bool:
+    """The backend answers (a round trip for Redis), a file directory is writable, and no room's
+    last save failed (a full disk shows only there)."""
     try:
         await context.storage.has_room("health check")
-        storage_ok = True
     except StorageError as exc:
         log.warning("health: storage unavailable: %s", exc)
-        storage_ok = False
-    provider_ok = await context.provider.healthy()
-    healthy = storage_ok and provider_ok
+        return False
+    storage = context.storage
+    if isinstance(storage, FileStorage) and not os.access(storage.directory, os.W_OK):
+        log.warning("health: storage directory %s is not writable", storage.directory)
+        return False
+    return not context.registry.saver.failing
+
+
+async def health(request: Request) -> Response:
+    context = context_of(request)
+    storage_ok = await storage_healthy(context)
+    providers = {provider_id: await one.healthy() for provider_id, one in context.provider.providers.items()}
+    healthy = storage_ok and all(providers.values())
     body = {
         "status": "ok" if healthy else "unavailable",
         "storage": "ok" if storage_ok else "unavailable",
-        "providers": {context.provider.id: "ok" if provider_ok else "unavailable"},
+        "providers": {provider_id: "ok" if ok else "unavailable" for provider_id, ok in providers.items()},
     }
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 
-def _provider(request: Request) -> AppContext:
+async def metrics(request: Request) -> Response:
     context = context_of(request)
-    if request.path_params["provider_id"] != context.provider.id:
-        raise ProviderError("no such media provider", status=404)
-    return context
+    text = context.metrics.render(
+        connections=len(context.connections),
+        rooms=len(context.registry.rooms),
+        storage_up=await storage_healthy(context),
+    )
+    return Response(text, headers={"Content-Type": METRICS_CONTENT_TYPE, "Cache-Control": "no-store"})
+
+
+def _provider(request: Request) -> MediaProvider:
+    """The one source a poster or link URL names (``api/poster/<provider id>/...``)."""
+    return context_of(request).provider.provider(request.path_params["provider_id"])
 
 
 async def poster(request: Request) -> Response:
@@ -73,7 +94,7 @@ async def poster(request: Request) -> Response:
     except ValueError:
         return Response("width must be a number", status_code=400)
     try:
-        image = await _provider(request).provider.poster(request.path_params["key"], width)
+        image = await _provider(request).poster(request.path_params["key"], width)
     except ProviderError as exc:
         return Response(str(exc), status_code=exc.status)
     return StreamingResponse(image.body, media_type=image.content_type, headers=image.headers)
@@ -81,9 +102,7 @@ async def poster(request: Request) -> Response:
 
 async def link(request: Request) -> Response:
     try:
-        target = await _provider(request).provider.link(
-            request.path_params["key"], request.headers.get("user-agent", "")
-        )
+        target = await _provider(request).link(request.path_params["key"], request.headers.get("user-agent", ""))
     except ProviderError as exc:
         return Response(str(exc), status_code=exc.status)
     return RedirectResponse(target, status_code=302)

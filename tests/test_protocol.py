@@ -456,7 +456,7 @@ async def test_filters_values_and_libraries(world: World) -> None:
     await peer.send("requestFilterValues", {"key": "nope"})
     await peer.expect("requestFilterValuesError")
     await peer.send("getLibraries")
-    assert await peer.expect("getLibrariesSuccess") == [{"title": "Test", "key": "test", "type": "movie"}]
+    assert await peer.expect("getLibrariesSuccess") == [{"title": "Test", "key": "test:test", "type": "movie"}]
     world.provider.fail = True
     for message_type in ["requestFilters", "getLibraries"]:
         await peer.send(message_type)

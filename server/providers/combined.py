@@ -82,20 +82,23 @@ class CombinedProvider(MediaProvider):
         return Filters.model_validate({"filters": list(seen.values()), "filterTypes": types})
 
     async def filter_values(self, key: str) -> list[FilterValue]:
+        """The values every source offers; one source that lacks the filter or is down is skipped."""
         values: dict[str, FilterValue] = {}
-        found = False
+        answered = False
+        failure: ProviderError | None = None
         for provider in self.providers.values():
             try:
                 listed = await provider.filter_values(key)
             except ProviderError as exc:
-                if exc.status == 404:
-                    continue
-                raise
-            found = True
+                if exc.status != 404 and exc.status < 500:
+                    raise
+                failure = exc if exc.status >= 500 else failure
+                continue
+            answered = True
             for value in listed:
                 values.setdefault(value.value, value)
-        if not found:
-            raise ProviderError(f"unknown filter {key!r}", status=404)
+        if not answered:
+            raise failure or ProviderError(f"unknown filter {key!r}", status=404)
         return list(values.values())
 
     async def poster(self, key: str, width: int | None) -> Poster:
