@@ -30,6 +30,14 @@ class Peer:
         self.socket = socket
         self.name = name
         self.backlog: list[dict[str, Any]] = []
+        self.config: dict[str, Any] = {}
+
+    @classmethod
+    async def greeted(cls, socket: Socket, name: str) -> Peer:
+        """A peer past the server's first message, ``config`` (kept in ``config``)."""
+        peer = cls(socket, name)
+        peer.config = await peer.expect("config")
+        return peer
 
     async def send(self, message_type: str, payload: Any = None) -> None:
         message: dict[str, Any] = {"type": message_type}
@@ -89,8 +97,8 @@ class Connect(Protocol):
 
 
 @asynccontextmanager
-async def in_process(app: Starlette) -> AsyncIterator[Connect]:
-    """Peers talking to the app in this event loop, with its lifespan running."""
+async def in_process_with_http(app: Starlette) -> AsyncIterator[tuple[Connect, httpx.AsyncClient]]:
+    """Peers talking to the app in this event loop, with its lifespan running, and an HTTP client."""
     async with AsyncExitStack() as stack:
         manager = await stack.enter_async_context(LifespanManager(app))
         client = await stack.enter_async_context(
@@ -99,10 +107,14 @@ async def in_process(app: Starlette) -> AsyncIterator[Connect]:
 
         async def connect(name: str = "") -> Peer:
             socket: Socket = await stack.enter_async_context(aconnect_ws("http://testserver/api/ws", client))
-            peer = Peer(socket, name)
-            await peer.expect("config")
-            return peer
+            return await Peer.greeted(socket, name)
 
+        yield connect, client
+
+
+@asynccontextmanager
+async def in_process(app: Starlette) -> AsyncIterator[Connect]:
+    async with in_process_with_http(app) as (connect, _):
         yield connect
 
 
@@ -119,12 +131,12 @@ class _NetworkSocket:
 
 
 @asynccontextmanager
-async def over_network(url: str) -> AsyncIterator[Connect]:
-    """Peers connected to a real server over loopback."""
+async def over_network(url: str, **options: Any) -> AsyncIterator[Connect]:
+    """Peers connected to a real server over loopback; ``options`` go to websockets' ``connect``."""
     async with AsyncExitStack() as stack:
 
         async def connect(name: str = "") -> Peer:
-            connection = await stack.enter_async_context(connect_ws(url, open_timeout=5))
+            connection = await stack.enter_async_context(connect_ws(url, open_timeout=5, **options))
             peer = Peer(_NetworkSocket(connection), name)
             await peer.expect("config")
             return peer

@@ -85,8 +85,8 @@ def created_deck(world: World) -> list[dict[str, Any]]:
 
 
 async def test_config_is_sent_first_and_holds_no_secret(world: World) -> None:
-    # `connect` already consumed `config`; check its content on a raw peer.
     peer = await world.connect("a")
+    assert peer.config == {"requiresConfiguration": False, "requirePlexLogin": False}
     await peer.send("setLocale", {"language": "en"})
     assert (await peer.expect("translations"))["LANG"] == "en"
 

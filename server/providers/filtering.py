@@ -64,8 +64,12 @@ class _Words:
         return named if operator == "=" else lambda film: not named(film)
 
     def choices(self, films: Iterable[Filterable]) -> list[FilterValue]:
-        names = sorted({name for film in films for name in self.of(film)}, key=str.casefold)
-        return [FilterValue(title=name, value=name) for name in names]
+        # Matching ignores case, so "Sci-Fi" and "sci-fi" are one value: the first spelling met.
+        names: dict[str, str] = {}
+        for film in films:
+            for name in self.of(film):
+                names.setdefault(name.casefold(), name)
+        return [FilterValue(title=name, value=name) for name in sorted(names.values(), key=str.casefold)]
 
 
 @dataclass(frozen=True)

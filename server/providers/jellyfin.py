@@ -1,0 +1,707 @@
+"""Jellyfin as a media source; Emby too, where it answers the same API.
+
+What this relies on (checked against jellyfin/jellyfin's controllers and Emby's REST docs):
+
+- The API key goes in ``Authorization: MediaBrowser ..., Token="..."`` and nowhere else. Jellyfin 12
+  ignores the legacy ``X-Emby-Token`` header and ``api_key`` query parameter unless the admin turns
+  them back on, Emby reads this header too, and a key in a query string ends up in access logs.
+- ``GET /System/Info`` needs a valid key and names the server (``Id``, ``ServerName``, ``Version``):
+  it is both the reachability and the key check.
+- Per-user data (the unwatched filter) needs a user: ``/Users/{userId}/Items`` and
+  ``/Users/{userId}/Views`` are the per-user forms, native in Emby and kept by Jellyfin for
+  compatibility. Without a user, ``/Items`` and ``/Library/VirtualFolders`` list everything the key
+  may see.
+- ``/Items`` takes ``Genres`` and ``OfficialRatings`` pipe-separated and ``Years`` comma-separated,
+  each meaning "any of"; ``MinCommunityRating``; ``IsPlayed`` (per user). These only narrow the
+  fetch: every rule is checked again here, on the fetched items, which also covers what Jellyfin
+  cannot say ("is not", "at most", a second rule on the same field, duration, director).
+- ``/Items/Filters`` (``QueryFiltersLegacy``: ``Genres``, ``OfficialRatings``, ``Years``) lists the
+  values of a library in one request, on Jellyfin and Emby alike, where ``/Genres``, ``/Years`` and
+  the content ratings would take three.
+- Item ids are GUIDs (Jellyfin, 32 hex digits) or numbers (Emby); images at
+  ``/Items/{id}/Images/Primary?maxWidth=N``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote, urlencode
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic.alias_generators import to_pascal
+
+from server import __version__
+from server.config import MediaServer
+from storage import Filter
+
+from . import filtering
+from .base import (
+    FilterInfo,
+    Filters,
+    FilterType,
+    FilterValue,
+    Library,
+    Media,
+    MediaProvider,
+    MediaQuery,
+    Poster,
+    ProviderError,
+)
+from .filtering import shown
+from .remote import TtlCache, chosen, proxied_poster, public_url, transport_problem
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 500
+# Pages of one listing fetched at once: quick for 20,000 items without crowding the server.
+PAGE_CONCURRENCY = 4
+# Without the item's image tag in our URL, a changed poster must show up eventually.
+POSTER_CACHE_CONTROL = "public, max-age=86400"
+MAX_POSTER_WIDTH = 2000
+ACTORS_SHOWN = 5
+MAX_YEARS_SENT = 200
+# Jellyfin's ItemFields beyond the base set (OfficialRating, CommunityRating, ProductionYear,
+# RunTimeTicks and ImageTags always come); an unknown name makes older servers answer 400.
+ITEM_FIELDS = "Overview,Genres,People,ProviderIds,DateCreated,Taglines"
+# Jellyfin GUIDs are hex with or without dashes, Emby ids are numbers: nothing else may reach a path.
+_ITEM_KEY = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+Params = tuple[tuple[str, str], ...]
+
+
+# -- what Jellyfin sends ------------------------------------------------------------------------
+
+
+class _Dto(BaseModel):
+    # Jellyfin names fields in PascalCase and may send null for anything: null means "not set".
+    model_config = ConfigDict(alias_generator=to_pascal, frozen=True, extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, data: Any) -> Any:
+        return {key: value for key, value in data.items() if value is not None} if isinstance(data, dict) else data
+
+
+class _SystemInfo(_Dto):
+    id: str = Field(min_length=1)
+    server_name: str = ""
+    version: str = ""
+
+
+class _Policy(_Dto):
+    is_administrator: bool = False
+    is_disabled: bool = False
+
+
+class _User(_Dto):
+    id: str = Field(min_length=1)
+    name: str = ""
+    policy: _Policy = _Policy()
+
+
+class _Person(_Dto):
+    name: str = ""
+    type: str = ""
+
+
+class _Item(_Dto):
+    """A BaseItemDto: a movie, a series, or a library view."""
+
+    id: str = Field(min_length=1)
+    name: str = ""
+    type: str = ""
+    collection_type: str | None = None
+    overview: str = ""
+    taglines: list[str] = []
+    production_year: int | None = None
+    premiere_date: str | None = None
+    date_created: str | None = None
+    genres: list[str] = []
+    run_time_ticks: int = 0
+    community_rating: float | None = None
+    official_rating: str | None = None
+    people: list[_Person] = []
+    provider_ids: dict[str, str | None] = {}
+    image_tags: dict[str, str] = {}
+
+
+class _Page(_Dto):
+    """A QueryResult of BaseItemDto."""
+
+    items: list[_Item] = []
+    total_record_count: int = 0
+
+
+class _Folder(_Dto):
+    """A VirtualFolderInfo of ``/Library/VirtualFolders``."""
+
+    name: str = ""
+    item_id: str = Field(min_length=1)
+    collection_type: str | None = None
+
+
+class _Choices(_Dto):
+    """A QueryFiltersLegacy of ``/Items/Filters``."""
+
+    genres: list[str] = []
+    official_ratings: list[str] = []
+    years: list[int] = []
+
+
+_SYSTEM_INFO = TypeAdapter(_SystemInfo)
+_USER = TypeAdapter(_User)
+_USERS = TypeAdapter(list[_User])
+_PAGE = TypeAdapter(_Page)
+_FOLDERS = TypeAdapter(list[_Folder])
+_CHOICES = TypeAdapter(_Choices)
+
+T = TypeVar("T")
+
+
+class _ServerError(ProviderError):
+    """A request the server failed: ``problem`` says how, after "the Jellyfin server" (it goes into
+    log lines too); ``answer`` is the server's HTTP status, if it answered."""
+
+    def __init__(self, problem: str, *, status: int = 502, answer: int | None = None) -> None:
+        super().__init__(f"the Jellyfin server {problem}", status=status)
+        self.problem = problem
+        self.answer = answer
+
+
+# -- libraries ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Kind:
+    type: Literal["movie", "show"]  # Library.type and Media.type
+    item_type: str  # Jellyfin's BaseItemKind of the library's cards
+
+
+# Jellyfin's CollectionType of a library; mixed-content folders (no type) hold no single kind of card.
+_KINDS = {"movies": _Kind("movie", "Movie"), "tvshows": _Kind("show", "Series")}
+
+
+@dataclass(frozen=True)
+class _Section:
+    key: str
+    title: str
+    kind: _Kind
+
+
+# -- filters ------------------------------------------------------------------------------------
+
+UNWATCHED = "unwatched"
+# Jellyfin cannot list a library's directors (``/Persons`` has no ParentId), so that filter is not
+# offered; a room that sends one is still matched, by name.
+OFFERED = ("genre", "year", "decade", "duration", "rating", "contentRating")
+# The shared operators and titles; "boolean" is Plex's type for yes/no filters such as unwatched.
+OPERATORS: dict[str, list[FilterType]] = {name: operators for name, operators in filtering.OPERATORS.items()}
+OPERATORS["boolean"] = filtering.OPERATORS["tag"]
+_YES_NO = [FilterValue(title="Yes", value="1"), FilterValue(title="No", value="0")]
+
+
+def _pipe(values: list[str]) -> str | None:
+    # "|" separates values in Jellyfin's parameter: such a value is left to the predicates.
+    return None if any("|" in value for value in values) else "|".join(values)
+
+
+def _years(values: list[str], span: int) -> str | None:
+    years = [year for value in values for year in range(int(value), int(value) + span)]
+    # A URL has its limits; the predicates do not.
+    return ",".join(map(str, years)) if len(years) <= MAX_YEARS_SENT else None
+
+
+# What ``/Items`` can narrow a fetch by: the operator it can express, its parameter, and the
+# parameter's value from the rule's values (already checked by ``filtering``), or None if unsendable.
+_NARROWING: dict[str, tuple[str, str, Callable[[list[str]], str | None]]] = {
+    "genre": ("=", "Genres", _pipe),
+    "contentRating": ("=", "OfficialRatings", _pipe),
+    "year": ("=", "Years", lambda values: _years(values, 1)),
+    "decade": ("=", "Years", lambda values: _years(values, 10)),
+    "rating": (">>=", "MinCommunityRating", lambda values: f"{float(values[0]):g}"),
+}
+
+
+def _watched_states(rule: Filter) -> set[bool]:
+    """The watched states an item may have to pass an unwatched rule (Plex spells yes/no 1/0)."""
+    if rule.operator not in ("=", "!="):
+        raise ProviderError(
+            f"filter {rule.key!r} does not take operator {shown(rule.operator)}; use = or !=", status=400
+        )
+    if not rule.value:
+        raise ProviderError(f"filter {rule.key!r} needs a value", status=400)
+    unwatched: set[bool] = set()
+    for value in rule.value:
+        word = value.strip().lower()
+        if word not in ("1", "0", "true", "false"):
+            raise ProviderError(f"filter {rule.key!r} needs 1 or 0, not {shown(value)}", status=400)
+        unwatched.add(word in ("1", "true"))
+    wanted = {not flag for flag in unwatched}
+    return wanted if rule.operator == "=" else {True, False} - wanted
+
+
+@dataclass(frozen=True)
+class _Film:
+    """A card, and the facts ``filtering`` reads (None where Jellyfin knows nothing; cards say 0)."""
+
+    card: Media
+    genres: Sequence[str]
+    year: int | None
+    runtime: int | None  # minutes
+    rating: float | None
+    contentRating: str | None
+    directors: Sequence[str]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How to answer a query: what Jellyfin narrows the fetch by, and what decides here."""
+
+    params: Params  # part of the cache key
+    wanted: filtering.Predicate
+    nothing: bool  # contradictory rules (watched and unwatched): no need to ask
+
+
+# -- the provider -------------------------------------------------------------------------------
+
+
+class JellyfinProvider(MediaProvider):
+    def __init__(
+        self,
+        server: MediaServer,
+        *,
+        provider_id: str,
+        client_id: str,
+        transport: httpx.AsyncBaseTransport | None = None,
+        cache_ttl: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+        timeout: float = 10.0,
+        retry_delays: tuple[float, float] = (1.0, 60.0),
+    ) -> None:
+        """``retry_delays``: the first and the largest wait between reconnection attempts."""
+        self.id = provider_id
+        self._server = server
+        self._client_id = client_id
+        self._transport = transport
+        self._timeout = timeout
+        self._retry_delays = retry_delays
+        self._where = public_url(server.url)
+        self._client: httpx.AsyncClient | None = None
+        self._online = False
+        self._problem: str | None = None
+        self._retrying: asyncio.Task[None] | None = None
+        self._server_id: str | None = None
+        self._user_id: str | None = None
+        self._sections = TtlCache[str, list[_Section]](cache_ttl, clock)
+        self._listings = TtlCache[tuple[str, Params], list[_Film]](cache_ttl, clock)
+        self._choices = TtlCache[str, _Choices](cache_ttl, clock)
+
+    # -- connection -----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        fields = {
+            "Client": "MovieMatch",
+            "Device": "MovieMatch server",
+            "DeviceId": self._client_id,
+            "Version": __version__,
+            "Token": self._server.token.get_secret_value(),
+        }
+        self._client = httpx.AsyncClient(
+            base_url=self._where,
+            headers={
+                "Authorization": "MediaBrowser " + ", ".join(f'{name}="{value}"' for name, value in fields.items()),
+                "Accept": "application/json",
+            },
+            # A dead host should fail fast; a 20,000-item page may take a while to build.
+            timeout=httpx.Timeout(self._timeout, connect=min(self._timeout, 5.0)),
+            verify=self._server.verify_tls,
+            transport=self._transport,
+        )
+        if not await self._connect():
+            self._start_retrying()
+
+    async def close(self) -> None:
+        if self._retrying is not None:
+            self._retrying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retrying
+            self._retrying = None
+        for cache in (self._sections, self._listings, self._choices):
+            await cache.close()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        self._online = False
+
+    async def healthy(self) -> bool:
+        return self._online
+
+    async def _connect(self) -> bool:
+        try:
+            info = await self._json("System/Info", _SYSTEM_INFO)
+            user = await self._pick_user()
+        except _ServerError as exc:
+            if exc.answer == 404:
+                self._report("has no Jellyfin API at this URL (HTTP 404 for System/Info); check the URL and its path")
+            else:
+                self._report(exc.problem)
+            return False
+        if info.id != self._server_id:
+            # Fallback media ids carry the server id: cards of another server must not be reused.
+            for cache in (self._sections, self._listings, self._choices):
+                cache.clear()
+        self._server_id = info.id
+        self._user_id = user.id if user is not None else None
+        self._online = True
+        self._problem = None
+        log.info("connected to Jellyfin server %r (version %s) at %s", info.server_name, info.version, self._where)
+        return True
+
+    async def _pick_user(self) -> _User | None:
+        """The user whose watched state the unwatched filter uses: the configured one, else the first
+        administrator; None when the key may not list users or there is no administrator."""
+        wanted = self._server.user_id
+        if wanted:
+            try:
+                user = await self._json(f"Users/{quote(wanted, safe='')}", _USER)
+            except _ServerError as exc:
+                if exc.answer in (400, 404):
+                    raise _ServerError(f"has no user {wanted!r} (the configured user_id)") from exc
+                raise
+            log.info("Jellyfin at %s: using user %r for per-user filters such as unwatched", self._where, user.name)
+            return user
+        try:
+            users = await self._json("Users", _USERS)
+        except _ServerError as exc:
+            if exc.answer not in (401, 403):
+                raise
+            log.warning(
+                "Jellyfin at %s: no user_id configured and the API key may not list users (HTTP %d); the "
+                "unwatched filter is unavailable (set user_id for this server)",
+                self._where,
+                exc.answer,
+            )
+            return None
+        admin = next((user for user in users if user.policy.is_administrator and not user.policy.is_disabled), None)
+        if admin is None:
+            log.warning(
+                "Jellyfin at %s: no user_id configured and no administrator found; the unwatched filter is "
+                "unavailable (set user_id for this server)",
+                self._where,
+            )
+        else:
+            log.info(
+                "Jellyfin at %s: no user_id configured, using administrator %r for per-user filters such as "
+                "unwatched (set user_id to choose another user)",
+                self._where,
+                admin.name,
+            )
+        return admin
+
+    def _report(self, problem: str) -> None:
+        """One log line per cause: a server that stays down does not fill the log."""
+        if problem != self._problem:
+            log.warning("the Jellyfin server at %s %s; retrying in the background", self._where, problem)
+        else:
+            log.debug("the Jellyfin server at %s still %s", self._where, problem)
+        self._problem = problem
+
+    def _start_retrying(self) -> None:
+        if self._retrying is None or self._retrying.done():
+            self._retrying = asyncio.create_task(self._retry(), name=f"reconnect {self.id}")
+
+    async def _retry(self) -> None:
+        delay, largest = self._retry_delays
+        while True:
+            await asyncio.sleep(delay)
+            if await self._connect():
+                return
+            delay = min(delay * 2, largest)
+
+    def _lost(self, problem: str) -> None:
+        if self._online:
+            self._online = False
+            self._report(problem)
+            self._start_retrying()
+
+    def _require_online(self) -> None:
+        if not self._online:
+            raise _ServerError(self._problem or "has not answered yet", status=503)
+
+    # -- requests -------------------------------------------------------------------------------
+
+    async def _send(
+        self, path: str, params: Mapping[str, str] | None = None, *, stream: bool = False
+    ) -> httpx.Response:
+        """A successful answer to GET ``path``, else a ProviderError that is safe to show anyone."""
+        client = self._client
+        if client is None:
+            raise ProviderError("the Jellyfin provider is not open", status=503)
+        try:
+            response = await client.send(client.build_request("GET", path, params=params), stream=stream)
+        except httpx.TimeoutException as exc:
+            raise _ServerError(f"did not answer within {self._timeout:g} s", status=504) from exc
+        except httpx.ConnectError as exc:
+            problem = f"is unreachable: {transport_problem(exc)}"
+            self._lost(problem)
+            raise _ServerError(problem, status=503) from exc
+        except httpx.RequestError as exc:
+            raise _ServerError(f"failed: {transport_problem(exc)}") from exc
+        if response.is_success:
+            return response
+        await response.aclose()
+        answer = response.status_code
+        if answer in (401, 403):
+            problem = f"rejected the API key (HTTP {answer})"
+            self._lost(problem)
+            raise _ServerError(problem, answer=answer)
+        if answer == 404:
+            raise _ServerError(f"has no {path}", status=404, answer=answer)
+        hint = " (a redirect: configure the URL it points to)" if response.is_redirect else ""
+        raise _ServerError(f"answered HTTP {answer} to {path}{hint}", answer=answer)
+
+    async def _json(self, path: str, shape: TypeAdapter[T], params: Mapping[str, str] | None = None) -> T:
+        response = await self._send(path, params)
+        try:
+            return shape.validate_json(response.content)
+        except ValidationError:
+            # The details quote the body: they stay out of messages that reach browsers.
+            raise _ServerError(f"sent a malformed answer to {path}") from None
+
+    def _items_path(self) -> str:
+        return f"Users/{quote(self._user_id, safe='')}/Items" if self._user_id else "Items"
+
+    # -- libraries and media --------------------------------------------------------------------
+
+    async def libraries(self) -> list[Library]:
+        self._require_online()
+        return [Library(title=section.title, key=section.key, type=section.kind.type) for section in await self._all()]
+
+    async def _all(self) -> list[_Section]:
+        return await self._sections.get("", self._load_sections)
+
+    async def _load_sections(self) -> list[_Section]:
+        if self._user_id:
+            views = await self._json(f"Users/{quote(self._user_id, safe='')}/Views", _PAGE)
+            found = [(view.name, view.id, view.collection_type) for view in views.items]
+        else:
+            folders = await self._json("Library/VirtualFolders", _FOLDERS)
+            found = [(folder.name, folder.item_id, folder.collection_type) for folder in folders]
+        titles = {title.casefold() for title in self._server.library_title_filter}
+        sections: list[_Section] = []
+        for title, key, collection in found:
+            kind = _KINDS.get((collection or "").casefold())
+            if kind is None or kind.type not in self._server.library_type_filter:
+                continue
+            if titles and title.casefold() not in titles:
+                continue
+            sections.append(_Section(key=key, title=title, kind=kind))
+        return sections
+
+    async def _selected(self, keys: list[str]) -> list[_Section]:
+        return chosen(await self._all(), keys, lambda key: f"unknown library {shown(key)}")
+
+    async def media(self, query: MediaQuery) -> list[Media]:
+        plan = self._plan(query.filters)
+        self._require_online()
+        sections = await self._selected(query.libraries)
+        if plan.nothing:
+            return []
+        listings = await asyncio.gather(*(self._listing(section, plan.params) for section in sections))
+        # One film in two libraries (HD and 4K, say) is one card.
+        unique: dict[str, Media] = {}
+        for films in listings:
+            for film in films:
+                if plan.wanted(film):
+                    unique.setdefault(film.card.id, film.card)
+        return list(unique.values())
+
+    def _plan(self, rules: list[Filter]) -> _Plan:
+        """Every rule is checked before anything is fetched, so a bad request fails the same way always."""
+        others = [rule for rule in rules if rule.key != UNWATCHED]
+        # The predicates decide; Jellyfin only narrows the fetch. A second rule on one parameter is
+        # left to the predicates, so the two never disagree.
+        wanted = filtering.matcher(others, "Jellyfin")
+        params: dict[str, str] = {}
+        for rule in others:
+            narrowing = _NARROWING.get(rule.key)
+            if narrowing is None or rule.operator != narrowing[0]:
+                continue
+            _, name, write = narrowing
+            value = write(rule.value)
+            if value is not None:
+                params.setdefault(name, value)
+        # Watched state is per user and known only to Jellyfin: it can only be asked for.
+        played = {True, False}
+        for rule in rules:
+            if rule.key == UNWATCHED:
+                if not self._per_user:
+                    raise ProviderError(
+                        "the unwatched filter needs a Jellyfin user: set user_id for this server in the configuration",
+                        status=400,
+                    )
+                played &= _watched_states(rule)
+        if len(played) == 1:
+            params["IsPlayed"] = "true" if True in played else "false"
+        return _Plan(params=tuple(sorted(params.items())), wanted=wanted, nothing=not played)
+
+    async def _listing(self, section: _Section, params: Params) -> list[_Film]:
+        return await self._listings.get((section.key, params), lambda: self._fetch(section, params))
+
+    async def _fetch(self, section: _Section, params: Params) -> list[_Film]:
+        query = {
+            "ParentId": section.key,
+            "IncludeItemTypes": section.kind.item_type,
+            "Recursive": "true",
+            "Fields": ITEM_FIELDS,
+            # A stable order keeps pages from overlapping; new items sort last.
+            "SortBy": "DateCreated,SortName",
+            "SortOrder": "Ascending",
+            "EnableImageTypes": "Primary",
+            "ImageTypeLimit": "1",
+            "EnableUserData": "false",
+            "EnableTotalRecordCount": "true",  # the paging below relies on it
+            **dict(params),
+        }
+        path = self._items_path()
+        first = await self._json(path, _PAGE, {**query, "StartIndex": "0", "Limit": str(PAGE_SIZE)})
+        # Follow the page size the server really used, in case it caps Limit.
+        step = len(first.items)
+        pages = [first]
+        if step:
+            gate = asyncio.Semaphore(PAGE_CONCURRENCY)
+
+            async def page(start: int) -> _Page:
+                async with gate:
+                    return await self._json(path, _PAGE, {**query, "StartIndex": str(start), "Limit": str(step)})
+
+            pages += await asyncio.gather(*(page(start) for start in range(step, first.total_record_count, step)))
+        films: dict[str, _Film] = {}
+        for result in pages:
+            for item in result.items:
+                film = self._film(item, section.kind)
+                films.setdefault(film.card.id, film)
+        return list(films.values())
+
+    def _film(self, item: _Item, kind: _Kind) -> _Film:
+        rating = item.community_rating
+        if rating is not None:
+            rating = round(min(max(rating, 0.0), 10.0), 1) if math.isfinite(rating) else None
+        directors = [person.name for person in item.people if person.type == "Director"]
+        card = Media(
+            id=self._media_id(item, kind),
+            type=kind.type,
+            title=item.name,
+            description=item.overview,
+            tagline=next((line for line in item.taglines if line.strip()), None),
+            year=item.production_year,
+            # Relative to the app root, so they work under any root path.
+            posterUrl=f"api/poster/{self.id}/{item.id}" if "Primary" in item.image_tags else None,
+            linkUrl=f"api/link/{self.id}/{item.id}",
+            genres=item.genres,
+            duration=item.run_time_ticks // 10_000,  # ticks of 100 ns
+            rating=rating or 0.0,
+            contentRating=item.official_rating or None,
+            directors=directors,
+            actors=[person.name for person in item.people if person.type == "Actor"][:ACTORS_SHOWN],
+            added=item.date_created or item.premiere_date,
+        )
+        return _Film(
+            card=card,
+            genres=card.genres,
+            year=card.year,
+            runtime=round(item.run_time_ticks / 600_000_000) or None,
+            rating=rating,
+            contentRating=card.contentRating,
+            directors=directors,
+        )
+
+    def _media_id(self, item: _Item, kind: _Kind) -> str:
+        """The film's IMDb id, else its TMDb (movies) or TVDB (series) id, written as Plex writes its
+        guids (``imdb://tt0111161``): the same film on Plex and Jellyfin is then one card. TMDb and
+        TVDB number movies and series separately, so each is used for one kind only. Items without
+        such an id get ``jellyfin://<serverId>/<itemId>``, stable while the server is."""
+        known = {name.casefold(): (value or "").strip() for name, value in item.provider_ids.items()}
+        schemes = ("imdb", "tmdb") if kind.type == "movie" else ("imdb", "tvdb")
+        for scheme in schemes:
+            value = known.get(scheme, "")
+            if re.fullmatch(r"tt\d+" if scheme == "imdb" else r"\d+", value):
+                return f"{scheme}://{value}"
+        return f"jellyfin://{self._server_id}/{item.id}"
+
+    # -- filters --------------------------------------------------------------------------------
+
+    async def filters(self) -> Filters:
+        library_types = list(self._server.library_type_filter)
+        infos = [
+            FilterInfo(
+                title=filtering.FIELDS[key].title, key=key, type=filtering.FIELDS[key].type, libraryTypes=library_types
+            )
+            for key in OFFERED
+        ]
+        if self._per_user:
+            infos.append(FilterInfo(title="Unwatched", key=UNWATCHED, type="boolean", libraryTypes=library_types))
+        return Filters(filters=infos, filterTypes=OPERATORS)
+
+    @property
+    def _per_user(self) -> bool:
+        """Whether there is a user to ask about watched state (the configured one counts before connecting)."""
+        return self._user_id is not None or bool(self._server.user_id)
+
+    async def filter_values(self, key: str) -> list[FilterValue]:
+        if key == UNWATCHED and self._per_user:
+            return list(_YES_NO)
+        if key not in OFFERED:
+            raise ProviderError(f"unknown filter {shown(key)}", status=404)
+        if key in ("duration", "rating"):
+            return filtering.filter_values(key, ())  # its presets
+        self._require_online()
+        found = await asyncio.gather(*(self._section_choices(section) for section in await self._all()))
+        if key in ("genre", "contentRating"):
+            # As filtering offers names: one value per spelling that matching would not tell apart.
+            names: dict[str, str] = {}
+            for choices in found:
+                for name in choices.genres if key == "genre" else choices.official_ratings:
+                    names.setdefault(name.casefold(), name)
+            return [FilterValue(title=name, value=name) for name in sorted(names.values(), key=str.casefold)]
+        span, suffix = (1, "") if key == "year" else (10, "s")
+        numbers = sorted({year // span * span for choices in found for year in choices.years}, reverse=True)
+        return [FilterValue(title=f"{number}{suffix}", value=str(number)) for number in numbers]
+
+    async def _section_choices(self, section: _Section) -> _Choices:
+        params = {"ParentId": section.key, "IncludeItemTypes": section.kind.item_type}
+        if self._user_id:
+            params["UserId"] = self._user_id
+        return await self._choices.get(section.key, lambda: self._json("Items/Filters", _CHOICES, params))
+
+    # -- posters and links ----------------------------------------------------------------------
+
+    async def poster(self, key: str, width: int | None) -> Poster:
+        item = self._item_key(key)
+        self._require_online()
+        params = {"maxWidth": str(min(width, MAX_POSTER_WIDTH))} if width and width > 0 else {}
+        response = await self._send(f"Items/{item}/Images/Primary", params, stream=True)
+        return await proxied_poster(response, POSTER_CACHE_CONTROL)
+
+    async def link(self, key: str, user_agent: str) -> str:
+        # The web UI's details page for every link type: Jellyfin has no hosted web app (unlike
+        # app.plex.tv), so "webExternal" can only mean the configured URL too, and its mobile apps
+        # open such links. The "#!/" form is what web clients up to 10.8 route, and newer ones redirect it.
+        item = self._item_key(key)
+        query = {"id": item} | ({"serverId": self._server_id} if self._server_id else {})
+        return f"{self._where}/web/index.html#!/details?{urlencode(query)}"
+
+    @staticmethod
+    def _item_key(key: str) -> str:
+        if _ITEM_KEY.fullmatch(key) is None:
+            raise ProviderError(f"no Jellyfin item {shown(key)}", status=404)
+        return key

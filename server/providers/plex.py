@@ -1,0 +1,581 @@
+"""Plex Media Server as a media source: a small async client over httpx.
+
+The token travels in the ``X-Plex-Token`` header only, never in a URL (URLs end up in logs and
+browser histories), and posters are proxied so it never reaches a browser. A server that cannot be
+reached, or that rejects the token, is reported in one log line and retried in the background;
+meanwhile requests fail fast with a ``ProviderError``. Library listings are cached for a while and
+shared, so a hundred rooms on one library cost one fetch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+from server import __version__
+from server.config import MediaServer
+from storage import Filter
+
+from .base import (
+    FilterInfo,
+    Filters,
+    FilterType,
+    FilterValue,
+    Library,
+    Media,
+    MediaProvider,
+    MediaQuery,
+    Poster,
+    ProviderError,
+)
+from .remote import TtlCache, chosen, proxied_poster, public_url, transport_problem
+
+logger = logging.getLogger(__name__)
+
+PRODUCT = "MovieMatch"
+TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+RETRY_DELAYS = (5.0, 60.0)  # first and longest wait between attempts to reach an unreachable server
+PAGE_SIZE = 500
+POSTER_WIDTH = 600
+POSTER_WIDTHS = (50, 1000)
+POSTER_CACHE_CONTROL = "public, max-age=86400"
+ACTORS_SHOWN = 5
+# Plex's own certificates name *.plex.direct hosts, so they fail verification on an IP address.
+CERTIFICATE_HINT = "for a plex.direct certificate reached by IP address, set verify_tls: false"
+
+# Plex's metadata type numbers (OpenAPI description, "List of Metadata Types").
+TYPE_NUMBERS = {"movie": "1", "show": "2"}
+# A filter is sent as the query parameter key + operator minus its final "=": genre!=12 is ("genre!", "12").
+OPERATORS = frozenset({"=", "!=", "==", "!==", "<=", ">=", ">>=", "<<="})
+_FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,63}")
+_RESERVED_FIELDS = frozenset({"type"})  # set by the provider itself
+_RATING_KEY = re.compile(r"[0-9]{1,20}")
+_MOBILE = re.compile(r"iPhone|iPad|iPod|Android", re.IGNORECASE)
+
+UNWATCHED = "unwatched"
+# The fork's wizard sent true/false for unwatched; Plex wants 1/0.
+_BOOLEAN_WORDS = {"true": "1", "false": "0"}
+_IS = FilterType(key="=", title="is")
+_IS_NOT = FilterType(key="!=", title="is not")
+_YES_NO = [FilterValue(title="Yes", value="1"), FilterValue(title="No", value="0")]
+
+Params = Sequence[tuple[str, str]]
+
+
+def plex_headers(token: str, client_id: str) -> dict[str, str]:
+    """What Plex wants on every request, plex.tv included."""
+    return {
+        "Accept": "application/json",
+        "X-Plex-Token": token,
+        "X-Plex-Client-Identifier": client_id,
+        "X-Plex-Product": PRODUCT,
+        "X-Plex-Version": __version__,
+    }
+
+
+def plex_query(filters: Sequence[Filter]) -> tuple[tuple[str, str], ...]:
+    """A room's filters as Plex media-query parameters, as MovieMatch v2 sent them.
+
+    Several values mean "any of" (Plex reads ``genre=12,7`` as an OR); several filters all apply.
+    The result is sorted, so two rooms with the same filters in another order share a listing.
+    """
+    pairs: list[tuple[str, str]] = []
+    for rule in filters:
+        if not _FIELD_NAME.fullmatch(rule.key) or rule.key in _RESERVED_FIELDS:
+            raise ProviderError(f"{rule.key[:40]!r} is not a Plex filter", status=400)
+        if rule.operator not in OPERATORS:
+            raise ProviderError(f"filter {rule.key!r} does not take operator {rule.operator[:10]!r}", status=400)
+        values = [value.strip() for value in rule.value if value.strip()]
+        if not values:
+            raise ProviderError(f"filter {rule.key!r} needs a value", status=400)
+        if rule.key == UNWATCHED:
+            values = [_BOOLEAN_WORDS.get(value.lower(), value) for value in values]
+        pairs.append((rule.key + rule.operator[:-1], ",".join(values)))
+    return tuple(sorted(pairs))
+
+
+# -- Plex's answers, as far as MovieMatch reads them --------------------------------------------------
+
+
+class _Shape(BaseModel):
+    # Plex adds fields with every release and is loose about numbers versus strings.
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+
+
+class _Identity(_Shape):
+    machineIdentifier: str
+
+
+class _Section(_Shape):
+    key: str
+    title: str
+    type: str
+
+
+class _Sections(_Shape):
+    Directory: list[_Section] = []
+
+
+class _Tag(_Shape):
+    tag: str
+
+
+class _Item(_Shape):
+    ratingKey: str
+    guid: str | None = None
+    type: str = "movie"
+    title: str
+    summary: str = ""
+    tagline: str | None = None
+    year: int | None = None
+    thumb: str | None = None
+    duration: int = 0
+    rating: float | None = None
+    audienceRating: float | None = None
+    contentRating: str | None = None
+    addedAt: int | None = None
+    originallyAvailableAt: str | None = None
+    Genre: list[_Tag] = []
+    Director: list[_Tag] = []
+    Role: list[_Tag] = []
+
+
+class _Page(_Shape):
+    Metadata: list[_Item] = []
+    totalSize: int | None = None
+
+
+class _PlexFilter(_Shape):
+    filter: str
+    filterType: str
+    key: str
+    title: str
+
+
+class _PlexField(_Shape):
+    key: str
+    type: str
+
+
+class _MetaType(_Shape):
+    type: str
+    Filter: list[_PlexFilter] = []
+    Field: list[_PlexField] = []
+
+
+class _FieldType(_Shape):
+    type: str
+    Operator: list[FilterType] = []
+
+
+class _Meta(_Shape):
+    Type: list[_MetaType] = []
+    FieldType: list[_FieldType] = []
+
+
+class _WithMeta(_Shape):
+    Meta: _Meta = _Meta()
+
+
+class _Choice(_Shape):
+    key: str | None = None
+    title: str
+
+
+class _Choices(_Shape):
+    Directory: list[_Choice] = []
+
+
+Shape = TypeVar("Shape", bound=_Shape)
+
+
+class _Container(_Shape, Generic[Shape]):
+    """A whole answer: Plex puts everything inside ``MediaContainer``."""
+
+    MediaContainer: Shape
+
+
+@dataclass(frozen=True)
+class _LibraryFilter:
+    info: FilterInfo
+    path: str  # where Plex lists the filter's values
+
+
+@dataclass(frozen=True)
+class _LibraryFilters:
+    filters: list[_LibraryFilter]
+    operators: dict[str, list[FilterType]]
+
+
+# -- the provider ------------------------------------------------------------------------------------
+
+
+def _rating_key(key: str) -> str:
+    # Plex item keys are numbers; anything else cannot be one, and must not reach a Plex URL.
+    if not _RATING_KEY.fullmatch(key):
+        raise ProviderError(f"no Plex item {key[:40]!r}", status=404)
+    return key
+
+
+def _added(item: _Item) -> str | None:
+    if item.addedAt is not None:
+        try:
+            return datetime.fromtimestamp(item.addedAt, UTC).date().isoformat()
+        except (OverflowError, OSError, ValueError):
+            pass
+    return item.originallyAvailableAt
+
+
+class PlexProvider(MediaProvider):
+    def __init__(
+        self,
+        server: MediaServer,
+        *,
+        provider_id: str,
+        client_id: str,
+        transport: httpx.AsyncBaseTransport | None = None,
+        cache_ttl: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+        timeout: httpx.Timeout = TIMEOUT,
+        retry_delays: tuple[float, float] = RETRY_DELAYS,
+    ) -> None:
+        self.id = provider_id
+        self._server = server
+        self._client_id = client_id
+        self._transport = transport
+        self._timeout = timeout
+        self._retry_delays = retry_delays
+        self._base_url = public_url(server.url)
+        self._name = f"Plex server {self._base_url}"
+        self._client: httpx.AsyncClient | None = None
+        self._machine_identifier: str | None = None
+        self._problem: str | None = f"{self._name} is not connected yet"
+        self._connecting: asyncio.Task[None] | None = None
+        self._probed = asyncio.Event()  # set once the first attempt to reach the server has ended
+        self._sections: TtlCache[str, list[Library]] = TtlCache(cache_ttl, clock)
+        self._library_filters: TtlCache[str, _LibraryFilters] = TtlCache(cache_ttl, clock)
+        self._choices: TtlCache[str, list[FilterValue]] = TtlCache(cache_ttl, clock)
+        self._listings: TtlCache[tuple[str, tuple[tuple[str, str], ...]], list[Media]] = TtlCache(cache_ttl, clock)
+
+    @property
+    def machine_identifier(self) -> str | None:
+        """The server's id, known once it has answered; plex.tv lists it for the users it is shared with."""
+        return self._machine_identifier
+
+    async def open(self) -> None:
+        self._client = httpx.AsyncClient(
+            base_url=self._base_url,
+            headers=plex_headers(self._server.token.get_secret_value(), self._client_id),
+            timeout=self._timeout,
+            verify=self._server.verify_tls,
+            transport=self._transport,
+        )
+        self._connecting = asyncio.create_task(self._connect())
+        # A server that answers is ready when start-up ends; a slow one is left to the background.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._probed.wait(), self._timeout.connect)
+
+    async def close(self) -> None:
+        connecting, self._connecting = self._connecting, None
+        if connecting is not None:
+            connecting.cancel()
+            await asyncio.wait([connecting])
+        for cache in (self._sections, self._library_filters, self._choices, self._listings):
+            await cache.close()
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+        self._problem = f"{self._name} is closed"
+
+    async def healthy(self) -> bool:
+        return self._problem is None
+
+    # -- reachability ---------------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        delay, longest = self._retry_delays
+        while not await self._probe():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, longest)
+
+    async def _probe(self) -> bool:
+        """Whether the server answers and accepts the token."""
+        try:
+            identity = await self._fetch("/identity", _Container[_Identity])
+            # Plex answers /identity without a token; this request is the one that checks it.
+            await self._fetch("/library/sections", _Container[_Sections])
+        except ProviderError as exc:
+            self._mark_down(str(exc))
+            return False
+        finally:
+            self._probed.set()
+        self._machine_identifier = identity.machineIdentifier
+        self._problem = None
+        logger.info("%s is reachable (machine identifier %s)", self._name, identity.machineIdentifier)
+        return True
+
+    def _mark_down(self, problem: str) -> None:
+        if problem != self._problem:
+            logger.warning("%s; retrying in the background", problem)
+        self._problem = problem
+        if self._client is not None and (self._connecting is None or self._connecting.done()):
+            self._connecting = asyncio.create_task(self._connect())
+
+    def _check_up(self) -> None:
+        if self._problem is not None:
+            retrying = " (retrying in the background)" if self._client is not None else ""
+            raise ProviderError(self._problem + retrying, status=503)
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    async def _send(
+        self, path: str, params: Params = (), headers: Mapping[str, str] | None = None, *, stream: bool = False
+    ) -> httpx.Response:
+        """One GET of a server path; every failure is a ProviderError, and one that means the server is
+        gone (unreachable, token rejected) also starts the background retries."""
+        if self._client is None:
+            raise ProviderError(f"{self._name} is not open", status=503)
+        url = httpx.URL(path)
+        if url.scheme or url.host or not url.path.startswith("/"):
+            # Paths come from Plex's own answers (filter keys): the token goes to the configured server only.
+            raise ProviderError(f"{self._name} named a path outside itself", status=502)
+        request = self._client.build_request(
+            "GET", url.path, params=[*url.params.multi_items(), *params], headers=headers
+        )
+        try:
+            response = await self._client.send(request, stream=stream)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            problem = f"{self._name} is unreachable: {transport_problem(exc, certificate_hint=CERTIFICATE_HINT)}"
+            self._mark_down(problem)
+            raise ProviderError(problem, status=503) from exc
+        except httpx.TimeoutException as exc:
+            raise ProviderError(f"{self._name} did not answer {url.path} in time", status=504) from exc
+        except httpx.HTTPError as exc:
+            raise ProviderError(f"{self._name} failed on {url.path}: {exc or type(exc).__name__}") from exc
+        if response.is_success:
+            return response
+        await response.aclose()
+        if response.status_code == 401:
+            problem = f"{self._name} rejected the token (401 Unauthorized); check the configured token"
+            self._mark_down(problem)
+            raise ProviderError(problem, status=503)
+        if response.status_code == 404:
+            raise ProviderError(f"{self._name} has no {url.path}", status=404)
+        raise ProviderError(f"{self._name} answered {url.path} with status {response.status_code}")
+
+    async def _fetch(
+        self, path: str, shape: type[_Container[Shape]], params: Params = (), headers: Mapping[str, str] | None = None
+    ) -> Shape:
+        response = await self._send(path, params, headers)
+        try:
+            # Parsed straight from the bytes: a page of 500 films costs half as much as via json.loads.
+            return shape.model_validate_json(response.content).MediaContainer
+        except ValueError as exc:  # not JSON, or not the expected shape (a ValidationError is a ValueError)
+            raise ProviderError(f"{self._name} sent an unexpected answer to {httpx.URL(path).path}") from exc
+
+    async def _get(
+        self, path: str, shape: type[_Container[Shape]], params: Params = (), headers: Mapping[str, str] | None = None
+    ) -> Shape:
+        self._check_up()
+        return await self._fetch(path, shape, params, headers)
+
+    # -- libraries and media ------------------------------------------------------------------------
+
+    async def libraries(self) -> list[Library]:
+        return list(await self._sections.get("", self._fetch_libraries))
+
+    async def _fetch_libraries(self) -> list[Library]:
+        sections = await self._get("/library/sections", _Container[_Sections])
+        titles = self._server.library_title_filter
+        return [
+            Library(title=section.title, key=section.key, type=section.type)
+            for section in sections.Directory
+            if section.type in self._server.library_type_filter and (not titles or section.title in titles)
+        ]
+
+    async def _chosen(self, keys: Sequence[str]) -> list[Library]:
+        def unknown(key: str) -> str:
+            return f"{self._name} has no library {key[:40]!r} that MovieMatch may use"
+
+        return chosen(await self.libraries(), keys, unknown)
+
+    async def media(self, query: MediaQuery) -> list[Media]:
+        params = plex_query(query.filters)
+        libraries = await self._chosen(query.libraries)
+        listings = await asyncio.gather(
+            *(
+                self._listings.get((library.key, params), partial(self._fetch_listing, library, params))
+                for library in libraries
+            )
+        )
+        # One film in two libraries (an HD and a 4K one) is one card.
+        unique: dict[str, Media] = {}
+        for listing in listings:
+            for item in listing:
+                unique.setdefault(item.id, item)
+        return list(unique.values())
+
+    async def _fetch_listing(self, library: Library, params: Params) -> list[Media]:
+        path = f"/library/sections/{quote(library.key, safe='')}/all"
+        selection = [("type", TYPE_NUMBERS[library.type]), *params]
+        cards: list[Media] = []
+        while True:
+            paging = {"X-Plex-Container-Start": str(len(cards)), "X-Plex-Container-Size": str(PAGE_SIZE)}
+            page = await self._get(path, _Container[_Page], selection, paging)
+            cards.extend(self._card(item) for item in page.Metadata)
+            # Without totalSize the server did not page: it sent everything.
+            if not page.Metadata or page.totalSize is None or len(cards) >= page.totalSize:
+                return cards
+
+    def _card(self, item: _Item) -> Media:
+        # guid is the same on every server (plex://movie/...); local:// guids of unmatched items are not.
+        guid = item.guid if item.guid and not item.guid.startswith("local://") else None
+        rating = item.audienceRating if item.audienceRating is not None else item.rating
+        return Media(
+            id=guid or f"plex://{self._machine_identifier}/{item.ratingKey}",
+            type=item.type,
+            title=item.title,
+            description=item.summary,
+            tagline=item.tagline,
+            year=item.year,
+            posterUrl=f"api/poster/{self.id}/{item.ratingKey}" if item.thumb else None,
+            linkUrl=f"api/link/{self.id}/{item.ratingKey}",
+            genres=[tag.tag for tag in item.Genre],
+            duration=item.duration,
+            rating=rating or 0.0,
+            contentRating=item.contentRating,
+            directors=[tag.tag for tag in item.Director],
+            actors=[tag.tag for tag in item.Role[:ACTORS_SHOWN]],
+            added=_added(item),
+        )
+
+    # -- filters ----------------------------------------------------------------------------------
+
+    async def _all_library_filters(self) -> list[_LibraryFilters]:
+        libraries = await self.libraries()
+        return list(
+            await asyncio.gather(
+                *(
+                    self._library_filters.get(library.key, partial(self._fetch_library_filters, library))
+                    for library in libraries
+                )
+            )
+        )
+
+    async def _fetch_library_filters(self, library: Library) -> _LibraryFilters:
+        path = f"/library/sections/{quote(library.key, safe='')}/all"
+        params = [("type", TYPE_NUMBERS[library.type]), ("includeMeta", "1")]
+        container = await self._get(
+            path, _Container[_WithMeta], params, {"X-Plex-Container-Start": "0", "X-Plex-Container-Size": "0"}
+        )
+        filters = [
+            _LibraryFilter(
+                # The Field's type (tag, integer ...) names the operators; filterType is coarser.
+                FilterInfo(
+                    title=plex_filter.title,
+                    key=plex_filter.filter,
+                    type=next((f.type for f in meta.Field if f.key == plex_filter.filter), plex_filter.filterType),
+                    libraryTypes=[library.type],
+                ),
+                plex_filter.key,
+            )
+            for meta in container.Meta.Type
+            if meta.type == library.type
+            for plex_filter in meta.Filter
+        ]
+        operators = {field_type.type: field_type.Operator for field_type in container.Meta.FieldType}
+        return _LibraryFilters(filters, operators)
+
+    async def filters(self) -> Filters:
+        every = await self._all_library_filters()
+        infos: dict[str, FilterInfo] = {}
+        operators: dict[str, list[FilterType]] = {}
+        for library_filters in every:
+            for library_filter in library_filters.filters:
+                info = library_filter.info
+                known = infos.get(info.key)
+                if known is not None:
+                    types = sorted({*known.libraryTypes, *info.libraryTypes})
+                    info = known.model_copy(update={"libraryTypes": types})
+                infos[info.key] = info
+            for type_name, listed in library_filters.operators.items():
+                merged = operators.setdefault(type_name, [])
+                merged.extend(operator for operator in listed if operator not in merged)
+        library_types = sorted({library.type for library in await self.libraries()})
+        infos.setdefault(
+            UNWATCHED, FilterInfo(title="Unwatched", key=UNWATCHED, type="boolean", libraryTypes=library_types)
+        )
+        operators.setdefault("boolean", [_IS, _IS_NOT])
+        return Filters(filters=list(infos.values()), filterTypes=operators)
+
+    async def filter_values(self, key: str) -> list[FilterValue]:
+        found = [
+            library_filter
+            for library_filters in await self._all_library_filters()
+            for library_filter in library_filters.filters
+            if library_filter.info.key == key
+        ]
+        if key == UNWATCHED or any(library_filter.info.type == "boolean" for library_filter in found):
+            return list(_YES_NO)
+        if not found:
+            raise ProviderError(f"unknown filter {key[:40]!r}", status=404)
+        listings = await asyncio.gather(
+            *(self._choices.get(f.path, partial(self._fetch_choices, f.path)) for f in found)
+        )
+        values: dict[str, FilterValue] = {}
+        for listing in listings:
+            for value in listing:
+                values.setdefault(value.value, value)
+        return list(values.values())
+
+    async def _fetch_choices(self, path: str) -> list[FilterValue]:
+        choices = await self._get(path, _Container[_Choices])
+        # Tag filters (genre, director) take Plex's tag id, which is the key; the others take the key as is.
+        return [FilterValue(title=choice.title, value=choice.key or choice.title) for choice in choices.Directory]
+
+    # -- posters and links --------------------------------------------------------------------------
+
+    async def poster(self, key: str, width: int | None) -> Poster:
+        rating_key = _rating_key(key)
+        smallest, largest = POSTER_WIDTHS
+        width = min(max(width or POSTER_WIDTH, smallest), largest)
+        self._check_up()
+        params = [
+            # The server resolves this path itself, so it never carries the base URL's path.
+            ("url", f"/library/metadata/{rating_key}/thumb"),
+            ("width", str(width)),
+            ("height", str(width * 3 // 2)),
+            ("minSize", "1"),
+            ("upscale", "1"),
+        ]
+        try:
+            response = await self._send("/photo/:/transcode", params, stream=True)
+        except ProviderError as exc:
+            if exc.status == 404:
+                raise ProviderError(f"no poster for Plex item {rating_key}", status=404) from exc
+            raise
+        return await proxied_poster(response, POSTER_CACHE_CONTROL)
+
+    async def link(self, key: str, user_agent: str) -> str:
+        rating_key = _rating_key(key)
+        server = self._machine_identifier
+        if server is None:
+            raise ProviderError(self._problem or f"{self._name} has not answered yet", status=503)
+        metadata_key = quote(f"/library/metadata/{rating_key}", safe="")
+        link_type = self._server.link_type or ("app" if _MOBILE.search(user_agent) else "webExternal")
+        if link_type == "app":
+            return f"plex://preplay/?metadataKey={metadata_key}&server={server}"
+        web = f"{self._base_url}/web/index.html" if link_type == "webLocal" else "https://app.plex.tv/desktop"
+        return f"{web}#!/server/{server}/details?key={metadata_key}"

@@ -1,0 +1,180 @@
+"""What the providers that talk to a media server over HTTP (Plex, Jellyfin) and fetch remote posters
+(the catalogue) share: a cache whose concurrent callers share one load, streamed response bodies,
+operator-readable transport errors and server URLs that are safe to show."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from typing import Generic, Protocol, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from .base import Poster, ProviderError
+
+Key = TypeVar("Key", bound=Hashable)
+Value = TypeVar("Value")
+
+
+class _Keyed(Protocol):
+    @property
+    def key(self) -> str: ...
+
+
+Keyed = TypeVar("Keyed", bound=_Keyed)
+
+
+class TtlCache(Generic[Key, Value]):
+    """Values kept ``ttl`` seconds; concurrent misses of one key share one load (single flight).
+
+    A failed load is not kept: the next caller tries again.
+    """
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._values: dict[Key, tuple[float, Value]] = {}
+        self._loads: dict[Key, asyncio.Task[Value]] = {}
+
+    async def get(self, key: Key, load: Callable[[], Awaitable[Value]]) -> Value:
+        kept = self._values.get(key)
+        if kept is not None and self._clock() < kept[0]:
+            return kept[1]
+        task = self._loads.get(key)
+        if task is None:
+            task = self._loads[key] = asyncio.create_task(self._load(key, load))
+            # Read here so that a load whose callers all gave up does not log "exception never retrieved".
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            # Shielded: one impatient caller going away must not cancel the load the others wait for.
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and (current is None or not current.cancelling()):
+                # clear() or close() ended the load, not this caller's own cancellation, which a
+                # CancelledError would look like to the code above it.
+                raise ProviderError("the request was cut short: its source was closed or reset", status=503) from None
+            raise
+
+    async def _load(self, key: Key, load: Callable[[], Awaitable[Value]]) -> Value:
+        me = asyncio.current_task()
+        try:
+            value = await load()
+        finally:
+            if self._loads.get(key) is me:
+                del self._loads[key]
+            else:  # cleared meanwhile: what it loaded belongs to before
+                me = None
+        if me is not None:
+            now = self._clock()
+            # Rooms ask with ever new filter combinations: expired listings must not pile up.
+            self._values = {other: kept for other, kept in self._values.items() if kept[0] > now}
+            self._values[key] = (now + self._ttl, value)
+        return value
+
+    def clear(self) -> None:
+        """Forget every value and cancel the loads under way."""
+        for task in self._loads.values():
+            task.cancel()
+        self._loads.clear()
+        self._values.clear()
+
+    async def close(self) -> None:
+        """``clear()``, and wait for the cancelled loads to end."""
+        loads = list(self._loads.values())
+        self.clear()
+        await asyncio.gather(*loads, return_exceptions=True)
+
+
+async def _closing(response: httpx.Response, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        yield b""  # taken by streamed()
+        async for chunk in chunks:
+            yield chunk
+    finally:
+        await response.aclose()
+
+
+async def streamed(response: httpx.Response, chunks: AsyncIterator[bytes] | None = None) -> AsyncIterator[bytes]:
+    """The body of ``response`` (or ``chunks``, read from it), which is closed at its end or when the
+    iterator is dropped unread.
+
+    The iterator is started here because asyncio closes the generators it collects only once they
+    have started; a browser that gives up on a poster before its body is read would otherwise leave
+    the response, and its pooled connection, open for good.
+    """
+    body = _closing(response, response.aiter_bytes() if chunks is None else chunks)
+    await anext(body)
+    return body
+
+
+async def proxied_poster(response: httpx.Response, cache_control: str) -> Poster:
+    """A media server's image answer as a poster for the browser, streamed through."""
+    return Poster(
+        content_type=response.headers.get("content-type", "image/jpeg"),
+        body=await streamed(response),
+        headers={"Cache-Control": cache_control},
+    )
+
+
+def transport_problem(
+    exc: httpx.RequestError, *, certificate_hint: str = "for a self-signed certificate set verify_tls: false"
+) -> str:
+    """Why a request found no server to answer it, in words an operator can act on (httpx's own
+    texts name no URL, and often only "All connection attempts failed")."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"its TLS certificate is not trusted ({cause.verify_message}); {certificate_hint}"
+        if isinstance(cause, ssl.SSLError):
+            return f"the TLS handshake failed ({cause.reason or cause})"
+        if isinstance(cause, socket.gaierror):
+            return f"its host name does not resolve ({cause.strerror})"
+        if isinstance(cause, OSError) and cause.errno:
+            failed = "cannot connect" if isinstance(exc, httpx.ConnectError) else "the connection failed"
+            return f"{failed} ({os.strerror(cause.errno)})"
+        cause = cause.__cause__ or cause.__context__
+    # A transport that raised without chaining the cause leaves only the text to go by.
+    text = str(exc) or type(exc).__name__
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return f"its TLS certificate is not trusted ({text}); {certificate_hint}"
+    if "SSL" in text:
+        return f"the TLS handshake failed ({text})"
+    if isinstance(exc, httpx.TimeoutException):
+        return "the connection timed out"
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect ({text})"
+    return text
+
+
+def public_url(url: str) -> str:
+    """``url`` without user:password@, query, fragment or trailing slash: for requests, log lines and links.
+
+    A URL pasted with ``?X-Plex-Token=`` or ``?api_key=`` must not put the secret on the wire (httpx
+    logs request URLs) or into a link.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")).rstrip("/")
+
+
+def chosen(available: list[Keyed], keys: Sequence[str], unknown: Callable[[str], str]) -> list[Keyed]:
+    """The libraries a room chose by key, in its order and each once; all of them when it chose none.
+
+    A key not among ``available`` is a 400 whose message ``unknown(key)`` words.
+    """
+    if not keys:
+        return available
+    by_key = {library.key: library for library in available}
+    for key in keys:
+        if key not in by_key:
+            raise ProviderError(unknown(key), status=400)
+    return [by_key[key] for key in dict.fromkeys(keys)]

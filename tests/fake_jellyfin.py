@@ -1,0 +1,443 @@
+"""A fake Jellyfin server: a small Starlette app served by real uvicorn on loopback.
+
+Its answers have the shapes of Jellyfin 10.x's API (as in jellyfin/jellyfin's controllers and the
+@jellyfin/sdk models): ``PublicSystemInfo``/``SystemInfo``, ``UserDto`` with its ``Policy``,
+``BaseItemDto`` (PascalCase, nulls left out, ``Overview``, ``Genres``, ``People``, ``ProviderIds``,
+``DateCreated`` and ``Taglines`` only when ``Fields`` asks for them), ``QueryResult``
+(``Items``, ``TotalRecordCount``, ``StartIndex``), ``VirtualFolderInfo`` and ``QueryFiltersLegacy``.
+Like Jellyfin it reads query parameters whatever their case, takes ``Genres`` and ``OfficialRatings``
+pipe-separated and ``Years`` comma-separated, and answers per-user questions (``IsPlayed``, a user's
+views) only for a user named in the path or ``UserId``. Everything but ``/System/Info/Public``
+needs the API key, in any of the ways Jellyfin accepts one, and the request log shows which way it came.
+
+Items follow from their index, so a library of 20,000 costs nothing until it is asked for. The
+request recording, faults and serving come from ``tests.fakes``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from tests.fakes import FakeService, png
+
+API_KEY = "jf-api-key-3c9e1f7a5b2d4e60"
+SERVER_ID = "5f2a9c8e1b7d4e3fa6c0d9b8e7f61234"
+SERVER_NAME = "Living Room"
+IMAGE_TYPE = "image/png"
+POSTER_SIZE = (400, 600)  # the stored artwork; maxWidth scales it down
+
+GENRES = ("Action", "Comedy", "Drama", "Science Fiction", "Horror", "Animation")
+CONTENT_RATINGS = ("G", "PG", "PG-13", "R", "NC-17")
+DIRECTORS = ("Agnès Varda", "Akira Kurosawa", "Kathryn Bigelow", "Ben Stiller")
+ACTORS = (
+    "Ben Stiller",
+    "Owen Wilson",
+    "Christine Taylor",
+    "Will Ferrell",
+    "Milla Jovovich",
+    "Jerry Stiller",
+    "Jon Voight",
+)
+ITEM_TYPES = {"movies": "Movie", "tvshows": "Series", "music": "MusicAlbum", "homevideos": "Video"}
+_TICKS_PER_MINUTE = 600_000_000
+_CREATED = datetime(2021, 3, 1, tzinfo=UTC)
+
+
+def guid(*numbers: int) -> str:
+    """A Jellyfin id: 32 hex digits."""
+    return "".join(f"{number:08x}" for number in numbers).ljust(32, "0")
+
+
+@dataclass(frozen=True)
+class FakeLibrary:
+    """A library whose items follow from their index; every tenth item lacks something a real one may lack.
+
+    Libraries with the same ``imdb_base`` hold the same films (an HD and a 4K library)."""
+
+    number: int
+    name: str
+    collection_type: str
+    size: int
+    imdb_base: int
+
+    @property
+    def id(self) -> str:
+        return guid(self.number)
+
+    @property
+    def item_type(self) -> str:
+        return ITEM_TYPES[self.collection_type]
+
+    def item_id(self, index: int) -> str:
+        return guid(self.number, index + 1)
+
+    def index_of(self, item_id: str) -> int | None:
+        found = re.fullmatch(r"([0-9a-f]{8})([0-9a-f]{8})0{16}", item_id)
+        if found is None or int(found.group(1), 16) != self.number:
+            return None
+        index = int(found.group(2), 16) - 1
+        return index if 0 <= index < self.size else None
+
+    def year(self, index: int) -> int | None:
+        return None if index % 10 == 5 else 1950 + index % 70
+
+    def genres(self, index: int) -> list[str]:
+        return [GENRES[index % len(GENRES)], GENRES[(index // len(GENRES)) % len(GENRES)]][: 1 + index % 2]
+
+    def rating(self, index: int) -> float | None:
+        return None if index % 10 == 7 else round(4 + index % 60 / 10, 1)
+
+    def content_rating(self, index: int) -> str | None:
+        return None if index % 10 == 8 else CONTENT_RATINGS[index % len(CONTENT_RATINGS)]
+
+    def minutes(self, index: int) -> int:
+        return 80 + index % 70
+
+    def has_poster(self, index: int) -> bool:
+        return index % 10 != 6
+
+    def provider_ids(self, index: int) -> dict[str, str]:
+        imdb = f"tt{self.imdb_base * 1_000_000 + index:07d}"
+        tmdb = str(self.imdb_base * 1_000_000 + index + 500_000)
+        if index % 10 == 2:
+            return {"Tmdb": tmdb}  # no IMDb id
+        if index % 10 == 3:
+            return {}  # never matched by a metadata provider
+        if self.item_type == "Series":
+            return {"Imdb": imdb, "Tvdb": tmdb}
+        return {"Imdb": imdb, "Tmdb": tmdb}
+
+    def item(self, index: int, fields: set[str]) -> dict[str, Any]:
+        """A BaseItemDto with the base fields, plus the requested ``fields``."""
+        year = self.year(index)
+        item: dict[str, Any] = {
+            "Name": f"{self.name} {index}",
+            "ServerId": SERVER_ID,
+            "Id": self.item_id(index),
+            "Etag": f"{index:032x}",
+            "CanDelete": False,
+            "IsFolder": self.item_type == "Series",
+            "Type": self.item_type,
+            "ProductionYear": year,
+            "PremiereDate": None if year is None else f"{year}-09-27T00:00:00.0000000Z",
+            "CommunityRating": self.rating(index),
+            "OfficialRating": self.content_rating(index),
+            "RunTimeTicks": self.minutes(index) * _TICKS_PER_MINUTE,
+            "ImageTags": {"Primary": f"{index:032x}"} if self.has_poster(index) else {},
+            "BackdropImageTags": [],
+            "LocationType": "FileSystem",
+            "MediaType": "Video" if self.item_type != "Series" else "Unknown",
+        }
+        optional: dict[str, Any] = {
+            "Overview": None if index % 10 == 9 else f"Overview of {self.name} {index}.",
+            "Genres": self.genres(index),
+            "Taglines": [f"Tagline {index}."] if index % 2 else [],
+            "DateCreated": (_CREATED + timedelta(hours=index)).strftime("%Y-%m-%dT%H:%M:%S.0000000Z"),
+            "ProviderIds": self.provider_ids(index),
+            "People": [
+                {"Name": DIRECTORS[index % len(DIRECTORS)], "Id": guid(99, index), "Type": "Director"},
+                {"Name": "Drake Sather", "Id": guid(98, index), "Type": "Writer"},
+                *(
+                    {"Name": actor, "Id": guid(97, n), "Role": f"Role {n}", "Type": "Actor"}
+                    for n, actor in enumerate(ACTORS[: 1 + index % len(ACTORS)])
+                ),
+            ],
+        }
+        item.update((name, value) for name, value in optional.items() if name.casefold() in fields)
+        # Jellyfin leaves nulls out of its answers.
+        return {name: value for name, value in item.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class FakeUser:
+    id: str
+    name: str
+    admin: bool = False
+    disabled: bool = False
+    libraries: tuple[int, ...] | None = None  # the numbers of the libraries it sees; None: all
+    watched_every: int = 3  # watched the items whose index this divides
+
+    def sees(self, library: FakeLibrary) -> bool:
+        return self.libraries is None or library.number in self.libraries
+
+    def watched(self, index: int) -> bool:
+        return index % self.watched_every == 0
+
+    def dto(self) -> dict[str, Any]:
+        return {
+            "Name": self.name,
+            "ServerId": SERVER_ID,
+            "Id": self.id,
+            "HasPassword": True,
+            "HasConfiguredPassword": True,
+            "EnableAutoLogin": False,
+            "LastLoginDate": "2024-05-01T20:00:00.0000000Z",
+            "Configuration": {"PlayDefaultAudioTrack": True, "SubtitleMode": "Default"},
+            "Policy": {
+                "IsAdministrator": self.admin,
+                "IsHidden": False,
+                "IsDisabled": self.disabled,
+                "EnableAllFolders": self.libraries is None,
+                "AuthenticationProviderId": "Jellyfin.Server.Implementations.Users.DefaultAuthenticationProvider",
+            },
+        }
+
+
+CAROL = FakeUser(guid(0xCA201), "carol", admin=True, disabled=True)
+BOB = FakeUser(guid(0xB0B), "bob", libraries=(1, 3), watched_every=2)
+ALICE = FakeUser(guid(0xA11CE), "alice", admin=True)
+
+
+def default_libraries() -> list[FakeLibrary]:
+    return [
+        FakeLibrary(1, "Movies", "movies", 40, imdb_base=1),
+        FakeLibrary(2, "Movies 4K", "movies", 5, imdb_base=1),
+        FakeLibrary(3, "Shows", "tvshows", 6, imdb_base=3),
+        FakeLibrary(4, "Music", "music", 3, imdb_base=4),
+        FakeLibrary(5, "Archive", "movies", 20_000, imdb_base=5),
+        FakeLibrary(6, "Home Videos", "homevideos", 2, imdb_base=6),
+    ]
+
+
+def poster_png(item_id: str, width: int) -> bytes:
+    """The image the fake answers for an item at ``width`` (maxWidth never scales up)."""
+    full_width, full_height = POSTER_SIZE
+    width = min(width, full_width)
+    return png(width, full_height * width // full_width, item_id)
+
+
+class FakeJellyfin(FakeService):
+    def __init__(
+        self,
+        prefix: str = "",
+        *,
+        key: str = API_KEY,
+        libraries: Sequence[FakeLibrary] | None = None,
+        users: Sequence[FakeUser] = (CAROL, BOB, ALICE),
+    ) -> None:
+        self.key = key
+        self.libraries = {library.id: library for library in libraries or default_libraries()}
+        self.users = {user.id: user for user in users}
+        # Set by a test to hold the second half of every poster until it is set: proves streaming.
+        self.poster_gate: threading.Event | None = None
+        super().__init__(prefix)
+
+    def routes(self) -> list[tuple[str, Callable[[Request], Any]]]:
+        return [
+            ("/System/Info/Public", self.public_info),
+            ("/System/Info", self.info),
+            ("/Users", self.list_users),
+            ("/Users/{user}", self.user),
+            ("/Users/{user}/Views", self.views),
+            ("/Users/{user}/Items", self.items),
+            ("/Library/VirtualFolders", self.virtual_folders),
+            ("/Items", self.items),
+            ("/Items/Filters", self.filters),
+            ("/Items/{item}/Images/Primary", self.image),
+        ]
+
+    @staticmethod
+    def presented_key(request: Request) -> str | None:
+        """The key as Jellyfin finds it: the MediaBrowser authorization header, else the legacy ways."""
+        for header in ("authorization", "x-emby-authorization"):
+            found = re.search(r'Token="([^"]*)"', request.headers.get(header, ""))
+            if found:
+                return found.group(1)
+        query = {name.lower(): value for name, value in request.query_params.items()}
+        return (
+            request.headers.get("x-emby-token")
+            or request.headers.get("x-mediabrowser-token")
+            or query.get("apikey")
+            or query.get("api_key")
+        )
+
+    def authorized(self, request: Request) -> bool:
+        return request.url.path == self.prefix + "/System/Info/Public" or self.presented_key(request) == self.key
+
+    # -- system and users ---------------------------------------------------------------------------
+
+    def _public(self) -> dict[str, Any]:
+        return {
+            "LocalAddress": "http://192.168.1.10:8096",
+            "ServerName": SERVER_NAME,
+            "Version": "10.10.7",
+            "ProductName": "Jellyfin Server",
+            "OperatingSystem": "",
+            "Id": SERVER_ID,
+            "StartupWizardCompleted": True,
+        }
+
+    async def public_info(self, request: Request) -> Response:
+        return JSONResponse(self._public())
+
+    async def info(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                **self._public(),
+                "OperatingSystemDisplayName": "Linux",
+                "HasPendingRestart": False,
+                "IsShuttingDown": False,
+                "SupportsLibraryMonitor": True,
+                "WebSocketPortNumber": 8096,
+                "CanSelfRestart": True,
+                "CanLaunchWebBrowser": False,
+                "HasUpdateAvailable": False,
+                "TranscodingTempPath": "/cache/transcodes",
+                "LogPath": "/config/log",
+                "InternalMetadataPath": "/config/metadata",
+                "CachePath": "/cache",
+                "ProgramDataPath": "/config",
+                "ItemsByNamePath": "/config/metadata",
+                "EncoderLocation": "Custom",
+                "SystemArchitecture": "X64",
+            }
+        )
+
+    async def list_users(self, request: Request) -> Response:
+        return JSONResponse([user.dto() for user in self.users.values()])
+
+    async def user(self, request: Request) -> Response:
+        user = self.users.get(request.path_params["user"])
+        return JSONResponse(user.dto()) if user is not None else Response("User not found", 404)
+
+    async def views(self, request: Request) -> Response:
+        user = self.users.get(request.path_params["user"])
+        if user is None:
+            return Response("User not found", 404)
+        views = [
+            {
+                "Name": library.name,
+                "ServerId": SERVER_ID,
+                "Id": library.id,
+                "Etag": library.id,
+                "IsFolder": True,
+                "Type": "CollectionFolder",
+                "CollectionType": library.collection_type,
+                "ImageTags": {"Primary": library.id},
+                "LocationType": "FileSystem",
+            }
+            for library in self.libraries.values()
+            if user.sees(library)
+        ]
+        return JSONResponse({"Items": views, "TotalRecordCount": len(views), "StartIndex": 0})
+
+    async def virtual_folders(self, request: Request) -> Response:
+        return JSONResponse(
+            [
+                {
+                    "Name": library.name,
+                    "Locations": [f"/media/{library.name}"],
+                    "CollectionType": library.collection_type,
+                    "LibraryOptions": {"Enabled": True, "EnableRealtimeMonitor": True},
+                    "ItemId": library.id,
+                    "PrimaryImageItemId": library.id,
+                    "RefreshStatus": "Idle",
+                }
+                for library in self.libraries.values()
+            ]
+        )
+
+    # -- items ------------------------------------------------------------------------------------
+
+    def _query_user(self, request: Request, query: dict[str, str]) -> FakeUser | Response | None:
+        """The user a request is about, from its path or UserId: None for none, a Response for a bad one."""
+        user_id = request.path_params.get("user") or query.get("userid")
+        if not user_id:
+            return None
+        user = self.users.get(user_id)
+        return user if user is not None else Response("User not found", 404)
+
+    async def items(self, request: Request) -> Response:
+        query = {name.lower(): value for name, value in request.query_params.items()}
+        user = self._query_user(request, query)
+        if isinstance(user, Response):
+            return user
+        library = self.libraries.get(query.get("parentid", ""))
+        if library is None:
+            return Response("this fake answers item queries of a library (ParentId) only", 400)
+        if user is not None and not user.sees(library):
+            return Response(f"{user.name} is not permitted to access Library {library.name}.", 401)
+        tests = self._item_tests(library, user, query)
+        if isinstance(tests, Response):
+            return tests
+        # Items of a library sit in folders: without Recursive there are none of its cards at the top.
+        kinds = {kind.strip().lower() for kind in query.get("includeitemtypes", "").split(",")}
+        selected: Sequence[int] = range(library.size)
+        if query.get("recursive", "").lower() != "true" or library.item_type.lower() not in kinds:
+            selected = []
+        elif tests:
+            selected = [index for index in selected if all(test(index) for test in tests)]
+        start = int(query.get("startindex", "0"))
+        limit = int(query["limit"]) if "limit" in query else len(selected)
+        fields = {field.strip().casefold() for field in query.get("fields", "").split(",")}
+        page = [library.item(index, fields) for index in selected[start : start + limit]]
+        return JSONResponse({"Items": page, "TotalRecordCount": len(selected), "StartIndex": start})
+
+    @staticmethod
+    def _item_tests(
+        library: FakeLibrary, user: FakeUser | None, query: dict[str, str]
+    ) -> list[Callable[[int], bool]] | Response:
+        """The filters of an item query as tests on item indexes, each meaning "any of" its values."""
+        tests: list[Callable[[int], bool]] = []
+        if "genres" in query:
+            wanted = {genre.casefold() for genre in query["genres"].split("|")}
+            tests.append(lambda index: any(genre.casefold() in wanted for genre in library.genres(index)))
+        if "years" in query:
+            years = {int(year) for year in query["years"].split(",")}
+            tests.append(lambda index: library.year(index) in years)
+        if "officialratings" in query:
+            ratings = set(query["officialratings"].split("|"))
+            tests.append(lambda index: library.content_rating(index) in ratings)
+        if "mincommunityrating" in query:
+            least = float(query["mincommunityrating"])
+            tests.append(lambda index: (rating := library.rating(index)) is not None and rating >= least)
+        if "isplayed" in query:
+            if user is None:
+                return Response("IsPlayed needs a user", 400)
+            played = query["isplayed"].lower() == "true"
+            tests.append(lambda index: user.watched(index) == played)
+        return tests
+
+    async def filters(self, request: Request) -> Response:
+        query = {name.lower(): value for name, value in request.query_params.items()}
+        library = self.libraries.get(query.get("parentid", ""))
+        if library is None:
+            return JSONResponse({})
+        indexes = range(library.size)
+        genres = sorted({genre for index in indexes for genre in library.genres(index)})
+        ratings = sorted({rating for index in indexes if (rating := library.content_rating(index)) is not None})
+        years = sorted({year for index in indexes if (year := library.year(index)) is not None})
+        return JSONResponse({"Genres": genres, "Tags": [], "OfficialRatings": ratings, "Years": years})
+
+    async def image(self, request: Request) -> Response:
+        item_id = request.path_params["item"]
+        found = next(
+            (
+                (library, index)
+                for library in self.libraries.values()
+                if (index := library.index_of(item_id)) is not None
+            ),
+            None,
+        )
+        if found is None or not found[0].has_poster(found[1]):
+            return Response("Not Found", 404)
+        query = {name.lower(): value for name, value in request.query_params.items()}
+        image = poster_png(item_id, int(query.get("maxwidth", POSTER_SIZE[0])))
+        gate = self.poster_gate
+
+        async def body() -> AsyncIterator[bytes]:
+            yield image[: len(image) // 2]
+            if gate is not None:
+                await anyio.to_thread.run_sync(gate.wait, 5.0)
+            yield image[len(image) // 2 :]
+
+        return StreamingResponse(body(), media_type=IMAGE_TYPE, headers={"Content-Length": str(len(image))})

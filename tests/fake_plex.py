@@ -1,0 +1,475 @@
+"""A fake Plex Media Server and a fake plex.tv: small Starlette apps served by real uvicorn on loopback.
+
+The Plex answers follow the examples of the Plex Media Server OpenAPI description 1.1.1
+(``/identity``, ``/library/sections/all``, ``/library/sections/{id}/all``, ``/library/sections/{id}/filters``),
+adapted, with what those examples leave out filled in as a real server answers: item guids, the ``Meta``
+block of ``includeMeta=1``, the per-filter value directories (``/library/sections/{id}/genre``) and
+paging by ``X-Plex-Container-Start``/``-Size`` with ``totalSize``. As on a real server, ``/identity``
+answers without a token and everything else needs ``X-Plex-Token`` (header or query parameter).
+
+Items are generated from their index, so a library of 20,000 costs nothing until it is asked for.
+Every request is recorded, and tests can make the services slow, malformed or failing (tests/fakes.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from tests.fakes import (
+    FakeService,
+    png,
+    serving as serving,  # where tests/test_web_client.py finds it
+)
+
+PLEX_TOKEN = "pms-owner-token-Zq81vX"
+MACHINE_IDENTIFIER = "0123456789abcdef0123456789abcdef"  # as in the OpenAPI /identity example
+IMAGE_TYPE = "image/png"
+
+
+# -- the media ------------------------------------------------------------------------------------
+
+GENRES = {"1": "Action", "2": "Comedy", "3": "Drama", "4": "Science Fiction", "5": "Horror", "6": "Animation"}
+DIRECTORS = {"101": "Ben Stiller", "102": "Agnès Varda", "103": "Akira Kurosawa", "104": "Kathryn Bigelow"}
+CONTENT_RATINGS = ("G", "PG", "PG-13", "R", "gb/15")
+ACTORS = ("Ben Stiller", "Owen Wilson", "Christine Taylor", "Will Ferrell", "Milla Jovovich", "Jerry Stiller")
+
+
+@dataclass(frozen=True)
+class FakeLibrary:
+    """A library whose items follow from their index: every tenth item lacks something a real one may lack."""
+
+    key: str
+    title: str
+    type: Literal["movie", "show", "artist"]
+    size: int
+
+    @property
+    def type_number(self) -> str:
+        return {"movie": "1", "show": "2", "artist": "8"}[self.type]
+
+    def rating_key(self, index: int) -> str:
+        return str(int(self.key) * 100_000 + index + 1)
+
+    def index_of(self, rating_key: str) -> int | None:
+        index = int(rating_key) - int(self.key) * 100_000 - 1
+        return index if 0 <= index < self.size else None
+
+    def year(self, index: int) -> int | None:
+        return None if index % 10 == 5 else 1950 + index % 70
+
+    def genre_ids(self, index: int) -> list[str]:
+        ids = list(GENRES)
+        return [ids[index % len(ids)], ids[(index // len(ids)) % len(ids)]][: 1 + index % 2]
+
+    def director_id(self, index: int) -> str:
+        return list(DIRECTORS)[index % len(DIRECTORS)]
+
+    def watched(self, index: int) -> bool:
+        return index % 3 == 0
+
+    def has_thumb(self, index: int) -> bool:
+        return index % 10 != 6
+
+    def item(self, index: int) -> dict[str, Any]:
+        """Shaped like the OpenAPI "Zoolander" example of /library/sections/{id}/all."""
+        rating_key = self.rating_key(index)
+        item: dict[str, Any] = {
+            "addedAt": 1408525217 + index * 3600,
+            "art": f"/library/metadata/{rating_key}/art/1434341184",
+            "contentRating": CONTENT_RATINGS[index % len(CONTENT_RATINGS)],
+            "duration": 5129000 + index * 1000,
+            "key": f"/library/metadata/{rating_key}",
+            "ratingKey": rating_key,
+            "studio": "Paramount Pictures",
+            "summary": f"Summary of {self.title} item {index}.",
+            "tagline": "3% Body Fat. 1% Brain Activity.",
+            "title": f"{self.title} {index}",
+            "type": "movie" if self.type == "movie" else "show",
+            "updatedAt": 1434341184,
+            "viewCount": 1 if self.watched(index) else 0,
+            "Media": [{"id": index, "duration": 5129000, "container": "mkv", "videoResolution": "576"}],
+            "Genre": [{"tag": GENRES[genre]} for genre in self.genre_ids(index)],
+            "Writer": [{"tag": "Drake Sather"}],
+            "Director": [{"tag": DIRECTORS[self.director_id(index)]}],
+            "Country": [{"tag": "Australia"}],
+            "Role": [{"tag": actor} for actor in ACTORS[: 1 + index % len(ACTORS)]],
+        }
+        if index % 10 == 3:
+            pass  # no guid: an item the agent never matched
+        elif index % 10 == 4:
+            item["guid"] = f"local://{rating_key}"
+        else:
+            digest = hashlib.sha256(f"{self.key}/{index}".encode()).hexdigest()[:24]
+            item["guid"] = f"plex://{item['type']}/{digest}"
+        if self.has_thumb(index):
+            item["thumb"] = f"/library/metadata/{rating_key}/thumb/1434341184"
+        year = self.year(index)
+        if year is not None:
+            item["year"] = year
+            item["originallyAvailableAt"] = f"{year}-09-27"
+        if index % 10 != 7:  # no rating at all
+            item["rating"] = round(4 + index % 60 / 10, 1)
+            if index % 2:
+                item["audienceRating"] = round(5 + index % 50 / 10, 1)
+        return item
+
+
+def default_libraries() -> list[FakeLibrary]:
+    return [
+        FakeLibrary("1", "Movies", "movie", 40),
+        FakeLibrary("2", "TV Shows", "show", 6),
+        FakeLibrary("3", "Music", "artist", 3),
+        FakeLibrary("4", "Archive", "movie", 20_000),
+    ]
+
+
+# The filters of the OpenAPI /library/sections/{id}/filters example that this fake can evaluate, with
+# the field types a real server gives them in Meta.Type[].Field (genre and director are tags).
+FILTERS: tuple[tuple[str, str, str, str], ...] = (
+    ("genre", "string", "Genre", "tag"),
+    ("year", "integer", "Year", "integer"),
+    ("decade", "integer", "Decade", "integer"),
+    ("contentRating", "string", "Content Rating", "string"),
+    ("director", "string", "Director", "tag"),
+    ("unwatched", "boolean", "Unwatched", "boolean"),
+)
+FIELD_TYPES = [
+    {"type": "tag", "Operator": [{"key": "=", "title": "is"}, {"key": "!=", "title": "is not"}]},
+    {
+        "type": "integer",
+        "Operator": [
+            {"key": "=", "title": "is"},
+            {"key": "!=", "title": "is not"},
+            {"key": ">>=", "title": "is greater than"},
+            {"key": "<<=", "title": "is less than"},
+        ],
+    },
+    {
+        "type": "string",
+        "Operator": [
+            {"key": "=", "title": "contains"},
+            {"key": "!=", "title": "does not contain"},
+            {"key": "==", "title": "is"},
+            {"key": "!==", "title": "is not"},
+        ],
+    },
+    {"type": "boolean", "Operator": [{"key": "=", "title": "is"}, {"key": "!=", "title": "is not"}]},
+]
+# How a parameter name ends tells its operator: genre! is genre!=, year>> is year>>= (plain = has no suffix).
+_SUFFIXES = (("!", "!="), (">>", ">>="), ("<<", "<<="))
+
+
+# -- the services ---------------------------------------------------------------------------------
+
+
+class FakePlex(FakeService):
+    def __init__(
+        self, prefix: str = "", *, token: str = PLEX_TOKEN, libraries: list[FakeLibrary] | None = None
+    ) -> None:
+        self.token = token
+        self.libraries = {library.key: library for library in libraries or default_libraries()}
+        # Set by a test to hold the second half of every poster until it is set: proves streaming.
+        self.poster_gate: threading.Event | None = None
+        super().__init__(prefix)
+
+    def routes(self) -> list[tuple[str, Callable[[Request], Any]]]:
+        return [
+            ("/identity", self.identity),
+            ("/library/sections", self.sections),
+            ("/library/sections/{key}/all", self.items),
+            ("/library/sections/{key}/{filter}", self.filter_values),
+            ("/photo/:/transcode", self.transcode),
+        ]
+
+    def authorized(self, request: Request) -> bool:
+        if request.url.path == self.prefix + "/identity":
+            return True
+        presented = request.headers.get("x-plex-token") or request.query_params.get("X-Plex-Token")
+        return presented == self.token
+
+    def _library(self, request: Request) -> FakeLibrary | None:
+        return self.libraries.get(request.path_params["key"])
+
+    async def identity(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "MediaContainer": {
+                    "size": 1,
+                    "claimed": True,
+                    "machineIdentifier": MACHINE_IDENTIFIER,
+                    "version": "1.40.2.8395-c67dce28e",
+                }
+            }
+        )
+
+    async def sections(self, request: Request) -> Response:
+        directories = [
+            {
+                "allowSync": True,
+                "art": f"/:/resources/{library.type}-fanart.jpg",
+                "filters": True,
+                "refreshing": False,
+                "thumb": f"/:/resources/{library.type}.png",
+                "key": library.key,
+                "type": library.type,
+                "title": library.title,
+                "agent": "tv.plex.agents.movie",
+                "scanner": "Plex Movie",
+                "language": "en-US",
+                "updatedAt": 1689270983,
+                "createdAt": 1689270983,
+                "scannedAt": 1706626696,
+                "content": True,
+                "directory": True,
+                "hidden": False,
+                "Location": [{"id": int(library.key), "path": f"/media/{library.title}"}],
+            }
+            for library in self.libraries.values()
+        ]
+        return JSONResponse(
+            {
+                "MediaContainer": {
+                    "size": len(directories),
+                    "allowSync": True,
+                    "title1": "Plex Library",
+                    "Directory": directories,
+                }
+            }
+        )
+
+    def _filter_tests(self, library: FakeLibrary, request: Request) -> list[Callable[[int], bool]] | Response:
+        """The media-query parameters of the request as tests on item indexes (or a 400)."""
+        tests: list[Callable[[int], bool]] = []
+        for name, value in request.query_params.multi_items():
+            if name in ("type", "includeMeta", "X-Plex-Container-Start", "X-Plex-Container-Size"):
+                continue
+            field_name, operator = name, "="
+            for suffix, spelled in _SUFFIXES:
+                if name.endswith(suffix):
+                    field_name, operator = name.removesuffix(suffix), spelled
+            test = _field_test(library, field_name, operator, value.split(","))
+            if test is None:
+                return Response(f"unsupported filter {field_name}{operator}", 400)
+            tests.append(test)
+        return tests
+
+    async def items(self, request: Request) -> Response:
+        library = self._library(request)
+        if library is None:
+            return Response("Not Found", 404)
+        if request.query_params.get("type") != library.type_number:
+            return Response(f"type must be {library.type_number} in this library", 400)
+        tests = self._filter_tests(library, request)
+        if isinstance(tests, Response):
+            return tests
+        selected: Sequence[int] = range(library.size)
+        if tests:
+            selected = [index for index in selected if all(test(index) for test in tests)]
+        container: dict[str, Any] = {
+            "allowSync": True,
+            "identifier": "com.plexapp.plugins.library",
+            "librarySectionID": int(library.key),
+            "librarySectionTitle": library.title,
+            "title1": library.title,
+            "viewGroup": library.type,
+        }
+        headers: dict[str, str] = {}
+        start_text = _paging(request, "X-Plex-Container-Start")
+        size_text = _paging(request, "X-Plex-Container-Size")
+        if start_text is not None and size_text is not None:
+            start, size = int(start_text), int(size_text)
+            page = selected[start : start + size]
+            container.update(offset=start, totalSize=len(selected))
+            headers = {"X-Plex-Container-Start": str(start), "X-Plex-Container-Total-Size": str(len(selected))}
+        else:
+            page = selected
+        container["size"] = len(page)
+        container["Metadata"] = [library.item(index) for index in page]
+        if request.query_params.get("includeMeta") == "1":
+            container["Meta"] = self._meta(library)
+        return JSONResponse({"MediaContainer": container}, headers=headers)
+
+    def _meta(self, library: FakeLibrary) -> dict[str, Any]:
+        main = {
+            "key": f"/library/sections/{library.key}/all?type={library.type_number}",
+            "type": "movie" if library.type == "movie" else "show",
+            "title": library.title,
+            "active": True,
+            "Filter": [
+                {
+                    "filter": name,
+                    "filterType": filter_type,
+                    "key": f"/library/sections/{library.key}/{name}",
+                    "title": title,
+                    "type": "filter",
+                }
+                for name, filter_type, title, _ in FILTERS
+            ],
+            "Field": [{"key": name, "title": title, "type": field_type} for name, _, title, field_type in FILTERS],
+            "Sort": [{"default": "asc", "key": "titleSort", "title": "Title"}],
+        }
+        # Show libraries also describe their episodes; MovieMatch offers only the show-level filters.
+        others = (
+            [
+                {
+                    "key": f"/library/sections/{library.key}/all?type=4",
+                    "type": "episode",
+                    "title": "Episodes",
+                    "Filter": [
+                        {
+                            "filter": "episode.unwatched",
+                            "filterType": "boolean",
+                            "key": f"/library/sections/{library.key}/unwatched?type=4",
+                            "title": "Unwatched episodes",
+                            "type": "filter",
+                        }
+                    ],
+                }
+            ]
+            if library.type == "show"
+            else []
+        )
+        return {"Type": [main, *others], "FieldType": FIELD_TYPES}
+
+    async def filter_values(self, request: Request) -> Response:
+        library = self._library(request)
+        name = request.path_params["filter"]
+        if library is None or name not in {"genre", "year", "decade", "contentRating", "director"}:
+            return Response("Not Found", 404)
+        choices: list[tuple[str, str]]
+        if name == "genre":
+            choices = list(GENRES.items())
+        elif name == "director":
+            choices = list(DIRECTORS.items())
+        elif name == "year":
+            choices = [(str(year), str(year)) for year in range(2019, 1949, -1)]
+        elif name == "decade":
+            choices = [(str(decade), f"{decade}s") for decade in range(2010, 1949, -10)]
+        else:
+            choices = [(rating, rating) for rating in CONTENT_RATINGS]
+        directories = [
+            {"fastKey": f"/library/sections/{library.key}/all?{name}={key}", "key": key, "title": title}
+            for key, title in choices
+        ]
+        return JSONResponse(
+            {"MediaContainer": {"size": len(directories), "title1": library.title, "Directory": directories}}
+        )
+
+    async def transcode(self, request: Request) -> Response:
+        query = request.query_params
+        found = re.fullmatch(r"/library/metadata/([0-9]+)/thumb", query.get("url", ""))
+        item = self._find(found.group(1)) if found else None
+        if item is None or not item[0].has_thumb(item[1]):
+            return Response("<html><body><h1>404 Not Found</h1></body></html>", 404, media_type="text/html")
+        if query.get("minSize") != "1" or query.get("upscale") != "1":
+            return Response("minSize=1 and upscale=1 expected", 400)
+        try:
+            width, height = int(query["width"]), int(query["height"])
+        except (KeyError, ValueError):
+            return Response("width and height expected", 400)
+        image = png(width, height, query["url"])
+        gate = self.poster_gate
+
+        async def body() -> AsyncIterator[bytes]:
+            yield image[: len(image) // 2]
+            if gate is not None:
+                await asyncio.to_thread(gate.wait, 5)
+            yield image[len(image) // 2 :]
+
+        return StreamingResponse(body(), media_type=IMAGE_TYPE, headers={"Content-Length": str(len(image))})
+
+    def _find(self, rating_key: str) -> tuple[FakeLibrary, int] | None:
+        for library in self.libraries.values():
+            index = library.index_of(rating_key)
+            if index is not None:
+                return library, index
+        return None
+
+
+def _field_test(library: FakeLibrary, name: str, operator: str, values: list[str]) -> Callable[[int], bool] | None:
+    if name == "genre" and operator in ("=", "!="):
+        wanted = set(values)
+
+        def tagged(index: int) -> bool:
+            return bool(wanted & set(library.genre_ids(index)))
+
+        return tagged if operator == "=" else lambda index: not tagged(index)
+    if name == "year" and operator in (">>=", "<<="):
+        bound = int(values[0])
+        if operator == ">>=":
+            return lambda index: (library.year(index) or 0) >= bound
+        return lambda index: (library.year(index) or 10_000) <= bound
+    if name == "unwatched" and operator == "=" and values in (["0"], ["1"]):
+        return lambda index: library.watched(index) != (values == ["1"])
+    return None
+
+
+def _paging(request: Request, name: str) -> str | None:
+    return request.headers.get(name) or request.query_params.get(name)
+
+
+@dataclass
+class PlexAccount:
+    """A plex.tv user: what /api/v2/user says, and the servers /api/v2/resources lists for them."""
+
+    id: int
+    username: str
+    title: str
+    thumb: str | None = None
+    servers: list[str] = field(default_factory=list)  # machine identifiers
+
+    def user(self) -> dict[str, Any]:
+        # The fields plex.tv's /api/v2/user answers with that matter here, plus some that do not.
+        return {
+            "id": self.id,
+            "uuid": hashlib.sha256(self.username.encode()).hexdigest()[:16],
+            "username": self.username,
+            "title": self.title,
+            "email": f"{self.username or 'home'}@example.com",
+            "thumb": self.thumb,
+            "home": False,
+            "subscription": {"active": False, "status": "Inactive"},
+        }
+
+    def resources(self) -> list[dict[str, Any]]:
+        servers = [
+            {"name": f"server {n}", "product": "Plex Media Server", "provides": "server", "clientIdentifier": machine}
+            for n, machine in enumerate(self.servers)
+        ]
+        player = {
+            "name": "Phone",
+            "product": "Plex for iOS",
+            "provides": "client,player",
+            "clientIdentifier": "phone-1",
+        }
+        return [*servers, player]
+
+
+class FakePlexTv(FakeService):
+    def __init__(self, prefix: str = "", *, accounts: dict[str, PlexAccount] | None = None) -> None:
+        self.accounts = accounts or {}
+        super().__init__(prefix)
+
+    def routes(self) -> list[tuple[str, Callable[[Request], Any]]]:
+        return [("/api/v2/user", self.user), ("/api/v2/resources", self.resources)]
+
+    def authorized(self, request: Request) -> bool:
+        return request.headers.get("x-plex-token") in self.accounts
+
+    def _account(self, request: Request) -> PlexAccount:
+        return self.accounts[request.headers["x-plex-token"]]
+
+    async def user(self, request: Request) -> Response:
+        return JSONResponse(self._account(request).user())
+
+    async def resources(self, request: Request) -> Response:
+        return JSONResponse(self._account(request).resources())

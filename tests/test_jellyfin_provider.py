@@ -1,0 +1,762 @@
+"""The Jellyfin provider against a fake Jellyfin server on loopback (tests/fake_jellyfin.py)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import ssl
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qs, quote
+
+import anyio
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from server.config import MediaServer
+from server.providers import Media, MediaQuery, Poster, ProviderError
+from server.providers.jellyfin import JellyfinProvider
+from storage import Filter
+from tests.fake_jellyfin import (
+    ALICE,
+    API_KEY,
+    BOB,
+    IMAGE_TYPE,
+    SERVER_ID,
+    FakeJellyfin,
+    FakeLibrary,
+    default_libraries,
+    guid,
+    poster_png,
+)
+from tests.fakes import (
+    Fault,
+    Received,
+    bound_socket,
+    eventually,
+    log_lines,
+    rule,
+    self_signed_certificate,
+    serving,
+    socket_url,
+)
+
+pytestmark = pytest.mark.anyio
+
+LOGGER = "server.providers.jellyfin"
+MOVIES, MOVIES_4K, SHOWS, MUSIC, ARCHIVE, HOME_VIDEOS = default_libraries()
+
+OpenProvider = Callable[..., Awaitable[JellyfinProvider]]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[FakeJellyfin, str]]:
+    fake = FakeJellyfin()
+    with serving(fake) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def fake(server: tuple[FakeJellyfin, str]) -> FakeJellyfin:
+    """The module's fake server, with a clean request log and no fault."""
+    jellyfin = server[0]
+    jellyfin.received.clear()
+    jellyfin.fault = None
+    jellyfin.poster_gate = None
+    return jellyfin
+
+
+@pytest.fixture
+def url(server: tuple[FakeJellyfin, str], fake: FakeJellyfin) -> str:
+    """The module's fake server's URL (``fake`` so that it starts clean)."""
+    return server[1]
+
+
+def settings(url: str, *, key: str = API_KEY, **options: Any) -> MediaServer:
+    return MediaServer(type="jellyfin", url=url, token=SecretStr(key), **options)
+
+
+@pytest.fixture
+async def opened() -> AsyncIterator[OpenProvider]:
+    """Opens providers, and closes them after the test."""
+    providers: list[JellyfinProvider] = []
+
+    async def open_provider(url: str, *, key: str = API_KEY, **options: Any) -> JellyfinProvider:
+        provider_options = ("transport", "cache_ttl", "clock", "timeout", "retry_delays")
+        extra = {name: options.pop(name) for name in provider_options if name in options}
+        provider = JellyfinProvider(
+            settings(url, key=key, **options), provider_id="jellyfin-1", client_id="client-1", **extra
+        )
+        providers.append(provider)
+        await provider.open()
+        return provider
+
+    yield open_provider
+    for provider in providers:
+        await provider.close()
+
+
+@pytest.fixture
+def logs(caplog: pytest.LogCaptureFixture) -> Callable[[int], list[str]]:
+    """The provider's log messages at exactly one level."""
+    return log_lines(caplog, LOGGER)
+
+
+async def media(provider: JellyfinProvider, *filters: Filter) -> list[Media]:
+    """The cards of the "Movies" library that pass ``filters``."""
+    return await provider.media(MediaQuery(filters=list(filters), libraries=[MOVIES.id]))
+
+
+def indexes(items: list[Media], library: FakeLibrary = MOVIES) -> set[int]:
+    """The fake's item indexes of cards, read back from their link URLs."""
+    found = set()
+    for item in items:
+        index = library.index_of(item.linkUrl.rpartition("/")[2])
+        assert index is not None
+        found.add(index)
+    return found
+
+
+def item_requests(fake: FakeJellyfin) -> list[Received]:
+    return [seen for seen in fake.received if seen.path.endswith("/Items")]
+
+
+def query_of(seen: Received) -> dict[str, str]:
+    return {name: values[0] for name, values in parse_qs(seen.query).items()}
+
+
+# -- connecting ---------------------------------------------------------------------------------
+
+
+async def test_opens_and_lists_the_movie_libraries_of_the_first_administrator(
+    url: str, fake: FakeJellyfin, opened: OpenProvider, logs: Callable[[int], list[str]]
+) -> None:
+    provider = await opened(url)
+    assert await provider.healthy()
+    libraries = await provider.libraries()
+    # Carol is an administrator too, but disabled; "Music" and "Home Videos" hold no movies.
+    assert [(library.title, library.key, library.type) for library in libraries] == [
+        ("Movies", MOVIES.id, "movie"),
+        ("Movies 4K", MOVIES_4K.id, "movie"),
+        ("Archive", ARCHIVE.id, "movie"),
+    ]
+    assert any("using administrator 'alice'" in line for line in logs(logging.INFO))
+    assert any("connected to Jellyfin server 'Living Room'" in line for line in logs(logging.INFO))
+    assert fake.requests_to(f"/Users/{ALICE.id}/Views")
+
+
+async def test_library_type_and_title_filters(url: str, opened: OpenProvider) -> None:
+    both = await opened(url, library_type_filter=("movie", "show"))
+    assert [library.title for library in await both.libraries()] == ["Movies", "Movies 4K", "Shows", "Archive"]
+    shows = await opened(url, library_type_filter=("show",))
+    assert [(library.title, library.type) for library in await shows.libraries()] == [("Shows", "show")]
+    # Titles match whatever their case, as the original MovieMatch's libraryTitleFilter did.
+    titled = await opened(url, library_title_filter=("movies", "SHOWS"), library_type_filter=("movie", "show"))
+    assert [library.title for library in await titled.libraries()] == ["Movies", "Shows"]
+
+
+async def test_a_configured_user_sees_only_its_own_libraries(
+    url: str, opened: OpenProvider, logs: Callable[[int], list[str]]
+) -> None:
+    provider = await opened(url, user_id=BOB.id, library_type_filter=("movie", "show"))
+    assert [library.title for library in await provider.libraries()] == ["Movies", "Shows"]
+    assert any("using user 'bob'" in line for line in logs(logging.INFO))
+    with pytest.raises(ProviderError) as caught:
+        await provider.media(MediaQuery(libraries=[ARCHIVE.id]))
+    assert caught.value.status == 400
+
+
+async def test_an_unknown_configured_user_keeps_the_server_unavailable(
+    url: str, opened: OpenProvider, logs: Callable[[int], list[str]]
+) -> None:
+    provider = await opened(url, user_id=guid(0xDEAD))
+    assert not await provider.healthy()
+    [warning] = logs(logging.WARNING)
+    assert f"has no user '{guid(0xDEAD)}' (the configured user_id)" in warning
+
+
+async def test_without_users_or_an_administrator_the_whole_server_is_used(
+    opened: OpenProvider, logs: Callable[[int], list[str]]
+) -> None:
+    with serving(FakeJellyfin(users=[BOB])) as url:
+        provider = await opened(url)
+        assert [library.title for library in await provider.libraries()] == ["Movies", "Movies 4K", "Archive"]
+        assert len(await media(provider)) == MOVIES.size
+        assert any("no administrator found" in line for line in logs(logging.WARNING))
+        assert "unwatched" not in [info.key for info in (await provider.filters()).filters]
+        with pytest.raises(ProviderError) as caught:
+            await media(provider, rule("unwatched", "=", "1"))
+        assert caught.value.status == 400
+        assert "set user_id" in str(caught.value)
+        with pytest.raises(ProviderError) as unknown:
+            await provider.filter_values("unwatched")
+        assert unknown.value.status == 404
+
+
+async def test_a_base_url_with_a_path(opened: OpenProvider) -> None:
+    fake = FakeJellyfin("/jellyfin")
+    with serving(fake) as url:
+        assert url.endswith("/jellyfin")
+        provider = await opened(url + "/")
+        assert await provider.healthy()
+        items = await media(provider)
+        assert len(items) == MOVIES.size
+        poster = await provider.poster(MOVIES.item_id(0), 200)
+        assert b"".join([chunk async for chunk in poster.body]) == poster_png(MOVIES.item_id(0), 200)
+        link = await provider.link(MOVIES.item_id(0), "")
+        assert link.startswith(url + "/web/index.html#!/details?")
+        assert all(seen.path.startswith("/jellyfin/") for seen in fake.received)
+
+
+async def test_a_rejected_key_is_one_clear_log_line_and_no_crash(
+    url: str, fake: FakeJellyfin, opened: OpenProvider, logs: Callable[[int], list[str]]
+) -> None:
+    provider = await opened(url, key="not-the-key", retry_delays=(0.02, 0.05))
+    assert not await provider.healthy()
+    await anyio.sleep(0.3)  # several retries
+    assert len(fake.requests_to("/System/Info")) > 2
+    warnings = logs(logging.WARNING)
+    assert len(warnings) == 1
+    assert "rejected the API key (HTTP 401)" in warnings[0]
+    assert url in warnings[0]
+    with pytest.raises(ProviderError) as caught:
+        await provider.libraries()
+    assert caught.value.status == 503
+    assert "rejected the API key" in str(caught.value)
+
+
+async def test_an_unreachable_server_is_retried_until_it_answers(
+    opened: OpenProvider, logs: Callable[[int], list[str]]
+) -> None:
+    sock = bound_socket()  # a port nobody listens on yet
+    url = socket_url(sock)
+    provider = await opened(url, retry_delays=(0.02, 0.1))
+    assert not await provider.healthy()
+    [warning] = logs(logging.WARNING)
+    assert "cannot connect" in warning
+    assert url in warning
+    with pytest.raises(ProviderError) as caught:
+        await media(provider)
+    assert caught.value.status == 503
+    with serving(FakeJellyfin(), sock):
+        await eventually(provider.healthy)
+        assert len(await media(provider)) == MOVIES.size
+    assert any("connected to Jellyfin server" in line for line in logs(logging.INFO))
+
+
+async def test_https_to_a_plain_http_server_says_so(
+    opened: OpenProvider, logs: Callable[[int], list[str]], url: str
+) -> None:
+    provider = await opened(url.replace("http://", "https://"), retry_delays=(60.0, 60.0))
+    assert not await provider.healthy()
+    [warning] = logs(logging.WARNING)
+    assert "the TLS handshake failed" in warning
+
+
+@contextmanager
+def self_signed_tls(directory: Path) -> Iterator[str]:
+    """An https:// URL whose certificate nobody trusts; it completes handshakes and then hangs up."""
+    cert, key = self_signed_certificate(directory, "127.0.0.1")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = bound_socket()
+    listener.listen()
+    listener.settimeout(0.05)  # to notice the end of the test
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with contextlib.suppress(OSError):
+                context.wrap_socket(connection, server_side=True).close()
+            connection.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield socket_url(listener).replace("http://", "https://")
+    finally:
+        done.set()
+        thread.join(5)
+        listener.close()
+
+
+async def test_an_untrusted_certificate_says_what_to_do(
+    tmp_path: Path, opened: OpenProvider, logs: Callable[[int], list[str]]
+) -> None:
+    with self_signed_tls(tmp_path) as url:
+        trusting = await opened(url, retry_delays=(60.0, 60.0))
+        assert not await trusting.healthy()
+        [warning] = logs(logging.WARNING)
+        assert "its TLS certificate is not trusted" in warning
+        assert "set verify_tls: false" in warning
+        # With verify_tls off the handshake succeeds; this listener then hangs up, which is another problem.
+        await opened(url, verify_tls=False, retry_delays=(60.0, 60.0))
+        assert "certificate" not in logs(logging.WARNING)[1]
+
+
+async def test_a_404_for_the_api_points_at_the_url(
+    opened: OpenProvider, logs: Callable[[int], list[str]], url: str
+) -> None:
+    provider = await opened(url + "/emby", retry_delays=(60.0, 60.0))
+    assert not await provider.healthy()
+    [warning] = logs(logging.WARNING)
+    assert "check the URL and its path" in warning
+
+
+async def test_a_revoked_key_is_noticed_and_a_restored_one_too(opened: OpenProvider) -> None:
+    fake = FakeJellyfin()
+    with serving(fake) as url:
+        provider = await opened(url, retry_delays=(0.02, 0.05))
+        assert await provider.healthy()
+        fake.key = "revoked"
+        with pytest.raises(ProviderError) as caught:
+            await media(provider)
+        assert caught.value.status == 502
+        assert not await provider.healthy()
+        fake.key = API_KEY
+        await eventually(provider.healthy)
+
+
+async def test_a_slow_server_times_out(url: str, fake: FakeJellyfin, opened: OpenProvider) -> None:
+    provider = await opened(url, timeout=0.3)
+    fake.fault = Fault("slow", f"/Users/{ALICE.id}/Items", seconds=1.0)
+    with anyio.fail_after(3):
+        with pytest.raises(ProviderError) as caught:
+            await media(provider)
+    assert caught.value.status == 504
+    assert "did not answer within 0.3 s" in str(caught.value)
+    # Slowness is not absence: the server stays healthy, and answers once it is quick again.
+    assert await provider.healthy()
+    fake.fault = None
+    assert len(await media(provider)) == MOVIES.size
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [(Fault("malformed", "/Users"), "malformed answer"), (Fault("status", "/Users", status=500), "HTTP 500")],
+)
+async def test_a_broken_answer_is_a_502(
+    url: str, fake: FakeJellyfin, opened: OpenProvider, fault: Fault, message: str
+) -> None:
+    provider = await opened(url)
+    fake.fault = fault
+    with pytest.raises(ProviderError) as caught:
+        await media(provider)
+    assert caught.value.status == 502
+    assert message in str(caught.value)
+    fake.fault = None
+    # Failures are not cached.
+    assert len(await media(provider)) == MOVIES.size
+
+
+# -- media --------------------------------------------------------------------------------------
+
+
+async def test_items_become_cards(url: str, opened: OpenProvider) -> None:
+    provider = await opened(url)
+    cards = {index: card for card in await media(provider) for index in indexes([card])}
+    assert set(cards) == set(range(MOVIES.size))
+    first = cards[1]
+    assert first.model_dump(exclude_none=False) == {
+        "id": "imdb://tt1000001",
+        "type": "movie",
+        "title": "Movies 1",
+        "description": "Overview of Movies 1.",
+        "tagline": "Tagline 1.",
+        "year": 1951,
+        "posterUrl": f"api/poster/jellyfin-1/{MOVIES.item_id(1)}",
+        "linkUrl": f"api/link/jellyfin-1/{MOVIES.item_id(1)}",
+        "genres": ["Comedy", "Action"],
+        "duration": 81 * 60_000,
+        "rating": 4.1,
+        "contentRating": "PG",
+        "directors": ["Akira Kurosawa"],
+        "actors": ["Ben Stiller", "Owen Wilson"],
+    }
+    assert first.added == "2021-03-01T01:00:00.0000000Z"
+    assert cards[0].tagline is None
+    assert len(cards[6].actors) == 5  # of seven
+    # What a real library lacks now and then.
+    assert cards[2].id == "tmdb://1500002"  # no IMDb id
+    assert cards[3].id == f"jellyfin://{SERVER_ID}/{MOVIES.item_id(3)}"  # no external id at all
+    assert cards[5].year is None
+    assert cards[6].posterUrl is None
+    assert cards[7].rating == 0.0
+    assert cards[8].contentRating is None
+    assert cards[9].description == ""
+
+
+async def test_series_are_shows_and_keep_their_own_ids(url: str, opened: OpenProvider) -> None:
+    provider = await opened(url, library_type_filter=("show",))
+    cards = await provider.media(MediaQuery(libraries=[SHOWS.id]))
+    assert len(cards) == SHOWS.size
+    assert {card.type for card in cards} == {"show"}
+    # TVDB numbers series apart from movies: a series' fallback after IMDb is its TVDB id, never TMDb.
+    by_index = {index: card for card in cards for index in indexes([card], SHOWS)}
+    assert by_index[0].id == "imdb://tt3000000"
+    assert by_index[2].id == f"jellyfin://{SERVER_ID}/{SHOWS.item_id(2)}"
+
+
+async def test_one_film_in_two_libraries_is_one_card(url: str, opened: OpenProvider) -> None:
+    provider = await opened(url)
+    both = await provider.media(MediaQuery(libraries=[MOVIES.id, MOVIES_4K.id]))
+    # The 4K library repeats the first five films of "Movies"; one of them has no external id to tell.
+    assert len(both) == MOVIES.size + 1
+    assert len({card.id for card in both}) == len(both)
+
+
+async def test_20000_items_come_in_pages(url: str, fake: FakeJellyfin, opened: OpenProvider) -> None:
+    provider = await opened(url)
+    cards = await provider.media(MediaQuery(libraries=[ARCHIVE.id]))
+    assert len(cards) == ARCHIVE.size
+    assert indexes(cards, ARCHIVE) == set(range(ARCHIVE.size))
+    requests = [query_of(seen) for seen in item_requests(fake)]
+    assert len(requests) == ARCHIVE.size // 500
+    assert sorted(int(query["StartIndex"]) for query in requests) == list(range(0, ARCHIVE.size, 500))
+    assert {query["Limit"] for query in requests} == {"500"}
+    assert {query["ParentId"] for query in requests} == {ARCHIVE.id}
+
+
+async def test_an_unknown_library_is_a_400(url: str, opened: OpenProvider) -> None:
+    provider = await opened(url)
+    with pytest.raises(ProviderError) as caught:
+        await provider.media(MediaQuery(libraries=[MUSIC.id]))
+    assert caught.value.status == 400
+
+
+# -- filters ------------------------------------------------------------------------------------
+
+
+async def test_the_filters_offered(url: str, opened: OpenProvider) -> None:
+    provider = await opened(url)
+    filters = await provider.filters()
+    assert [(info.key, info.type) for info in filters.filters] == [
+        ("genre", "tag"),
+        ("year", "integer"),
+        ("decade", "integer"),
+        ("duration", "integer"),
+        ("rating", "integer"),
+        ("contentRating", "string"),
+        ("unwatched", "boolean"),
+    ]
+    assert all(info.libraryTypes == ["movie"] for info in filters.filters)
+    assert [operator.key for operator in filters.filterTypes["integer"]] == ["=", "!=", ">>=", "<<="]
+    assert [(operator.key, operator.title) for operator in filters.filterTypes["boolean"]] == [
+        ("=", "is"),
+        ("!=", "is not"),
+    ]
+
+
+async def test_filter_values(url: str, fake: FakeJellyfin, opened: OpenProvider) -> None:
+    provider = await opened(url)
+    genres = await provider.filter_values("genre")
+    assert [value.value for value in genres] == sorted(
+        ["Action", "Animation", "Comedy", "Drama", "Horror", "Science Fiction"]
+    )
+    years = [value.value for value in await provider.filter_values("year")]
+    assert years[0] == "2019"
+    assert years[-1] == "1950"
+    decades = await provider.filter_values("decade")
+    assert [(value.title, value.value) for value in decades][:2] == [("2010s", "2010"), ("2000s", "2000")]
+    assert [value.value for value in await provider.filter_values("contentRating")] == [
+        "G",
+        "NC-17",
+        "PG",
+        "PG-13",
+        "R",
+    ]
+    assert [value.value for value in await provider.filter_values("rating")] == ["5", "6", "6.5", "7", "7.5", "8"]
+    assert [value.value for value in await provider.filter_values("unwatched")] == ["1", "0"]
+    # One /Items/Filters per library, kept for the next question.
+    assert len(fake.requests_to("/Items/Filters")) == 3
+    with pytest.raises(ProviderError) as caught:
+        await provider.filter_values("director")
+    assert caught.value.status == 404
+
+
+def ground_truth(test: Callable[[int], bool], library: FakeLibrary = MOVIES) -> set[int]:
+    return {index for index in range(library.size) if test(index)}
+
+
+@pytest.mark.parametrize(
+    ("filters", "sent", "expected"),
+    [
+        (
+            [rule("genre", "=", "action", "Comedy")],
+            {"Genres": "action|Comedy"},
+            lambda index: bool({"Action", "Comedy"} & set(MOVIES.genres(index))),
+        ),
+        ([rule("genre", "!=", "Action")], {}, lambda index: "Action" not in MOVIES.genres(index)),
+        (
+            [rule("genre", "=", "Action"), rule("genre", "=", "Comedy")],  # both, not either
+            {"Genres": "Action"},
+            lambda index: {"Action", "Comedy"} <= set(MOVIES.genres(index)),
+        ),
+        ([rule("year", "=", "1951", "1960")], {"Years": "1951,1960"}, lambda index: MOVIES.year(index) in (1951, 1960)),
+        ([rule("year", ">>=", "1980")], {}, lambda index: (MOVIES.year(index) or 0) >= 1980),
+        (
+            [rule("decade", "=", "1970")],
+            {"Years": ",".join(str(year) for year in range(1970, 1980))},
+            lambda index: (MOVIES.year(index) or 0) // 10 == 197,
+        ),
+        ([rule("year", "!=", "1951")], {}, lambda index: MOVIES.year(index) != 1951),
+        (
+            [rule("rating", ">>=", "7")],
+            {"MinCommunityRating": "7"},
+            lambda index: (MOVIES.rating(index) or 0) >= 7,
+        ),
+        ([rule("rating", "<<=", "5")], {}, lambda index: (rating := MOVIES.rating(index)) is not None and rating <= 5),
+        (
+            [rule("contentRating", "=", "PG", "R")],
+            {"OfficialRatings": "PG|R"},
+            lambda index: MOVIES.content_rating(index) in ("PG", "R"),
+        ),
+        ([rule("contentRating", "!=", "PG")], {}, lambda index: MOVIES.content_rating(index) != "PG"),
+        ([rule("duration", ">>=", "110")], {}, lambda index: MOVIES.minutes(index) >= 110),
+        ([rule("unwatched", "=", "1")], {"IsPlayed": "false"}, lambda index: not ALICE.watched(index)),
+        ([rule("unwatched", "=", "0")], {"IsPlayed": "true"}, ALICE.watched),
+        ([rule("unwatched", "!=", "true")], {"IsPlayed": "true"}, ALICE.watched),
+        ([rule("unwatched", "=", "1", "0")], {}, lambda index: True),
+    ],
+)
+async def test_filters_match_as_jellyfin_would(
+    url: str,
+    fake: FakeJellyfin,
+    opened: OpenProvider,
+    filters: list[Filter],
+    sent: dict[str, str],
+    expected: Callable[[int], bool],
+) -> None:
+    provider = await opened(url)
+    assert indexes(await media(provider, *filters)) == ground_truth(expected)
+    [request] = item_requests(fake)
+    narrowing = {"Genres", "Years", "OfficialRatings", "MinCommunityRating", "IsPlayed"}
+    assert {name: value for name, value in query_of(request).items() if name in narrowing} == sent
+
+
+async def test_unwatched_is_asked_for_the_configured_user(url: str, fake: FakeJellyfin, opened: OpenProvider) -> None:
+    provider = await opened(url, user_id=BOB.id)
+    cards = await media(provider, rule("unwatched", "=", "1"), rule("genre", "=", "Drama"))
+    assert indexes(cards) == ground_truth(lambda index: not BOB.watched(index) and "Drama" in MOVIES.genres(index))
+    [request] = item_requests(fake)
+    assert request.path == f"/Users/{BOB.id}/Items"
+    assert query_of(request)["IsPlayed"] == "false"
+
+
+async def test_contradicting_unwatched_rules_match_nothing_without_asking(
+    url: str, fake: FakeJellyfin, opened: OpenProvider
+) -> None:
+    provider = await opened(url)
+    assert await media(provider, rule("unwatched", "=", "1"), rule("unwatched", "=", "0")) == []
+    assert item_requests(fake) == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        rule("studio", "=", "A24"),
+        rule("genre", ">>=", "Action"),
+        rule("year", "=", "nineteen"),
+        rule("rating", ">>=", "nan"),
+        rule("genre", "="),
+        rule("unwatched", ">>=", "1"),
+        rule("unwatched", "=", "maybe"),
+    ],
+)
+async def test_a_filter_that_cannot_apply_is_a_400(url: str, opened: OpenProvider, bad: Filter) -> None:
+    provider = await opened(url)
+    with pytest.raises(ProviderError) as caught:
+        await media(provider, bad)
+    assert caught.value.status == 400
+
+
+# -- caching ------------------------------------------------------------------------------------
+
+
+async def test_listings_are_cached_and_shared(url: str, fake: FakeJellyfin, opened: OpenProvider) -> None:
+    clock = Clock()
+    provider = await opened(url, cache_ttl=300.0, clock=clock)
+    drama = rule("genre", "=", "Drama")
+    # Twenty rooms at once ask one question: one fetch.
+    results = await gather(*(media(provider, drama) for _ in range(20)))
+    assert len(item_requests(fake)) == 1
+    assert all(result == results[0] for result in results)
+    clock.now += 299
+    await media(provider, drama)
+    # Other filters that Jellyfin narrows by are another listing; predicates alone are not.
+    await media(provider, rule("genre", "=", "Comedy"))
+    await media(provider, drama, rule("year", "!=", "1951"))
+    assert len(item_requests(fake)) == 2
+    views = len(fake.requests_to(f"/Users/{ALICE.id}/Views"))
+    clock.now += 2
+    await media(provider, drama)
+    assert len(item_requests(fake)) == 3
+    assert len(fake.requests_to(f"/Users/{ALICE.id}/Views")) == views + 1
+
+
+async def gather(*calls: Awaitable[list[Media]]) -> list[list[Media]]:
+    results: list[list[Media]] = [[] for _ in calls]
+
+    async def run(index: int, call: Awaitable[list[Media]]) -> None:
+        results[index] = await call
+
+    async with anyio.create_task_group() as group:
+        for index, call in enumerate(calls):
+            group.start_soon(run, index, call)
+    return results
+
+
+async def test_a_caller_that_gives_up_does_not_cancel_the_shared_fetch(
+    url: str, fake: FakeJellyfin, opened: OpenProvider
+) -> None:
+    provider = await opened(url)
+    fake.fault = Fault("slow", f"/Users/{ALICE.id}/Items", seconds=0.3)
+    with anyio.move_on_after(0.05):
+        await media(provider)
+    assert len(await media(provider)) == MOVIES.size
+    assert len(item_requests(fake)) == 1
+
+
+# -- posters and links --------------------------------------------------------------------------
+
+
+async def test_posters_are_streamed(url: str, fake: FakeJellyfin, opened: OpenProvider) -> None:
+    provider = await opened(url)
+    fake.poster_gate = gate = threading.Event()
+    item = MOVIES.item_id(4)
+    with anyio.fail_after(3):
+        # The first half arrives while the server still holds the second: nothing waits for the whole.
+        poster = await provider.poster(item, 300)
+        first = await anext(poster.body)
+    assert poster.content_type == IMAGE_TYPE
+    assert poster.headers["Cache-Control"].startswith("public, max-age=")
+    expected = poster_png(item, 300)
+    assert expected.startswith(first)
+    assert len(first) < len(expected)
+    gate.set()
+    rest = b"".join([chunk async for chunk in poster.body])
+    assert first + rest == expected
+    [request] = fake.requests_to(f"/Items/{item}/Images/Primary")
+    assert query_of(request) == {"maxWidth": "300"}
+
+
+@pytest.mark.parametrize("key", [MOVIES.item_id(6), guid(77, 1), "../System/Info", "a/b", "x" * 65])
+async def test_no_poster_is_a_404(url: str, fake: FakeJellyfin, opened: OpenProvider, key: str) -> None:
+    provider = await opened(url)
+    fake.received.clear()
+    with pytest.raises(ProviderError) as caught:
+        await provider.poster(key, 300)
+    assert caught.value.status == 404
+    if "/" in key or len(key) > 64:
+        assert fake.received == []  # never sent
+
+
+@pytest.mark.parametrize("link_type", [None, "webLocal", "webExternal", "app"])
+async def test_links_open_the_web_ui(
+    url: str, opened: OpenProvider, link_type: Literal["app", "webLocal", "webExternal"] | None
+) -> None:
+    provider = await opened(url, link_type=link_type)
+    item = MOVIES.item_id(1)
+    link = await provider.link(item, "Mozilla/5.0 (iPhone)")
+    assert link == f"{url}/web/index.html#!/details?id={item}&serverId={SERVER_ID}"
+
+
+async def test_links_never_carry_credentials_of_the_url() -> None:
+    provider = JellyfinProvider(
+        settings("http://admin:hunter2@192.0.2.1:8096/jf?api_key=abc"), provider_id="jellyfin-1", client_id="client-1"
+    )
+    link = await provider.link(guid(1, 1), "")  # before any answer: without the server id
+    assert link.startswith("http://192.0.2.1:8096/jf/web/index.html#!/details?id=")
+    assert "hunter2" not in link
+    assert "abc" not in link
+
+
+# -- secrets ------------------------------------------------------------------------------------
+
+
+async def test_the_api_key_never_leaks(opened: OpenProvider, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)  # httpx, httpcore, uvicorn and ours
+    canary = "canary-4f1d2c3b9a8e7d6c5b4a3f2e1d0c9b8a"
+    wrong = "wrong-canary-0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+    forms = {
+        form for key in (canary, wrong) for form in (key, quote(key, safe=""), base64.b64encode(key.encode()).decode())
+    }
+    fake = FakeJellyfin(key=canary)
+    seen: list[str] = []
+    with serving(fake) as url:
+        provider = await opened(url, key=canary, retry_delays=(0.02, 0.05))
+        cards = await media(provider, rule("genre", "=", "Drama"), rule("unwatched", "=", "1"))
+        seen += [card.model_dump_json() for card in cards]
+        seen.append((await provider.filters()).model_dump_json())
+        seen += [value.model_dump_json() for value in await provider.filter_values("genre")]
+        poster = await provider.poster(MOVIES.item_id(1), 100)
+        seen += [poster.content_type, repr(poster.headers), repr(await poster_body(poster))]
+        seen.append(await provider.link(MOVIES.item_id(1), ""))
+        for failing in (provider.poster(MOVIES.item_id(6), 100), provider.poster("../System/Info", 100)):
+            with pytest.raises(ProviderError) as caught:
+                await failing
+            seen.append(repr(caught.value))
+        fake.fault = Fault("malformed", "/Users")
+        with pytest.raises(ProviderError) as malformed:
+            await media(provider, rule("genre", "=", "Comedy"))
+        seen.append(repr(malformed.value))
+        rejected = await opened(url, key=wrong, retry_delays=(0.02, 0.05))
+        await anyio.sleep(0.1)
+        with pytest.raises(ProviderError) as refused:
+            await rejected.libraries()
+        seen.append(repr(refused.value))
+    assert "HTTP Request" in caplog.text  # httpx's own lines were captured
+    everything = "\n".join([caplog.text, *seen])
+    assert not [form for form in forms if form in everything]
+    # On the wire the key went in the Authorization header, never in a URL.
+    assert fake.received
+    for request in fake.received:
+        assert not [form for form in forms if form in request.path + request.query]
+        assert not [name for name, value in request.headers.items() if canary in value and name != "authorization"]
+        if request.headers.get("authorization"):
+            assert request.headers["authorization"].startswith("MediaBrowser ")
+
+
+async def poster_body(poster: Poster) -> bytes:
+    return b"".join([chunk async for chunk in poster.body])
+
+
+async def test_closing_while_retrying_is_quiet(opened: OpenProvider) -> None:
+    sock = bound_socket()
+    provider = await opened(socket_url(sock), retry_delays=(0.01, 0.01))
+    await anyio.sleep(0.05)
+    await provider.close()
+    assert not await provider.healthy()
+    sock.close()
+
+
+async def test_requests_go_through_the_given_transport(opened: OpenProvider) -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(401)
+
+    provider = await opened(
+        "http://jellyfin.test:8096", transport=httpx.MockTransport(answer), retry_delays=(60.0, 60.0)
+    )
+    assert not await provider.healthy()
+    assert [str(request.url) for request in seen] == ["http://jellyfin.test:8096/System/Info"]
+    assert 'DeviceId="client-1"' in seen[0].headers["authorization"]

@@ -1,0 +1,117 @@
+"""The whole path with Plex configured: sign in through plex.tv, a room drawn from the Plex server,
+its posters and links; against the fake Plex and plex.tv over real HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from server.app import create_app
+from server.config import Settings
+from storage import MemoryStorage
+from tests.fake_plex import MACHINE_IDENTIFIER, PLEX_TOKEN, FakePlex, FakePlexTv, PlexAccount
+from tests.fakes import serving
+from tests.peers import Connect, in_process_with_http
+
+pytestmark = pytest.mark.anyio
+
+ALICE = "alice-token-Rv20Kd"  # has access to the configured server
+BOB = "bob-token-Xw93Lp"  # has not
+SECRETS = (ALICE, BOB, PLEX_TOKEN)
+
+
+@pytest.fixture(scope="module")
+def plex_urls() -> Iterator[tuple[str, str]]:
+    accounts = {
+        ALICE: PlexAccount(7, "alice", "Alice", "https://plex.tv/users/7/avatar", servers=[MACHINE_IDENTIFIER]),
+        BOB: PlexAccount(8, "bob", "Bob", None, servers=["e" * 32]),
+    }
+    with serving(FakePlex()) as plex, serving(FakePlexTv(accounts=accounts)) as plex_tv:
+        yield plex, plex_tv
+
+
+def settings(plex_urls: tuple[str, str], **overrides: Any) -> Settings:
+    plex, plex_tv = plex_urls
+    return Settings.model_validate(
+        {"servers": [{"url": plex, "token": PLEX_TOKEN}], "plex_tv_url": plex_tv, **overrides}
+    )
+
+
+async def running(settings: Settings) -> AsyncIterator[tuple[Connect, httpx.AsyncClient]]:
+    async with in_process_with_http(create_app(settings, storage=MemoryStorage())) as running_app:
+        yield running_app
+
+
+async def test_plex_users_sign_in_and_rooms_draw_from_plex(plex_urls: tuple[str, str]) -> None:
+    async for connect, client in running(settings(plex_urls)):
+        raw = await connect("raw")
+        await raw.send("login", {"plexToken": ALICE, "plexClientId": "browser-1"})
+        user = await raw.expect("loginSuccess")
+        assert user == {
+            "userName": "alice",
+            "avatarImage": "https://plex.tv/users/7/avatar",
+            "permissions": ["CanCreateRoom"],
+        }
+        await raw.send("getLibraries")
+        libraries = await raw.expect("getLibrariesSuccess")
+        assert libraries
+        assert all(library["key"].startswith("plex-") for library in libraries)
+        created = await raw.create("Plex Night", libraries=[libraries[0]["key"]])
+        media = created["media"]
+        assert media
+        first = next(item for item in media if "posterUrl" in item)
+        poster = await client.get("/" + first["posterUrl"], params={"width": 300})
+        assert poster.status_code == 200
+        assert poster.headers["content-type"].startswith("image/")
+        link = await client.get("/" + first["linkUrl"], headers={"user-agent": "Mozilla/5.0 (X11; Linux)"})
+        assert link.status_code == 302
+        assert MACHINE_IDENTIFIER in link.headers["location"]
+        for text in [json.dumps(created), poster.headers.get("location", ""), link.headers["location"]]:
+            assert not any(secret in text for secret in SECRETS)
+        health = (await client.get("/health")).json()
+        assert list(health["providers"].values()) == ["ok"]
+
+
+async def test_a_rejected_plex_token(plex_urls: tuple[str, str]) -> None:
+    async for connect, _ in running(settings(plex_urls)):
+        peer = await connect()
+        await peer.send("login", {"plexToken": "not-a-plex-token", "plexClientId": "browser-1"})
+        error = await peer.expect("loginError")
+        assert error["name"] == "PlexAuthInvalid"
+        assert "not-a-plex-token" not in json.dumps(error)
+
+
+async def test_only_users_of_this_server_create_rooms_when_configured(plex_urls: tuple[str, str]) -> None:
+    async for connect, _ in running(settings(plex_urls, room_creators="server-users")):
+        bob = await connect("bob")
+        await bob.send("login", {"plexToken": BOB, "plexClientId": "browser-2"})
+        assert (await bob.expect("loginSuccess"))["permissions"] == []
+        await bob.send("createRoom", {"roomName": "Bob's"})
+        assert (await bob.expect("createRoomError"))["name"] == "PlexAuthRequiredError"
+        alice = await connect("alice")
+        await alice.send("login", {"plexToken": ALICE, "plexClientId": "browser-1"})
+        await alice.expect("loginSuccess")
+        await alice.create("Alice's")
+        await bob.join("Alice's")  # joining needs no permission
+
+
+async def test_plex_sign_in_is_announced_to_browsers(plex_urls: tuple[str, str]) -> None:
+    async for connect, _ in running(settings(plex_urls)):
+        peer = await connect()
+        assert peer.config == {
+            "requiresConfiguration": False,
+            "requirePlexLogin": False,
+            "plexSignIn": True,
+            "plexTvUrl": plex_urls[1],
+            "plexAppUrl": "https://app.plex.tv",
+        }
+
+
+async def test_no_plex_sign_in_without_a_plex_server() -> None:
+    async for connect, _ in running(Settings()):
+        peer = await connect()
+        assert peer.config == {"requiresConfiguration": False, "requirePlexLogin": False}
