@@ -18,6 +18,7 @@ from uvicorn.config import STARTUP_FAILURE
 
 from server import __version__
 from server.config import ConfigError, Settings, load_settings
+from server.security import RedactSecrets
 
 if TYPE_CHECKING:
     from server.context import AppContext
@@ -31,6 +32,24 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "a
 _ALL_INTERFACES = ("0.0.0.0", "::")  # noqa: S104 (compared with, not bound to)
 
 
+def _extra_fields(record: logging.LogRecord) -> dict[str, object]:
+    """What the call passed in ``extra=`` (room, user ...), unset ones left out."""
+    return {key: value for key, value in vars(record).items() if key not in _RECORD_ATTRIBUTES and value is not None}
+
+
+class TextFormatter(logging.Formatter):
+    """The plain format, followed by the ``extra`` fields as ``key='value'`` (repr: names are
+    user-chosen, and a newline in one must not forge a log line)."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_LOG_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = " ".join(f"{key}={value!r}" for key, value in _extra_fields(record).items())
+        return f"{line} [{fields}]" if fields else line
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, and any ``extra`` fields."""
 
@@ -41,9 +60,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        entry.update((key, value) for key, value in vars(record).items() if key not in _RECORD_ATTRIBUTES)
+        entry.update(_extra_fields(record))
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
 
 
@@ -63,7 +82,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else logging.Formatter(TEXT_LOG_FORMAT))
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    # On the handler, so records of every logger (libraries included) pass through it.
+    handler.addFilter(RedactSecrets(settings.secrets()))
     logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
 
 
@@ -116,8 +137,12 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         lifespan="on",
         ws="websockets-sansio",
-        # Above the app's own limit, so the app sees an oversized message and answers it first.
+        # Above the app's own limit, so the app sees an oversized message and answers it first. The
+        # websockets protocol applies it after inflating a compressed message, so no deflate bomb gets in.
         ws_max_size=settings.max_message_bytes * 2,
+        ws_per_message_deflate=settings.ws_compression,
+        ws_ping_interval=settings.ws_ping_interval,
+        ws_ping_timeout=settings.ws_ping_timeout,
         # Connections get the first part of shutdown_timeout; the lifespan shutdown (flushing rooms) follows.
         timeout_graceful_shutdown=max(1, round(settings.drain_timeout)),
         log_config=None,

@@ -11,6 +11,7 @@ or option it came from); secrets never appear in reprs, logs or messages.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -243,7 +244,16 @@ class Settings(_Section):
     rate_limit_burst: int = _count(40)
     max_room_members: int = _count(50)
     max_name_length: int = _count(100)
+    # Per Plex account, else per client address; a sliding day.
+    max_rooms_per_user: int = _count(20)
+    # Wrong room passwords per client address per minute before joins with a password are refused.
+    max_password_attempts: int = _count(5)
     allowed_origins: tuple[Annotated[str, AfterValidator(_origin)], ...] = ()
+    # Keepalive: a peer that does not answer a ping within the timeout is disconnected.
+    ws_ping_interval: float = _seconds(20.0)
+    ws_ping_timeout: float = _seconds(20.0)
+    # permessage-deflate; the message size limit applies after inflation either way.
+    ws_compression: StrictBool = Field(True, description=_BOOLEAN)
 
     @field_validator("save_max_wait")
     @classmethod
@@ -265,6 +275,16 @@ class Settings(_Section):
 
     def storage_url(self) -> str:
         return storage_url(self.storage.type, self.storage.path, self.storage.url)
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for log redaction (with ``user:password``, whose base64 is the Basic header)."""
+        found = [server.token.get_secret_value() for server in self.servers]
+        if self.auth is not None:
+            password = self.auth.password.get_secret_value()
+            found += [password, f"{self.auth.user}:{password}"]
+        with contextlib.suppress(ValueError, StorageError):  # an unparsable URL holds no password to find
+            found.append(urlsplit(self.storage_url()).password or "")
+        return [secret for secret in found if secret]
 
     def masked(self) -> dict[str, Any]:
         """The settings as plain data that is safe to log: secrets are ``***``."""
@@ -356,7 +376,12 @@ _ENV_VARS: tuple[tuple[str, Loc, Callable[[str], object]], ...] = (
     ("RATE_LIMIT_BURST", ("rate_limit_burst",), _text),
     ("MAX_ROOM_MEMBERS", ("max_room_members",), _text),
     ("MAX_NAME_LENGTH", ("max_name_length",), _text),
+    ("MAX_ROOMS_PER_USER", ("max_rooms_per_user",), _text),
+    ("MAX_PASSWORD_ATTEMPTS", ("max_password_attempts",), _text),
     ("ALLOWED_ORIGINS", ("allowed_origins",), _items),
+    ("WS_PING_INTERVAL", ("ws_ping_interval",), _text),
+    ("WS_PING_TIMEOUT", ("ws_ping_timeout",), _text),
+    ("WS_COMPRESSION", ("ws_compression",), _flag),
 )
 _ENV_VAR_OF: dict[Loc, str] = {loc: name for name, loc, _ in _ENV_VARS}
 

@@ -17,6 +17,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server.context import AppContext
 from server.i18n import translations
+from server.limits import Verdict
 from server.protocol import (
     CreateRoomRequest,
     DeleteRoomRequest,
@@ -30,6 +31,7 @@ from server.protocol import (
     UndoRateRequest,
     clean_name,
     encode,
+    exceeds,
     parse_message,
 )
 from server.providers import ProviderError
@@ -41,6 +43,10 @@ SEND_QUEUE_SIZE = 512
 # Sent when this client fell too far behind; it may reconnect and resume with its memberToken.
 CLOSE_TOO_SLOW = 1013
 CLOSE_GOING_AWAY = 1001
+# Sent when a client kept flooding after it was told RateLimited.
+CLOSE_POLICY = 1008
+# A close frame waits for the socket to drain; a peer that never reads must not hold the handler.
+CLOSE_TIMEOUT = 5.0
 
 
 def client_config(context: AppContext) -> dict[str, Any]:
@@ -60,8 +66,11 @@ class Connection:
         self.room: Room | None = None
         self._queue: asyncio.Queue[str] = asyncio.Queue(SEND_QUEUE_SIZE)
         self._scope: anyio.CancelScope | None = None
-        self._too_slow = False
+        self._close_code: int | None = None
         self._going_away = anyio.Event()
+        self._bucket = context.guards.message_bucket()
+        # The client's own address (uvicorn puts a trusted proxy's X-Forwarded-For here).
+        self.address = websocket.client.host if websocket.client else "unknown"
         self._handlers: dict[str, Callable[[Any], Awaitable[None]]] = {
             "login": self.login,
             "logout": self.logout,
@@ -84,6 +93,7 @@ class Connection:
         await self.websocket.accept()
         self.send(encode("config", client_config(self.context)))
         self.context.connected(self)
+        self.context.metrics.connections_total += 1
         try:
             async with anyio.create_task_group() as tasks:
                 self._scope = tasks.cancel_scope
@@ -93,8 +103,9 @@ class Connection:
         finally:
             self.context.disconnected(self)
             self._leave_room(permanently=False)
-        if self._too_slow:
-            await self._close(CLOSE_TOO_SLOW)
+        if self._close_code is not None:
+            with anyio.move_on_after(CLOSE_TIMEOUT):
+                await self._close(self._close_code)
 
     async def _receive_loop(self) -> None:
         while True:
@@ -104,15 +115,32 @@ class Connection:
                 return
             if message["type"] == "websocket.disconnect":
                 return
+            verdict = self._bucket.take()  # binary frames too: ignoring one still costs a read
+            if verdict is Verdict.ABUSIVE:
+                log.warning(
+                    "disconnecting %s: it kept flooding after RateLimited", self._who(), extra=self._log_extra()
+                )
+                self._close_code = CLOSE_POLICY
+                return
+            if verdict is Verdict.LIMITED:
+                self._reply_error(ProtocolError("error", "RateLimited", "too many messages; slow down"))
+                continue
             text = message.get("text")
             if text is not None:  # binary frames are ignored
                 await self.handle(text)
 
     async def _send_loop(self) -> None:
-        while not self._going_away.is_set():
-            frame = await self._queue.get()
-            if frame:
-                await self.websocket.send_text(frame)
+        try:
+            while not self._going_away.is_set():
+                frame = await self._queue.get()
+                if frame:
+                    await self.websocket.send_text(frame)
+        except WebSocketDisconnect:
+            # The peer is gone (e.g. uvicorn closed it for an oversized frame) before the receive
+            # loop heard of it: the session is over.
+            if self._scope is not None:
+                self._scope.cancel()
+            return
         # Everything queued before the goodbye was sent; the close frame ends the receive loop too.
         await self._close(CLOSE_GOING_AWAY)
 
@@ -130,9 +158,9 @@ class Connection:
         try:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
-            if not self._too_slow:
-                log.warning("disconnecting %s: it stopped reading", self._who())
-            self._too_slow = True
+            if self._close_code is None:
+                log.warning("disconnecting %s: it stopped reading", self._who(), extra=self._log_extra())
+            self._close_code = CLOSE_TOO_SLOW
             if self._scope is not None:
                 self._scope.cancel()
 
@@ -144,19 +172,38 @@ class Connection:
         user = self.user.userName if self.user else "anonymous"
         return f"{user!r} in room {self.room.name!r}" if self.room else repr(user)
 
+    def _log_extra(self) -> dict[str, str | None]:
+        """Fields of this connection's log lines (JSON logs carry them as keys)."""
+        return {
+            "room": self.room.name if self.room else None,
+            "user": self.user.userName if self.user else None,
+            "client": self.address,
+        }
+
+    def _identity(self, user: User) -> str:
+        """Who a per-user limit counts: the Plex account, else the client address (names are free)."""
+        return f"plex:{user.plex_id}" if user.plex_id else f"address:{self.address}"
+
     # -- dispatch ---------------------------------------------------------------------------
 
     async def handle(self, text: str) -> None:
         try:
-            if len(text) > self.context.settings.max_message_bytes:
-                raise ProtocolError("error", "MessageTooLarge", "message exceeds the size limit")
+            limit = self.context.settings.max_message_bytes
+            if exceeds(text, limit):
+                raise ProtocolError("error", "MessageTooLarge", f"messages are limited to {limit} bytes")
             message_type, payload = parse_message(text)
             await self._handlers[message_type](payload)
         except ProtocolError as exc:
-            self.send(encode(exc.reply_type, exc.payload()))
+            self._reply_error(exc)
         except Exception:
-            log.exception("unexpected error handling a message from %s", self._who())
-            self.send(encode("error", {"name": "InternalError", "message": "the server could not handle this message"}))
+            log.exception("unexpected error handling a message from %s", self._who(), extra=self._log_extra())
+            self._reply_error(ProtocolError("error", "InternalError", "the server could not handle this message"))
+
+    def _reply_error(self, error: ProtocolError) -> None:
+        # The message text is not logged: it may quote what the client sent.
+        log.debug("%s answered with %s %s", self._who(), error.reply_type, error.name, extra=self._log_extra())
+        self.context.metrics.error(error.name)
+        self.send(encode(error.reply_type, error.payload()))
 
     def _require_user(self, reply_type: str, name: str = "NotLoggedInError") -> User:
         if self.user is None:
@@ -212,7 +259,17 @@ class Connection:
             raise ProtocolError(
                 "createRoomError", "PlexAuthRequiredError", "sign in with a Plex account of this server to create rooms"
             )
+        try:
+            clean_name(request.roomName, self.context.settings.max_name_length)
+        except ValueError as exc:
+            raise ProtocolError("createRoomError", "InvalidRoomName", f"room name {exc}") from exc
+        creations, creator = self.context.guards.room_creations, self._identity(user)
+        if creations.exhausted(creator):
+            raise ProtocolError(
+                "createRoomError", "TooManyRooms", f"you may create {creations.limit} rooms a day; reuse one of yours"
+            )
         room = await self.context.registry.create(request, user)
+        creations.record(creator)
         self._leave_room(permanently=False)
         payload = self.context.registry.enter(room, self, user, None)
         self.room = room
@@ -221,17 +278,33 @@ class Connection:
     async def join_room(self, request: JoinRoomRequest) -> None:
         user = self._require_user("joinRoomError")
         try:
-            name = clean_name(request.roomName)
+            name = clean_name(request.roomName, self.context.settings.max_name_length)
         except ValueError as exc:
             raise ProtocolError("joinRoomError", "RoomNotFoundError", f"room name {exc}") from exc
+        await self._check_room_has_space(name, user)
+        failures = self.context.guards.password_failures
+        guessing = request.password is not None
+        if guessing and failures.exhausted(self.address):
+            raise ProtocolError("joinRoomError", "TooManyAttempts", "too many wrong passwords; try again in a minute")
         if self.room is not None and self.room.key != self.context.registry.key_of(name):
             self._leave_room(permanently=False)
-        room, payload = await self.context.registry.join(name, self, user, request.password, request.memberToken)
+        try:
+            room, payload = await self.context.registry.join(name, self, user, request.password, request.memberToken)
+        except ProtocolError as exc:
+            if guessing and exc.name == "AccessDeniedError":
+                failures.record(self.address)
+            raise
         if user is not self.user:  # logged out or renamed while the join awaited
             room.disconnect(self)
             raise ProtocolError("joinRoomError", "NotLoggedInError", "you logged out while joining")
         self.room = room
         self.send(encode("joinRoomSuccess", payload))
+
+    async def _check_room_has_space(self, name: str, user: User) -> None:
+        room = await self.context.registry.get(name)
+        limit = self.context.settings.max_room_members
+        if room is not None and user.userName not in room.state.members and len(room.state.members) >= limit:
+            raise ProtocolError("joinRoomError", "RoomFull", f"{room.name} has its {limit} members")
 
     async def leave_room(self, _: Payload) -> None:
         if self.room is None or self.user is None:
@@ -247,7 +320,11 @@ class Connection:
 
     async def rate(self, request: RateRequest) -> None:
         room, user = self._seated(request.mediaId)
+        matches = len(room.state.matches)
         room.rate(user.userName, request.mediaId, request.rating)
+        metrics = self.context.metrics
+        metrics.ratings_total += 1
+        metrics.matches_total += len(room.state.matches) - matches
 
     async def undo_rate(self, request: UndoRateRequest) -> None:
         room, user = self._seated(request.mediaId)

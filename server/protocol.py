@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from storage import Filter
 
 NAME_MAX_LENGTH = 100
+# Bounds for what no real client comes near; the frame size limit bounds the whole message anyway.
+TEXT_MAX_LENGTH = 1000
+LIST_MAX_ITEMS = 100
 
 
 class ProtocolError(Exception):
@@ -39,54 +51,93 @@ def clean_name(value: str, max_length: int = NAME_MAX_LENGTH) -> str:
     return name
 
 
+def _encodable(value: str) -> str:
+    # JSON can spell a lone surrogate ("\ud800"); it cannot be encoded as UTF-8, so it would break
+    # the reply frame, a file name or a Redis key far from here. (pydantic's str refuses it in some
+    # positions only: a str in a list passes.)
+    if not value.isascii() and any("\ud800" <= char <= "\udfff" for char in value):
+        raise ValueError("contains a lone surrogate")
+    return value
+
+
+# Every free-form string of a request.
+Text = Annotated[str, StringConstraints(max_length=TEXT_MAX_LENGTH), AfterValidator(_encodable)]
+
+
+def _name_text(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    if len(value) > TEXT_MAX_LENGTH:
+        raise ValueError(f"must be at most {TEXT_MAX_LENGTH} characters")
+    return value
+
+
+# User and room names skip pydantic's str check: clean_name refuses lone surrogates like control
+# characters, with the message's own error name (InvalidUserName, InvalidRoomName).
+Name = Annotated[str, PlainValidator(_name_text)]
+
+
 class Payload(BaseModel):
     # Extra keys are ignored: MovieMatch v2 forks send fields this server does not use.
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 class LoginRequest(Payload):
-    userName: str | None = None
-    plexToken: str | None = None
-    plexClientId: str | None = None
+    userName: Name | None = None
+    plexToken: Text | None = None
+    plexClientId: Text | None = None
 
 
 class CreateRoomRequest(Payload):
-    roomName: str
-    password: str | None = None
-    options: list[Literal["EndOnFirstMatch"]] = []
-    filters: list[Filter] = []
+    roomName: Name
+    password: Text | None = None
+    options: list[Literal["EndOnFirstMatch"]] = Field(default=[], max_length=LIST_MAX_ITEMS)
+    filters: list[Filter] = Field(default=[], max_length=LIST_MAX_ITEMS)
     sort: Literal["random", "rating"] = "random"
     roomType: Literal["standard", "unanimous", "solo"] = "standard"
     matchThreshold: int = Field(default=2, ge=2, le=1000)
     sortOrder: Literal["random", "newest", "oldest", "rating"] | None = None
-    libraries: list[str] = []
+    libraries: list[Text] = Field(default=[], max_length=LIST_MAX_ITEMS)
+
+    @field_validator("filters")
+    @classmethod
+    def _bounded_filters(cls, filters: list[Filter]) -> list[Filter]:
+        # Filters are stored with the room: the same bounds as any other text.
+        for item in filters:
+            if len(item.value) > LIST_MAX_ITEMS:
+                raise ValueError(f"a filter has at most {LIST_MAX_ITEMS} values")
+            for text in (item.key, item.operator, *item.value):
+                if len(text) > TEXT_MAX_LENGTH:
+                    raise ValueError(f"filter texts are at most {TEXT_MAX_LENGTH} characters")
+                _encodable(text)
+        return filters
 
 
 class JoinRoomRequest(Payload):
-    roomName: str
-    password: str | None = None
-    memberToken: str | None = None
+    roomName: Name
+    password: Text | None = None
+    memberToken: Text | None = None
 
 
 class RateRequest(Payload):
-    mediaId: str = Field(min_length=1, max_length=500)
+    mediaId: Annotated[Text, StringConstraints(min_length=1, max_length=500)]
     rating: Literal["like", "dislike"]
 
 
 class UndoRateRequest(Payload):
-    mediaId: str = Field(min_length=1, max_length=500)
+    mediaId: Annotated[Text, StringConstraints(min_length=1, max_length=500)]
 
 
 class DeleteRoomRequest(Payload):
-    roomName: str
+    roomName: Text
 
 
 class SetLocaleRequest(Payload):
-    language: str = Field(max_length=100)
+    language: Annotated[Text, StringConstraints(max_length=100)]
 
 
 class FilterValuesRequest(Payload):
-    key: str = Field(min_length=1, max_length=100)
+    key: Annotated[Text, StringConstraints(min_length=1, max_length=100)]
 
 
 class NoPayload(Payload):
@@ -115,19 +166,43 @@ PAYLOADS: dict[str, type[Payload]] = {
 
 
 class Envelope(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    type: str
+    model_config = ConfigDict(extra="ignore", strict=True)
+    type: Annotated[Text, StringConstraints(max_length=100)]
     payload: Any = None
 
-    @field_validator("type")
-    @classmethod
-    def _bounded(cls, value: str) -> str:
-        if len(value) > 100:
-            raise ValueError("type is too long")
-        return value
+
+def exceeds(text: str, limit: int) -> bool:
+    """Whether ``text`` is over ``limit`` bytes in UTF-8, without encoding it when the length decides."""
+    if len(text) > limit:
+        return True
+    if len(text) * 4 <= limit or text.isascii():
+        return False
+    return len(text.encode("utf-8", "surrogatepass")) > limit
 
 
-_envelope = TypeAdapter(Envelope)
+def _malformed(problem: str) -> ProtocolError:
+    return ProtocolError("error", "MalformedMessage", f"not a MovieMatch message ({problem})")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _malformed("a key appears twice in one object")
+    return result
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise _malformed(f"{name} is not a JSON number")
+
+
+def _decode(text: str) -> Any:
+    """Strict JSON: duplicate keys, NaN and Infinity are errors rather than guesses."""
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except RecursionError as exc:  # deep nesting; not a ValueError
+        raise _malformed("nested too deeply") from exc
+    except ValueError as exc:  # bad JSON, and integers over the digit limit
+        raise _malformed(f"invalid JSON: {exc}") from exc
 
 
 def _first_problem(error: ValidationError) -> str:
@@ -139,9 +214,9 @@ def _first_problem(error: ValidationError) -> str:
 def parse_message(text: str) -> tuple[str, Payload]:
     """The message type and its validated payload, or ``ProtocolError`` for the ``error`` reply."""
     try:
-        envelope = _envelope.validate_json(text)
+        envelope = Envelope.model_validate(_decode(text))
     except ValidationError as exc:
-        raise ProtocolError("error", "MalformedMessage", f"not a MovieMatch message ({_first_problem(exc)})") from exc
+        raise _malformed(_first_problem(exc)) from exc
     model = PAYLOADS.get(envelope.type)
     if model is None:
         raise ProtocolError(
@@ -161,6 +236,17 @@ def parse_message(text: str) -> tuple[str, Payload]:
         ) from exc
 
 
+def _dump_model(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_none=True)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+# One encoder for every frame: json.dumps with options builds a new one per call, which costs more
+# than encoding a small message (every rating sends a frame to each member of the room).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_dump_model)
+
+
 def encode(message_type: str, payload: Any = None) -> str:
     """One outbound frame; pydantic models are dumped in their protocol (JSON) form."""
     if isinstance(payload, BaseModel):
@@ -168,10 +254,4 @@ def encode(message_type: str, payload: Any = None) -> str:
     message: dict[str, Any] = {"type": message_type}
     if payload is not None:
         message["payload"] = payload
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=_dump_model)
-
-
-def _dump_model(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", exclude_none=True)
-    raise TypeError(f"cannot encode {type(value).__name__}")
+    return _ENCODER.encode(message)

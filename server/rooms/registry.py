@@ -10,12 +10,12 @@ from typing import Any
 
 import anyio
 
-from server.protocol import CreateRoomRequest, ProtocolError, clean_name
+from server.protocol import CreateRoomRequest, ProtocolError, clean_name, encode
 from server.providers import Media, MediaProvider, MediaQuery, ProviderError
 from storage import SerializedRoom, Storage, StorageError, hash_password, room_key, verify_password
 
 from .room import Room, Seat, User
-from .saver import Saver
+from .saver import SaveObserver, Saver
 
 log = logging.getLogger("server.rooms")
 
@@ -33,6 +33,10 @@ def order_media(items: list[Media], order: str | None, seed: int) -> list[Media]
     return by_id
 
 
+def storage_unavailable(reply_type: str, message: str) -> ProtocolError:
+    return ProtocolError(reply_type, "StorageUnavailable", message)
+
+
 class RoomRegistry:
     def __init__(
         self,
@@ -45,11 +49,15 @@ class RoomRegistry:
         now_ms: Callable[[], int],
         rng: random.Random | None = None,
         clock: Callable[[], float] = anyio.current_time,
+        observer: SaveObserver | None = None,
     ) -> None:
         self.storage = storage
         self.provider = provider
         self.rooms: dict[str, Room] = {}
-        self.saver = Saver(storage, self._snapshot, delay=save_delay, max_wait=save_max_wait, clock=clock)
+        self._observer = observer
+        self.saver = Saver(
+            storage, self._snapshot, delay=save_delay, max_wait=save_max_wait, clock=clock, observer=self
+        )
         self.idle_timeout = idle_timeout
         self._now_ms = now_ms
         self._rng = rng or random.Random()
@@ -64,6 +72,24 @@ class RoomRegistry:
     def _snapshot(self, key: str) -> SerializedRoom | None:
         room = self.rooms.get(key)
         return room.snapshot() if room is not None else None
+
+    # -- the saver's observer ----------------------------------------------------------------------
+
+    def save_succeeded(self, key: str, seconds: float) -> None:
+        if self._observer is not None:
+            self._observer.save_succeeded(key, seconds)
+
+    def save_failed(self, key: str, error: StorageError, *, outage_started: bool) -> None:
+        if self._observer is not None:
+            self._observer.save_failed(key, error, outage_started=outage_started)
+        room = self.rooms.get(key)
+        if outage_started and room is not None:
+            # Their ratings were acknowledged but are only in memory: say so once per outage.
+            frame = encode(
+                "error", storage_unavailable("error", "changes to this room cannot be saved right now").payload()
+            )
+            for seat in list(room.seats.values()):
+                seat.send(frame)
 
     def _lock(self, key: str) -> anyio.Lock:
         lock = self._locks.get(key)
@@ -122,7 +148,7 @@ class RoomRegistry:
                 await self.storage.save_room(state)
             except StorageError as exc:
                 log.error("could not store new room %r: %s", name, exc)
-                raise ProtocolError("createRoomError", "UnknownError", "the room could not be stored") from exc
+                raise storage_unavailable("createRoomError", "the room could not be stored") from exc
             return self._room(state, ordered)
 
     async def _stored(self, name: str, reply_type: str) -> bool:
@@ -130,7 +156,7 @@ class RoomRegistry:
             return await self.storage.has_room(name)
         except StorageError as exc:
             log.error("could not look up room %r: %s", name, exc)
-            raise ProtocolError(reply_type, "UnknownError", "rooms cannot be read right now") from exc
+            raise storage_unavailable(reply_type, "rooms cannot be read right now") from exc
 
     async def get(self, name: str, reply_type: str = "joinRoomError") -> Room | None:
         """The room, restored from storage on first access (one restore however many ask at once)."""
@@ -146,7 +172,7 @@ class RoomRegistry:
                 state = await self.storage.get_room(name)
             except StorageError as exc:
                 log.error("could not restore room %r: %s", name, exc)
-                raise ProtocolError(reply_type, "UnknownError", "this room cannot be read right now") from exc
+                raise storage_unavailable(reply_type, "this room cannot be read right now") from exc
             if state is None:
                 return None
             return await self._restore(state, reply_type)
@@ -210,7 +236,7 @@ class RoomRegistry:
             await self.storage.delete_room(room.name)
         except StorageError as exc:
             log.error("could not delete room %r: %s", room.name, exc)
-            raise ProtocolError("deleteRoomError", "UnknownError", "the room could not be deleted") from exc
+            raise storage_unavailable("deleteRoomError", "the room could not be deleted") from exc
         self.saver.forget(room.key)
         self.rooms.pop(room.key, None)
         self._idle_since.pop(room.key, None)

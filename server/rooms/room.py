@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable, Iterable
+from functools import cached_property
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -30,8 +31,13 @@ class User(BaseModel):
     permissions: list[str] = []
     plex_id: str | None = None
 
-    def public(self) -> dict[str, Any]:
+    @cached_property
+    def _public(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True, exclude={"plex_id"})
+
+    def public(self) -> dict[str, Any]:
+        """What other members may see (a copy: callers put it into messages)."""
+        return dict(self._public)
 
 
 class Seat(Protocol):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import anyio
 
@@ -69,6 +70,15 @@ class PendingSaves:
         self._pending.setdefault(key, _Pending(when - self.max_wait, when - self.delay))
 
 
+class SaveObserver(Protocol):
+    """Told about every save attempt: metrics time them, the registry tells rooms about outages."""
+
+    def save_succeeded(self, key: str, seconds: float) -> None: ...
+
+    def save_failed(self, key: str, error: StorageError, *, outage_started: bool) -> None:
+        """``outage_started``: the first failure of this room since its last successful save."""
+
+
 class Saver:
     """Drives ``PendingSaves`` with anyio's clock; ``run`` is the one scheduler task."""
 
@@ -80,9 +90,11 @@ class Saver:
         delay: float,
         max_wait: float,
         clock: Callable[[], float] = anyio.current_time,
+        observer: SaveObserver | None = None,
     ) -> None:
         self.storage = storage
         self._snapshot = snapshot
+        self._observer = observer
         self._pending = PendingSaves(delay, max_wait)
         self._clock = clock
         self._wake = anyio.Event()
@@ -95,9 +107,15 @@ class Saver:
     def is_dirty(self, key: str) -> bool:
         return key in self._pending
 
+    @property
+    def failing(self) -> bool:
+        """Some room's last save failed (and is being retried)."""
+        return bool(self._failing)
+
     def forget(self, key: str) -> None:
         """The room was deleted: drop its unsaved changes."""
         self._pending.take([key])
+        self._failing.discard(key)
 
     async def run(self) -> None:
         while True:
@@ -128,14 +146,22 @@ class Saver:
             return True
         # Shielded: cancelling the scheduler (shutdown) must never abandon a save half-way.
         with anyio.CancelScope(shield=True):
+            started = self._clock()
             try:
                 await self.storage.save_room(room)
             except StorageError as exc:
-                if key not in self._failing:
-                    log.error("could not save room %r, will retry: %s", room.room_name, exc)
+                outage_started = key not in self._failing
+                if outage_started:
+                    log.error(
+                        "could not save room %r, will retry: %s", room.room_name, exc, extra={"room": room.room_name}
+                    )
                 self._failing.add(key)
                 self._pending.retry_at(key, self._clock() + RETRY_AFTER_FAILURE)
+                if self._observer is not None:
+                    self._observer.save_failed(key, exc, outage_started=outage_started)
                 return False
+        if self._observer is not None:
+            self._observer.save_succeeded(key, self._clock() - started)
         if key in self._failing:
             self._failing.discard(key)
             log.info("room %r saved again", room.room_name)

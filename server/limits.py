@@ -1,0 +1,103 @@
+"""Abuse limits that need memory of the past: a token bucket per connection, sliding windows per client.
+
+Both take their clock as an argument, so tests step time instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections import deque
+from collections.abc import Callable
+
+from server.config import Settings
+
+Clock = Callable[[], float]
+
+PASSWORD_WINDOW = 60.0
+ROOM_CREATION_WINDOW = 24 * 3600.0
+
+_PRUNE_FLOOR = 1024
+
+
+class Verdict(enum.Enum):
+    ALLOWED = "allowed"
+    LIMITED = "limited"  # refuse this message, keep the connection
+    ABUSIVE = "abusive"  # the client kept sending while limited: close it
+
+
+class TokenBucket:
+    """``rate`` messages per second on average, ``burst`` at once.
+
+    A refused message still costs a token, so the balance goes into debt: a client that keeps
+    sending while refused digs deeper, and once its debt exceeds a whole burst it is ``ABUSIVE``.
+    A client that pauses pays the debt back at ``rate`` and is served again.
+    """
+
+    def __init__(self, rate: float, burst: int, clock: Clock = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._at = clock()
+
+    def take(self) -> Verdict:
+        now = self._clock()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        self._tokens -= 1
+        if self._tokens >= 0:
+            return Verdict.ALLOWED
+        return Verdict.ABUSIVE if self._tokens < -self.burst else Verdict.LIMITED
+
+
+class SlidingWindow:
+    """At most ``limit`` events per ``window`` seconds for each key (a client address, a user).
+
+    Keys without recent events are dropped, so memory stays proportional to the active clients.
+    """
+
+    def __init__(self, limit: int, window: float, clock: Clock = time.monotonic) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._events: dict[str, deque[float]] = {}
+        self._prune_above = _PRUNE_FLOOR
+
+    def _recent(self, key: str) -> deque[float]:
+        events = self._events.get(key)
+        if events is None:
+            return deque()
+        horizon = self._clock() - self.window
+        while events and events[0] <= horizon:
+            events.popleft()
+        if not events:
+            del self._events[key]
+        return events
+
+    def exhausted(self, key: str) -> bool:
+        return len(self._recent(key)) >= self.limit
+
+    def record(self, key: str) -> None:
+        events = self._recent(key)
+        self._events[key] = events
+        events.append(self._clock())
+        if len(self._events) > self._prune_above:
+            # Clients that never come back are otherwise only forgotten when asked about.
+            for stale in list(self._events):
+                self._recent(stale)
+            self._prune_above = max(_PRUNE_FLOOR, 2 * len(self._events))
+
+
+class Guards:
+    """The limits one server process enforces across its connections."""
+
+    def __init__(self, settings: Settings, clock: Clock = time.monotonic) -> None:
+        self.settings = settings
+        self.password_failures = SlidingWindow(settings.max_password_attempts, PASSWORD_WINDOW, clock)
+        self.room_creations = SlidingWindow(settings.max_rooms_per_user, ROOM_CREATION_WINDOW, clock)
+        self._clock = clock
+
+    def message_bucket(self) -> TokenBucket:
+        """A new connection's own allowance."""
+        return TokenBucket(self.settings.rate_limit_per_second, self.settings.rate_limit_burst, self._clock)
