@@ -26,6 +26,9 @@ from tests.peers import Peer, over_network
 from tests.services import free_port, wait_for_port
 
 SHAPES = ((20, 5), (100, 5))
+# Baseline and server runs alternate, and each figure is the median of its runs: a 2-core machine
+# shared with the load generator (and whatever else runs) swings too much for one run to tell.
+REPEATS = 3
 IDLE_CONNECTIONS = 2000
 
 
@@ -111,6 +114,15 @@ async def measure(kind: str, rooms: int, users: int) -> Run:
     return Run(count / seconds, cuts[49] * 1000, cuts[98] * 1000, peak)
 
 
+def median_run(runs: list[Run]) -> Run:
+    return Run(
+        statistics.median(run.ratings_per_second for run in runs),
+        statistics.median(run.p50_ms for run in runs),
+        statistics.median(run.p99_ms for run in runs),
+        max(run.peak_rss_mb for run in runs),
+    )
+
+
 async def idle(connections: int) -> tuple[float, float, float]:
     """RSS before, RSS with ``connections`` idle sockets open, and the difference per connection (KB)."""
     with tempfile.TemporaryDirectory() as data, server_process("server", Path(data) / "rooms") as (port, process):
@@ -133,11 +145,15 @@ def raise_fd_limit(needed: int) -> None:
 
 async def main(shapes: tuple[tuple[int, int], ...], idle_connections: int) -> None:
     raise_fd_limit(2 * idle_connections + 1000)  # both ends of every socket; the server inherits it
-    print(f"closed loop, {os.cpu_count()} CPUs, load generator on the same machine")
+    print(f"closed loop, {os.cpu_count()} CPUs, load generator on the same machine; medians of {REPEATS} runs")
     header = f"{'rooms x users':>14} {'server':>9} {'ratings/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'peak RSS MB':>12}"
     print(header)
     for rooms, users in shapes:
-        runs = {kind: await measure(kind, rooms, users) for kind in ("baseline", "server")}
+        samples: dict[str, list[Run]] = {"baseline": [], "server": []}
+        for _ in range(REPEATS):
+            for kind, kept in samples.items():
+                kept.append(await measure(kind, rooms, users))
+        runs = {kind: median_run(kept) for kind, kept in samples.items()}
         for kind, run in runs.items():
             print(
                 f"{f'{rooms} x {users}':>14} {kind:>9} {run.ratings_per_second:>10.0f} {run.p50_ms:>8.2f}"
