@@ -12,7 +12,6 @@ import anyio
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from server import http
@@ -116,6 +115,7 @@ def create_app(
     middleware.append(Middleware(OriginMiddleware, allowed_origins=settings.allowed_origins))
     routes = [
         Route("/", http.index),
+        Route("/index.html", http.index),
         Route("/health", http.health),
         Route("/metrics", http.metrics),
         Route("/manifest.webmanifest", http.manifest),
@@ -123,7 +123,7 @@ def create_app(
         Route("/api/link/{provider_id}/{key:path}", http.link),
         Route("/api/qr", http.qr_code),
         WebSocketRoute("/api/ws", websocket_endpoint),
-        Mount("/", StaticFiles(directory=http.STATIC_DIR)),
+        Mount("/", http.client_files()),
     ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.context = context

@@ -6,11 +6,15 @@ import html
 import io
 import logging
 import os
+from os import PathLike
 from pathlib import Path
 
 import segno
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Scope
 
 from server import __version__
 from server.context import AppContext
@@ -108,6 +112,23 @@ async def link(request: Request) -> Response:
     return RedirectResponse(target, status_code=302)
 
 
+class ClientFiles(StaticFiles):
+    """The web client's files, revalidated on every load (ETag / Last-Modified make that a 304):
+    module imports carry no version, so a cached old module would outlive an upgrade."""
+
+    def file_response(
+        self, full_path: PathLike[str] | str, stat_result: os.stat_result, scope: Scope, status_code: int = 200
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
+def client_files() -> ASGIApp:
+    # Gzip for the scripts and styles (about a quarter of their size); posters are served elsewhere.
+    return GZipMiddleware(ClientFiles(directory=STATIC_DIR), minimum_size=1024)
+
+
 QR_TEXT_LIMIT = 1000
 
 
@@ -132,8 +153,17 @@ async def manifest(request: Request) -> Response:
         "display": "standalone",
         "background_color": "#111318",
         "theme_color": "#111318",
+        "id": f"{root}/",
         "icons": [
-            {"src": f"{root}/icons/icon.svg", "sizes": "any", "type": "image/svg+xml", "purpose": "any maskable"},
+            {"src": f"{root}/icons/icon.svg", "sizes": "any", "type": "image/svg+xml", "purpose": "any"},
+            {"src": f"{root}/icons/icon-192.png", "sizes": "192x192", "type": "image/png", "purpose": "any"},
+            {"src": f"{root}/icons/icon-512.png", "sizes": "512x512", "type": "image/png", "purpose": "any"},
+            {
+                "src": f"{root}/icons/icon-maskable-512.png",
+                "sizes": "512x512",
+                "type": "image/png",
+                "purpose": "maskable",
+            },
         ],
     }
     return JSONResponse(body, media_type="application/manifest+json")

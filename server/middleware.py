@@ -20,9 +20,16 @@ class RootPathMiddleware:
         self.root_path = root_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.root_path and scope["path"] == self.root_path:
+            # The page's relative URLs (api/ws, posters, scripts) resolve only below "/moviematch/".
+            query = scope.get("query_string", b"")
+            location = self.root_path.encode() + b"/" + (b"?" + query if query else b"")
+            await send({"type": "http.response.start", "status": 308, "headers": [(b"location", location)]})
+            await send({"type": "http.response.body", "body": b""})
+            return
         if scope["type"] in ("http", "websocket") and self.root_path:
             path: str = scope["path"]
-            if path == self.root_path or path.startswith(self.root_path + "/"):
+            if path.startswith(self.root_path + "/"):
                 scope = {**scope, "path": path[len(self.root_path) :] or "/", "root_path": self.root_path}
         await self.app(scope, receive, send)
 

@@ -1,0 +1,21 @@
+// Keyboard shortcuts of the room: ← dislike, → like, Backspace or Ctrl/⌘+Z undo.
+
+const EDITABLE = "input, textarea, select, [contenteditable=''], [contenteditable='true']";
+
+/** active(): whether the deck is on screen and no dialog is open. */
+export function initKeys({ active, like, dislike, undo }) {
+  document.addEventListener("keydown", (event) => {
+    if (event.defaultPrevented || event.altKey || !active()) return;
+    if (event.target instanceof Element && event.target.closest(EDITABLE)) return;
+    const command = event.ctrlKey || event.metaKey;
+    let action = null;
+    if (!command && !event.shiftKey && event.key === "ArrowLeft") action = dislike;
+    else if (!command && !event.shiftKey && event.key === "ArrowRight") action = like;
+    else if ((!command && event.key === "Backspace") || (command && !event.shiftKey && event.key.toLowerCase() === "z")) {
+      action = undo;
+    }
+    if (!action) return;
+    event.preventDefault();
+    action();
+  });
+}

@@ -1,0 +1,82 @@
+// Start-up: wire the screens to the session, and show the right screen once strings are here.
+
+import { showConnection } from "./connection.js";
+import { initDialogs } from "./dialogs.js";
+import { byId } from "./dom.js";
+import { onTranslations, ready, restore } from "./i18n.js";
+import { initLobby } from "./screens/lobby.js";
+import { initRoom } from "./screens/room.js";
+import { initSignIn } from "./screens/signin.js";
+import { setScreen, start } from "./session.js";
+import { emit, on, state } from "./state.js";
+import { toast } from "./toast.js";
+
+const SCREENS = ["signin", "lobby", "create", "room"];
+
+function render() {
+  const screen = ready() && SCREENS.includes(state.screen) ? state.screen : "boot";
+  const previous = document.body.dataset.screen;
+  document.body.dataset.screen = screen;
+  byId("boot").hidden = screen !== "boot";
+  for (const name of SCREENS) byId(`screen-${name}`).hidden = name !== screen;
+  if (screen !== previous) {
+    for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
+    if (screen !== "room") document.title = "MovieMatch";
+    emit("shown", screen);
+    focusScreen(screen);
+  }
+}
+
+/** Move focus to the new screen, so keyboard and screen reader users land where the content is. */
+function focusScreen(screen) {
+  const target = {
+    signin: byId("signin-form").hidden ? byId("signin-plex-button") : byId("signin-name"),
+    lobby: byId("join-room"),
+    create: byId("create-name"),
+    room: byId("room-name"),
+  }[screen];
+  if (target && !target.closest("[hidden]")) target.focus({ preventScroll: true });
+}
+
+// The create screen is loaded when first needed (it is most of the code nobody joining a room uses),
+// and it is a history entry, so a phone's back gesture returns to the lobby.
+let createScreen = null;
+
+async function openCreateScreen(roomName) {
+  if (!createScreen) {
+    createScreen = import("./screens/create.js").then((module) => {
+      module.initCreate({ back: closeCreateScreen });
+      return module;
+    });
+  }
+  const { openCreate } = await createScreen;
+  if (history.state?.screen !== "create") history.pushState({ screen: "create" }, "");
+  openCreate(roomName);
+}
+
+addEventListener("popstate", () => {
+  if (state.screen === "create") setScreen("lobby");
+});
+on("screen", (screen) => {
+  // Left by other means (room created, signed out): forget the entry's meaning, keep the URL.
+  if (screen !== "create" && history.state?.screen === "create") history.replaceState(null, "");
+});
+
+function closeCreateScreen() {
+  if (history.state?.screen === "create") history.back();
+  else setScreen("lobby");
+}
+
+// A reload on the create screen starts over in the lobby: that history entry means nothing now.
+if (history.state?.screen === "create") history.replaceState(null, "");
+restore();
+initDialogs();
+initSignIn();
+initLobby({ openCreate: openCreateScreen });
+initRoom();
+on("screen", render);
+on("status", showConnection);
+on("toast", toast);
+onTranslations(render);
+render();
+start();

@@ -1,0 +1,336 @@
+// The conversation with the server: sign-in, rooms, ratings, matches, and resuming all of it
+// after a reload, a network change or a server restart without the user doing anything.
+
+import { setTranslations } from "./i18n.js";
+import { roomFromUrl, showRoomInUrl } from "./links.js";
+import { Socket, socketUrl } from "./socket.js";
+import { emit, newRoom, state } from "./state.js";
+import * as saved from "./storage.js";
+
+export const socket = new Socket(socketUrl());
+
+const PLEX_RETRY_MS = 15_000;
+
+let loggingIn = null; // the identity of the login in flight
+let joining = null; // {roomName, password, auto} of the joinRoom in flight
+let creating = null; // the createRoom request in flight
+
+const sameRoom = (a, b) => saved.roomKey(a) === saved.roomKey(b);
+
+export function setScreen(screen) {
+  if (state.screen === screen) return;
+  state.screen = screen;
+  emit("screen", screen);
+}
+
+const toast = (key, values, kind = "info") => emit("toast", { key, values, kind });
+
+export function start() {
+  const roomName = roomFromUrl();
+  if (roomName) {
+    const current = saved.currentRoom.get();
+    const password = current && sameRoom(current.roomName, roomName) ? current.password : undefined;
+    state.target = { roomName, password };
+  }
+  state.identity = saved.identity.get();
+  socket.onStatus(onStatus);
+  for (const [type, handler] of Object.entries(handlers)) socket.on(type, handler);
+  socket.connect();
+}
+
+function onStatus(status) {
+  state.status = status;
+  if (status !== "open") {
+    loggingIn = joining = creating = null;
+    if (state.room) state.room.joined = false;
+  }
+  emit("status", status);
+}
+
+// -- actions ---------------------------------------------------------------------------------
+
+export function signIn(identity) {
+  loggingIn = identity;
+  return socket.send("login", identity);
+}
+
+export function signOut() {
+  socket.send("logout");
+  saved.identity.clear();
+  state.identity = state.user = null;
+  exitRoom();
+  setScreen("signin");
+  emit("user");
+}
+
+export function joinRoom(roomName, password, { auto = false } = {}) {
+  const token = state.user ? saved.memberTokens.get(state.user.userName, roomName) : undefined;
+  joining = { roomName, password, auto };
+  const payload = { roomName };
+  if (password) payload.password = password;
+  if (token) payload.memberToken = token;
+  return socket.send("joinRoom", payload);
+}
+
+export function createRoom(request) {
+  creating = request;
+  return socket.send("createRoom", request);
+}
+
+export function leaveRoom() {
+  socket.send("leaveRoom");
+  exitRoom();
+  setScreen("lobby");
+}
+
+export function deleteRoom() {
+  if (state.room) socket.send("deleteRoom", { roomName: state.room.name });
+}
+
+export const canRate = () => Boolean(state.room?.joined && !state.room.ended && state.status === "open");
+
+/** Rate the top card; false when that is not possible right now (offline, room ended). */
+export function rate(rating) {
+  const room = state.room;
+  const item = room?.media[0];
+  if (!item || !canRate()) return false;
+  if (!socket.send("rate", { mediaId: item.id, rating })) return false;
+  room.media.shift();
+  room.history.push({ media: item, rating });
+  saved.ratingHistory.set(room.name, room.history);
+  emit("rated", { media: item, rating });
+  emit("deck");
+  return true;
+}
+
+export const canUndo = () => Boolean(canRate() && state.room.history.length);
+
+/** Put the last rated card back on top; returns the entry or null. */
+export function undo() {
+  const room = state.room;
+  if (!canUndo()) return null;
+  const entry = room.history.at(-1);
+  if (!socket.send("undoRate", { mediaId: entry.media.id })) return null;
+  room.history.pop();
+  room.media.unshift(entry.media);
+  saved.ratingHistory.set(room.name, room.history);
+  emit("deck", { undone: entry });
+  return entry;
+}
+
+/** A request with a reply (filters, libraries): resolves with the payload, rejects on error. */
+export async function ask(type, payload, success, failure, accept) {
+  if (!socket.send(type, payload)) throw new Error("disconnected");
+  const reply = await socket.waitFor([success, failure, "error"], (body, replyType) => {
+    if (replyType === "error") return body?.requestType === type;
+    return accept ? accept(body) : true;
+  });
+  if (reply.type !== success) throw new Error(reply.payload?.name ?? "error");
+  return reply.payload;
+}
+
+// -- room bookkeeping --------------------------------------------------------------------------
+
+function enterRoom(payload) {
+  const attempt = joining ?? (creating && { roomName: creating.roomName, password: creating.password });
+  joining = creating = null;
+  const previous = state.room && sameRoom(state.room.name, payload.roomName) ? state.room : null;
+  const room = previous ?? newRoom(payload.roomName, attempt?.password);
+  if (attempt?.password !== undefined) room.password = attempt.password;
+  room.name = payload.roomName;
+  room.type = payload.roomType ?? "standard";
+  room.joined = true;
+  room.media = payload.media ?? [];
+  const remaining = new Set(room.media.map((item) => item.id));
+  // A fresh page has no history in memory yet: take this tab's saved one.
+  const history = previous?.loaded ? room.history : saved.ratingHistory.get(room.name);
+  // Only what the server has really recorded can be undone (a rating lost in a dropped connection is back in the deck).
+  room.history = history.filter((entry) => !remaining.has(entry.media.id));
+  room.matches = new Map((payload.previousMatches ?? []).map((match) => [match.media.id, match]));
+  room.users = new Map((payload.users ?? []).map((entry) => [entry.user.userName, entry]));
+  for (const name of room.users.keys()) room.seen.add(name);
+  room.loaded = true;
+  state.room = room;
+  state.target = null;
+  const userName = state.user.userName;
+  if (payload.memberToken) saved.memberTokens.set(userName, room.name, payload.memberToken);
+  saved.recentRooms.add(room.name);
+  saved.currentRoom.set({ roomName: room.name, password: room.password });
+  showRoomInUrl(room.name);
+  setScreen("room");
+  emit("room", { resumed: Boolean(previous?.loaded) });
+  emit("deck");
+  emit("matches");
+  emit("members");
+}
+
+function exitRoom() {
+  state.room = null;
+  state.target = null;
+  saved.currentRoom.clear();
+  showRoomInUrl(null);
+  emit("room", {});
+  emit("deck");
+  emit("matches");
+}
+
+function rejoin() {
+  const room = state.room;
+  if (room) joinRoom(room.name, room.password, { auto: true });
+}
+
+// -- what the server says ----------------------------------------------------------------------
+
+const handlers = {
+  config(config) {
+    state.config = config;
+    emit("config", config);
+    socket.send("setLocale", { language: navigator.language });
+    const identity = state.identity;
+    if (identity && !(config.requirePlexLogin && identity.userName)) signIn(identity);
+    else setScreen("signin");
+  },
+
+  translations(strings) {
+    setTranslations(strings);
+  },
+
+  loginSuccess(user) {
+    const identity = loggingIn ?? state.identity;
+    loggingIn = null;
+    const renamed = state.user && state.user.userName !== user.userName;
+    state.user = user;
+    state.identity = identity;
+    saved.identity.set(identity);
+    emit("user");
+    if (renamed) exitRoom();
+    if (state.room) rejoin();
+    else if (state.target) {
+      state.room = newRoom(state.target.roomName, state.target.password);
+      emit("room", {});
+      setScreen("room");
+      joinRoom(state.target.roomName, state.target.password, { auto: true });
+    } else if (state.screen !== "create") setScreen("lobby");
+  },
+
+  loginError(error) {
+    const failed = loggingIn ?? state.identity;
+    loggingIn = null;
+    // plex.tv being unreachable says nothing about the token: keep it and try again in a while.
+    const retry = error.name === "PlexUnavailable" && failed?.plexToken;
+    if (!retry) {
+      saved.identity.clear();
+      state.identity = null;
+    }
+    state.user = null;
+    emit("user");
+    setScreen("signin");
+    emit("signinError", error);
+    if (retry) {
+      setTimeout(() => {
+        if (state.screen === "signin" && state.identity === failed) signIn(failed);
+      }, PLEX_RETRY_MS);
+    }
+  },
+
+  joinRoomSuccess: enterRoom,
+  createRoomSuccess: enterRoom,
+
+  joinRoomError(error) {
+    const attempt = joining;
+    joining = null;
+    if (error.name === "NotLoggedInError" && state.identity) {
+      signIn(state.identity);
+      return;
+    }
+    const roomName = attempt?.roomName ?? state.room?.name ?? "";
+    if (error.name === "RoomNotFoundError") saved.recentRooms.remove(roomName);
+    if (state.room) exitRoom();
+    setScreen("lobby");
+    emit("joinError", { ...error, roomName, password: attempt?.password });
+  },
+
+  createRoomError(error) {
+    creating = null;
+    emit("createError", error);
+  },
+
+  leaveRoomSuccess() {},
+  logoutSuccess() {},
+  undoRateSuccess() {},
+
+  userJoinedRoom(entry) {
+    const room = state.room;
+    if (!room) return;
+    const name = entry.user.userName;
+    room.users.set(name, entry);
+    if (!room.seen.has(name)) {
+      room.seen.add(name);
+      toast("USER_JOINED", { user: name });
+    }
+    emit("members");
+  },
+
+  userLeftRoom(user) {
+    if (!state.room || user.userName === state.user?.userName) return;
+    state.room.users.delete(user.userName);
+    emit("members");
+  },
+
+  userProgress(entry) {
+    const room = state.room;
+    if (!room) return;
+    const name = entry.user.userName;
+    const known = room.users.get(name);
+    room.users.set(name, { user: known?.user ?? entry.user, progress: entry.progress });
+    emit("members");
+  },
+
+  match(match) {
+    const room = state.room;
+    if (!room) return;
+    const fresh = !room.matches.has(match.media.id);
+    room.matches.set(match.media.id, match);
+    emit("matches");
+    if (fresh) emit("newMatch", match);
+  },
+
+  matchRemoved({ mediaId }) {
+    if (!state.room?.matches.delete(mediaId)) return;
+    emit("matches");
+    emit("matchRemoved", mediaId);
+  },
+
+  rateError(error) {
+    const room = state.room;
+    if (!room) return;
+    if (error.name === "NotInRoom") rejoin();
+    else if (error.name === "RoomEnded") {
+      room.ended = true;
+      emit("deck");
+    }
+    // AlreadyRated, UnknownMedia, NotRated: the server already has what we wanted.
+  },
+
+  roomDeleted({ roomName }) {
+    if (!state.room || !sameRoom(state.room.name, roomName)) return;
+    saved.recentRooms.remove(roomName);
+    exitRoom();
+    setScreen("lobby");
+    toast("ROOM_DELETED", { room: roomName });
+  },
+
+  deleteRoomSuccess() {},
+
+  deleteRoomError(error) {
+    toast(error.name === "NotRoomOwner" ? "DELETE_ROOM_NOT_OWNER" : "ERROR_UNKNOWN", {}, "error");
+  },
+
+  error(error) {
+    if (error.requestType === "joinRoom") handlers.joinRoomError(error);
+    else if (error.requestType === "createRoom") handlers.createRoomError(error);
+    else if (!["requestFilters", "requestFilterValues", "getLibraries"].includes(error.requestType)) {
+      toast("ERROR_UNKNOWN", {}, "error");
+    }
+  },
+};

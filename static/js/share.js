@@ -1,0 +1,52 @@
+// Sharing a room: the system share sheet when there is one, a copyable link, and a QR code.
+
+import { byId } from "./dom.js";
+import { qrCodeUrl, roomLink } from "./links.js";
+import { toast } from "./toast.js";
+
+const dialog = byId("share-dialog");
+let current = "";
+
+export function initShare() {
+  const native = byId("share-native");
+  native.hidden = typeof navigator.share !== "function";
+  native.addEventListener("click", async () => {
+    try {
+      await navigator.share({ title: "MovieMatch", url: current });
+    } catch {
+      // Cancelled by the user, or not allowed: the link and the QR code are still there.
+    }
+  });
+  byId("share-copy").addEventListener("click", copy);
+  byId("share-url").addEventListener("focus", (event) => event.target.select());
+}
+
+export function openShare(room) {
+  current = roomLink(room.name);
+  byId("share-room").textContent = room.name;
+  byId("share-url").value = current;
+  const qr = byId("share-qr");
+  qr.src = qrCodeUrl(current);
+  byId("share-password").hidden = !room.password;
+  dialog.showModal();
+  byId("share-copy").focus();
+}
+
+async function copy() {
+  let copied = false;
+  try {
+    await navigator.clipboard.writeText(current);
+    copied = true;
+  } catch {
+    // Plain http on a LAN address is not a secure context: no Clipboard API there.
+    const field = byId("share-url");
+    field.focus();
+    field.select();
+    try {
+      copied = document.execCommand("copy");
+    } catch {
+      copied = false;
+    }
+  }
+  toast(copied ? { key: "COPY_LINK_SUCCESS" } : { key: "COPY_LINK_FAILURE", kind: "error" });
+}

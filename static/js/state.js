@@ -1,0 +1,39 @@
+// The app's state, and a tiny publish/subscribe so each part of the UI redraws only what changed.
+
+export const state = {
+  status: "connecting", // the socket: connecting | open | closed
+  config: null, // the server's `config` message
+  identity: null, // what we sign in with: {userName} or {plexToken, plexClientId}
+  user: null, // the signed-in User
+  screen: "boot", // boot | signin | lobby | create | room
+  room: null, // see newRoom()
+  target: null, // a room to join once signed in (a share link): {roomName, password}
+};
+
+/** A room as this tab sees it. `media` is the deck still to rate; media[0] is the top card. */
+export function newRoom(name, password) {
+  return {
+    name,
+    password,
+    type: "standard",
+    loaded: false, // had a join reply (the deck below is real)
+    joined: false, // seated in the room on the current connection
+    ended: false,
+    media: [],
+    history: [], // [{media, rating}] for undo, oldest first
+    matches: new Map(), // mediaId -> Match
+    users: new Map(), // userName -> {user, progress}
+    seen: new Set(), // every userName seen in this room during this visit
+  };
+}
+
+const topics = new Map();
+
+export function on(topic, listener) {
+  if (!topics.has(topic)) topics.set(topic, new Set());
+  topics.get(topic).add(listener);
+}
+
+export function emit(topic, detail) {
+  for (const listener of [...(topics.get(topic) ?? [])]) listener(detail);
+}

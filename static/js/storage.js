@@ -1,0 +1,90 @@
+// Everything this device remembers. Storage can be unavailable (private mode, quota): never throw.
+
+export function load(area, key) {
+  try {
+    const text = area.getItem(key);
+    return text == null ? null : JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+export function save(area, key, value) {
+  try {
+    if (value == null) area.removeItem(key);
+    else area.setItem(key, JSON.stringify(value));
+  } catch {
+    // Not remembered; the app still works for this visit.
+  }
+}
+
+const IDENTITY = "moviematch.identity";
+const PLEX_CLIENT_ID = "moviematch.plexClientId";
+const MEMBER_TOKENS = "moviematch.memberTokens";
+const RECENT_ROOMS = "moviematch.recentRooms";
+const CURRENT_ROOM = "moviematch.currentRoom";
+const HISTORY = "moviematch.history";
+const RECENT_LIMIT = 5;
+const TOKEN_LIMIT = 30;
+
+/** Who signs in automatically: {userName} or {plexToken, plexClientId}. */
+export const identity = {
+  get: () => load(localStorage, IDENTITY),
+  set: (value) => save(localStorage, IDENTITY, value),
+  clear: () => save(localStorage, IDENTITY, null),
+};
+
+/** The X-Plex-Client-Identifier of this browser: random, kept across sign-outs. */
+export function plexClientId() {
+  let id = load(localStorage, PLEX_CLIENT_ID);
+  if (typeof id !== "string" || !id) {
+    const bytes = crypto.getRandomValues(new Uint8Array(15));
+    id = Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+    save(localStorage, PLEX_CLIENT_ID, id);
+  }
+  return id;
+}
+
+/** Room names are compared as the server does (roughly: NFC + case folding). */
+export const roomKey = (name) => name.trim().normalize().toLowerCase();
+const memberKey = (userName, roomName) => `${userName}\n${roomKey(roomName)}`;
+
+/** The memberToken of the last join: lets a reload or reconnect take the seat back at once. */
+export const memberTokens = {
+  get: (userName, roomName) => (load(localStorage, MEMBER_TOKENS) ?? {})[memberKey(userName, roomName)],
+  set(userName, roomName, token) {
+    const tokens = load(localStorage, MEMBER_TOKENS) ?? {};
+    const key = memberKey(userName, roomName);
+    delete tokens[key];
+    if (token) tokens[key] = token;
+    const kept = Object.entries(tokens).slice(-TOKEN_LIMIT); // oldest first: insertion order
+    save(localStorage, MEMBER_TOKENS, Object.fromEntries(kept));
+  },
+};
+
+/** Rooms joined on this device, newest first, so nobody has to remember a room name. */
+export const recentRooms = {
+  get: () => load(localStorage, RECENT_ROOMS) ?? [],
+  add(roomName) {
+    const others = recentRooms.get().filter((name) => roomKey(name) !== roomKey(roomName));
+    save(localStorage, RECENT_ROOMS, [roomName, ...others].slice(0, RECENT_LIMIT));
+  },
+  remove(roomName) {
+    save(localStorage, RECENT_ROOMS, recentRooms.get().filter((name) => roomKey(name) !== roomKey(roomName)));
+  },
+};
+
+/** The room this tab is in ({roomName, password}): session only, so the password is not kept for good. */
+export const currentRoom = {
+  get: () => load(sessionStorage, CURRENT_ROOM),
+  set: (value) => save(sessionStorage, CURRENT_ROOM, value),
+  clear: () => save(sessionStorage, CURRENT_ROOM, null),
+};
+
+/** The last ratings of this tab in a room (for undo after a reload). */
+export const ratingHistory = {
+  get: (roomName) => (load(sessionStorage, HISTORY) ?? {})[roomKey(roomName)] ?? [],
+  set(roomName, entries) {
+    save(sessionStorage, HISTORY, { [roomKey(roomName)]: entries.slice(-20) });
+  },
+};

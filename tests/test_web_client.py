@@ -1,0 +1,691 @@
+"""The web client in a real browser (Debian's chromium driven by Playwright) against the real server.
+
+Two people in two browser contexts create, share, join, rate (drag, touch, buttons, keys), match and
+undo; a reload and a server restart resume the room; the same flow works through nginx on a
+sub-path, with and without the proxy stripping it. Any JavaScript error, console error, failed
+request or HTTP error in a page fails the test. Screenshots of every screen at a phone and a
+desktop size go to test-artifacts/screenshots/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Literal
+
+import httpx
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    Request,
+    Response,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
+
+from tests.fake_plex import PLEX_TOKEN, FakePlex, serving
+from tests.fake_plex_tv import FakePlexTv, serving_plex_tv
+from tests.services import ServerProcess, free_port, require_tool, running_server, wait_for_port
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+FIRST_LOAD_BUDGET = 150_000  # bytes transferred, posters excluded
+TIMEOUT_MS = 10_000
+
+TOP_CARD = '.card[data-depth="0"]'
+
+Rating = Literal["like", "dislike"]
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    require_tool("chromium")
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    chromium = require_tool("chromium")
+    browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+    expect.set_options(timeout=TIMEOUT_MS)
+    yield browser
+    browser.close()
+
+
+@dataclass
+class PageProblems:
+    """Everything that went wrong in the watched pages; `tolerate` names what a test does on purpose."""
+
+    problems: list[str] = field(default_factory=list)
+    tolerated: list[re.Pattern[str]] = field(default_factory=list)
+
+    def watch(self, page: Page, who: str) -> Page:
+        page.on("pageerror", lambda error: self.add(f"{who}: JavaScript error: {error}"))
+        page.on("console", lambda message: self.console(who, message))
+        page.on("requestfailed", lambda request: self.failed(who, request))
+        page.on("response", lambda response: self.response(who, response))
+        return page
+
+    def console(self, who: str, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.add(f"{who}: console: {message.text}")
+
+    def failed(self, who: str, request: Request) -> None:
+        failure = request.failure or ""
+        # A poster still loading when its card is rated away is cancelled: that is not a failure.
+        if "ERR_ABORTED" in failure and "/api/poster/" in request.url:
+            return
+        self.add(f"{who}: request failed: {request.method} {request.url}: {failure}")
+
+    def response(self, who: str, response: Response) -> None:
+        if response.status >= 400:
+            self.add(f"{who}: HTTP {response.status}: {response.request.method} {response.url}")
+
+    def add(self, problem: str) -> None:
+        if not any(pattern.search(problem) for pattern in self.tolerated):
+            self.problems.append(problem)
+
+    @contextmanager
+    def tolerate(self, pattern: str) -> Iterator[None]:
+        compiled = re.compile(pattern)
+        self.tolerated.append(compiled)
+        try:
+            yield
+        finally:
+            self.tolerated.remove(compiled)
+
+    def check(self) -> None:
+        assert not self.problems, "problems in the page:\n" + "\n".join(self.problems)
+
+
+class Pages:
+    """Browser pages for one test, all watched for problems; closed (and checked) at the end."""
+
+    def __init__(self, browser: Browser) -> None:
+        self.browser = browser
+        self.problems = PageProblems()
+        self.contexts: list[BrowserContext] = []
+
+    def new(self, who: str, *, phone: bool, reduced_motion: bool = False) -> Page:
+        motion: Literal["reduce", "no-preference"] = "reduce" if reduced_motion else "no-preference"
+        if phone:
+            context = self.browser.new_context(
+                viewport=PHONE,
+                device_scale_factor=2,
+                is_mobile=True,
+                has_touch=True,
+                locale="en-US",
+                reduced_motion=motion,
+            )
+        else:
+            context = self.browser.new_context(viewport=DESKTOP, locale="en-US", reduced_motion=motion)
+        context.set_default_timeout(TIMEOUT_MS)
+        self.contexts.append(context)
+        return self.problems.watch(context.new_page(), who)
+
+    def close(self) -> None:
+        """Close every page (before their server stops: a page then reconnects, which is no error)."""
+        for context in self.contexts:
+            context.close()
+        self.contexts.clear()
+        self.problems.check()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    with running_server(tmp_path / "rooms") as process:
+        yield process
+
+
+@pytest.fixture
+def pages(browser: Browser) -> Iterator[Pages]:
+    """Requested after `server`, so its pages close before the server stops."""
+    opened = Pages(browser)
+    yield opened
+    opened.close()
+
+
+# -- what a person does ----------------------------------------------------------------------------
+
+
+def shoot(page: Page, name: str) -> None:
+    """Screenshots of the current screen at the phone and the desktop size."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    original = page.viewport_size
+    for size in (PHONE, DESKTOP):
+        page.set_viewport_size(size)
+        page.wait_for_timeout(120)  # layout and transitions settle
+        page.screenshot(path=SCREENSHOTS / f"{name}-{size['width']}x{size['height']}.png", animations="disabled")
+    if original is not None:
+        page.set_viewport_size(original)
+
+
+def sign_in(page: Page, name: str) -> None:
+    expect(page.locator("#signin-name")).to_be_visible()
+    page.fill("#signin-name", name)
+    page.click("#signin-form button[type=submit]")
+
+
+def create_room(page: Page, room: str) -> None:
+    page.click("#lobby-create")
+    expect(page.locator("#create-name")).to_be_visible()
+    page.fill("#create-name", room)
+    page.click("#create-submit")
+    expect(page.locator("#room-name")).to_have_text(room)
+    expect(page.locator(TOP_CARD)).to_be_visible()
+
+
+def top_title(page: Page) -> str:
+    title = page.locator(f"{TOP_CARD} .card__title")
+    expect(title).to_be_visible()
+    return title.inner_text()
+
+
+def card_center(page: Page) -> tuple[float, float, float]:
+    box = page.locator(TOP_CARD).bounding_box()
+    assert box is not None
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["width"]
+
+
+def mouse_drag(page: Page, rating: Rating) -> None:
+    x, y, width = card_center(page)
+    direction = 1 if rating == "like" else -1
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + direction * width * 0.6, y + 20, steps=12)
+    page.mouse.up()
+
+
+def touch_drag(page: Page, rating: Rating) -> None:
+    """A finger flick, as touch events (which the browser turns into pointer events of type touch)."""
+    x, y, width = card_center(page)
+    direction = 1 if rating == "like" else -1
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+    for step in range(1, 9):
+        point = {"x": x + direction * width * 0.6 * step / 8, "y": y + step * 2}
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
+
+
+def rated(page: Page, before: str, action: Callable[[], None]) -> str:
+    """Do a rating action and wait for the next card; returns the new top title."""
+    action()
+    expect(page.locator(f"{TOP_CARD} .card__title")).not_to_have_text(before)
+    return top_title(page)
+
+
+def expect_match(page: Page, title: str) -> None:
+    dialog = page.locator("#match-dialog")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#match-text")).to_contain_text(title)
+
+
+def close_match(page: Page) -> None:
+    page.click("#match-close")
+    expect(page.locator("#match-dialog")).to_be_hidden()
+
+
+def match_titles(page: Page) -> list[str]:
+    return page.locator("#matches-list .match-item__title").all_inner_texts()
+
+
+def transferred(request: Request) -> int:
+    sizes = request.sizes()
+    return sizes["responseBodySize"] + sizes["responseHeadersSize"]
+
+
+# -- tests -------------------------------------------------------------------------------------
+
+
+def test_two_people_create_share_join_rate_match_and_undo(server: ServerProcess, pages: Pages) -> None:
+    ann = pages.new("ann (desktop)", phone=False)
+    bob = pages.new("bob (phone)", phone=True)
+
+    ann.goto(server.http_url + "/")
+    shoot(ann, "1-sign-in")
+    sign_in(ann, "Ann")
+    expect(ann.locator("#join-room")).to_be_focused()
+    shoot(ann, "2-join")
+
+    # Create: a filter with suggestions from the server, then the room.
+    ann.click("#lobby-create")
+    ann.fill("#create-name", "Friday Films")
+    ann.click("#add-filter")
+    ann.select_option(".filter select >> nth=0", "genre")
+    ann.select_option(".filter select >> nth=1", "!=")
+    expect(ann.locator(".filter datalist option[value=Horror]")).to_have_count(1)
+    ann.fill(".filter input", "Horror")
+    ann.keyboard.press("Enter")
+    expect(ann.locator(".filter .chip")).to_have_text("Horror")
+    shoot(ann, "3-create")
+    ann.click("#create-submit")
+    expect(ann.locator("#room-name")).to_have_text("Friday Films")
+    expect(ann).to_have_url(re.compile(r"\?roomName=Friday\+Films$"))
+    first = top_title(ann)
+    shoot(ann, "4-room")
+
+    # Share: a link with the room name, and a QR code the server draws.
+    ann.locator("[data-action=share]").first.click()
+    expect(ann.locator("#share-dialog")).to_be_visible()
+    link = ann.locator("#share-url").input_value()
+    assert link == f"{server.http_url}/?roomName=Friday+Films"
+    expect(ann.locator("#share-qr")).to_have_js_property("complete", True)
+    assert ann.locator("#share-qr").evaluate("img => img.naturalWidth") > 0
+    shoot(ann, "5-share")
+    ann.keyboard.press("Escape")
+    expect(ann.locator("#share-dialog")).to_be_hidden()
+
+    # Bob opens the link on his phone: sign in, then straight into the room, at the same first card.
+    bob.goto(link)
+    expect(bob.locator("#signin-room-note")).to_contain_text("Friday Films")
+    sign_in(bob, "Bob")
+    expect(bob.locator("#room-name")).to_have_text("Friday Films")
+    assert top_title(bob) == first
+    expect(ann.locator("#members")).to_contain_text("Bob")
+
+    # Card 1: Ann drags it right with the mouse, Bob flicks it right with a finger: a match for both.
+    second = rated(ann, first, lambda: mouse_drag(ann, "like"))
+    assert rated(bob, first, lambda: touch_drag(bob, "like")) == second
+    for page in (ann, bob):
+        expect_match(page, first)
+    shoot(bob, "6-match")
+    close_match(ann)
+    bob.keyboard.press("Escape")
+    expect(bob.locator("#match-dialog")).to_be_hidden()
+
+    # Card 2: Ann likes with the → key, Bob with the like button.
+    third = rated(ann, second, lambda: ann.keyboard.press("ArrowRight"))
+    rated(bob, second, lambda: bob.click("#action-like"))
+    for page in (ann, bob):
+        expect_match(page, second)
+        close_match(page)
+
+    # Card 3: both dislike (← key, dislike button), no match; then both undo and like it instead.
+    fourth = rated(ann, third, lambda: ann.keyboard.press("ArrowLeft"))
+    rated(bob, third, lambda: bob.click("#action-dislike"))
+    assert rated(ann, fourth, lambda: ann.keyboard.press("Backspace")) == third
+    assert rated(bob, fourth, lambda: bob.keyboard.press("Control+z")) == third
+    rated(ann, third, lambda: ann.click("#action-like"))
+    rated(bob, third, lambda: mouse_drag(bob, "like"))
+    for page in (ann, bob):
+        expect_match(page, third)
+        close_match(page)
+    expect(ann.locator("#matches-list .match-item")).to_have_count(3)
+
+    # Bob takes his like back with the undo button: the match goes away for both.
+    assert rated(bob, fourth, lambda: bob.click("#action-undo")) == third
+    expect(ann.locator("#matches-list .match-item")).to_have_count(2)
+    expect(bob.locator("#tab-matches-badge")).to_have_text("2")
+
+    # The matches: newest first, each with who liked it and a link to the item.
+    assert match_titles(ann) == [second, first]
+    expect(ann.locator("#matches-list .match-item").first).to_contain_text("Ann and Bob")
+    expect(ann.locator("#matches-list .match-item a[target=_blank]").first).to_have_attribute(
+        "href", re.compile(r"/api/link/")
+    )
+    ann.select_option("#matches-sort", "likes")
+    bob.click(".tab[data-tab=matches]")
+    expect(bob.locator("#matches-list .match-item")).to_have_count(2)
+    shoot(bob, "7-matches")
+
+    # Members with their progress.
+    bob.click(".tab[data-tab=people]")
+    expect(bob.locator("#members .member")).to_have_count(2)
+    expect(bob.locator("#members")).to_contain_text("Bob (you)")
+    shoot(bob, "8-members")
+    bob.click(".tab[data-tab=swipe]")
+
+    # Details on tap: synopsis, credits and the link to the item; Like in the sheet rates the card.
+    ann.locator(TOP_CARD).click()
+    details = ann.locator("#details")
+    expect(details).to_be_visible()
+    expect(details.locator(".details__synopsis")).not_to_be_empty()
+    expect(details.locator("a[target=_blank]")).to_have_attribute("href", re.compile(r"/api/link/"))
+    shoot(ann, "9-details")
+    bob.locator(TOP_CARD).click()
+    expect(bob.locator("#details")).to_be_visible()
+    shoot(bob, "9-details-sheet")
+    bob.keyboard.press("Escape")
+    details.get_by_role("button", name="Like", exact=True).click()
+    expect(details).to_be_hidden()
+    expect(ann.locator(f"{TOP_CARD} .card__title")).not_to_have_text(fourth)
+
+
+def test_reload_and_server_restart_resume_the_room(server: ServerProcess, pages: Pages) -> None:
+    page = pages.new("cy", phone=True, reduced_motion=True)
+    page.goto(server.http_url + "/")
+
+    # Keyboard only: type a name and Enter, Tab to "Create room", Enter, type a room name and Enter.
+    expect(page.locator("#signin-name")).to_be_focused()
+    page.keyboard.type("Cy")
+    page.keyboard.press("Enter")
+    expect(page.locator("#join-room")).to_be_focused()
+    for _ in range(20):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "lobby-create":
+            break
+    page.keyboard.press("Enter")
+    expect(page.locator("#create-name")).to_be_focused()
+    page.keyboard.type("Night In")
+    page.keyboard.press("Enter")
+    expect(page.locator("#room-name")).to_have_text("Night In")
+
+    title = top_title(page)
+    for key in ("ArrowRight", "ArrowLeft", "ArrowRight"):
+        title = rated(page, title, partial(page.keyboard.press, key))
+
+    # A reload rejoins at the same card, and undo still knows the last rating.
+    page.reload()
+    expect(page.locator("#room-name")).to_have_text("Night In")
+    assert top_title(page) == title
+    undone = rated(page, title, lambda: page.keyboard.press("Backspace"))
+    title = rated(page, undone, lambda: page.click("#action-like"))
+
+    # The server restarts: the page reconnects, logs in and rejoins by itself.
+    with pages.problems.tolerate(r"WebSocket connection to .* failed|ERR_CONNECTION_REFUSED"):
+        server.signal(signal.SIGTERM)
+        assert server.wait(timeout=15) in (0, -signal.SIGTERM)
+        expect(page.locator("body")).to_have_class(re.compile(r"\boffline\b"))
+        expect(page.locator("#action-like")).to_be_disabled()
+        server.start()
+        expect(page.locator("body")).not_to_have_class(re.compile(r"\boffline\b"), timeout=20_000)
+        expect(page.locator("#action-like")).to_be_enabled()
+    expect(page.locator("#connection")).to_be_hidden()
+    assert top_title(page) == title
+    after = rated(page, title, lambda: page.click("#action-like"))
+    page.reload()
+    assert top_title(page) == after
+
+
+def test_first_load_is_small(server: ServerProcess, pages: Pages) -> None:
+    page = pages.new("first load", phone=True)
+    loaded: list[Request] = []
+    page.on("requestfinished", lambda request: loaded.append(request))
+    page.goto(server.http_url + "/?roomName=Anything")
+    expect(page.locator("#signin-name")).to_be_visible()
+    page.wait_for_load_state("networkidle")
+    total = sum(transferred(request) for request in loaded if "/api/poster/" not in request.url)
+    print(f"first load: {total} bytes in {len(loaded)} requests")
+    for request in loaded:
+        print(transferred(request), request.url)
+    assert total < FIRST_LOAD_BUDGET
+
+
+def test_reconnect_backoff_is_exponential_capped_and_jittered(server: ServerProcess, pages: Pages) -> None:
+    page = pages.new("backoff", phone=False)
+    page.goto(server.http_url + "/")
+    delays = page.evaluate(
+        """async () => {
+            const { backoffDelay } = await import("./js/backoff.js");
+            const at = (attempt, random) => backoffDelay(attempt, () => random);
+            return [...Array(40).keys()].map((attempt) => [at(attempt, 0), at(attempt, 1)]);
+        }"""
+    )
+    lows, highs = [low for low, _ in delays], [high for _, high in delays]
+    assert highs[0] <= 500, "the first retry comes quickly"
+    assert lows == sorted(lows), "never shorter with more attempts"
+    assert highs == sorted(highs), "never shorter with more attempts"
+    assert highs[-1] == highs[-2] <= 15_000, "capped"
+    assert all(low < high for low, high in delays), "jittered"
+
+
+def test_root_path_without_trailing_slash_redirects(tmp_path: Path) -> None:
+    """Relative URLs (api/ws, js/…) only resolve under the root path when the page URL ends in /."""
+    with running_server(tmp_path / "rooms", ROOT_PATH="/moviematch") as server:
+        response = httpx.get(f"{server.http_url}/moviematch?roomName=Film+Club", follow_redirects=False)
+    assert response.status_code in (301, 302, 307, 308)
+    assert response.headers["location"] == "/moviematch/?roomName=Film+Club"
+
+
+def test_password_room_and_errors(server: ServerProcess, pages: Pages) -> None:
+    owner = pages.new("dee", phone=False)
+    owner.goto(server.http_url + "/")
+    sign_in(owner, "Dee")
+    owner.click("#lobby-create")
+    owner.fill("#create-name", "Secret")
+    owner.fill("#create-password", "popcorn")
+    owner.check("#type-unanimous")
+    expect(owner.locator("#create-threshold")).to_be_hidden()
+    owner.click("#create-submit")
+    expect(owner.locator("#room-type")).to_have_text("Everyone")
+
+    guest = pages.new("eve", phone=True)
+    guest.goto(f"{server.http_url}/?roomName=Secret")
+    sign_in(guest, "Eve")
+    expect(guest.locator("#join-error")).to_contain_text("password")
+    expect(guest.locator("#join-password")).to_be_focused()
+    guest.fill("#join-password", "wrong")
+    guest.click("#join-submit")
+    expect(guest.locator("#join-error")).to_contain_text("not right")
+    guest.fill("#join-password", "popcorn")
+    guest.click("#join-submit")
+    expect(guest.locator("#room-name")).to_have_text("Secret")
+    guest.click(".tab[data-tab=people]")
+    expect(guest.locator("#members .member")).to_have_count(2)
+
+    # Only the creator may delete the room; for everyone else the server says no, politely.
+    guest.click("#room-delete")
+    guest.click("#confirm-yes")
+    expect(guest.locator(".toast")).to_contain_text("Only the person who created this room")
+    owner.click("#room-delete")
+    owner.click("#confirm-yes")
+    for page in (owner, guest):
+        expect(page.locator("#join-room")).to_be_visible()
+        expect(page.locator(".toast").last).to_contain_text("was deleted")
+
+    # Leave and sign out go back where they belong; the name is remembered across a reload.
+    guest.fill("#join-room", "No Such Room")
+    guest.click("#join-submit")
+    expect(guest.locator("#join-error")).to_contain_text("There is no room")
+    guest.reload()
+    expect(guest.locator("#join-room")).to_be_visible()
+    guest.click("#lobby-signout")
+    expect(guest.locator("#signin-name")).to_be_visible()
+    guest.reload()
+    expect(guest.locator("#signin-name")).to_be_visible()
+
+
+# -- behind nginx on a sub-path -----------------------------------------------------------------
+
+
+def nginx_conf(directory: Path, listen: int, upstream: int, *, strip: bool) -> Path:
+    proxy = f"http://127.0.0.1:{upstream}/" if strip else f"http://127.0.0.1:{upstream}"
+    prefix_header = "proxy_set_header X-Forwarded-Prefix /moviematch;" if strip else ""
+    temp = {name: directory / name for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
+    conf = directory / "nginx.conf"
+    # As root, nginx runs its workers as nobody, who may not enter the test's private temp directory.
+    user = "user root root;" if os.geteuid() == 0 else ""
+    conf.write_text(
+        f"""
+daemon off;
+{user}
+worker_processes 1;
+pid {directory}/nginx.pid;
+error_log {directory}/error.log info;
+events {{ worker_connections 128; }}
+http {{
+    access_log {directory}/access.log;
+    client_body_temp_path {temp["client_body"]};
+    proxy_temp_path {temp["proxy"]};
+    fastcgi_temp_path {temp["fastcgi"]};
+    uwsgi_temp_path {temp["uwsgi"]};
+    scgi_temp_path {temp["scgi"]};
+    server {{
+        listen 127.0.0.1:{listen};
+        location /moviematch/ {{
+            proxy_pass {proxy};
+            {prefix_header}
+            proxy_http_version 1.1;
+            # The server refuses WebSocket upgrades whose Origin is not the Host it sees.
+            proxy_set_header Host $http_host;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_read_timeout 1h;
+        }}
+    }}
+}}
+"""
+    )
+    return conf
+
+
+@contextmanager
+def running_nginx(directory: Path, upstream: int, *, strip: bool) -> Iterator[str]:
+    binary = require_tool("nginx")
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    conf = nginx_conf(directory, port, upstream, strip=strip)
+    # -e: the error log before the config is read (the default path may not be writable).
+    process = subprocess.Popen(
+        [binary, "-c", str(conf), "-p", str(directory), "-e", str(directory / "error.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("strip", [True, False], ids=["proxy-strips-prefix", "proxy-keeps-prefix"])
+def test_behind_nginx_on_a_sub_path(tmp_path: Path, pages: Pages, strip: bool) -> None:
+    env = {} if strip else {"ROOT_PATH": "/moviematch"}
+    with (
+        running_server(tmp_path / "rooms", **env) as server,
+        running_nginx(tmp_path / "nginx", server.port, strip=strip) as origin,
+    ):
+        base = f"{origin}/moviematch/"
+        bare = httpx.get(f"{origin}/moviematch", follow_redirects=False)
+        assert bare.status_code in (301, 302, 307, 308)
+        assert bare.headers["location"].endswith("/moviematch/")
+        manifest = httpx.get(base + "manifest.webmanifest").json()
+        assert manifest["start_url"] == "/moviematch/"
+
+        fay = pages.new("fay", phone=False)
+        fay.goto(base)
+        sign_in(fay, "Fay")
+        create_room(fay, "Proxy Party")
+        expect(fay).to_have_url(f"{base}?roomName=Proxy+Party")
+        poster = fay.locator(f"{TOP_CARD} img")
+        expect(poster).to_have_js_property("complete", True)
+        assert poster.evaluate("img => img.naturalWidth") > 0
+        fay.locator("[data-action=share]").first.click()
+        link = fay.locator("#share-url").input_value()
+        assert link == f"{base}?roomName=Proxy+Party"
+        expect(fay.locator("#share-qr")).to_have_js_property("complete", True)
+        fay.keyboard.press("Escape")
+
+        gus = pages.new("gus", phone=True)
+        gus.goto(link)
+        sign_in(gus, "Gus")
+        expect(gus.locator("#room-name")).to_have_text("Proxy Party")
+        first = top_title(fay)
+        assert top_title(gus) == first
+        rated(fay, first, lambda: fay.click("#action-like"))
+        rated(gus, first, lambda: touch_drag(gus, "like"))
+        for page in (fay, gus):
+            expect_match(page, first)
+
+        # A dropped connection through the proxy comes back too.
+        with pages.problems.tolerate(r"WebSocket connection to .* failed|ERR_CONNECTION_REFUSED|HTTP 502"):
+            server.signal(signal.SIGTERM)
+            server.wait(timeout=15)
+            server.start()
+            expect(gus.locator("body")).to_have_class(re.compile(r"\boffline\b"))
+            expect(gus.locator("body")).not_to_have_class(re.compile(r"\boffline\b"), timeout=20_000)
+        expect(gus.locator("#matches-list .match-item")).to_have_count(1)
+        pages.close()
+
+
+# -- Sign in with Plex ----------------------------------------------------------------------------
+
+
+def test_sign_in_with_plex(tmp_path: Path, pages: Pages) -> None:
+    """The plex.tv PIN flow against a fake plex.tv; the server checks the token there."""
+    plex_tv = FakePlexTv()
+    with (
+        serving(FakePlex()) as plex_url,
+        serving_plex_tv(plex_tv) as plex_tv_url,
+        running_server(
+            tmp_path / "rooms",
+            PLEX_URL=plex_url,
+            PLEX_TOKEN=PLEX_TOKEN,
+            PLEX_TV_URL=plex_tv_url,
+            PLEX_APP_URL=plex_tv_url,
+        ) as server,
+    ):
+        page = pages.new("plexfan", phone=True)
+        page.goto(server.http_url + "/")
+        expect(page.locator("#signin-plex-button")).to_be_visible()
+        shoot(page, "0-sign-in-with-plex")
+        with page.context.expect_page() as opened:
+            page.click("#signin-plex-button")
+        approval = opened.value
+        approval.wait_for_url(re.compile(r"/auth#\?"))
+        pin = next(iter(plex_tv.pins.values()))
+        assert (pin.product, pin.strong) == ("MovieMatch", True)
+        assert len(pin.client_id) >= 20
+        assert approval.url == (
+            f"{plex_tv_url}/auth#?clientID={pin.client_id}&code={pin.code}&context%5Bdevice%5D%5Bproduct%5D=MovieMatch"
+        )
+        expect(page.locator("#plex-waiting")).to_be_visible()
+        approval.click("#approve")
+
+        # The page gets the token, closes the approval window, and the server checks the token.
+        expect(page.locator("#lobby-user")).to_have_text(plex_tv.username)
+        for _ in range(100):
+            if approval.is_closed():
+                break
+            page.wait_for_timeout(50)
+        assert approval.is_closed()
+        checked = plex_tv.user_checks[-1]
+        assert (checked["x-plex-token"], checked["x-plex-client-identifier"]) == (plex_tv.token, pin.client_id)
+
+        # Remembered on this device: a reload signs in with the token, without plex.tv's page.
+        page.reload()
+        expect(page.locator("#lobby-user")).to_have_text(plex_tv.username)
+        assert len(plex_tv.pins) == 1
+        create_room(page, "Plex Night")
+        page.click(".tab[data-tab=people]")
+        expect(page.locator("#members .avatar__image")).to_have_js_property("complete", True)
+        expect(page.locator("#members")).to_contain_text(plex_tv.username)
+
+        # Signing out forgets the token.
+        page.click("#room-signout")
+        expect(page.locator("#signin-plex-button")).to_be_visible()
+        page.reload()
+        expect(page.locator("#signin-plex-button")).to_be_visible()
+        pages.close()
