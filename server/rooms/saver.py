@@ -41,12 +41,15 @@ class PendingSaves:
     def __len__(self) -> int:
         return len(self._pending)
 
-    def mark(self, key: str, now: float) -> None:
+    def mark(self, key: str, now: float) -> bool:
+        """Record a change; True when the room was not pending (only then can a deadline move earlier:
+        a further change to a pending room never brings its write forward)."""
         entry = self._pending.get(key)
         if entry is None:
             self._pending[key] = _Pending(now, now)
-        else:
-            entry.last = now
+            return True
+        entry.last = now
+        return False
 
     def deadline(self, key: str) -> float:
         entry = self._pending[key]
@@ -101,8 +104,8 @@ class Saver:
         self._failing: set[str] = set()
 
     def mark_dirty(self, key: str) -> None:
-        self._pending.mark(key, self._clock())
-        self._wake.set()
+        if self._pending.mark(key, self._clock()):
+            self._wake.set()  # every rating waking the scheduler would cost a task switch each
 
     def is_dirty(self, key: str) -> bool:
         return key in self._pending
