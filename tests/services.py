@@ -156,23 +156,32 @@ def running_server(data_dir: Path, **env: str) -> Iterator[ServerProcess]:
 
 
 @contextmanager
-def read_only_directory(path: Path) -> Iterator[Path]:
-    """A directory nobody can write to, root included: a read-only tmpfs when root, else mode 0500."""
+def tmpfs(path: Path, options: str) -> Iterator[Path]:
+    """A tmpfs of its own at ``path`` (root only): read-only or tiny, for disk-failure tests.
+    Skipped on a laptop where it cannot be mounted, failed under CI=true."""
     path.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0:
-        path.chmod(0o500)
-        try:
-            yield path
-        finally:
-            path.chmod(0o700)
-        return
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)], check=False)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], check=False)
     if mounted.returncode != 0:
-        message = "root cannot mount a read-only tmpfs here"
+        message = f"cannot mount a tmpfs ({options}) here; it needs root"
         if in_ci():
             pytest.fail(message)
         pytest.skip(message)
     try:
         yield path
     finally:
-        subprocess.run(["umount", str(path)], check=True)
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@contextmanager
+def read_only_directory(path: Path) -> Iterator[Path]:
+    """A directory nobody can write to, root included: a read-only tmpfs when root, else mode 0500."""
+    if os.geteuid() == 0:
+        with tmpfs(path, "ro,size=1m"):
+            yield path
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o500)
+    try:
+        yield path
+    finally:
+        path.chmod(0o700)

@@ -17,7 +17,7 @@ import pytest
 
 from storage import SerializedRoom
 from tests.peers import Connect, Peer, over_network
-from tests.services import ServerProcess, in_ci
+from tests.services import ServerProcess, tmpfs
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -168,20 +168,9 @@ def read_only(directory: Path) -> Iterator[None]:
         subprocess.run(["umount", str(directory)], check=True)
 
 
-@contextlib.contextmanager
-def small_disk(path: Path, size: str = "256k") -> Iterator[Path]:
+def small_disk(path: Path, size: str = "256k") -> contextlib.AbstractContextManager[Path]:
     """A tmpfs of its own, so the test can make it read-only or fill it."""
-    path.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=False)
-    if result.returncode != 0:
-        message = "cannot mount a tmpfs here (needs root)"
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
+    return tmpfs(path, f"size={size}")
 
 
 def _fill(directory: Path) -> Path:
