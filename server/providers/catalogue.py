@@ -42,8 +42,8 @@ from server import __version__
 
 from . import filtering
 from .base import Filters, FilterValue, Library, Media, MediaProvider, MediaQuery, Poster, ProviderError
-from .demo import generated_poster, search_link
 from .filtering import shown
+from .local import card, generated_poster, search_link
 from .remote import streamed
 
 log = logging.getLogger(__name__)
@@ -512,26 +512,6 @@ def _films(document: _Document, path: Path, folder: Path) -> dict[str, _Film]:
     return films
 
 
-def _card(film: _Film, provider_id: str) -> Media:
-    return Media(
-        id=f"{provider_id}:{film.key}",
-        title=film.title,
-        description=film.synopsis,
-        tagline=film.tagline,
-        year=film.year,
-        # Relative to the app root, so they work under any root path.
-        posterUrl=f"api/poster/{provider_id}/{film.key}",
-        linkUrl=f"api/link/{provider_id}/{film.key}",
-        genres=list(film.genres),
-        duration=(film.runtime or 0) * 60_000,
-        rating=film.rating or 0.0,
-        contentRating=film.contentRating,
-        directors=list(film.directors),
-        actors=list(film.actors),
-        added=None if film.year is None else f"{film.year}-01-01",
-    )
-
-
 def _library(path: Path, title: object = None) -> Library:
     name = title.strip() if isinstance(title, str) and title.strip() else path.stem
     return Library(title=name, key=LIBRARY_KEY, type=LIBRARY_TYPE)
@@ -555,7 +535,7 @@ def _load(path: Path, folder: Path, provider_id: str) -> _Listing:
     return _Listing(
         library=_library(path, document.title),
         films=films,
-        cards={key: _card(film, provider_id) for key, film in films.items()},
+        cards={key: card(provider_id, key, film) for key, film in films.items()},
     )
 
 

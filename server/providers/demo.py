@@ -8,19 +8,17 @@ from and that the audience ratings are approximations.
 from __future__ import annotations
 
 import importlib.resources
-from collections.abc import AsyncIterator, Sequence
 from typing import Literal
-from urllib.parse import urlencode
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from . import filtering, posters
+from . import filtering
 from .base import Filters, FilterValue, Library, Media, MediaProvider, MediaQuery, Poster, ProviderError
 from .filtering import shown
+from .local import card, generated_poster, search_link
 
 LIBRARY = Library(title="Public Domain Classics", key="demo", type="movie")
 # Posters are a pure function of the film and the width, so browsers may keep them.
-POSTER_CACHE_CONTROL = "public, max-age=86400, immutable"
 
 Genre = Literal[
     "Action",
@@ -76,33 +74,9 @@ class _Catalogue(BaseModel):
         return films
 
 
-def search_link(title: str, year: int | None) -> str:
-    """An encyclopedia search for a film: the next best thing where there is no media server to open."""
-    words = f"{title} film" if year is None else f"{title} {year} film"
-    return "https://en.wikipedia.org/wiki/Special:Search?" + urlencode({"search": words})
-
-
 def _load_films() -> tuple[_Film, ...]:
     raw = importlib.resources.files("server.providers").joinpath("demo_films.json").read_bytes()
     return _Catalogue.model_validate_json(raw).films
-
-
-def generated_poster(
-    key: str,
-    title: str,
-    *,
-    year: int | None,
-    genres: Sequence[str],
-    width: int | None,
-    cache_control: str = POSTER_CACHE_CONTROL,
-) -> Poster:
-    """A generated SVG poster, for films that have no artwork of their own."""
-    svg = posters.render_poster(key, title, year=year, genres=genres, width=width)
-    return Poster(content_type=posters.CONTENT_TYPE, body=_once(svg), headers={"Cache-Control": cache_control})
-
-
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
 
 
 class DemoProvider(MediaProvider):
@@ -110,7 +84,7 @@ class DemoProvider(MediaProvider):
 
     def __init__(self) -> None:
         self._films = {film.id: film for film in _load_films()}
-        self._media = {film.id: self._card(film) for film in self._films.values()}
+        self._media = {film.id: card(self.id, film.id, film) for film in self._films.values()}
 
     async def libraries(self) -> list[Library]:
         return [LIBRARY]
@@ -141,22 +115,3 @@ class DemoProvider(MediaProvider):
         if film is None:
             raise ProviderError(f"no demo film {shown(key)}", status=404)
         return film
-
-    def _card(self, film: _Film) -> Media:
-        return Media(
-            id=f"{self.id}:{film.id}",
-            title=film.title,
-            description=film.synopsis,
-            tagline=film.tagline,
-            year=film.year,
-            # Relative to the app root, so they work under any root path.
-            posterUrl=f"api/poster/{self.id}/{film.id}",
-            linkUrl=f"api/link/{self.id}/{film.id}",
-            genres=list(film.genres),
-            duration=film.runtime * 60_000,
-            rating=film.rating,
-            contentRating=film.contentRating,
-            directors=list(film.directors),
-            actors=list(film.actors),
-            added=f"{film.year}-01-01",
-        )
