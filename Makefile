@@ -25,6 +25,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.storage
+	$(BIN)/python -m bench.startup
 
 bench-load: $(STAMP)
 	$(BIN)/python -m bench.load
