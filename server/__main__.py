@@ -115,18 +115,29 @@ def urls(settings: Settings, port: int) -> list[str]:
 
 
 class GoingAwayServer(uvicorn.Server):
-    """Closes WebSockets with 1001 (going away) before uvicorn's own shutdown, which uses 1012."""
+    """Prints where to open the app once it listens, and closes WebSockets with 1001 (going away)
+    before uvicorn's own shutdown, which uses 1012."""
 
-    def __init__(self, config: uvicorn.Config, context: AppContext) -> None:
+    def __init__(self, config: uvicorn.Config, context: AppContext, settings: Settings) -> None:
         super().__init__(config)
         self.context = context
+        self.settings = settings
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn binds the port itself: a socket bound beforehand (for port 0's real number) would
+        # lose TCP_NODELAY on its connections (asyncio sets it only for sockets made as IPPROTO_TCP),
+        # and Nagle's algorithm then holds back the small frames every rating sends.
+        await super().startup(sockets)
+        if self.started:
+            port = self.servers[0].sockets[0].getsockname()[1]
+            print(*urls(self.settings, port), sep="\n", flush=True)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await self.context.say_goodbye()
         await super().shutdown(sockets)
 
 
-def serve(settings: Settings) -> None:
+def build_server(settings: Settings) -> GoingAwayServer:
     # Imported here, so a configuration error is reported without loading the whole app.
     from server.app import create_app
 
@@ -151,12 +162,13 @@ def serve(settings: Settings) -> None:
         ssl_certfile=settings.tls.cert if settings.tls else None,
         ssl_keyfile=settings.tls.key if settings.tls else None,
     )
-    # Binding first tells the real port (port 0 picks a free one) before the URLs are printed.
-    sock = config.bind_socket()
-    print(*urls(settings, sock.getsockname()[1]), sep="\n", flush=True)
-    server = GoingAwayServer(config, app.state.context)
+    return GoingAwayServer(config, app.state.context, settings)
+
+
+def serve(settings: Settings) -> None:
+    server = build_server(settings)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C: uvicorn re-raises it after shutting down
-        server.run(sockets=[sock])
+        server.run()
     if not server.started:  # the app failed to start (uvicorn has logged why)
         sys.exit(STARTUP_FAILURE)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -10,6 +11,9 @@ import anyio
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from server.__main__ import build_server
+from server.config import Settings
+from tests.fakes import eventually
 from tests.peers import Peer, over_network
 from tests.services import running_server
 
@@ -109,3 +113,21 @@ async def test_shutdown_is_bounded_when_a_client_stops_reading(tmp_path: Path) -
             code = server.wait(timeout=15)
             assert time.monotonic() - started < 10
     assert code in (0, -signal.SIGTERM)
+
+
+async def test_connections_send_small_frames_at_once(tmp_path: Path) -> None:
+    """TCP_NODELAY on every connection: with Nagle's algorithm the small frames of each rating wait
+    for the peer's ACK, and closed-loop clients drift apart (found by the load benchmark)."""
+    settings = Settings.model_validate({"host": "127.0.0.1", "port": 0, "storage": {"url": "memory://"}})
+    server = build_server(settings)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(server.serve)
+        await eventually(lambda: server.started)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        async with await anyio.connect_tcp("127.0.0.1", port) as client:
+            await client.send(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert (await client.receive()).startswith(b"HTTP/1.1 200")
+            [connection] = server.server_state.connections
+            accepted = connection.transport.get_extra_info("socket")
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        server.should_exit = True
