@@ -68,6 +68,7 @@ def create_app(
         now_ms=now_ms,
         rng=rng,
         observer=metrics,
+        max_members=settings.max_room_members,
     )
     context = AppContext(
         settings=settings,

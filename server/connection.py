@@ -281,7 +281,6 @@ class Connection:
             name = clean_name(request.roomName, self.context.settings.max_name_length)
         except ValueError as exc:
             raise ProtocolError("joinRoomError", "RoomNotFoundError", f"room name {exc}") from exc
-        await self._check_room_has_space(name, user)
         failures = self.context.guards.password_failures
         guessing = request.password is not None
         if guessing and failures.exhausted(self.address):
@@ -299,12 +298,6 @@ class Connection:
             raise ProtocolError("joinRoomError", "NotLoggedInError", "you logged out while joining")
         self.room = room
         self.send(encode("joinRoomSuccess", payload))
-
-    async def _check_room_has_space(self, name: str, user: User) -> None:
-        room = await self.context.registry.get(name)
-        limit = self.context.settings.max_room_members
-        if room is not None and user.userName not in room.state.members and len(room.state.members) >= limit:
-            raise ProtocolError("joinRoomError", "RoomFull", f"{room.name} has its {limit} members")
 
     async def leave_room(self, _: Payload) -> None:
         if self.room is None or self.user is None:

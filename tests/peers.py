@@ -63,12 +63,16 @@ class Peer:
 
     async def wait_for(self, message_type: str) -> Any:
         """Skip other messages (kept for later ``next``) until one of this type arrives."""
+        return (await self.wait_for_any(message_type))[1]
+
+    async def wait_for_any(self, *message_types: str) -> tuple[str, Any]:
+        """The first message of any of these types (others are kept for later): its type and payload."""
         skipped = []
         try:
             while True:
                 message = await self.next()
-                if message["type"] == message_type:
-                    return message.get("payload")
+                if message["type"] in message_types:
+                    return message["type"], message.get("payload")
                 skipped.append(message)
         finally:
             self.backlog = skipped + self.backlog

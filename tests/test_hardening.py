@@ -239,6 +239,19 @@ async def test_a_room_holds_at_most_max_room_members() -> None:
         assert await error_name(bob_again, "joinRoomError") == "RoomFull"
 
 
+async def test_joins_racing_for_the_last_places_never_overshoot() -> None:
+    async with world(max_room_members=3) as w:
+        owner = await w.user("owner")
+        await owner.create("Locked", password="pw")
+        guests = [await w.user(f"guest{i}") for i in range(6)]
+        # A password room: every join awaits its password check, so the joins interleave.
+        for guest in guests:
+            await guest.send("joinRoom", {"roomName": "Locked", "password": "pw"})
+        replies = [(await guest.wait_for_any("joinRoomSuccess", "joinRoomError"))[0] for guest in guests]
+        assert replies.count("joinRoomSuccess") == 2
+        assert len(w.context.registry.rooms["locked"].state.members) == 3
+
+
 async def test_rooms_per_user_are_limited() -> None:
     async with world(max_rooms_per_user=2) as w:
         ann = await w.user("ann")

@@ -50,7 +50,9 @@ class RoomRegistry:
         rng: random.Random | None = None,
         clock: Callable[[], float] = anyio.current_time,
         observer: SaveObserver | None = None,
+        max_members: int = 50,
     ) -> None:
+        self.max_members = max_members
         self.storage = storage
         self.provider = provider
         self.rooms: dict[str, Room] = {}
@@ -98,7 +100,13 @@ class RoomRegistry:
         return lock
 
     def _room(self, state: SerializedRoom, media: list[Media]) -> Room:
-        room = Room(state, media, now_ms=self._now_ms, on_change=lambda changed: self.saver.mark_dirty(changed.key))
+        room = Room(
+            state,
+            media,
+            now_ms=self._now_ms,
+            on_change=lambda changed: self.saver.mark_dirty(changed.key),
+            max_members=self.max_members,
+        )
         self.rooms[room.key] = room
         self._idle_since[room.key] = self._clock()
         return room

@@ -61,9 +61,16 @@ def rating_error(name: str, message: str, media_id: str) -> ProtocolError:
 
 class Room:
     def __init__(
-        self, state: SerializedRoom, media: list[Media], *, now_ms: Callable[[], int], on_change: Callable[[Room], None]
+        self,
+        state: SerializedRoom,
+        media: list[Media],
+        *,
+        now_ms: Callable[[], int],
+        on_change: Callable[[Room], None],
+        max_members: int = 50,
     ) -> None:
         self.state = state
+        self.max_members = max_members
         self.media = media
         self.media_by_id = {item.id: item for item in media}
         self.seats: dict[str, Seat] = {}
@@ -111,6 +118,10 @@ class Room:
         name = user.userName
         current = self.seats.get(name)
         member = self.state.members.get(name)
+        if member is None and len(self.state.members) >= self.max_members:
+            # Checked here, in the one synchronous step that adds the member: joins racing each
+            # other cannot overshoot the limit.
+            raise ProtocolError("joinRoomError", "RoomFull", f"{self.name} has its {self.max_members} members")
         if current is not None and current is not seat:
             presented = token_hash(member_token) if member_token else ""
             if member is None or member.token_hash is None or not hmac.compare_digest(presented, member.token_hash):
