@@ -63,7 +63,11 @@ def storage_url(storage_type: str | None = None, path: str | None = None, url: s
     if kind == "memory":
         return "memory://"
     if kind == "file":
-        return f"file:{quote(path)}" if path else DEFAULT_URL
+        if not path:
+            return DEFAULT_URL
+        # An absolute path gets an empty host ("file:///srv/rooms"): "file://srv/rooms" would read
+        # "srv" as a host, and a path starting with "//" would otherwise become one.
+        return f"file://{quote(path)}" if path.startswith("/") else f"file:{quote(path)}"
     if kind in ("redis", "rediss"):
         if not path:
             raise StorageError("create_storage", kind, "a redis storage needs a URL (REDIS_URL or storage.url)")

@@ -271,7 +271,7 @@ def test_save_max_wait_must_not_be_below_save_delay(tmp_path: Path) -> None:
 
 def test_storage_choices() -> None:
     assert load_settings("/dev/null", {"STORAGE_URL": "memory://"}).storage_url() == "memory://"
-    assert load_settings("/dev/null", {"STORAGE_PATH": "/srv/rooms"}).storage_url() == "file:/srv/rooms"
+    assert load_settings("/dev/null", {"STORAGE_PATH": "/srv/rooms"}).storage_url() == "file:///srv/rooms"
     redis = {"STORAGE_TYPE": "redis", "REDIS_URL": "redis://:pw@localhost:6379/0", "STORAGE_PATH": "ignored"}
     assert load_settings("/dev/null", redis).storage_url() == "redis://:pw@localhost:6379/0"
     # REDIS_URL is only the path of a redis storage, as in storage_from_env and the README.

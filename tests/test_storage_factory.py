@@ -97,6 +97,14 @@ def test_file_path_setting_is_taken_literally(tmp_path: Path, name: str) -> None
     assert same_directory(create_storage(storage_type="file", path=str(tmp_path / name)), tmp_path / name)
 
 
+def test_a_path_with_two_leading_slashes_is_a_path_not_a_host() -> None:
+    from storage.file import FileStorage
+
+    storage = create_storage(storage_type="file", path="//srv/rooms")
+    assert isinstance(storage, FileStorage)
+    assert str(storage.directory) == "//srv/rooms"
+
+
 @pytest.mark.parametrize(
     "url",
     [REDIS_URL, "redis://:password@127.0.0.1:6379/2", "rediss://redis.invalid:6380/1", "unix:///run/redis.sock?db=0"],
@@ -148,7 +156,8 @@ def test_storage_from_env_reads_the_process_environment(monkeypatch: pytest.Monk
     [
         ("memory", "ignored", "memory://"),
         ("file", "data/x", "file:data/x"),
-        ("file", "/abs/x", "file:/abs/x"),
+        ("file", "/abs/x", "file:///abs/x"),
+        ("file", "//srv/rooms", "file:////srv/rooms"),
         ("file", None, "file:data/rooms"),
         (None, None, "file:data/rooms"),
         ("redis", REDIS_URL, REDIS_URL),
