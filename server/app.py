@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -27,6 +28,8 @@ from server.providers.plex_tv import PlexTvSignIn
 from server.rooms.registry import RoomRegistry
 from server.security import OriginMiddleware, SecurityHeadersMiddleware
 from storage import Storage
+from storage.redis import RedisStorage
+from storage.redis_live import RedisLive
 
 log = logging.getLogger("server.app")
 
@@ -53,8 +56,13 @@ def create_app(
     provider: MediaProvider | None = None,
     now_ms: Callable[[], int] = wall_clock_ms,
     rng: random.Random | None = None,
+    process_id: str | None = None,
 ) -> Starlette:
-    """Build the app; nothing is opened until the lifespan starts (so tests can build many)."""
+    """Build the app; nothing is opened until the lifespan starts (so tests can build many).
+
+    With Redis storage the rooms are shared with every process using the same Redis; ``process_id``
+    names this one among them (random by default).
+    """
     storage = storage or settings.storage.create()
     media = configured_providers(settings) if provider is None else CombinedProvider([provider])
     plex_sign_in = plex_sign_in_for(settings, media)
@@ -87,11 +95,20 @@ def create_app(
             if plex_sign_in is not None:
                 await plex_sign_in.open()
                 services.push_async_callback(plex_sign_in.close)
+            shared = None
+            if isinstance(storage, RedisStorage):
+                live = RedisLive(storage, process_id or secrets.token_hex(6))
+                shared = registry.share(live, settings.presence_timeout)
             async with anyio.create_task_group() as background:
                 background.start_soon(registry.saver.run)
                 background.start_soon(registry.run_eviction)
+                if shared is not None:
+                    background.start_soon(shared.run)
                 yield
                 background.cancel_scope.cancel()
+            if shared is not None:
+                with anyio.move_on_after(settings.flush_timeout, shield=True):
+                    await shared.depart()
             # uvicorn runs this only after every connection ended, so no rating can race the flush.
             try:
                 with anyio.fail_after(settings.flush_timeout, shield=True):

@@ -239,6 +239,9 @@ class Settings(_Section):
     save_max_wait: float = _seconds(5.0)
     room_idle_timeout: float = _seconds(300.0)
     shutdown_timeout: float = _seconds(8.0)
+    # Redis storage only: a process that has not sent a heartbeat for this long is taken for dead,
+    # and its members leave their rooms (heartbeats go out every third of it).
+    presence_timeout: float = _seconds(15.0)
     max_message_bytes: int = _count(65536, minimum=1024)
     rate_limit_per_second: float = Field(20.0, gt=0, description="a number greater than 0")
     rate_limit_burst: int = _count(40)
@@ -371,6 +374,7 @@ _ENV_VARS: tuple[tuple[str, Loc, Callable[[str], object]], ...] = (
     ("SAVE_MAX_WAIT", ("save_max_wait",), _text),
     ("ROOM_IDLE_TIMEOUT", ("room_idle_timeout",), _text),
     ("SHUTDOWN_TIMEOUT", ("shutdown_timeout",), _text),
+    ("PRESENCE_TIMEOUT", ("presence_timeout",), _text),
     ("MAX_MESSAGE_BYTES", ("max_message_bytes",), _text),
     ("RATE_LIMIT_PER_SECOND", ("rate_limit_per_second",), _text),
     ("RATE_LIMIT_BURST", ("rate_limit_burst",), _text),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -35,7 +36,8 @@ from server.protocol import (
     parse_message,
 )
 from server.providers import ProviderError
-from server.rooms.room import Room, User
+from server.rooms.room import Room
+from server.rooms.user import User
 
 log = logging.getLogger("server.connection")
 
@@ -69,6 +71,7 @@ class Connection:
         self._close_code: int | None = None
         self._going_away = anyio.Event()
         self._bucket = context.guards.message_bucket()
+        self.seat_id = secrets.token_hex(12)
         # The client's own address (uvicorn puts a trusted proxy's X-Forwarded-For here).
         self.address = websocket.client.host if websocket.client else "unknown"
         self._handlers: dict[str, Callable[[Any], Awaitable[None]]] = {
@@ -102,7 +105,9 @@ class Connection:
                 tasks.cancel_scope.cancel()
         finally:
             self.context.disconnected(self)
-            self._leave_room(permanently=False)
+            # Shielded and bounded: the member's presence must be removed even as the task ends.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
+                await self._leave_room(permanently=False)
         if self._close_code is not None:
             with anyio.move_on_after(CLOSE_TIMEOUT):
                 await self._close(self._close_code)
@@ -210,15 +215,10 @@ class Connection:
             raise ProtocolError(reply_type, name, "you must log in first")
         return self.user
 
-    def _leave_room(self, *, permanently: bool) -> Room | None:
+    async def _leave_room(self, *, permanently: bool) -> None:
         room, self.room = self.room, None
         if room is not None:
-            if permanently:
-                room.leave(self)
-            else:
-                room.disconnect(self)
-            self.context.registry.seat_left(room)
-        return room
+            await self.context.registry.leave(room, self, permanently=permanently)
 
     # -- handlers ---------------------------------------------------------------------------
 
@@ -239,14 +239,14 @@ class Connection:
         else:
             raise ProtocolError("loginError", "MalformedMessage", "login needs a userName or a plexToken")
         if self.user is not None and self.user.userName != user.userName:
-            self._leave_room(permanently=False)
+            await self._leave_room(permanently=False)
         self.user = user
         self.send(encode("loginSuccess", user.public()))
 
     async def logout(self, _: Payload) -> None:
         if self.user is None:
             raise ProtocolError("logoutError", "NotLoggedIn", "this connection has no logged in user")
-        self._leave_room(permanently=False)
+        await self._leave_room(permanently=False)
         self.user = None
         self.send(encode("logoutSuccess"))
 
@@ -270,10 +270,9 @@ class Connection:
             )
         room = await self.context.registry.create(request, user)
         creations.record(creator)
-        self._leave_room(permanently=False)
-        payload = self.context.registry.enter(room, self, user, None)
+        await self._leave_room(permanently=False)
+        await self.context.registry.seat(room, self, user, None, "createRoomSuccess")
         self.room = room
-        self.send(encode("createRoomSuccess", payload))
 
     async def join_room(self, request: JoinRoomRequest) -> None:
         user = self._require_user("joinRoomError")
@@ -286,24 +285,23 @@ class Connection:
         if guessing and failures.exhausted(self.address):
             raise ProtocolError("joinRoomError", "TooManyAttempts", "too many wrong passwords; try again in a minute")
         if self.room is not None and self.room.key != self.context.registry.key_of(name):
-            self._leave_room(permanently=False)
+            await self._leave_room(permanently=False)
         try:
-            room, payload = await self.context.registry.join(name, self, user, request.password, request.memberToken)
+            room = await self.context.registry.join(name, self, user, request.password, request.memberToken)
         except ProtocolError as exc:
             if guessing and exc.name == "AccessDeniedError":
                 failures.record(self.address)
             raise
         if user is not self.user:  # logged out or renamed while the join awaited
-            room.disconnect(self)
+            await self.context.registry.leave(room, self, permanently=False)
             raise ProtocolError("joinRoomError", "NotLoggedInError", "you logged out while joining")
         self.room = room
-        self.send(encode("joinRoomSuccess", payload))
 
     async def leave_room(self, _: Payload) -> None:
         if self.room is None or self.user is None:
             self.send(encode("leaveRoomError", {"errorType": "NOT_JOINED", "message": "you are not in a room"}))
             return
-        self._leave_room(permanently=True)
+        await self._leave_room(permanently=True)
         self.send(encode("leaveRoomSuccess"))
 
     def _seated(self, media_id: str) -> tuple[Room, User]:
@@ -313,15 +311,14 @@ class Connection:
 
     async def rate(self, request: RateRequest) -> None:
         room, user = self._seated(request.mediaId)
-        matches = len(room.state.matches)
-        room.rate(user.userName, request.mediaId, request.rating)
+        new_match = await self.context.registry.rate(room, user.userName, request.mediaId, request.rating)
         metrics = self.context.metrics
         metrics.ratings_total += 1
-        metrics.matches_total += len(room.state.matches) - matches
+        metrics.matches_total += new_match
 
     async def undo_rate(self, request: UndoRateRequest) -> None:
         room, user = self._seated(request.mediaId)
-        room.undo(user.userName, request.mediaId)
+        await self.context.registry.undo(room, user.userName, request.mediaId)
 
     async def delete_room(self, request: DeleteRoomRequest) -> None:
         user = self._require_user("deleteRoomError", "NotRoomOwner")

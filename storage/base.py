@@ -59,6 +59,15 @@ class Storage(ABC):
     async def save_room(self, room: SerializedRoom) -> None:
         """Store the room, replacing any stored version with the same key."""
 
+    async def create_room(self, room: SerializedRoom) -> bool:
+        """Store a new room unless one with its key is stored; False when one is (created meanwhile,
+        perhaps by another process). Backends shared by several processes override this."""
+        async with self.room_lock(room.room_name):
+            if await self.has_room(room.room_name):
+                return False
+            await self._save_locked(room)
+            return True
+
     @abstractmethod
     async def get_room(self, room_name: str) -> SerializedRoom | None:
         """The stored room, or None when there is none."""

@@ -2,10 +2,16 @@
 
 Key layout (``mm`` is the key prefix, ``<d>`` the room key's ``storage.keys.key_digest``)::
 
-    mm:room:{<d>}:meta      STRING  the room as JSON, without ``ratings`` and ``userProgress``
+    mm:room:{<d>}:meta      STRING  the room's settings as JSON (no ratings, progress, members, matches)
     mm:room:{<d>}:ratings   HASH    userName -> that user's ratings, a JSON array of
                                     [mediaId, "like" | "dislike", "<ms>"] in the order given
     mm:room:{<d>}:progress  HASH    userName -> number of items rated
+    mm:room:{<d>}:members   HASH    userName -> the member as JSON
+    mm:room:{<d>}:matches   HASH    mediaId -> epoch ms it became a match
+    mm:room:{<d>}:online    HASH    userName -> where that member is connected (see ``storage.redis_live``)
+    mm:room:{<d>}:seq       STRING  the number of the room's last event (kept when the room is deleted,
+                                    so a process that missed the deletion never takes a new room's
+                                    events for old ones)
     mm:rooms                ZSET    <d> -> createdAt (epoch ms): the room index, in creation order
     mm:room-names           HASH    <d> -> display name
 
@@ -14,8 +20,9 @@ Ratings are recorded by scripts that append to (or cut from) one user's array at
 processes rating one room never overwrite each other, and the script's look-up of the item keeps one
 rating per user and item. One field per user, not per rating, keeps a snapshot of a room with
 hundreds of ratings to a handful of fields: that is what makes ``save_room`` and ``get_room`` cheap.
-``save_room`` is a snapshot write (it replaces the ratings too); the index makes listing need no
-``KEYS``/``SCAN``.
+``save_room`` is a snapshot write (it replaces ratings, members and matches too); servers sharing
+rooms never call it after creating a room, they change rooms through ``storage.redis_live``. The
+index makes listing need no ``KEYS``/``SCAN``.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from redis.typing import EncodableT, FieldT
 from .base import Storage, storage_errors
 from .errors import StorageError
 from .keys import key_digest, room_key
-from .room import RatingValue, SerializedRoom
+from .room import Member, RatingValue, SerializedRoom
 
 logger = logging.getLogger("storage.redis")
 
@@ -92,6 +99,23 @@ redis.call("HSET", KEYS[2], ARGV[1], before .. after)
 if redis.call("HINCRBY", KEYS[3], ARGV[1], -1) < 0 then redis.call("HSET", KEYS[3], ARGV[1], 0) end
 return 1
 """
+# KEYS: meta, index, names, then ratings, progress, members, matches. ARGV: meta, digest, createdAt,
+# name, then for each of the four hashes its field count and its fields and values.
+CREATE_ROOM_SCRIPT = """
+if not redis.call("SET", KEYS[1], ARGV[1], "NX") then return 0 end
+redis.call("ZADD", KEYS[2], ARGV[3], ARGV[2])
+redis.call("HSET", KEYS[3], ARGV[2], ARGV[4])
+local at = 5
+for key = 4, 7 do
+  redis.call("DEL", KEYS[key])
+  local count = tonumber(ARGV[at])
+  for i = 1, count do
+    redis.call("HSET", KEYS[key], ARGV[at + 2 * i - 1], ARGV[at + 2 * i])
+  end
+  at = at + 1 + 2 * count
+end
+return 1
+"""
 NO_ROOM = -1
 RECORDED = 1
 
@@ -141,27 +165,44 @@ def rating_element(media_id: str, rating: str, at_ms: int) -> str:
 
 @dataclass(frozen=True)
 class RoomKeys:
-    """The Redis keys of one room."""
+    """The Redis keys of one room, and the channel its events are published on."""
 
     digest: str
     meta: str
     ratings: str
     progress: str
+    members: str
+    matches: str
+    online: str
+    seq: str
+    events: str
 
     @classmethod
     def for_digest(cls, prefix: str, digest: str) -> RoomKeys:
         tagged = f"{prefix}:room:{{{digest}}}"
-        return cls(digest, f"{tagged}:meta", f"{tagged}:ratings", f"{tagged}:progress")
+        names = ("meta", "ratings", "progress", "members", "matches", "online", "seq", "events")
+        return cls(digest, *(f"{tagged}:{name}" for name in names))
 
     @classmethod
     def for_room(cls, prefix: str, room_name: str) -> RoomKeys:
         return cls.for_digest(prefix, key_digest(room_key(room_name)))
 
-    def all(self) -> tuple[str, str, str]:
-        return self.meta, self.ratings, self.progress
+    def stored(self) -> tuple[str, ...]:
+        """The keys a room's deletion removes (all but ``seq``)."""
+        return self.meta, self.ratings, self.progress, self.members, self.matches, self.online
 
 
-def _decode(meta: str | None, ratings: dict[str, str], progress: dict[str, str]) -> SerializedRoom | None:
+# Fields of SerializedRoom kept in keys of their own, not in ``meta``.
+SPLIT_FIELDS = frozenset({"ratings", "user_progress", "members", "matches"})
+
+
+def decode(
+    meta: str | None,
+    ratings: dict[str, str],
+    progress: dict[str, str],
+    members: dict[str, str],
+    matches: dict[str, str],
+) -> SerializedRoom | None:
     """A room from its keys' values (times and counts come as text; the model converts them)."""
     if meta is None:
         return None
@@ -174,7 +215,18 @@ def _decode(meta: str | None, ratings: dict[str, str], progress: dict[str, str])
             by_item.setdefault(media_id, []).append((user_name, rating, at_ms))
     data["ratings"] = by_item
     data["userProgress"] = progress
+    # Rooms stored before members and matches had keys of their own carry them in meta.
+    data["members"] = data.get("members", {}) | {name: json.loads(member) for name, member in members.items()}
+    data["matches"] = data.get("matches", {}) | matches
     return SerializedRoom.model_validate(data)
+
+
+def encode_meta(room: SerializedRoom) -> str:
+    return room.model_dump_json(by_alias=True, exclude=set(SPLIT_FIELDS))
+
+
+def encode_member(member: Member) -> str:
+    return member.model_dump_json(by_alias=True, exclude_none=True)
 
 
 def _ratings_by_user(room: SerializedRoom) -> dict[str, str]:
@@ -188,16 +240,41 @@ def _ratings_by_user(room: SerializedRoom) -> dict[str, str]:
     return {user: _json(list(items.values())) for user, items in elements.items()}
 
 
+SNAPSHOT_WIDTH = 5
+
+
+def queue_snapshot(pipe: redis.asyncio.client.Pipeline, keys: RoomKeys) -> None:
+    """Queue the ``SNAPSHOT_WIDTH`` reads whose replies are ``decode``'s arguments."""
+    pipe.get(keys.meta)
+    for key in (keys.ratings, keys.progress, keys.members, keys.matches):
+        pipe.hgetall(key)
+
+
+def _hashes(keys: RoomKeys, room: SerializedRoom) -> dict[str, dict[FieldT, EncodableT]]:
+    """The room's hash keys and their fields: ratings, progress, members, matches, in that order."""
+    return {
+        keys.ratings: {user: array for user, array in _ratings_by_user(room).items()},
+        keys.progress: {user: count for user, count in room.user_progress.items()},
+        keys.members: {name: encode_member(member) for name, member in room.members.items()},
+        keys.matches: {media_id: at for media_id, at in room.matches.items()},
+    }
+
+
+def _created_ms(room: SerializedRoom) -> int:
+    return int(room.created_at.timestamp() * 1000)
+
+
 @dataclass(frozen=True)
 class _Connection:
     client: redis.asyncio.Redis
     owned: bool
     add_rating: AsyncScript
     remove_rating: AsyncScript
+    create_room: AsyncScript
 
     @classmethod
     def wrap(cls, client: redis.asyncio.Redis, *, owned: bool) -> _Connection:
-        scripts = (ADD_RATING_SCRIPT, REMOVE_RATING_SCRIPT)
+        scripts = (ADD_RATING_SCRIPT, REMOVE_RATING_SCRIPT, CREATE_ROOM_SCRIPT)
         return cls(client, owned, *(client.register_script(script) for script in scripts))
 
     @classmethod
@@ -264,6 +341,23 @@ class RedisStorage(Storage):
         with storage_errors("close", self._target):
             await connection.client.aclose()
 
+    @property
+    def client(self) -> redis.asyncio.Redis:
+        """The open client (for ``storage.redis_live``, which shares this storage's connections)."""
+        return self._live("client").client
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
+    @property
+    def index_key(self) -> str:
+        return self._index_key
+
+    @property
+    def names_key(self) -> str:
+        return self._names_key
+
     def room_keys(self, room_name: str) -> RoomKeys:
         return RoomKeys.for_room(self._prefix, room_name)
 
@@ -275,30 +369,41 @@ class RedisStorage(Storage):
     async def save_room(self, room: SerializedRoom) -> None:
         keys = self.room_keys(room.room_name)
         with storage_errors("save_room", repr(room.room_name)):
-            meta = room.model_dump_json(by_alias=True, exclude={"ratings", "user_progress"})
-            ratings: dict[FieldT, EncodableT] = {user: array for user, array in _ratings_by_user(room).items()}
-            progress: dict[FieldT, EncodableT] = {user: count for user, count in room.user_progress.items()}
+            hashes = _hashes(keys, room)
             async with self._live("save_room").client.pipeline(transaction=True) as pipe:
-                pipe.delete(keys.ratings, keys.progress)
-                pipe.set(keys.meta, meta)
-                if ratings:
-                    pipe.hset(keys.ratings, mapping=ratings)
-                if progress:
-                    pipe.hset(keys.progress, mapping=progress)
-                pipe.zadd(self._index_key, {keys.digest: int(room.created_at.timestamp() * 1000)})
+                pipe.delete(*hashes)
+                pipe.set(keys.meta, encode_meta(room))
+                for key, mapping in hashes.items():
+                    if mapping:
+                        pipe.hset(key, mapping=mapping)
+                pipe.zadd(self._index_key, {keys.digest: _created_ms(room)})
                 pipe.hset(self._names_key, keys.digest, room.room_name)
                 await pipe.execute()
+
+    async def create_room(self, room: SerializedRoom) -> bool:
+        keys = self.room_keys(room.room_name)
+        with storage_errors("create_room", repr(room.room_name)):
+            args: list[EncodableT] = [encode_meta(room), keys.digest, _created_ms(room), room.room_name]
+            hashes = _hashes(keys, room)
+            for mapping in hashes.values():
+                args.append(len(mapping))
+                for field, value in mapping.items():
+                    args += [field, value]
+            created = await self._live("create_room").create_room(
+                keys=[keys.meta, self._index_key, self._names_key, *hashes], args=args
+            )
+            return bool(created)
 
     async def get_room(self, room_name: str) -> SerializedRoom | None:
         with storage_errors("get_room", repr(room_name)):
             [stored] = await self._read("get_room", [self.room_keys(room_name)])
-            return _decode(*stored)
+            return decode(*stored)
 
     async def delete_room(self, room_name: str) -> None:
         keys = self.room_keys(room_name)
         with storage_errors("delete_room", repr(room_name)):
             async with self._live("delete_room").client.pipeline(transaction=True) as pipe:
-                pipe.delete(*keys.all())
+                pipe.delete(*keys.stored())
                 pipe.zrem(self._index_key, keys.digest)
                 pipe.hdel(self._names_key, keys.digest)
                 await pipe.execute()
@@ -322,7 +427,7 @@ class RedisStorage(Storage):
             for (_, name), one in zip(batch, stored, strict=True):
                 try:
                     with storage_errors("get_room", repr(name)):
-                        room = _decode(*one)
+                        room = decode(*one)
                 except StorageError as error:
                     skipped.append(error)
                     continue
@@ -347,7 +452,9 @@ class RedisStorage(Storage):
     ) -> bool:
         keys = self.room_keys(room_name)
         with storage_errors(operation, repr(room_name)):
-            outcome = await script(keys=keys.all(), args=[user_name, lookup_key(media_id), *extra])
+            outcome = await script(
+                keys=(keys.meta, keys.ratings, keys.progress), args=[user_name, lookup_key(media_id), *extra]
+            )
         if outcome == NO_ROOM:
             raise StorageError(operation, repr(room_name), "no such room")
         return bool(outcome == RECORDED)
@@ -361,12 +468,10 @@ class RedisStorage(Storage):
                 digests, names = await pipe.execute()
         return [(digest, names[digest]) for digest in digests if digest in names]
 
-    async def _read(self, operation: str, rooms: list[RoomKeys]) -> list[tuple[Any, Any, Any]]:
+    async def _read(self, operation: str, rooms: list[RoomKeys]) -> list[tuple[Any, ...]]:
         """Each room's keys, all read in one transaction so no room is seen half-written."""
         async with self._live(operation).client.pipeline(transaction=True) as pipe:
             for keys in rooms:
-                pipe.get(keys.meta)
-                pipe.hgetall(keys.ratings)
-                pipe.hgetall(keys.progress)
+                queue_snapshot(pipe, keys)
             replies: list[Any] = await pipe.execute()
-        return [(replies[start], replies[start + 1], replies[start + 2]) for start in range(0, len(replies), 3)]
+        return [tuple(replies[start : start + SNAPSHOT_WIDTH]) for start in range(0, len(replies), SNAPSHOT_WIDTH)]

@@ -49,20 +49,24 @@ async def storm(peer: Peer, deck: list[str], acknowledged: list[tuple[float, str
         await anyio.sleep(0.01)
 
 
-async def remaining(connect: Connect, room: str) -> list[str]:
+async def remaining(connect: Connect, room: str, member_token: str | None = None) -> list[str]:
+    """The cards ann has left; with her token she resumes her seat (with Redis, a killed process's
+    members hold their seats until its heartbeat lapses)."""
     peer = await user(connect, "ann")
-    return [item["id"] for item in (await peer.join(room))["media"]]
+    return [item["id"] for item in (await peer.join(room, memberToken=member_token))["media"]]
 
 
 async def storm_then_signal(
     server: ServerProcess, signum: int, room: str, after: float
-) -> tuple[list[str], list[tuple[float, str]], float]:
-    """Create ``room``, rate in it, send ``signum`` after ``after`` seconds; returns deck, acks, signal time."""
+) -> tuple[list[str], list[tuple[float, str]], float, str]:
+    """Create ``room``, rate in it, send ``signum`` after ``after`` seconds; returns deck, acks,
+    signal time and ann's member token."""
     acknowledged: list[tuple[float, str]] = []
     stop = anyio.Event()
     async with over_network(server.ws_url) as connect:
         ann = await user(connect, "ann")
-        deck = [item["id"] for item in (await ann.create(room))["media"]]
+        created = await ann.create(room)
+        deck = [item["id"] for item in created["media"]]
         signalled = 0.0
         with contextlib.suppress(Exception):  # the connection dies with the server
             async with anyio.create_task_group() as tasks:
@@ -74,7 +78,7 @@ async def storm_then_signal(
                     signalled = time.monotonic()
                     stop.set()
     server.wait(timeout=15)
-    return deck, acknowledged, signalled
+    return deck, acknowledged, signalled, created["memberToken"]
 
 
 def check_room_files(directory: Path) -> None:
@@ -101,13 +105,13 @@ async def test_acknowledged_ratings_survive_repeated_sigkill(
     rng = random.Random(20)
     lost_windows: list[float] = []
     try:
-        previous: tuple[str, list[str], list[tuple[float, str]], float] | None = None
+        previous: tuple[str, list[str], list[tuple[float, str]], float, str] | None = None
         for round_number in range(KILLS + 1):
             server.start()
             if previous is not None:
-                room, deck, acknowledged, killed_at = previous
+                room, deck, acknowledged, killed_at, token = previous
                 async with over_network(server.ws_url) as connect:
-                    left = set(await remaining(connect, room))
+                    left = set(await remaining(connect, room, token))
                 rated = [item for item in deck if item not in left]
                 assert rated == deck[: len(rated)], "the survivors are a prefix of the storm"
                 must_survive = [item for at, item in acknowledged if at < killed_at - LOSS_WINDOW]
@@ -119,9 +123,11 @@ async def test_acknowledged_ratings_survive_repeated_sigkill(
             if round_number == KILLS:
                 break
             room = f"Storm {round_number}"
-            deck, acknowledged, killed_at = await storm_then_signal(server, signal.SIGKILL, room, rng.uniform(0.3, 0.8))
+            deck, acknowledged, killed_at, token = await storm_then_signal(
+                server, signal.SIGKILL, room, rng.uniform(0.3, 0.8)
+            )
             assert acknowledged, "nothing was rated before the kill"
-            previous = (room, deck, acknowledged, killed_at)
+            previous = (room, deck, acknowledged, killed_at, token)
     finally:
         server.stop()
     print(f"{backend}: {KILLS} kills, longest loss window {max(lost_windows):.3f} s")
@@ -138,10 +144,10 @@ async def test_sigterm_during_a_storm_loses_nothing_acknowledged(
     server = ServerProcess(tmp_path / "rooms", **env)
     try:
         server.start()
-        deck, acknowledged, _ = await storm_then_signal(server, signal.SIGTERM, "Calm", 0.5)
+        deck, acknowledged, _, token = await storm_then_signal(server, signal.SIGTERM, "Calm", 0.5)
         server.start()
         async with over_network(server.ws_url) as connect:
-            left = set(await remaining(connect, "Calm"))
+            left = set(await remaining(connect, "Calm", token))
     finally:
         server.stop()
     assert acknowledged

@@ -156,21 +156,37 @@ async def test_ids_and_names_with_separators_stay_apart(storage: RedisStorage) -
 
 
 async def test_key_layout(storage: RedisStorage, raw: redis.asyncio.Redis) -> None:
-    await storage.save_room(make_room(userProgress={"ann": 0}))
+    await storage.save_room(
+        make_room(userProgress={"ann": 0}, members={"ann": {"joinedAt": 5}}, matches={"m9": 8})
+    )
     await storage.add_rating(ROOM, "m1", "ann", "like", 7)
     keys = storage.room_keys("movie night")
     digest = key_digest(room_key(ROOM))
     assert keys.meta == f"mm:room:{{{digest}}}:meta"
-    assert [await raw.type(key) for key in keys.all()] == ["string", "hash", "hash"]
+    assert [await raw.type(key) for key in keys.stored()] == ["string", "hash", "hash", "hash", "hash", "none"]
     assert await raw.hgetall(keys.ratings) == {"ann": '[["m1","like","7"]]'}
     assert await raw.hgetall(keys.progress) == {"ann": "1"}
+    assert await raw.hgetall(keys.members) == {"ann": '{"joinedAt":5}'}
+    assert await raw.hgetall(keys.matches) == {"m9": "8"}
     meta = await raw.get(keys.meta)
     assert isinstance(meta, str)
-    assert "ratings" not in json.loads(meta)
+    assert not {"ratings", "userProgress", "members", "matches"} & set(json.loads(meta))
     assert await raw.zrange("mm:rooms", 0, -1) == [digest]
     assert await raw.hgetall("mm:room-names") == {digest: ROOM}
     # One hash slot for all of a room's keys: the rating scripts are valid on a Redis Cluster.
-    assert len({key_slot(key.encode()) for key in keys.all()}) == 1
+    assert len({key_slot(key.encode()) for key in (*keys.stored(), keys.seq)}) == 1
+
+
+async def test_rooms_stored_with_members_and_matches_in_meta_still_load(
+    storage: RedisStorage, raw: redis.asyncio.Redis
+) -> None:
+    keys = storage.room_keys(ROOM)
+    await raw.set(keys.meta, json.dumps({"roomName": ROOM, "members": {"ann": {"joinedAt": 1}}, "matches": {"m1": 3}}))
+    await raw.hset(keys.members, "bob", '{"joinedAt":2}')
+    room = await storage.get_room(ROOM)
+    assert room is not None
+    assert sorted(room.members) == ["ann", "bob"]
+    assert room.matches == {"m1": 3}
 
 
 async def command_calls(raw: redis.asyncio.Redis) -> dict[str, int]:

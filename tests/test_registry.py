@@ -10,7 +10,8 @@ import pytest
 
 from server.protocol import CreateRoomRequest, encode
 from server.rooms.registry import RoomRegistry
-from server.rooms.room import Room, User
+from server.rooms.room import Room
+from server.rooms.user import User
 from storage import MemoryStorage, SerializedRoom
 from tests.library import ListProvider
 
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.anyio
 class FakeSeat:
     def __init__(self, name: str) -> None:
         self.user = User(userName=name)
+        self.seat_id = f"seat-{name}"
         self.frames: list[str] = []
         self.room: Room | None = None
 
@@ -68,12 +70,11 @@ async def test_idle_rooms_leave_memory_but_not_storage() -> None:
     rooms = registry(storage, clock, idle_timeout=60)
     room = await rooms.create(CreateRoomRequest(roomName="Movie Night"), User(userName="ann"))
     seat = FakeSeat("ann")
-    rooms.enter(room, seat, seat.user, None)
+    await rooms.seat(room, seat, seat.user, None, "createRoomSuccess")
     room.rate("ann", room.media[0].id, "like")
     clock.now = 1000
     assert await rooms.evict_idle() == 0  # still connected
-    room.disconnect(seat)
-    rooms.seat_left(room)
+    await rooms.leave(room, seat, permanently=False)
     clock.now = 1059
     assert await rooms.evict_idle() == 0  # not idle long enough
     clock.now = 1061
@@ -93,7 +94,7 @@ async def test_concurrent_joins_restore_a_room_once() -> None:
     joined: list[Room] = []
 
     async def join(seat: FakeSeat) -> None:
-        room, _ = await second.join("movie night", seat, seat.user, None, None)
+        room = await second.join("movie night", seat, seat.user, None, None)
         joined.append(room)
 
     async with anyio.create_task_group() as tg:
@@ -138,8 +139,8 @@ async def test_room_broadcasts_reach_every_seat_in_order() -> None:
     rooms = registry(storage, clock)
     room = await rooms.create(CreateRoomRequest(roomName="r"), User(userName="a"))
     a, b = FakeSeat("a"), FakeSeat("b")
-    rooms.enter(room, a, a.user, None)
-    rooms.enter(room, b, b.user, None)
+    await rooms.seat(room, a, a.user, None, "createRoomSuccess")
+    await rooms.seat(room, b, b.user, None, "joinRoomSuccess")
     room.rate("a", "test:1", "like")
     room.rate("b", "test:1", "like")
     assert b.frames[-3:] == [

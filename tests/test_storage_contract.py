@@ -50,6 +50,28 @@ async def test_save_then_get_returns_an_equal_room(storage: Storage) -> None:
     assert await storage.has_room("Movie Night")
 
 
+async def test_create_stores_a_new_room_once(storage: Storage) -> None:
+    first = make_room(members={"ann": {"joinedAt": 1}}, matches={"m1": 2}, ratings={"m1": [["ann", "like", 2]]})
+    assert await storage.create_room(first)
+    assert not await storage.create_room(make_room("MOVIE NIGHT", roomType="solo"))
+    assert await storage.get_room("movie night") == first
+    assert await storage.list_room_names() == ["Movie Night"]
+    await storage.delete_room("Movie Night")
+    assert await storage.create_room(make_room())
+
+
+async def test_concurrent_creations_store_exactly_one_room(storage: Storage) -> None:
+    created: list[bool] = []
+
+    async def create(room_type: str) -> None:
+        created.append(await storage.create_room(make_room(roomType=room_type)))
+
+    async with anyio.create_task_group() as tasks:
+        for room_type in ["standard", "solo", "unanimous"] * 3:
+            tasks.start_soon(create, room_type)
+    assert sorted(created) == [False] * 8 + [True]
+
+
 async def test_any_spelling_of_the_name_finds_the_room(storage: Storage) -> None:
     await storage.save_room(make_room("Café Night"))
     for spelling in ["café night", "CAFÉ NIGHT", "Cafe\u0301 Night", "  Café Night "]:

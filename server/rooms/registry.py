@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import weakref
 from collections.abc import Callable
-from typing import Any
 
 import anyio
 
 from server.protocol import CreateRoomRequest, ProtocolError, clean_name, encode
 from server.providers import Media, MediaProvider, MediaQuery, ProviderError
-from storage import SerializedRoom, Storage, StorageError, hash_password, room_key, verify_password
+from storage import RatingValue, SerializedRoom, Storage, StorageError, hash_password, room_key, verify_password
+from storage.redis_live import LiveRoom, RedisLive
 
-from .room import Room, Seat, User
+from .events import Deleted, OnlineSeat
+from .room import Room, Seat
 from .saver import SaveObserver, Saver
+from .shared import SharedRooms
+from .user import User
 
 log = logging.getLogger("server.rooms")
 
@@ -35,6 +39,11 @@ def order_media(items: list[Media], order: str | None, seed: int) -> list[Media]
 
 def storage_unavailable(reply_type: str, message: str) -> ProtocolError:
     return ProtocolError(reply_type, "StorageUnavailable", message)
+
+
+def stable_seed(key: str) -> int:
+    """The media order seed of a room that has none: the same in every process restoring it."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8]) >> 1
 
 
 class RoomRegistry:
@@ -66,6 +75,20 @@ class RoomRegistry:
         self._clock = clock
         self._idle_since: dict[str, float] = {}
         self._locks: weakref.WeakValueDictionary[str, anyio.Lock] = weakref.WeakValueDictionary()
+        # Set (by ``share``) when the rooms are shared with other processes through Redis.
+        self.shared: SharedRooms | None = None
+
+    def share(self, live: RedisLive, presence_timeout: float) -> SharedRooms:
+        """Share the rooms with the other processes using this Redis: from now on every change goes
+        through Redis and nothing is saved from memory (a snapshot would overwrite others' changes)."""
+        self.shared = SharedRooms(
+            live,
+            presence_timeout=presence_timeout,
+            max_members=self.max_members,
+            now_ms=self._now_ms,
+            forget=self._forget,
+        )
+        return self.shared
 
     @staticmethod
     def key_of(name: str) -> str:
@@ -99,13 +122,15 @@ class RoomRegistry:
             lock = self._locks[key] = anyio.Lock()
         return lock
 
-    def _room(self, state: SerializedRoom, media: list[Media]) -> Room:
+    def _room(self, state: SerializedRoom, media: list[Media], live: LiveRoom | None = None) -> Room:
         room = Room(
             state,
             media,
             now_ms=self._now_ms,
-            on_change=lambda changed: self.saver.mark_dirty(changed.key),
+            on_change=self._mark_dirty if live is None else _stored_already,
             max_members=self.max_members,
+            online=None if live is None else {name: OnlineSeat.model_validate(s) for name, s in live.online.items()},
+            seq=0 if live is None else live.seq,
         )
         self.rooms[room.key] = room
         self._idle_since[room.key] = self._clock()
@@ -119,7 +144,11 @@ class RoomRegistry:
 
     # -- create and restore ---------------------------------------------------------------------
 
+    def _mark_dirty(self, room: Room) -> None:
+        self.saver.mark_dirty(room.key)
+
     async def create(self, request: CreateRoomRequest, creator: User) -> Room:
+        """Create and store a room (its creator is seated next, with ``seat``)."""
         try:
             name = clean_name(request.roomName)
         except ValueError as exc:
@@ -153,11 +182,17 @@ class RoomRegistry:
             )
             try:
                 # Stored before the reply: an acknowledged room exists even if the process dies now.
-                await self.storage.save_room(state)
+                created = await self.storage.create_room(state)
             except StorageError as exc:
                 log.error("could not store new room %r: %s", name, exc)
                 raise storage_unavailable("createRoomError", "the room could not be stored") from exc
-            return self._room(state, ordered)
+            if not created:  # by another process, meanwhile
+                raise ProtocolError("createRoomError", "RoomExistsError", f"{name} already exists")
+            if self.shared is None:
+                room = self._room(state, ordered)
+            else:
+                room = await self._follow(self.shared, state.room_name, ordered)
+        return room
 
     async def _stored(self, name: str, reply_type: str) -> bool:
         try:
@@ -177,6 +212,8 @@ class RoomRegistry:
             if room is not None:
                 return room
             try:
+                if self.shared is not None:
+                    return await self.shared.restore(name, lambda live: self._restore(live.room, reply_type, live))
                 state = await self.storage.get_room(name)
             except StorageError as exc:
                 log.error("could not restore room %r: %s", name, exc)
@@ -185,15 +222,30 @@ class RoomRegistry:
                 return None
             return await self._restore(state, reply_type)
 
-    async def _restore(self, state: SerializedRoom, reply_type: str) -> Room:
+    async def _follow(self, shared: SharedRooms, name: str, media: list[Media]) -> Room:
+        """The replica of a shared room just created here (its media already fetched)."""
+
+        async def replica(live: LiveRoom) -> Room:
+            return self._room(live.room, media, live)
+
+        try:
+            room = await shared.restore(name, replica)
+        except StorageError as exc:
+            raise storage_unavailable("createRoomError", "the room was stored but cannot be opened right now") from exc
+        if room is None:
+            raise ProtocolError("createRoomError", "RoomNotFoundError", f"{name} was deleted meanwhile")
+        return room
+
+    async def _restore(self, state: SerializedRoom, reply_type: str, live: LiveRoom | None = None) -> Room:
         items = await self._media(MediaQuery(state.filters, state.libraries), reply_type)
         if state.media_ids is None:
-            # A room from the original MovieMatch: fix its order now, once, and keep it.
-            seed = state.media_seed if state.media_seed is not None else self._rng.getrandbits(63)
+            # A room from the original MovieMatch: fix its order now, once, and keep it (a shared
+            # room is never saved from memory: its order is derived the same way in every process).
+            seed = state.media_seed if state.media_seed is not None else stable_seed(state.room_key)
             ordered = order_media(items, state.sort_order or state.sort, seed)
             state.media_seed, state.media_ids = seed, [item.id for item in ordered]
-            room = self._room(state, ordered)
-            self.saver.mark_dirty(room.key)
+            room = self._room(state, ordered, live)
+            room._changed()
             return room
         by_id = {item.id: item for item in items}
         ordered = [by_id[media_id] for media_id in state.media_ids if media_id in by_id]
@@ -203,13 +255,12 @@ class RoomRegistry:
                 state.room_name,
                 len(state.media_ids) - len(ordered),
             )
-        return self._room(state, ordered)
+        return self._room(state, ordered, live)
 
     # -- membership -------------------------------------------------------------------------
 
-    async def join(
-        self, name: str, seat: Seat, user: User, password: str | None, member_token: str | None
-    ) -> tuple[Room, dict[str, Any]]:
+    async def join(self, name: str, seat: Seat, user: User, password: str | None, member_token: str | None) -> Room:
+        """Seat a connection in a room (it is sent joinRoomSuccess)."""
         while True:
             room = await self.get(name)
             if room is None:
@@ -222,17 +273,39 @@ class RoomRegistry:
             # The password check awaited: the room may have been evicted meanwhile; then restore it again.
             if self.rooms.get(room.key) is room:
                 break
-        return room, self.enter(room, seat, user, member_token)
+        await self.seat(room, seat, user, member_token, "joinRoomSuccess")
+        return room
 
-    def enter(self, room: Room, seat: Seat, user: User, member_token: str | None) -> dict[str, Any]:
-        """Seat a connection in a room it may join; returns the JoinRoomSuccess payload."""
-        payload = room.join(seat, user, member_token)
+    async def seat(self, room: Room, seat: Seat, user: User, member_token: str | None, reply_type: str) -> None:
+        """Seat a connection in a room it may enter; it is sent ``reply_type`` with the room."""
+        if self.shared is None:
+            room.join(seat, user, member_token, reply_type)
+        else:
+            await self.shared.join(room, seat, user, member_token, reply_type)
         self._idle_since.pop(room.key, None)
-        return payload
 
-    def seat_left(self, room: Room) -> None:
-        if not room.seats:
-            self._idle_since[room.key] = self._clock()
+    async def leave(self, room: Room, seat: Seat, *, permanently: bool) -> None:
+        """A connection closed, or its member left the room for good (``leaveRoom``)."""
+        try:
+            if self.shared is None:
+                room.leave(seat, permanently=permanently)
+            else:
+                await self.shared.leave(room, seat, permanently=permanently)
+        finally:
+            if not room.seats:
+                self._idle_since[room.key] = self._clock()
+
+    async def rate(self, room: Room, user_name: str, media_id: str, rating: RatingValue) -> bool:
+        """Record a rating; True when it made a new match."""
+        if self.shared is None:
+            return room.rate(user_name, media_id, rating)
+        return await self.shared.rate(room, user_name, media_id, rating)
+
+    async def undo(self, room: Room, user_name: str, media_id: str) -> None:
+        if self.shared is None:
+            room.undo(user_name, media_id)
+        else:
+            await self.shared.undo(room, user_name, media_id)
 
     async def delete(self, name: str, user: User) -> None:
         room = await self.get(name, "deleteRoomError")
@@ -240,15 +313,23 @@ class RoomRegistry:
             raise ProtocolError("deleteRoomError", "RoomNotFoundError", f"{name} does not exist")
         if not room.is_owner(user):
             raise ProtocolError("deleteRoomError", "NotRoomOwner", "only the creator of a room can delete it")
+        if self.shared is not None:
+            await self.shared.delete(room)  # every process drops the room when its event arrives
+            return
         try:
             await self.storage.delete_room(room.name)
         except StorageError as exc:
             log.error("could not delete room %r: %s", room.name, exc)
             raise storage_unavailable("deleteRoomError", "the room could not be deleted") from exc
+        room.apply(Deleted())
+        self._forget(room)
+
+    def _forget(self, room: Room) -> None:
+        """The room was deleted: drop it and its unsaved changes."""
         self.saver.forget(room.key)
-        self.rooms.pop(room.key, None)
+        if self.rooms.get(room.key) is room:
+            del self.rooms[room.key]
         self._idle_since.pop(room.key, None)
-        room.close("roomDeleted", {"roomName": room.name})
 
     # -- memory -----------------------------------------------------------------------------
 
@@ -266,6 +347,8 @@ class RoomRegistry:
                 del self.rooms[key]
                 self._idle_since.pop(key, None)
                 evicted += 1
+                if self.shared is not None:
+                    await self.shared.forget(room)
         return evicted
 
     async def run_eviction(self) -> None:
@@ -273,3 +356,7 @@ class RoomRegistry:
         while True:
             await anyio.sleep(interval)
             await self.evict_idle()
+
+
+def _stored_already(_: Room) -> None:
+    """A shared room's changes are stored by the Redis script that made them."""

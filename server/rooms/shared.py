@@ -1,0 +1,397 @@
+"""Rooms shared with other server processes through Redis (see ``storage.redis_live``).
+
+Each process keeps a replica of the rooms its members are in. A change is decided and recorded by
+one Redis script, which publishes it as a numbered event; every replica, the deciding process's
+included, applies the events in number order, so members on different processes get the same
+messages in the same order. A replica that misses events (its subscription dropped, or Redis
+restarted) reads the room again and tells its members what changed meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+from pydantic import ValidationError
+
+from server.protocol import ProtocolError
+from storage import RatingValue, StorageError
+from storage.redis_live import LiveRoom, RedisLive, Refusal, Subscriber
+
+from .events import EVENTS, Deleted, OnlineSeat
+from .room import Arrival, Room, Seat, already_rated, new_member, not_rated, rating_error, token_hash
+from .user import User
+
+log = logging.getLogger("server.rooms.shared")
+
+# How long an action waits for its own event before reading the room instead.
+APPLY_WAIT = 2.0
+
+
+def storage_unavailable(reply_type: str, message: str) -> ProtocolError:
+    return ProtocolError(reply_type, "StorageUnavailable", message)
+
+
+class SharedRooms:
+    """This process's side of the shared rooms: actions, event delivery, presence."""
+
+    def __init__(
+        self,
+        live: RedisLive,
+        *,
+        presence_timeout: float,
+        max_members: int,
+        now_ms: Callable[[], int],
+        forget: Callable[[Room], None],
+        clock: Callable[[], float] = anyio.current_time,
+    ) -> None:
+        self.live = live
+        self.presence_timeout = presence_timeout
+        self.max_members = max_members
+        self._now_ms = now_ms
+        self._forget_room = forget
+        self._clock = clock
+        self.subscriber = Subscriber(
+            live.storage.client, f"{live.storage.prefix}:control", self._on_event, self._on_subscribed
+        )
+        self._rooms: dict[str, Room] = {}  # by channel
+        # Events that arrive while a room is read (restored or re-read), applied after the read.
+        self._held: dict[str, list[str]] = {}
+        self._rereads: dict[str, anyio.Event] = {}
+        self._waiters: dict[str, list[tuple[int, anyio.Event]]] = {}
+        # Seats that left while Redis was unreachable: their presence is removed when it is back.
+        self._departures: set[tuple[str, str, str]] = set()
+        self._stale: set[str] = set()
+        self._tasks: TaskGroup | None = None
+
+    def channel(self, room_name: str) -> str:
+        return self.live.keys(room_name).events
+
+    # -- lifetime ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        async with anyio.create_task_group() as tasks:
+            self._tasks = tasks
+            tasks.start_soon(self.subscriber.run)
+            await self._keep_presence()
+
+    async def depart(self) -> None:
+        """The process stops: remove what is left of its presence (its connections have closed)."""
+        try:
+            await self.live.depart()
+        except StorageError as exc:
+            log.warning(
+                "could not remove this process's presence (others will, in %g s): %s", self.presence_timeout, exc
+            )
+
+    async def _keep_presence(self) -> None:
+        """Heartbeat; reap processes whose heartbeat lapsed; retry what failed while Redis was away."""
+        connected_since: float | None = None
+        while True:
+            try:
+                lapsed = await self.live.heartbeat(self.presence_timeout)
+                if connected_since is None:
+                    connected_since = self._clock()
+                # After an outage (a Redis restart) every heartbeat looks lapsed until its process
+                # sends the next one: reap only after a full timeout of being connected.
+                if self._clock() - connected_since >= self.presence_timeout:
+                    for process in lapsed:
+                        count = await self.live.reap(process, self._now_ms())
+                        log.warning("process %s stopped answering; %d of its members left their rooms", process, count)
+                await self._retry_departures()
+                for channel in list(self._stale):
+                    room = self._rooms.get(channel)
+                    self._stale.discard(channel)
+                    if room is not None:
+                        await self.reread(room)
+            except StorageError as exc:
+                if connected_since is not None:
+                    log.error("presence heartbeat failed: %s", exc)
+                connected_since = None
+            await anyio.sleep(self.presence_timeout / 3)
+
+    async def _retry_departures(self) -> None:
+        for room_name, name, seat in list(self._departures):
+            await self.live.leave(room_name, name, seat, permanent=False, room_type="", now_ms=self._now_ms())
+            self._departures.discard((room_name, name, seat))
+
+    # -- replicas ------------------------------------------------------------------------------
+
+    async def restore(self, room_name: str, build: Callable[[LiveRoom], Awaitable[Room]]) -> Room | None:
+        """Follow the room's events, then read it: no event can fall between the two."""
+        channel = self.channel(room_name)
+        self._held[channel] = []
+        try:
+            await self.subscriber.subscribe(channel)
+            live = await self.live.read(room_name)
+            room = None if live is None else await build(live)
+        except BaseException:
+            await self.subscriber.unsubscribe(channel)
+            raise
+        finally:
+            held = self._held.pop(channel, [])
+        if room is None:
+            await self.subscriber.unsubscribe(channel)
+            return None
+        self._rooms[channel] = room
+        for data in held:
+            self._deliver(room, data)
+        return room
+
+    async def forget(self, room: Room) -> None:
+        """Stop following a room this process no longer serves."""
+        channel = self.channel(room.name)
+        if self._rooms.get(channel) is room:
+            del self._rooms[channel]
+            await self.subscriber.unsubscribe(channel)
+
+    def _on_event(self, channel: str, data: str) -> None:
+        held = self._held.get(channel)
+        if held is not None:
+            held.append(data)
+            return
+        room = self._rooms.get(channel)
+        if room is not None:
+            self._deliver(room, data)
+
+    def _on_subscribed(self, channel: str) -> None:
+        # The first subscription of a room comes before its read; a later one follows a lost
+        # connection, over which events may have been missed.
+        room = self._rooms.get(channel)
+        if room is not None:
+            self._soon(self.reread, room)
+
+    def _soon(self, function: Callable[[Room], Coroutine[Any, Any, None]], room: Room) -> None:
+        if self._tasks is not None:
+            self._tasks.start_soon(function, room)
+
+    def _deliver(self, room: Room, data: str) -> None:
+        try:
+            event = EVENTS.validate_json(data)
+        except ValidationError as exc:
+            log.error("room %r: unreadable event, reading the room again: %s", room.name, exc)
+            self._soon(self.reread, room)
+            return
+        if event.seq <= room.seq:
+            return  # already part of the state read
+        if event.seq != room.seq + 1:
+            self._soon(self.reread, room)
+            return
+        room.apply(event)
+        if isinstance(event, Deleted):
+            self._deleted(room)
+        self._wake(room)
+
+    def _deleted(self, room: Room) -> None:
+        channel = self.channel(room.name)
+        if self._rooms.get(channel) is room:
+            del self._rooms[channel]
+            self._forget_room(room)
+            self._soon(lambda _: self.subscriber.unsubscribe(channel), room)
+
+    def _wake(self, room: Room) -> None:
+        waiting = self._waiters.get(room.key)
+        if not waiting:
+            return
+        for seq, applied in waiting:
+            if seq <= room.seq:
+                applied.set()
+        waiting[:] = [(seq, applied) for seq, applied in waiting if seq > room.seq]
+
+    async def _applied(self, room: Room, seq: int) -> None:
+        """Return once the room's replica has applied event ``seq``."""
+        if room.seq >= seq:
+            return
+        applied = anyio.Event()
+        self._waiters.setdefault(room.key, []).append((seq, applied))
+        with anyio.move_on_after(APPLY_WAIT):
+            await applied.wait()
+        if room.seq < seq:
+            await self.reread(room)
+
+    async def reread(self, room: Room) -> None:
+        """Read the room again and tell this process's members what changed (events were missed)."""
+        channel = self.channel(room.name)
+        running = self._rereads.get(channel)
+        if running is not None:
+            await running.wait()
+            return
+        done = self._rereads[channel] = anyio.Event()
+        self._held.setdefault(channel, [])
+        try:
+            live = await self.live.read(room.name)
+        except StorageError as exc:
+            log.warning("room %r: could not read it again, will retry: %s", room.name, exc)
+            self._stale.add(channel)
+            self._held.pop(channel, None)
+            return
+        finally:
+            del self._rereads[channel]
+            done.set()
+        held = self._held.pop(channel, [])
+        if self._rooms.get(channel) is not room:
+            return
+        if live is None:
+            room.apply(Deleted())
+            self._deleted(room)
+            return
+        lost = self._refresh(room, live)
+        self._wake(room)
+        for data in held:
+            self._deliver(room, data)
+        for seat, held_by in lost:
+            await self._reseat(room, seat, held_by)
+
+    def _refresh(self, room: Room, live: LiveRoom) -> list[tuple[Seat, OnlineSeat]]:
+        """Replace the replica's state, sending the differences; returns this process's seats that
+        lost their place (their presence was reaped while this process could not heartbeat)."""
+        before, online_before = room.state, room.online
+        room.state, room.seq = live.room, live.seq
+        room.online = {name: OnlineSeat.model_validate(seat) for name, seat in live.online.items()}
+        for name in sorted(online_before.keys() - room.online.keys()):
+            room.send_all("userLeftRoom", online_before[name].user.public())
+        for name in sorted(room.online.keys() - online_before.keys()):
+            joined = {"user": room.online[name].user.public(), "progress": room.progress(name)}
+            room.send_all("userJoinedRoom", joined, exclude=name)
+        for name, count in sorted(room.state.user_progress.items()):
+            if before.user_progress.get(name) != count:
+                room.send_all("userProgress", {"user": room.public_user(name), "progress": room.progress(name)})
+        for media_id in sorted(room.state.matches.keys() - before.matches.keys()):
+            room.announce_match(media_id)
+        for media_id in sorted(before.matches.keys() - room.state.matches.keys()):
+            room.send_all("matchRemoved", {"mediaId": media_id})
+        lost = []
+        for name, seat in list(room.seats.items()):
+            holder = room.online.get(name)
+            if holder is None and name in online_before:
+                lost.append((seat, online_before[name]))
+            elif holder is None or holder.seat != seat.seat_id:
+                del room.seats[name]
+                seat.detach(room)
+        return lost
+
+    async def _reseat(self, room: Room, seat: Seat, held: OnlineSeat) -> None:
+        """Put back a seat of this process whose presence was reaped (never a new member)."""
+        name = held.user.userName
+        try:
+            outcome = await self.live.join(
+                room.name,
+                name,
+                presented_token_hash="",
+                member=new_member(held.user, None, self._now_ms())[0],
+                user_json=_public_json(held.user),
+                seat=seat.seat_id,
+                max_members=self.max_members,
+                reseat=True,
+            )
+        except StorageError:
+            self._stale.add(self.channel(room.name))
+            return
+        if isinstance(outcome, Refusal) and room.seats.get(name) is seat:
+            del room.seats[name]  # left for good, or the name was taken meanwhile
+            seat.detach(room)
+
+    # -- actions -----------------------------------------------------------------------------
+
+    async def join(self, room: Room, seat: Seat, user: User, member_token: str | None, reply_type: str) -> None:
+        error_type = reply_type.replace("Success", "Error")
+        member, token = new_member(user, None, self._now_ms())
+        room.arrivals[seat.seat_id] = Arrival(seat, token, reply_type)
+        try:
+            outcome = await self.live.join(
+                room.name,
+                user.userName,
+                presented_token_hash=token_hash(member_token) if member_token else "",
+                member=member,
+                user_json=_public_json(user),
+                seat=seat.seat_id,
+                max_members=self.max_members,
+            )
+        except StorageError as exc:
+            room.arrivals.pop(seat.seat_id, None)
+            raise storage_unavailable(error_type, "this room cannot be joined right now") from exc
+        if isinstance(outcome, Refusal):
+            room.arrivals.pop(seat.seat_id, None)
+            raise _join_refusal(outcome, error_type, user.userName, room)
+        await self._applied(room, outcome)
+
+    async def leave(self, room: Room, seat: Seat, *, permanently: bool) -> None:
+        name = room.seat_name(seat)
+        if name is None:
+            return
+        del room.seats[name]  # from now on this connection gets nothing of this room
+        try:
+            await self.live.leave(
+                room.name,
+                name,
+                seat.seat_id,
+                permanent=permanently,
+                room_type=room.state.room_type,
+                now_ms=self._now_ms(),
+            )
+        except StorageError as exc:
+            self._departures.add((room.name, name, seat.seat_id))
+            if permanently:
+                raise storage_unavailable("leaveRoomError", "leaving cannot be recorded right now") from exc
+
+    async def rate(self, room: Room, user_name: str, media_id: str, rating: RatingValue) -> bool:
+        room.check_rating(user_name, media_id)
+        if any(user == user_name for user, _, _ in room.state.ratings.get(media_id, [])):
+            raise already_rated(user_name, media_id)
+        try:
+            outcome = await self.live.rate(
+                room.name,
+                user_name,
+                media_id,
+                rating,
+                self._now_ms(),
+                room_type=room.state.room_type,
+                threshold=room.state.match_threshold,
+                end_on_first_match=room.end_on_first_match,
+            )
+        except StorageError as exc:
+            raise storage_unavailable("rateError", "ratings cannot be recorded right now") from exc
+        if outcome is Refusal.NOTHING_TO_DO:
+            raise already_rated(user_name, media_id)
+        if outcome is Refusal.ROOM_ENDED:
+            raise rating_error("RoomEnded", "this room has its match", media_id)
+        if isinstance(outcome, Refusal):
+            raise rating_error("NotInRoom", "this room no longer exists", media_id)
+        return outcome.new_match
+
+    async def undo(self, room: Room, user_name: str, media_id: str) -> None:
+        if media_id not in room.media_by_id:
+            raise not_rated(user_name, media_id)
+        try:
+            outcome = await self.live.undo(
+                room.name, user_name, media_id, room_type=room.state.room_type, threshold=room.state.match_threshold
+            )
+        except StorageError as exc:
+            raise storage_unavailable("rateError", "ratings cannot be changed right now") from exc
+        if outcome is Refusal.NOTHING_TO_DO:
+            raise not_rated(user_name, media_id)
+        if isinstance(outcome, Refusal):
+            raise rating_error("NotInRoom", "this room no longer exists", media_id)
+
+    async def delete(self, room: Room) -> None:
+        try:
+            seq = await self.live.delete(room.name)
+        except StorageError as exc:
+            raise storage_unavailable("deleteRoomError", "the room could not be deleted") from exc
+        if seq is not None:
+            await self._applied(room, seq)
+
+
+def _public_json(user: User) -> str:
+    return user.model_dump_json(exclude_none=True, exclude={"plex_id"})
+
+
+def _join_refusal(refusal: Refusal, reply_type: str, name: str, room: Room) -> ProtocolError:
+    if refusal is Refusal.ROOM_FULL:
+        return ProtocolError(reply_type, "RoomFull", f"{room.name} has its {room.max_members} members")
+    if refusal is Refusal.NAME_TAKEN:
+        return ProtocolError(reply_type, "UserAlreadyJoinedError", f"{name} is already in room {room.name}")
+    return ProtocolError(reply_type, "RoomNotFoundError", f"{room.name} does not exist")

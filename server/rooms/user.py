@@ -1,0 +1,26 @@
+"""Who is behind a connection."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class User(BaseModel):
+    """A logged-in user; ``plex_id`` stays on the server."""
+
+    model_config = ConfigDict(frozen=True)
+    userName: str
+    avatarImage: str | None = None
+    permissions: list[str] = []
+    plex_id: str | None = None
+
+    @cached_property
+    def _public(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True, exclude={"plex_id"})
+
+    def public(self) -> dict[str, Any]:
+        """What other members may see (a copy: callers put it into messages)."""
+        return dict(self._public)
