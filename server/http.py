@@ -50,8 +50,8 @@ async def index(request: Request) -> Response:
 
 
 async def storage_healthy(context: AppContext) -> bool:
-    """The backend answers (a round trip for Redis), a file directory is writable, and no room's
-    last save failed (a full disk shows only there)."""
+    """The backend answers (a round trip for Redis), a file directory is writable, no room's last
+    save failed (a full disk shows only there), and shared rooms' events can arrive."""
     try:
         await context.storage.has_room("health check")
     except StorageError as exc:
@@ -60,6 +60,10 @@ async def storage_healthy(context: AppContext) -> bool:
     storage = context.storage
     if isinstance(storage, FileStorage) and not os.access(storage.directory, os.W_OK):
         log.warning("health: storage directory %s is not writable", storage.directory)
+        return False
+    shared = context.registry.shared
+    if shared is not None and not shared.subscriber.connected.is_set():
+        log.warning("health: not subscribed to the shared rooms' events")
         return False
     return not context.registry.saver.failing
 

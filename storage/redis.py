@@ -64,41 +64,67 @@ LIST_BATCH = 100
 
 # The scripts never parse JSON: Python writes every array element and the look-up key, and the
 # scripts find and splice text. A look-up key is `[<JSON of mediaId>,`: inside a JSON string a quote
-# is always escaped, so that text occurs only where an element for that item starts.
+# is always escaped, so that text occurs only where an element for that item starts. These
+# functions serve the scripts here and those of ``storage.redis_live``.
+RATING_FUNCTIONS = """
+local function append_rating(key, user, lookup, element)
+  local list = redis.call("HGET", key, user)
+  if not list or list == "[]" then
+    list = "[" .. element .. "]"
+  elseif string.find(list, lookup, 1, true) then
+    return false
+  else
+    list = string.sub(list, 1, -2) .. "," .. element .. "]"
+  end
+  redis.call("HSET", key, user, list)
+  return true
+end
+-- An element has no "]" after its item id, so the first "]" past the look-up key ends it.
+local function cut_rating(key, user, lookup)
+  local list = redis.call("HGET", key, user)
+  local start = list and string.find(list, lookup, 1, true)
+  if not start then return false end
+  local finish = string.find(list, "]", start + #lookup, true)
+  local before, after = string.sub(list, 1, start - 1), string.sub(list, finish + 1)
+  if string.sub(before, -1) == "," then
+    before = string.sub(before, 1, -2)
+  elseif string.sub(after, 1, 1) == "," then
+    after = string.sub(after, 2)
+  end
+  redis.call("HSET", key, user, before .. after)
+  return true
+end
+-- A snapshot may lack the user's progress: never below 0.
+local function count_rating(key, user, delta)
+  local count = redis.call("HINCRBY", key, user, delta)
+  if count < 0 then
+    redis.call("HSET", key, user, 0)
+    count = 0
+  end
+  return count
+end
+"""
 # KEYS: meta, ratings, progress. ARGV: user name, look-up key, the new element.
 # -1: no such room; 0: the user had rated the item; 1: recorded.
-ADD_RATING_SCRIPT = """
+ADD_RATING_SCRIPT = (
+    RATING_FUNCTIONS
+    + """
 if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
-local list = redis.call("HGET", KEYS[2], ARGV[1])
-if not list or list == "[]" then
-  list = "[" .. ARGV[3] .. "]"
-elseif string.find(list, ARGV[2], 1, true) then
-  return 0
-else
-  list = string.sub(list, 1, -2) .. "," .. ARGV[3] .. "]"
-end
-redis.call("HSET", KEYS[2], ARGV[1], list)
-redis.call("HINCRBY", KEYS[3], ARGV[1], 1)
+if not append_rating(KEYS[2], ARGV[1], ARGV[2], ARGV[3]) then return 0 end
+count_rating(KEYS[3], ARGV[1], 1)
 return 1
 """
-# KEYS and ARGV[1..2] as above. An element has no "]" after its item id, so the first "]" past the
-# look-up key ends it. A snapshot may lack the user's progress: never go below 0.
-REMOVE_RATING_SCRIPT = """
+)
+# KEYS and ARGV[1..2] as above.
+REMOVE_RATING_SCRIPT = (
+    RATING_FUNCTIONS
+    + """
 if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
-local list = redis.call("HGET", KEYS[2], ARGV[1])
-local start = list and string.find(list, ARGV[2], 1, true)
-if not start then return 0 end
-local finish = string.find(list, "]", start + #ARGV[2], true)
-local before, after = string.sub(list, 1, start - 1), string.sub(list, finish + 1)
-if string.sub(before, -1) == "," then
-  before = string.sub(before, 1, -2)
-elseif string.sub(after, 1, 1) == "," then
-  after = string.sub(after, 2)
-end
-redis.call("HSET", KEYS[2], ARGV[1], before .. after)
-if redis.call("HINCRBY", KEYS[3], ARGV[1], -1) < 0 then redis.call("HSET", KEYS[3], ARGV[1], 0) end
+if not cut_rating(KEYS[2], ARGV[1], ARGV[2]) then return 0 end
+count_rating(KEYS[3], ARGV[1], -1)
 return 1
 """
+)
 # KEYS: meta, index, names, then ratings, progress, members, matches. ARGV: meta, digest, createdAt,
 # name, then for each of the four hashes its field count and its fields and values.
 CREATE_ROOM_SCRIPT = """

@@ -36,6 +36,7 @@ from redis.exceptions import RedisError
 from .base import storage_errors
 from .errors import StorageError
 from .redis import (
+    RATING_FUNCTIONS,
     SNAPSHOT_WIDTH,
     RedisStorage,
     RoomKeys,
@@ -161,15 +162,8 @@ if ARGV[10] == "1" then
     return {-4}
   end
 end
-if not list or list == "[]" then
-  list = "[" .. ARGV[4] .. "]"
-elseif string.find(list, ARGV[3], 1, true) then
-  return {0}
-else
-  list = string.sub(list, 1, -2) .. "," .. ARGV[4] .. "]"
-end
-redis.call("HSET", KEYS[2], ARGV[2], list)
-local progress = redis.call("HINCRBY", KEYS[3], ARGV[2], 1)
+if not append_rating(KEYS[2], ARGV[2], ARGV[3], ARGV[4]) then return {0} end
+local progress = count_rating(KEYS[3], ARGV[2], 1)
 local matched_at, new = false, 0
 if ARGV[6] == "like" and ARGV[8] ~= "solo" then
   matched_at = redis.call("HGET", KEYS[5], ARGV[5])
@@ -184,26 +178,11 @@ local seq = emit('"t":"rate","name":' .. cjson.encode(ARGV[2]) .. ',"mediaId":' 
 return {1, seq, new}
 """
 
-# ARGV: channel, name, look-up key, mediaId, room type, threshold, like key. An element has no "]"
-# after its item id, so the first "]" past the look-up key ends it.
+# ARGV: channel, name, look-up key, mediaId, room type, threshold, like key.
 _UNDO = """
 if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
-local list = redis.call("HGET", KEYS[2], ARGV[2])
-local start = list and string.find(list, ARGV[3], 1, true)
-if not start then return 0 end
-local finish = string.find(list, "]", start + #ARGV[3], true)
-local before, after = string.sub(list, 1, start - 1), string.sub(list, finish + 1)
-if string.sub(before, -1) == "," then
-  before = string.sub(before, 1, -2)
-elseif string.sub(after, 1, 1) == "," then
-  after = string.sub(after, 2)
-end
-redis.call("HSET", KEYS[2], ARGV[2], before .. after)
-local progress = redis.call("HINCRBY", KEYS[3], ARGV[2], -1)
-if progress < 0 then
-  redis.call("HSET", KEYS[3], ARGV[2], 0)
-  progress = 0
-end
+if not cut_rating(KEYS[2], ARGV[2], ARGV[3]) then return 0 end
+local progress = count_rating(KEYS[3], ARGV[2], -1)
 local removed = ARGV[5] ~= "solo" and redis.call("HEXISTS", KEYS[5], ARGV[4]) == 1
   and not is_match(ARGV[5], tonumber(ARGV[6]), ARGV[7])
 if removed then redis.call("HDEL", KEYS[5], ARGV[4]) end
@@ -264,7 +243,7 @@ class RedisLive:
         self._processes_key = f"{storage.prefix}:processes"
         client = storage.client
         self._scripts = {
-            name: client.register_script(body if name == "heartbeat" else _PRELUDE + body)
+            name: client.register_script(body if name == "heartbeat" else RATING_FUNCTIONS + _PRELUDE + body)
             for name, body in {
                 "join": _JOIN,
                 "leave": _LEAVE,
@@ -466,19 +445,20 @@ class Subscriber:
 
     async def subscribe(self, channel: str) -> None:
         """Subscribe and wait for the confirmation: events published after it are delivered."""
+        with anyio.move_on_after(self.CONFIRM_TIMEOUT):  # just started, or reconnecting
+            await self.connected.wait()
+        pubsub = self._pubsub
+        if pubsub is None or not self.connected.is_set():
+            raise StorageError("subscribe", channel, "not connected to Redis")
         self._channels.add(channel)
         confirmed = self._confirmed[channel] = anyio.Event()
-        pubsub = self._pubsub
         try:
-            if pubsub is None:
-                raise ConnectionError("not connected to Redis")
-            with storage_errors("subscribe", channel):
+            with storage_errors("subscribe", channel), anyio.fail_after(self.CONFIRM_TIMEOUT):
                 await pubsub.subscribe(channel)
-                with anyio.fail_after(self.CONFIRM_TIMEOUT):
-                    await confirmed.wait()
-        except (StorageError, ConnectionError, TimeoutError) as exc:
+                await confirmed.wait()
+        except (StorageError, TimeoutError) as exc:
             self._channels.discard(channel)
-            raise StorageError("subscribe", channel, str(exc)) from exc
+            raise StorageError("subscribe", channel, str(exc) or "no confirmation") from exc
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)

@@ -100,26 +100,39 @@ class Connect(Protocol):
     def __call__(self, name: str = "") -> Awaitable[Peer]: ...
 
 
+async def _serve_in_process(stack: AsyncExitStack, app: Starlette) -> tuple[Connect, httpx.AsyncClient]:
+    """Run the app's lifespan in ``stack``; connections are entered in the same stack."""
+    manager = await stack.enter_async_context(LifespanManager(app))
+    client = await stack.enter_async_context(
+        httpx.AsyncClient(transport=ASGIWebSocketTransport(manager.app), base_url="http://testserver")
+    )
+
+    async def connect(name: str = "") -> Peer:
+        socket: Socket = await stack.enter_async_context(aconnect_ws("http://testserver/api/ws", client))
+        return await Peer.greeted(socket, name)
+
+    return connect, client
+
+
 @asynccontextmanager
 async def in_process_with_http(app: Starlette) -> AsyncIterator[tuple[Connect, httpx.AsyncClient]]:
     """Peers talking to the app in this event loop, with its lifespan running, and an HTTP client."""
     async with AsyncExitStack() as stack:
-        manager = await stack.enter_async_context(LifespanManager(app))
-        client = await stack.enter_async_context(
-            httpx.AsyncClient(transport=ASGIWebSocketTransport(manager.app), base_url="http://testserver")
-        )
-
-        async def connect(name: str = "") -> Peer:
-            socket: Socket = await stack.enter_async_context(aconnect_ws("http://testserver/api/ws", client))
-            return await Peer.greeted(socket, name)
-
-        yield connect, client
+        yield await _serve_in_process(stack, app)
 
 
 @asynccontextmanager
 async def in_process(app: Starlette) -> AsyncIterator[Connect]:
     async with in_process_with_http(app) as (connect, _):
         yield connect
+
+
+@asynccontextmanager
+async def in_processes(*apps: Starlette) -> AsyncIterator[list[Connect]]:
+    """Several apps in this event loop (standing in for processes). One stack holds them all: the
+    connections' task groups then end in the reverse order they began, as anyio requires."""
+    async with AsyncExitStack() as stack:
+        yield [(await _serve_in_process(stack, app))[0] for app in apps]
 
 
 class _NetworkSocket:

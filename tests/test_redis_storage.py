@@ -156,9 +156,7 @@ async def test_ids_and_names_with_separators_stay_apart(storage: RedisStorage) -
 
 
 async def test_key_layout(storage: RedisStorage, raw: redis.asyncio.Redis) -> None:
-    await storage.save_room(
-        make_room(userProgress={"ann": 0}, members={"ann": {"joinedAt": 5}}, matches={"m9": 8})
-    )
+    await storage.save_room(make_room(userProgress={"ann": 0}, members={"ann": {"joinedAt": 5}}, matches={"m9": 8}))
     await storage.add_rating(ROOM, "m1", "ann", "like", 7)
     keys = storage.room_keys("movie night")
     digest = key_digest(room_key(ROOM))

@@ -238,6 +238,7 @@ class SharedRooms:
             room.apply(Deleted())
             self._deleted(room)
             return
+        log.info("room %r read again (events %d to %d)", room.name, room.seq + 1, live.seq)
         lost = self._refresh(room, live)
         self._wake(room)
         for data in held:

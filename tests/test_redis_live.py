@@ -1,0 +1,330 @@
+"""Shared rooms at the Redis level: the scripts decide as one process does, events, presence."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+import redis.asyncio
+from hypothesis import given, settings, strategies as st
+from starlette.applications import Starlette
+
+from server.app import create_app
+from server.config import Settings
+from server.protocol import ProtocolError
+from server.rooms.events import EVENTS, Event, Joined, Left, Rated, Undone
+from server.rooms.room import Room, new_member
+from server.rooms.user import User
+from storage import SerializedRoom
+from storage.redis import RedisStorage
+from storage.redis_live import RedisLive, Refusal
+from tests.library import ListProvider, film
+from tests.peers import Peer, in_process, in_processes
+from tests.services import RedisServer
+
+pytestmark = pytest.mark.anyio
+
+ROOM = "Movie Night"
+ITEMS = ['a"]', "b,[", "c"]
+USERS = ["ann", "bob", 'c"d']
+MAX_MEMBERS = 2
+
+Step = tuple[str, str, str, str]  # action, user, item, rating
+
+
+def _decision(event: Event) -> tuple[Any, ...]:
+    """What a script decides, without what only one side knows (seats, tokens, numbers)."""
+    if isinstance(event, Joined):
+        return ("join", event.name, event.resumed, event.progress)
+    if isinstance(event, Left):
+        return ("leave", event.name, event.permanent, sorted(event.matched))
+    if isinstance(event, Rated):
+        return ("rate", event.name, event.mediaId, event.rating, event.progress, event.matchedAt)
+    if isinstance(event, Undone):
+        return ("undo", event.name, event.mediaId, event.progress, event.matchRemoved)
+    return ("delete",)
+
+
+class _Seat:
+    def __init__(self, name: str) -> None:
+        self.seat_id = f"seat-{name}"
+
+    def send(self, frame: str) -> None:
+        pass
+
+    def detach(self, room: Room) -> None:
+        pass
+
+
+REFUSALS = {
+    "RoomFull": Refusal.ROOM_FULL,
+    "RoomEnded": Refusal.ROOM_ENDED,
+    "AlreadyRated": Refusal.NOTHING_TO_DO,
+    "NotRated": Refusal.NOTHING_TO_DO,
+}
+
+
+async def run_in_process(start: SerializedRoom, steps: list[Step]) -> tuple[list[Any], SerializedRoom]:
+    now = [1000]
+    decided: list[Any] = []
+    room = Room(
+        start.copy_deep(),
+        [film(1, id=item) for item in ITEMS],
+        now_ms=lambda: now[0],
+        on_change=lambda _: None,
+        max_members=MAX_MEMBERS,
+    )
+    applied = room.apply
+
+    def record(event: Event) -> None:
+        decided.append(_decision(event))
+        applied(event)
+
+    room.apply = record  # type: ignore[method-assign]
+    seats = {name: _Seat(name) for name in USERS}
+    for step, (action, user, item, rating) in enumerate(steps):
+        now[0] = 1000 + step
+        try:
+            if action == "join":
+                room.join(seats[user], User(userName=user), None, "joinRoomSuccess")
+            elif action in ("leave", "disconnect"):
+                room.leave(seats[user], permanently=action == "leave")
+            elif action == "rate":
+                room.rate(user, item, "like" if rating == "like" else "dislike")
+            else:
+                room.undo(user, item)
+        except ProtocolError as refused:
+            decided.append(REFUSALS[refused.name])
+    return decided, room.state
+
+
+async def run_in_redis(
+    live: RedisLive, client: redis.asyncio.Redis, start: SerializedRoom, steps: list[Step]
+) -> tuple[list[Any], SerializedRoom]:
+    storage = live.storage
+    await storage.delete_room(ROOM)
+    await client.delete(live.keys(ROOM).seq)
+    assert await storage.create_room(start)
+    decided: list[Any] = []
+    room_type, threshold = start.room_type, start.match_threshold
+    ended = "EndOnFirstMatch" in start.options
+    async with client.pubsub() as pubsub:
+        await pubsub.subscribe(live.keys(ROOM).events)
+        await pubsub.get_message(timeout=1)  # the confirmation
+        for step, (action, user, item, rating) in enumerate(steps):
+            now = 1000 + step
+            outcome: Any
+            if action == "join":
+                member = new_member(User(userName=user), None, now)[0]
+                outcome = await live.join(
+                    ROOM,
+                    user,
+                    presented_token_hash="",
+                    member=member,
+                    user_json=json.dumps({"userName": user}),
+                    seat=f"seat-{user}",
+                    max_members=MAX_MEMBERS,
+                )
+            elif action in ("leave", "disconnect"):
+                outcome = await live.leave(
+                    ROOM, user, f"seat-{user}", permanent=action == "leave", room_type=room_type, now_ms=now
+                )
+            elif action == "rate":
+                value = "like" if rating == "like" else "dislike"
+                outcome = await live.rate(
+                    ROOM, user, item, value, now, room_type=room_type, threshold=threshold, end_on_first_match=ended
+                )
+            else:
+                outcome = await live.undo(ROOM, user, item, room_type=room_type, threshold=threshold)
+            if isinstance(outcome, Refusal):
+                decided.append(outcome)
+            elif outcome is not None:
+                message = await pubsub.get_message(timeout=1)
+                assert message is not None
+                decided.append(_decision(EVENTS.validate_json(message["data"])))
+    stored = await storage.get_room(ROOM)
+    assert stored is not None
+    return decided, stored
+
+
+steps_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["join", "join", "leave", "disconnect", "rate", "rate", "rate", "undo"]),
+        st.sampled_from(USERS),
+        st.sampled_from(ITEMS),
+        st.sampled_from(["like", "like", "dislike"]),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    room_type=st.sampled_from(["standard", "unanimous", "solo"]),
+    threshold=st.integers(1, 3),
+    end_on_first=st.booleans(),
+    steps=steps_strategy,
+)
+def test_the_scripts_decide_as_one_process_does(
+    redis_server: RedisServer, room_type: str, threshold: int, end_on_first: bool, steps: list[Step]
+) -> None:
+    """Any sequence of joins, leaves, ratings and undos, on ids made of JSON's own syntax, gets the
+    same refusals, matches and removed matches from the Redis scripts as from the in-process room,
+    and ends in the same stored room."""
+    start = SerializedRoom.model_validate(
+        {
+            "roomName": ROOM,
+            "roomType": room_type,
+            "matchThreshold": threshold,
+            "options": ["EndOnFirstMatch"] if end_on_first else [],
+            "mediaIds": ITEMS,
+        }
+    )
+
+    async def compare() -> None:
+        async with RedisStorage(url=redis_server.url, key_prefix="live-model") as storage:
+            live = RedisLive(storage, "model")
+            expected, in_process = await run_in_process(start, steps)
+            decided, stored = await run_in_redis(live, storage.client, start, steps)
+            assert decided == expected
+            assert stored.ratings == in_process.ratings
+            assert stored.user_progress == in_process.user_progress
+            assert stored.matches == in_process.matches
+            assert sorted(stored.members) == sorted(in_process.members)
+
+    anyio.run(compare)
+
+
+# -- several processes in this event loop ---------------------------------------------------------
+
+
+def shared_app(redis_url: str, process_id: str, **overrides: Any) -> Starlette:
+    settings = Settings.model_validate({"storage": {"url": redis_url}, **overrides})
+    return create_app(settings, provider=ListProvider(), rng=random.Random(3), process_id=process_id)
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str, request: pytest.FixtureRequest) -> str:
+    return f"{redis_url}?prefix=t-{abs(hash(request.node.nodeid))}"
+
+
+async def user(connect: Any, name: str) -> Peer:
+    peer: Peer = await connect(name)
+    await peer.login(name)
+    return peer
+
+
+@pytest.fixture
+async def raw(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
+    client = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+async def subscribed_connections(raw: redis.asyncio.Redis) -> int:
+    return sum(1 for client in await raw.client_list() if int(client.get("sub", 0)) > 0)
+
+
+async def test_each_process_has_one_subscription_connection(redis_prefix: str, raw: redis.asyncio.Redis) -> None:
+    before = await subscribed_connections(raw)
+    first, second = shared_app(redis_prefix, "first"), shared_app(redis_prefix, "second")
+    async with in_processes(first, second) as (on_first, on_second):
+        peers = [await user(on_first if i % 2 else on_second, f"user{i}") for i in range(6)]
+        for index, peer in enumerate(peers):
+            await peer.create(f"Room {index}")
+        for index, peer in enumerate(peers):
+            await peer.join(f"Room {(index + 1) % 6}")
+        # Every room is followed by both apps (the creator's and the joiner's), each on its one connection.
+        keys = [first.state.context.storage.room_keys(f"Room {index}").events for index in range(6)]
+        assert [count for _, count in await raw.pubsub_numsub(*keys)] == [2] * 6
+        assert await subscribed_connections(raw) - before == 2
+
+
+async def test_missed_events_are_made_up_for_when_the_subscription_returns(
+    redis_prefix: str, raw: redis.asyncio.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "server.rooms.shared")
+    first, second = shared_app(redis_prefix, "first"), shared_app(redis_prefix, "second")
+    async with in_processes(first, second) as (on_first, on_second):
+        ann, bob = await user(on_first, "ann"), await user(on_second, "bob")
+        await ann.create(ROOM)
+        await bob.join(ROOM)
+        await ann.expect("userJoinedRoom")
+        # Both apps lose their subscription; bob's like is published while they are away.
+        for client in await raw.client_list():
+            if int(client.get("sub", 0)) > 0:
+                await raw.client_kill_filter(_id=client["id"])
+        await bob.send("rate", {"mediaId": "test:1", "rating": "like"})
+        assert (await ann.wait_for("userProgress"))["user"]["userName"] == "bob"
+        await ann.send("rate", {"mediaId": "test:1", "rating": "like"})
+        for peer in (ann, bob):
+            assert sorted((await peer.wait_for("match"))["users"]) == ["ann", "bob"]
+            # The match is announced once.
+            assert all(message["type"] != "match" for message in peer.backlog)
+            peer.backlog.clear()
+            await peer.no_message(0.5)
+    assert [r for r in caplog.records if r.getMessage().startswith(f"room {ROOM!r} read again")]
+
+
+async def test_the_members_of_a_process_that_stopped_heartbeating_leave(redis_prefix: str) -> None:
+    app = shared_app(redis_prefix, "alive", presence_timeout=0.6)
+    async with in_process(app) as connect:
+        ann = await user(connect, "ann")
+        await ann.create(ROOM)
+        storage = app.state.context.storage
+        dead = RedisLive(storage, "dead")
+        await dead.heartbeat(0.3)
+        member = new_member(User(userName="ghost"), None, 1)[0]
+        seq = await dead.join(
+            ROOM,
+            "ghost",
+            presented_token_hash="",
+            member=member,
+            user_json='{"userName":"ghost"}',
+            seat="ghost-seat",
+            max_members=50,
+        )
+        assert isinstance(seq, int)
+        assert (await ann.expect("userJoinedRoom"))["user"]["userName"] == "ghost"
+        with anyio.fail_after(3):
+            assert (await ann.wait_for("userLeftRoom"))["userName"] == "ghost"
+        live = await dead.read(ROOM)
+        assert live is not None
+        assert list(live.online) == ["ann"]
+        assert "ghost" in live.room.members  # a lapsed process's members stay members
+
+
+async def test_a_process_stopping_overwrites_nothing_and_its_members_leave_at_once(redis_prefix: str) -> None:
+    first, second = shared_app(redis_prefix, "first"), shared_app(redis_prefix, "second")
+    async with in_process(first) as on_first:
+        ann = await user(on_first, "ann")
+        await ann.create(ROOM)
+        await ann.send("rate", {"mediaId": "test:1", "rating": "like"})
+        await ann.expect("userProgress")
+        async with in_process(second) as on_second:
+            bob = await user(on_second, "bob")
+            await bob.join(ROOM)
+            await ann.expect("userJoinedRoom")
+            for item in ("test:2", "test:3"):
+                await bob.send("rate", {"mediaId": item, "rating": "dislike"})
+                assert (await ann.expect("userProgress"))["user"]["userName"] == "bob"
+        # The second process stopped: its member left the room at once, and nothing it held in
+        # memory replaced what the first one records next.
+        with anyio.fail_after(2):
+            assert (await ann.expect("userLeftRoom"))["userName"] == "bob"
+        await ann.send("rate", {"mediaId": "test:4", "rating": "like"})
+        await ann.expect("userProgress")
+        stored = await first.state.context.storage.get_room(ROOM)
+    assert stored is not None
+    assert stored.user_progress == {"ann": 2, "bob": 2}
+    assert {item: [user for user, _, _ in triples] for item, triples in stored.ratings.items()} == {
+        "test:1": ["ann"],
+        "test:2": ["bob"],
+        "test:3": ["bob"],
+        "test:4": ["ann"],
+    }
