@@ -22,6 +22,7 @@ from server.security import RedactSecrets
 
 if TYPE_CHECKING:
     from server.context import AppContext
+    from server.providers import MediaProvider
 
 TEXT_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -137,11 +138,12 @@ class GoingAwayServer(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def build_server(settings: Settings) -> GoingAwayServer:
+def build_server(settings: Settings, provider: MediaProvider | None = None) -> GoingAwayServer:
+    """The uvicorn server of the app; ``provider`` replaces the configured media sources."""
     # Imported here, so a configuration error is reported without loading the whole app.
     from server.app import create_app
 
-    app = create_app(settings)
+    app = create_app(settings, provider=provider)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -165,15 +167,16 @@ def build_server(settings: Settings) -> GoingAwayServer:
     return GoingAwayServer(config, app.state.context, settings)
 
 
-def serve(settings: Settings) -> None:
-    server = build_server(settings)
+def serve(settings: Settings, provider: MediaProvider | None = None) -> None:
+    server = build_server(settings, provider)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C: uvicorn re-raises it after shutting down
         server.run()
     if not server.started:  # the app failed to start (uvicorn has logged why)
         sys.exit(STARTUP_FAILURE)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, provider: MediaProvider | None = None) -> None:
+    """The ``moviematch`` command; ``provider`` serves embedders and tests with a library of their own."""
     args = parse_args(argv)
     overrides = {name: value for name in ("host", "port") if (value := getattr(args, name)) is not None}
     try:
@@ -187,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(2)
     configure_logging(settings)
-    serve(settings)
+    serve(settings, provider)
 
 
 if __name__ == "__main__":

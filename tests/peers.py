@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Protocol
 
@@ -148,14 +149,14 @@ class _NetworkSocket:
 
 
 @asynccontextmanager
-async def over_network(url: str, **options: Any) -> AsyncIterator[Connect]:
-    """Peers connected to a real server over loopback; ``options`` go to websockets' ``connect``."""
+async def over_network(urls: str | Sequence[str], **options: Any) -> AsyncIterator[Connect]:
+    """Peers connected to real servers over loopback, to each of ``urls`` in turn (round-robin);
+    ``options`` go to websockets' ``connect``."""
+    turns = itertools.cycle([urls] if isinstance(urls, str) else urls)
     async with AsyncExitStack() as stack:
 
         async def connect(name: str = "") -> Peer:
-            connection = await stack.enter_async_context(connect_ws(url, open_timeout=5, **options))
-            peer = Peer(_NetworkSocket(connection), name)
-            await peer.expect("config")
-            return peer
+            connection = await stack.enter_async_context(connect_ws(next(turns), open_timeout=5, **options))
+            return await Peer.greeted(_NetworkSocket(connection), name)
 
         yield connect

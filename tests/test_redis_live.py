@@ -20,7 +20,7 @@ from server.protocol import ProtocolError
 from server.rooms.events import EVENTS, Event, Joined, Left, Rated, Undone
 from server.rooms.room import Room, new_member
 from server.rooms.user import User
-from storage import SerializedRoom
+from storage import RatingValue, SerializedRoom
 from storage.redis import RedisStorage
 from storage.redis_live import RedisLive, Refusal
 from tests.library import ListProvider, film
@@ -135,7 +135,7 @@ async def run_in_redis(
                     ROOM, user, f"seat-{user}", permanent=action == "leave", room_type=room_type, now_ms=now
                 )
             elif action == "rate":
-                value = "like" if rating == "like" else "dislike"
+                value: RatingValue = "like" if rating == "like" else "dislike"
                 outcome = await live.rate(
                     ROOM, user, item, value, now, room_type=room_type, threshold=threshold, end_on_first_match=ended
                 )

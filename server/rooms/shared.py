@@ -336,7 +336,13 @@ class SharedRooms:
         except StorageError as exc:
             self._departures.add((room.name, name, seat.seat_id))
             if permanently:
-                raise storage_unavailable("leaveRoomError", "leaving cannot be recorded right now") from exc
+                # errorType: the key v2 clients read in leaveRoomError.
+                raise ProtocolError(
+                    "leaveRoomError",
+                    "StorageUnavailable",
+                    "leaving cannot be recorded right now",
+                    errorType="StorageUnavailable",
+                ) from exc
 
     async def rate(self, room: Room, user_name: str, media_id: str, rating: RatingValue) -> bool:
         room.check_rating(user_name, media_id)
@@ -354,7 +360,7 @@ class SharedRooms:
                 end_on_first_match=room.end_on_first_match,
             )
         except StorageError as exc:
-            raise storage_unavailable("rateError", "ratings cannot be recorded right now") from exc
+            raise rating_error("StorageUnavailable", "ratings cannot be recorded right now", media_id) from exc
         if outcome is Refusal.NOTHING_TO_DO:
             raise already_rated(user_name, media_id)
         if outcome is Refusal.ROOM_ENDED:
@@ -371,7 +377,7 @@ class SharedRooms:
                 room.name, user_name, media_id, room_type=room.state.room_type, threshold=room.state.match_threshold
             )
         except StorageError as exc:
-            raise storage_unavailable("rateError", "ratings cannot be changed right now") from exc
+            raise rating_error("StorageUnavailable", "ratings cannot be changed right now", media_id) from exc
         if outcome is Refusal.NOTHING_TO_DO:
             raise not_rated(user_name, media_id)
         if isinstance(outcome, Refusal):
