@@ -328,3 +328,21 @@ async def test_a_process_stopping_overwrites_nothing_and_its_members_leave_at_on
         "test:3": ["bob"],
         "test:4": ["ann"],
     }
+
+
+async def test_a_process_taken_for_dead_takes_its_seats_back(redis_prefix: str) -> None:
+    first, second = shared_app(redis_prefix, "first"), shared_app(redis_prefix, "second")
+    async with in_processes(first, second) as (on_first, on_second):
+        ann, bob = await user(on_first, "ann"), await user(on_second, "bob")
+        await ann.create(ROOM)
+        await bob.join(ROOM)
+        await ann.expect("userJoinedRoom")
+        # As if the first app had stalled past its presence timeout: another process reaps it.
+        assert await RedisLive(second.state.context.storage, "reaper").reap("first", 1) == 1
+        assert (await bob.expect("userLeftRoom"))["userName"] == "ann"
+        assert (await bob.expect("userJoinedRoom"))["user"]["userName"] == "ann"
+        await bob.send("rate", {"mediaId": "test:1", "rating": "like"})
+        assert (await ann.wait_for("userProgress"))["user"]["userName"] == "bob"
+        live = await RedisLive(second.state.context.storage, "reader").read(ROOM)
+        assert live is not None
+        assert sorted(live.online) == ["ann", "bob"]

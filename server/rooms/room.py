@@ -254,7 +254,11 @@ class Room:
         if not event.resumed:
             joined = {"user": event.online.user.public(), "progress": self.progress(name)}
             self.send_all("userJoinedRoom", joined, exclude=name)
-        arrival = self.arrivals.pop(event.online.seat, None)
+        self.seat_arrival(name, event.online.seat)
+
+    def seat_arrival(self, name: str, seat_id: str) -> None:
+        """Seat the connection waiting for this seat (if any) and send it the room."""
+        arrival = self.arrivals.pop(seat_id, None)
         if arrival is not None:
             self.seats[name] = arrival.seat
             arrival.seat.send(encode(arrival.reply_type, self.welcome(name, arrival.token)))

@@ -21,7 +21,7 @@ from server.protocol import ProtocolError
 from storage import RatingValue, StorageError
 from storage.redis_live import LiveRoom, RedisLive, Refusal, Subscriber
 
-from .events import EVENTS, Deleted, OnlineSeat
+from .events import EVENTS, Deleted, Left, OnlineSeat
 from .room import Arrival, Room, Seat, already_rated, new_member, not_rated, rating_error, token_hash
 from .user import User
 
@@ -180,10 +180,18 @@ class SharedRooms:
         if event.seq != room.seq + 1:
             self._soon(self.reread, room)
             return
+        # A seat of this process unseated by another: this process was taken for dead (it could not
+        # heartbeat in time). Its own departures unseat locally first, so they never match here.
+        taken = held = None
+        if isinstance(event, Left) and not event.permanent:
+            taken, held = room.seats.get(event.name), room.online.get(event.name)
         room.apply(event)
         if isinstance(event, Deleted):
             self._deleted(room)
         self._wake(room)
+        if taken is not None and held is not None and held.seat == taken.seat_id:
+            room.seats[held.user.userName] = taken
+            self._soon(lambda again: self._reseat(again, taken, held), room)
 
     def _deleted(self, room: Room) -> None:
         channel = self.channel(room.name)
@@ -264,7 +272,9 @@ class SharedRooms:
             room.announce_match(media_id)
         for media_id in sorted(before.matches.keys() - room.state.matches.keys()):
             room.send_all("matchRemoved", {"mediaId": media_id})
-        lost = []
+        for name, online in room.online.items():
+            room.seat_arrival(name, online.seat)  # a join whose event was missed
+        lost: list[tuple[Seat, OnlineSeat]] = []
         for name, seat in list(room.seats.items()):
             holder = room.online.get(name)
             if holder is None and name in online_before:
