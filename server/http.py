@@ -26,7 +26,9 @@ from storage.file import FileStorage
 
 log = logging.getLogger("server.http")
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+# Installed from a wheel, the web client is inside the package; in a checkout it is beside it.
+_PACKAGED_STATIC = Path(__file__).resolve().parent / "static"
+STATIC_DIR = _PACKAGED_STATIC if _PACKAGED_STATIC.is_dir() else _PACKAGED_STATIC.parent.parent / "static"
 
 
 def context_of(request: Request) -> AppContext:

@@ -57,6 +57,7 @@ REDIS_OPTIONS = frozenset({"db", "socket_timeout", "socket_connect_timeout", "ss
 # (a request or a WebSocket message) must get an error rather than wait.
 SOCKET_TIMEOUT = 3.0
 CONNECT_TIMEOUT = 2.0
+MAX_CONNECTIONS = 50
 # Only connection errors are retried (a dropped pooled connection, a restart): a timed-out command
 # may have run, and running a rating again would report a recorded rating as a duplicate.
 RETRIES = 2
@@ -306,14 +307,18 @@ class _Connection:
     @classmethod
     def connect(cls, url: str) -> _Connection:
         retry = Retry(ExponentialBackoff(cap=0.25, base=0.05), RETRIES, supported_errors=(RedisConnectionError,))
-        client = redis.asyncio.Redis.from_url(
+        # Blocking: a burst of commands beyond the pool's connections waits for a free one (a plain
+        # pool refuses it with "Too many connections"); a wait of seconds means Redis is gone.
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
             url,
             decode_responses=True,
             socket_timeout=SOCKET_TIMEOUT,
             socket_connect_timeout=CONNECT_TIMEOUT,
             retry=retry,
+            max_connections=MAX_CONNECTIONS,
+            timeout=SOCKET_TIMEOUT,
         )
-        return cls.wrap(client, owned=True)
+        return cls.wrap(redis.asyncio.Redis.from_pool(pool), owned=True)
 
 
 class RedisStorage(Storage):

@@ -185,3 +185,53 @@ def read_only_directory(path: Path) -> Iterator[Path]:
         yield path
     finally:
         path.chmod(0o700)
+
+
+def nginx_main_conf(directory: Path, http_block: str) -> Path:
+    """A whole nginx.conf around ``http_block`` (what a distribution's nginx.conf includes from
+    conf.d/), with every path in ``directory``; the access log names the upstream of each request."""
+    temp = {name: directory / name for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
+    # As root, nginx runs its workers as nobody, who may not enter the test's private temp directory.
+    user = "user root root;" if os.geteuid() == 0 else ""
+    conf = directory / "nginx.conf"
+    conf.write_text(
+        f"""
+daemon off;
+{user}
+worker_processes 1;
+pid {directory}/nginx.pid;
+error_log {directory}/error.log info;
+events {{ worker_connections 128; }}
+http {{
+    log_format upstreams '$upstream_addr "$request" $status';
+    access_log {directory}/access.log upstreams;
+    client_body_temp_path {temp["client_body"]};
+    proxy_temp_path {temp["proxy"]};
+    fastcgi_temp_path {temp["fastcgi"]};
+    uwsgi_temp_path {temp["uwsgi"]};
+    scgi_temp_path {temp["scgi"]};
+{http_block}
+}}
+"""
+    )
+    return conf
+
+
+@contextmanager
+def running_nginx(directory: Path, http_block: str, port: int) -> Iterator[Path]:
+    """nginx serving ``http_block`` (which listens on ``port``); yields its access log."""
+    binary = require_tool("nginx")
+    directory.mkdir(parents=True, exist_ok=True)
+    conf = nginx_main_conf(directory, http_block)
+    # -e: the error log before the config is read (the default path may not be writable).
+    process = subprocess.Popen(
+        [binary, "-c", str(conf), "-p", str(directory), "-e", str(directory / "error.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield directory / "access.log"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -358,3 +358,18 @@ def test_rating_scripts_agree_with_the_in_process_model(redis_server: RedisServe
             assert await apply(shared) == await apply(MemoryStorage())
 
     anyio.run(compare)
+
+
+async def test_a_burst_beyond_the_connection_pool_waits_instead_of_failing(redis_url: str) -> None:
+    async with RedisStorage.from_url(redis_url + "?prefix=burst") as storage:
+        await storage.save_room(make_room())
+
+        async def rate(number: int) -> None:
+            assert await storage.add_rating(ROOM, f"m{number}", "ann", "like", number)
+
+        async with anyio.create_task_group() as tasks:
+            for number in range(300):  # six times the pool's connections at once
+                tasks.start_soon(rate, number)
+        room = await storage.get_room(ROOM)
+        assert room is not None
+        assert room.user_progress == {"ann": 300}

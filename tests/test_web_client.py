@@ -9,10 +9,8 @@ desktop size go to test-artifacts/screenshots/ for a person to look at.
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -37,7 +35,7 @@ from playwright.sync_api import (
 
 from tests.fake_plex import PLEX_TOKEN, FakePlex, serving
 from tests.fake_plex_tv import FakePlexTv, serving_plex_tv
-from tests.services import ServerProcess, free_port, require_tool, running_server, wait_for_port
+from tests.services import ServerProcess, free_port, require_tool, running_nginx, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -519,28 +517,11 @@ def test_password_room_and_errors(server: ServerProcess, pages: Pages) -> None:
 # -- behind nginx on a sub-path -----------------------------------------------------------------
 
 
-def nginx_conf(directory: Path, listen: int, upstream: int, *, strip: bool) -> Path:
+def sub_path_site(listen: int, upstream: int, *, strip: bool) -> str:
+    """nginx's ``server`` block publishing the app under /moviematch/ (``strip``: without the prefix)."""
     proxy = f"http://127.0.0.1:{upstream}/" if strip else f"http://127.0.0.1:{upstream}"
     prefix_header = "proxy_set_header X-Forwarded-Prefix /moviematch;" if strip else ""
-    temp = {name: directory / name for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
-    conf = directory / "nginx.conf"
-    # As root, nginx runs its workers as nobody, who may not enter the test's private temp directory.
-    user = "user root root;" if os.geteuid() == 0 else ""
-    conf.write_text(
-        f"""
-daemon off;
-{user}
-worker_processes 1;
-pid {directory}/nginx.pid;
-error_log {directory}/error.log info;
-events {{ worker_connections 128; }}
-http {{
-    access_log {directory}/access.log;
-    client_body_temp_path {temp["client_body"]};
-    proxy_temp_path {temp["proxy"]};
-    fastcgi_temp_path {temp["fastcgi"]};
-    uwsgi_temp_path {temp["uwsgi"]};
-    scgi_temp_path {temp["scgi"]};
+    return f"""
     server {{
         listen 127.0.0.1:{listen};
         location /moviematch/ {{
@@ -554,38 +535,17 @@ http {{
             proxy_read_timeout 1h;
         }}
     }}
-}}
 """
-    )
-    return conf
-
-
-@contextmanager
-def running_nginx(directory: Path, upstream: int, *, strip: bool) -> Iterator[str]:
-    binary = require_tool("nginx")
-    directory.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    conf = nginx_conf(directory, port, upstream, strip=strip)
-    # -e: the error log before the config is read (the default path may not be writable).
-    process = subprocess.Popen(
-        [binary, "-c", str(conf), "-p", str(directory), "-e", str(directory / "error.log")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.mark.parametrize("strip", [True, False], ids=["proxy-strips-prefix", "proxy-keeps-prefix"])
 def test_behind_nginx_on_a_sub_path(tmp_path: Path, pages: Pages, strip: bool) -> None:
     env = {} if strip else {"ROOT_PATH": "/moviematch"}
+    listen = free_port()
+    origin = f"http://127.0.0.1:{listen}"
     with (
         running_server(tmp_path / "rooms", **env) as server,
-        running_nginx(tmp_path / "nginx", server.port, strip=strip) as origin,
+        running_nginx(tmp_path / "nginx", sub_path_site(listen, server.port, strip=strip), listen),
     ):
         base = f"{origin}/moviematch/"
         bare = httpx.get(f"{origin}/moviematch", follow_redirects=False)
