@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 import redis.asyncio
 from hypothesis import given, settings, strategies as st
@@ -346,3 +347,38 @@ async def test_a_process_taken_for_dead_takes_its_seats_back(redis_prefix: str) 
         live = await RedisLive(second.state.context.storage, "reader").read(ROOM)
         assert live is not None
         assert sorted(live.online) == ["ann", "bob"]
+
+
+async def test_batched_script_calls_survive_a_flushed_script_cache(redis_url: str) -> None:
+    """Calls made together travel in one pipeline; after a Redis restart (simulated: its script
+    cache flushed) every call of a batch still runs, once."""
+    async with RedisStorage.from_url(redis_url + "?prefix=batches") as storage:
+        live = RedisLive(storage, "batching")
+        await storage.delete_room(ROOM)
+        assert await storage.create_room(SerializedRoom(room_name=ROOM, media_ids=ITEMS))
+        outcomes: list[Any] = []
+
+        async def rate(name: str, item: str) -> None:
+            outcomes.append(
+                await live.rate(
+                    ROOM, name, item, "like", 5, room_type="standard", threshold=99, end_on_first_match=False
+                )
+            )
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(live.run)
+            await anyio.lowlevel.checkpoint()
+            await storage.client.script_flush()
+            async with anyio.create_task_group() as raters:
+                for number in range(60):
+                    for item in ITEMS:
+                        raters.start_soon(rate, f"user{number}", item)
+            # A second rating of the same item by the same user, in a batch of its own.
+            async with anyio.create_task_group() as raters:
+                raters.start_soon(rate, "user0", ITEMS[0])
+            tasks.cancel_scope.cancel()
+        assert outcomes[-1] is Refusal.NOTHING_TO_DO
+        assert sorted(outcome.seq for outcome in outcomes[:-1]) == list(range(1, 181))
+        stored = await storage.get_room(ROOM)
+        assert stored is not None
+        assert set(stored.user_progress.values()) == {3}

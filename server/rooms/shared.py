@@ -76,6 +76,7 @@ class SharedRooms:
         async with anyio.create_task_group() as tasks:
             self._tasks = tasks
             tasks.start_soon(self.subscriber.run)
+            tasks.start_soon(self.live.run)
             await self._keep_presence()
 
     async def depart(self) -> None:
