@@ -32,7 +32,7 @@ import anyio
 import redis.asyncio
 from redis.asyncio.client import PubSub
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, RedisError
 
 from .base import storage_errors
 from .errors import StorageError
@@ -506,6 +506,7 @@ class Subscriber:
     """
 
     RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
+    PING_EVERY = 5.0
     CONFIRM_TIMEOUT = 3.0
 
     def __init__(
@@ -557,9 +558,8 @@ class Subscriber:
                 async with self._client.pubsub() as pubsub:
                     await pubsub.subscribe(self._control, *self._channels)
                     self._pubsub = pubsub
-                    async for message in pubsub.listen():
-                        failures = 0
-                        self._receive(message)
+                    await self._listen(pubsub)
+                    failures = 0
             except (RedisError, OSError) as exc:
                 if failures == 0:
                     log.error("lost the Redis subscription, reconnecting: %s", exc)
@@ -569,6 +569,19 @@ class Subscriber:
                 self._pubsub = None
                 self.connected = anyio.Event()
             await anyio.sleep(delay)
+
+    async def _listen(self, pubsub: PubSub) -> None:
+        """Deliver messages; a connection that stays silent through a ping is taken for dead (a
+        network cut without a reset would otherwise leave this process deaf until it restarts)."""
+        while True:
+            message = await pubsub.get_message(timeout=self.PING_EVERY)
+            if message is None:
+                await pubsub.ping()
+                with anyio.fail_after(self.PING_EVERY):
+                    message = await pubsub.get_message(timeout=self.PING_EVERY)
+                if message is None:
+                    raise RedisConnectionError("no answer to a ping on the subscription")
+            self._receive(message)
 
     def _receive(self, message: dict[str, Any]) -> None:
         channel = message["channel"]

@@ -23,7 +23,7 @@ from server.rooms.room import Room, new_member
 from server.rooms.user import User
 from storage import RatingValue, SerializedRoom
 from storage.redis import RedisStorage
-from storage.redis_live import RedisLive, Refusal
+from storage.redis_live import RedisLive, Refusal, Subscriber
 from tests.library import ListProvider, film
 from tests.peers import Peer, in_process, in_processes
 from tests.services import RedisServer
@@ -382,3 +382,21 @@ async def test_batched_script_calls_survive_a_flushed_script_cache(redis_url: st
         stored = await storage.get_room(ROOM)
         assert stored is not None
         assert set(stored.user_progress.values()) == {3}
+
+
+async def test_a_silent_subscription_is_replaced(redis_url: str, raw: redis.asyncio.Redis) -> None:
+    """Redis stops answering without closing the connection (a network cut looks like this): the
+    subscriber's ping goes unanswered, so it connects and subscribes again by itself."""
+    confirmed: list[str] = []
+    subscriber = Subscriber(raw, "silence:control", lambda channel, data: None, confirmed.append)
+    subscriber.PING_EVERY = 0.2
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(subscriber.run)
+        await subscriber.subscribe("silence:room")
+        assert confirmed == ["silence:room"]
+        await raw.client_pause(1000)
+        with anyio.fail_after(5):
+            while confirmed == ["silence:room"]:  # noqa: ASYNC110 (the subscriber runs in this loop)
+                await anyio.sleep(0.05)
+        assert confirmed == ["silence:room", "silence:room"]
+        tasks.cancel_scope.cancel()
