@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -19,44 +15,12 @@ from tests.cluster_server import SwitchableProvider
 from tests.services import ServerProcess, running_redis
 
 ROOT = Path(__file__).resolve().parents[1]
-START_TIMEOUT = 20.0
 
 
 class ClusterProcess(ServerProcess):
-    """``python -m tests.cluster_server`` on a free loopback port, in a session of its own (so a
-    test can SIGKILL it alone). ``launch`` does not wait, so the processes of a cluster start together."""
+    """``python -m tests.cluster_server``: the real server with the test library."""
 
-    def launch(self) -> None:
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.cluster_server"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.data_dir.parent,
-                start_new_session=True,
-            )
-
-    def ready(self, timeout: float = START_TIMEOUT) -> None:
-        """Wait until it listens (uvicorn listens once the app's startup is done); fail at once,
-        with its output, if it exits."""
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.process is not None, "not launched"
-            code = self.process.poll()
-            if code is not None:
-                raise RuntimeError(f"the server on port {self.port} exited with {code}:\n{self.output()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"the server on port {self.port} does not listen after {timeout}s") from None
-                time.sleep(0.02)
-
-    def start(self, timeout: float = START_TIMEOUT) -> None:
-        self.launch()
-        self.ready(timeout)
+    module = "tests.cluster_server"
 
 
 class Cluster:

@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -85,8 +86,13 @@ def running_redis(directory: Path, *, appendonly: bool = False) -> Iterator[Redi
         server.stop()
 
 
+START_TIMEOUT = 20.0
+
+
 class ServerProcess:
     """``python -m server`` on a free loopback port, as an operator would run it."""
+
+    module = "server"
 
     def __init__(self, data_dir: Path, **env: str) -> None:
         self.port = free_port()
@@ -111,19 +117,38 @@ class ServerProcess:
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> None:
-        import sys
-
+    def launch(self) -> None:
+        """Start the process without waiting (several can then start together)."""
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "server"],
+                [sys.executable, "-m", self.module],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.data_dir.parent,
-                start_new_session=True,
+                start_new_session=True,  # a test can SIGKILL it alone
             )
-        wait_for_port(self.port, timeout)
+
+    def ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Wait until it listens (uvicorn listens once the app's startup is done); fail at once,
+        with its output, if it exits."""
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.process is not None, "not launched"
+            code = self.process.poll()
+            if code is not None:
+                raise RuntimeError(f"the server on port {self.port} exited with {code}:\n{self.output()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"nothing listens on 127.0.0.1:{self.port} after {timeout}s") from None
+                time.sleep(0.02)
+
+    def start(self, timeout: float = START_TIMEOUT) -> None:
+        self.launch()
+        self.ready(timeout)
 
     def signal(self, signum: int) -> None:
         assert self.process is not None

@@ -6,6 +6,7 @@ import json
 import logging
 import random
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
@@ -227,6 +228,18 @@ async def raw(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
     await client.aclose()
 
 
+@asynccontextmanager
+async def two_members(redis_prefix: str) -> AsyncIterator[tuple[Starlette, Peer, Peer]]:
+    """Apps "first" and "second"; ann (on the first) created the room, bob (on the second) joined."""
+    first, second = shared_app(redis_prefix, "first"), shared_app(redis_prefix, "second")
+    async with in_processes(first, second) as (on_first, on_second):
+        ann, bob = await user(on_first, "ann"), await user(on_second, "bob")
+        await ann.create(ROOM)
+        await bob.join(ROOM)
+        await ann.expect("userJoinedRoom")
+        yield second, ann, bob
+
+
 async def subscribed_connections(raw: redis.asyncio.Redis) -> int:
     return sum(1 for client in await raw.client_list() if int(client.get("sub", 0)) > 0)
 
@@ -250,12 +263,7 @@ async def test_missed_events_are_made_up_for_when_the_subscription_returns(
     redis_prefix: str, raw: redis.asyncio.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, "server.rooms.shared")
-    first, second = shared_app(redis_prefix, "first"), shared_app(redis_prefix, "second")
-    async with in_processes(first, second) as (on_first, on_second):
-        ann, bob = await user(on_first, "ann"), await user(on_second, "bob")
-        await ann.create(ROOM)
-        await bob.join(ROOM)
-        await ann.expect("userJoinedRoom")
+    async with two_members(redis_prefix) as (_, ann, bob):
         # Both apps lose their subscription; bob's like is published while they are away.
         for client in await raw.client_list():
             if int(client.get("sub", 0)) > 0:
@@ -332,12 +340,7 @@ async def test_a_process_stopping_overwrites_nothing_and_its_members_leave_at_on
 
 
 async def test_a_process_taken_for_dead_takes_its_seats_back(redis_prefix: str) -> None:
-    first, second = shared_app(redis_prefix, "first"), shared_app(redis_prefix, "second")
-    async with in_processes(first, second) as (on_first, on_second):
-        ann, bob = await user(on_first, "ann"), await user(on_second, "bob")
-        await ann.create(ROOM)
-        await bob.join(ROOM)
-        await ann.expect("userJoinedRoom")
+    async with two_members(redis_prefix) as (second, ann, bob):
         # As if the first app had stalled past its presence timeout: another process reaps it.
         assert await RedisLive(second.state.context.storage, "reaper").reap("first", 1) == 1
         assert (await bob.expect("userLeftRoom"))["userName"] == "ann"
