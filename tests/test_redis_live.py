@@ -403,3 +403,43 @@ async def test_a_silent_subscription_is_replaced(redis_url: str, raw: redis.asyn
                 await anyio.sleep(0.05)
         assert confirmed == ["silence:room", "silence:room"]
         tasks.cancel_scope.cancel()
+
+
+async def test_rooms_leave_memory_and_come_back_current(redis_prefix: str, raw: redis.asyncio.Redis) -> None:
+    """An idle room leaves a process (and its subscription); changed elsewhere meanwhile, it comes
+    back as it is now. A room deleted elsewhere leaves every process."""
+    first = shared_app(redis_prefix, "first", room_idle_timeout=0.2)
+    second = shared_app(redis_prefix, "second")
+    async with in_processes(first, second) as (on_first, on_second):
+        ann, bob = await user(on_first, "ann"), await user(on_second, "bob")
+        created = await ann.create(ROOM)
+        await ann.send("leaveRoom")
+        await ann.expect("leaveRoomSuccess")
+        registry = first.state.context.registry
+        events = first.state.context.storage.room_keys(ROOM).events
+        with anyio.fail_after(3):
+            while registry.rooms:  # noqa: ASYNC110 (eviction runs in this event loop)
+                await anyio.sleep(0.05)
+        assert await raw.pubsub_numsub(events) == [(events, 0)]
+        await bob.join(ROOM)
+        await bob.send("rate", {"mediaId": "test:1", "rating": "like"})
+        await bob.expect("userProgress")
+        again = await ann.join(ROOM)
+        assert again["users"] == [
+            {"user": {"userName": "bob", "permissions": []}, "progress": 0.1},
+            {"user": {"userName": "ann", "permissions": []}, "progress": 0.0},
+        ]
+        assert ids(again["media"]) == ids(created["media"])
+        await ann.send("rate", {"mediaId": "test:1", "rating": "like"})
+        assert (await bob.wait_for("match"))["users"] == ["bob", "ann"]
+        await ann.send("deleteRoom", {"roomName": ROOM})
+        assert await bob.wait_for("roomDeleted") == {"roomName": ROOM}
+        assert await ann.wait_for("deleteRoomSuccess") == {"roomName": ROOM}
+        assert registry.rooms == {}
+        assert second.state.context.registry.rooms == {}
+        await bob.send("rate", {"mediaId": "test:2", "rating": "like"})
+        assert (await bob.wait_for("rateError"))["name"] == "NotInRoom"
+
+
+def ids(media: list[dict[str, Any]]) -> list[str]:
+    return [item["id"] for item in media]
