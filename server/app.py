@@ -29,7 +29,7 @@ from server.rooms.registry import RoomRegistry
 from server.security import OriginMiddleware, SecurityHeadersMiddleware
 from storage import Storage
 from storage.redis import RedisStorage
-from storage.redis_live import RedisLive
+from storage.redis_live import RedisLive, RedisWindow
 
 log = logging.getLogger("server.app")
 
@@ -99,6 +99,7 @@ def create_app(
             if isinstance(storage, RedisStorage):
                 live = RedisLive(storage, process_id or secrets.token_hex(6))
                 shared = registry.share(live, settings.presence_timeout)
+                context.guards.share(lambda name, limit, seconds: RedisWindow(storage, name, limit, seconds))
             async with anyio.create_task_group() as background:
                 background.start_soon(registry.saver.run)
                 background.start_soon(registry.run_eviction)

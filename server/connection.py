@@ -264,12 +264,12 @@ class Connection:
         except ValueError as exc:
             raise ProtocolError("createRoomError", "InvalidRoomName", f"room name {exc}") from exc
         creations, creator = self.context.guards.room_creations, self._identity(user)
-        if creations.exhausted(creator):
+        if await creations.exhausted(creator):
             raise ProtocolError(
                 "createRoomError", "TooManyRooms", f"you may create {creations.limit} rooms a day; reuse one of yours"
             )
         room = await self.context.registry.create(request, user)
-        creations.record(creator)
+        await creations.record(creator)
         await self._leave_room(permanently=False)
         await self.context.registry.seat(room, self, user, None, "createRoomSuccess")
         self.room = room
@@ -282,7 +282,7 @@ class Connection:
             raise ProtocolError("joinRoomError", "RoomNotFoundError", f"room name {exc}") from exc
         failures = self.context.guards.password_failures
         guessing = request.password is not None
-        if guessing and failures.exhausted(self.address):
+        if guessing and await failures.exhausted(self.address):
             raise ProtocolError("joinRoomError", "TooManyAttempts", "too many wrong passwords; try again in a minute")
         if self.room is not None and self.room.key != self.context.registry.key_of(name):
             await self._leave_room(permanently=False)
@@ -290,7 +290,7 @@ class Connection:
             room = await self.context.registry.join(name, self, user, request.password, request.memberToken)
         except ProtocolError as exc:
             if guessing and exc.name == "AccessDeniedError":
-                failures.record(self.address)
+                await failures.record(self.address)
             raise
         if user is not self.user:  # logged out or renamed while the join awaited
             await self.context.registry.leave(room, self, permanently=False)

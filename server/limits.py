@@ -1,6 +1,7 @@
 """Abuse limits that need memory of the past: a token bucket per connection, sliding windows per client.
 
-Both take their clock as an argument, so tests step time instead of sleeping.
+Both take their clock as an argument, so tests step time instead of sleeping. Processes sharing
+rooms through Redis share the windows too (``storage.redis_live.RedisWindow``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import enum
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Protocol
 
 from server.config import Settings
 
@@ -51,8 +53,18 @@ class TokenBucket:
         return Verdict.ABUSIVE if self._tokens < -self.burst else Verdict.LIMITED
 
 
+class Window(Protocol):
+    """At most ``limit`` events per ``window`` seconds for each key (a client address, a user)."""
+
+    limit: int
+
+    async def exhausted(self, key: str) -> bool: ...
+
+    async def record(self, key: str) -> None: ...
+
+
 class SlidingWindow:
-    """At most ``limit`` events per ``window`` seconds for each key (a client address, a user).
+    """A ``Window`` in this process's memory.
 
     Keys without recent events are dropped, so memory stays proportional to the active clients.
     """
@@ -75,10 +87,10 @@ class SlidingWindow:
             del self._events[key]
         return events
 
-    def exhausted(self, key: str) -> bool:
+    async def exhausted(self, key: str) -> bool:
         return len(self._recent(key)) >= self.limit
 
-    def record(self, key: str) -> None:
+    async def record(self, key: str) -> None:
         events = self._recent(key)
         self._events[key] = events
         events.append(self._clock())
@@ -94,9 +106,14 @@ class Guards:
 
     def __init__(self, settings: Settings, clock: Clock = time.monotonic) -> None:
         self.settings = settings
-        self.password_failures = SlidingWindow(settings.max_password_attempts, PASSWORD_WINDOW, clock)
-        self.room_creations = SlidingWindow(settings.max_rooms_per_user, ROOM_CREATION_WINDOW, clock)
+        self.password_failures: Window = SlidingWindow(settings.max_password_attempts, PASSWORD_WINDOW, clock)
+        self.room_creations: Window = SlidingWindow(settings.max_rooms_per_user, ROOM_CREATION_WINDOW, clock)
         self._clock = clock
+
+    def share(self, windows: Callable[[str, int, float], Window]) -> None:
+        """Count in windows shared with other processes: ``windows(name, limit, seconds)``."""
+        self.password_failures = windows("passwords", self.settings.max_password_attempts, PASSWORD_WINDOW)
+        self.room_creations = windows("rooms", self.settings.max_rooms_per_user, ROOM_CREATION_WINDOW)
 
     def message_bucket(self) -> TokenBucket:
         """A new connection's own allowance."""

@@ -112,17 +112,17 @@ def test_token_bucket_limits_then_calls_a_flood_abusive() -> None:
     assert [bucket.take() for _ in range(4)] == [Verdict.ALLOWED] * 3 + [Verdict.LIMITED]
 
 
-def test_sliding_window_forgets_old_events_and_idle_keys() -> None:
+async def test_sliding_window_forgets_old_events_and_idle_keys() -> None:
     clock = FakeClock()
     window = SlidingWindow(limit=2, window=60.0, clock=clock)
-    window.record("a")
-    window.record("a")
-    assert window.exhausted("a")
-    assert not window.exhausted("b")
+    await window.record("a")
+    await window.record("a")
+    assert await window.exhausted("a")
+    assert not await window.exhausted("b")
     clock.now += 61.0
-    assert not window.exhausted("a")
+    assert not await window.exhausted("a")
     for index in range(3000):  # many one-time clients: memory stays bounded by the live ones
-        window.record(f"client{index}")
+        await window.record(f"client{index}")
         clock.now += 1.0
     assert len(window._events) <= 2 * 61 + 1024
 

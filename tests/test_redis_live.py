@@ -443,3 +443,21 @@ async def test_rooms_leave_memory_and_come_back_current(redis_prefix: str, raw: 
 
 def ids(media: list[dict[str, Any]]) -> list[str]:
     return [item["id"] for item in media]
+
+
+async def test_limits_per_client_count_on_every_process(redis_prefix: str) -> None:
+    limits = {"max_password_attempts": 2, "max_rooms_per_user": 2}
+    first, second = shared_app(redis_prefix, "first", **limits), shared_app(redis_prefix, "second", **limits)
+    async with in_processes(first, second) as (on_first, on_second):
+        ann, eve = await user(on_first, "ann"), await user(on_second, "eve")
+        await ann.create("Secret", password="right")
+        await eve.create("Eve's")
+        guesses = [await user(connect, f"guess{n}") for n, connect in enumerate([on_first, on_second, on_first])]
+        for guesser in guesses[:2]:
+            await guesser.send("joinRoom", {"roomName": "Secret", "password": "wrong"})
+            assert (await guesser.expect("joinRoomError"))["name"] == "AccessDeniedError"
+        await guesses[2].send("joinRoom", {"roomName": "Secret", "password": "right"})
+        assert (await guesses[2].expect("joinRoomError"))["name"] == "TooManyAttempts"
+        # Rooms per user: one client address here, whichever process it reaches.
+        await ann.send("createRoom", {"roomName": "Third"})
+        assert (await ann.expect("createRoomError"))["name"] == "TooManyRooms"
