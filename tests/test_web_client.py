@@ -2,7 +2,8 @@
 
 Two people in two browser contexts create, share, join, rate (drag, touch, buttons, keys), match and
 undo; a reload and a server restart resume the room; the same flow works through nginx on a
-sub-path, with and without the proxy stripping it. Any JavaScript error, console error, failed
+sub-path, with and without the proxy stripping it; with two processes sharing Redis behind nginx,
+a page whose process is killed resumes on the other. Any JavaScript error, console error, failed
 request or HTTP error in a page fails the test. Screenshots of every screen at a phone and a
 desktop size go to test-artifacts/screenshots/ for a person to look at.
 """
@@ -649,3 +650,71 @@ def test_sign_in_with_plex(tmp_path: Path, pages: Pages) -> None:
         page.reload()
         expect(page.locator("#signin-plex-button")).to_be_visible()
         pages.close()
+
+
+# -- several processes behind nginx --------------------------------------------------------------
+
+
+def balanced_site(listen: int, upstreams: list[int]) -> str:
+    """nginx spreading requests over several server processes (as the README's example does)."""
+    servers = "".join(f"server 127.0.0.1:{port};" for port in upstreams)
+    return f"""
+    upstream moviematch {{ {servers} }}
+    server {{
+        listen 127.0.0.1:{listen};
+        location / {{
+            proxy_pass http://moviematch;
+            proxy_http_version 1.1;
+            proxy_set_header Host $http_host;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_read_timeout 1h;
+        }}
+    }}
+"""
+
+
+def open_sockets(server: ServerProcess) -> int:
+    metrics = httpx.get(server.http_url + "/metrics").text
+    return int(re.search(r"^moviematch_connections (\d+)$", metrics, re.MULTILINE)[1])  # type: ignore[index]
+
+
+def test_a_killed_process_loses_nobody(tmp_path: Path, pages: Pages, redis_url: str) -> None:
+    """Two processes share rooms behind nginx; the one serving Ann is killed. Her page reconnects
+    through nginx to the other, resumes her seat (the dead process still holds it) and the room goes on."""
+    env = {"STORAGE_URL": f"{redis_url}?prefix=web-{free_port()}"}
+    listen = free_port()
+    origin = f"http://127.0.0.1:{listen}"
+    with (
+        running_server(tmp_path / "rooms-1", **env) as first,
+        running_server(tmp_path / "rooms-2", **env) as second,
+        running_nginx(tmp_path / "nginx", balanced_site(listen, [first.port, second.port]), listen),
+    ):
+        ann = pages.new("ann", phone=False)
+        ann.goto(origin + "/")
+        sign_in(ann, "Ann")
+        create_room(ann, "Two Hosts")
+        anns_host = first if open_sockets(first) else second
+        bob = pages.new("bob", phone=True)
+        bob.goto(origin + "/?roomName=Two+Hosts")
+        sign_in(bob, "Bob")
+        expect(bob.locator("#room-name")).to_have_text("Two Hosts")
+        expect(ann.locator("#members")).to_contain_text("Bob")
+        card = top_title(ann)
+        after = rated(ann, card, lambda: ann.click("#action-dislike"))
+
+        with pages.problems.tolerate(r"WebSocket connection to .* failed|ERR_CONNECTION_REFUSED|502"):
+            anns_host.signal(signal.SIGKILL)
+            anns_host.wait(timeout=10)
+            expect(ann.locator("body")).not_to_have_class(re.compile(r"\boffline\b"), timeout=20_000)
+            expect(ann.locator("#action-like")).to_be_enabled(timeout=20_000)
+        assert top_title(ann) == after
+        expect(bob.locator("#members")).to_contain_text("Ann")
+
+        # The room goes on across the surviving process: a like from each is a match for both.
+        assert top_title(bob) == card
+        rated(bob, card, lambda: bob.click("#action-dislike"))
+        rated(ann, after, lambda: ann.click("#action-like"))
+        rated(bob, after, lambda: bob.click("#action-like"))
+        for page in (ann, bob):
+            expect_match(page, after)
