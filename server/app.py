@@ -98,7 +98,7 @@ def create_app(
             shared = None
             if isinstance(storage, RedisStorage):
                 live = RedisLive(storage, process_id or secrets.token_hex(6))
-                shared = registry.share(live, settings.presence_timeout)
+                shared = registry.share(live, settings.presence_timeout, metrics)
                 context.guards.share(lambda name, limit, seconds: RedisWindow(storage, name, limit, seconds))
             async with anyio.create_task_group() as background:
                 background.start_soon(registry.saver.run)

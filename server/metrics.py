@@ -56,6 +56,9 @@ class Metrics:
         self.errors: Counter[str] = Counter()
         self.storage_writes = Histogram(WRITE_BUCKETS)
         self.storage_write_failures = 0
+        # Shared rooms (Redis): rooms read again after missed events, members of dead processes removed.
+        self.room_rereads = 0
+        self.members_reaped = 0
 
     def error(self, name: str) -> None:
         self.errors[name] += 1
@@ -114,6 +117,18 @@ class Metrics:
             "counter",
             "Room saves that failed (each is retried).",
             [f"moviematch_storage_write_failures_total {self.storage_write_failures}"],
+        )
+        family(
+            "moviematch_room_rereads_total",
+            "counter",
+            "Shared rooms read again from Redis because events were missed (a lost subscription).",
+            [f"moviematch_room_rereads_total {self.room_rereads}"],
+        )
+        family(
+            "moviematch_members_reaped_total",
+            "counter",
+            "Members removed from rooms because their process stopped sending heartbeats.",
+            [f"moviematch_members_reaped_total {self.members_reaped}"],
         )
         family(
             "moviematch_storage_up",

@@ -229,7 +229,7 @@ async def raw(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:
 
 
 @asynccontextmanager
-async def two_members(redis_prefix: str) -> AsyncIterator[tuple[Starlette, Peer, Peer]]:
+async def two_members(redis_prefix: str) -> AsyncIterator[tuple[tuple[Starlette, Starlette], Peer, Peer]]:
     """Apps "first" and "second"; ann (on the first) created the room, bob (on the second) joined."""
     first, second = shared_app(redis_prefix, "first"), shared_app(redis_prefix, "second")
     async with in_processes(first, second) as (on_first, on_second):
@@ -237,7 +237,7 @@ async def two_members(redis_prefix: str) -> AsyncIterator[tuple[Starlette, Peer,
         await ann.create(ROOM)
         await bob.join(ROOM)
         await ann.expect("userJoinedRoom")
-        yield second, ann, bob
+        yield (first, second), ann, bob
 
 
 async def subscribed_connections(raw: redis.asyncio.Redis) -> int:
@@ -263,7 +263,7 @@ async def test_missed_events_are_made_up_for_when_the_subscription_returns(
     redis_prefix: str, raw: redis.asyncio.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, "server.rooms.shared")
-    async with two_members(redis_prefix) as (_, ann, bob):
+    async with two_members(redis_prefix) as (apps, ann, bob):
         # Both apps lose their subscription; bob's like is published while they are away.
         for client in await raw.client_list():
             if int(client.get("sub", 0)) > 0:
@@ -278,6 +278,7 @@ async def test_missed_events_are_made_up_for_when_the_subscription_returns(
             peer.backlog.clear()
             await peer.no_message(0.5)
     assert [r for r in caplog.records if r.getMessage().startswith(f"room {ROOM!r} read again")]
+    assert sum(app.state.context.metrics.room_rereads for app in apps) >= 1
 
 
 async def test_the_members_of_a_process_that_stopped_heartbeating_leave(redis_prefix: str) -> None:
@@ -306,6 +307,7 @@ async def test_the_members_of_a_process_that_stopped_heartbeating_leave(redis_pr
         assert live is not None
         assert list(live.online) == ["ann"]
         assert "ghost" in live.room.members  # a lapsed process's members stay members
+        assert app.state.context.metrics.members_reaped == 1
 
 
 async def test_a_process_stopping_overwrites_nothing_and_its_members_leave_at_once(redis_prefix: str) -> None:
@@ -340,7 +342,7 @@ async def test_a_process_stopping_overwrites_nothing_and_its_members_leave_at_on
 
 
 async def test_a_process_taken_for_dead_takes_its_seats_back(redis_prefix: str) -> None:
-    async with two_members(redis_prefix) as (second, ann, bob):
+    async with two_members(redis_prefix) as ((_, second), ann, bob):
         # As if the first app had stalled past its presence timeout: another process reaps it.
         assert await RedisLive(second.state.context.storage, "reaper").reap("first", 1) == 1
         assert (await bob.expect("userLeftRoom"))["userName"] == "ann"

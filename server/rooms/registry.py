@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import anyio
 
+from server.metrics import Metrics
 from server.protocol import CreateRoomRequest, ProtocolError, clean_name, encode
 from server.providers import Media, MediaProvider, MediaQuery, ProviderError
 from storage import RatingValue, SerializedRoom, Storage, StorageError, hash_password, room_key, verify_password
@@ -78,7 +79,7 @@ class RoomRegistry:
         # Set (by ``share``) when the rooms are shared with other processes through Redis.
         self.shared: SharedRooms | None = None
 
-    def share(self, live: RedisLive, presence_timeout: float) -> SharedRooms:
+    def share(self, live: RedisLive, presence_timeout: float, metrics: Metrics) -> SharedRooms:
         """Share the rooms with the other processes using this Redis: from now on every change goes
         through Redis and nothing is saved from memory (a snapshot would overwrite others' changes)."""
         self.shared = SharedRooms(
@@ -87,6 +88,7 @@ class RoomRegistry:
             max_members=self.max_members,
             now_ms=self._now_ms,
             forget=self._forget,
+            metrics=metrics,
         )
         return self.shared
 

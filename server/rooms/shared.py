@@ -17,6 +17,7 @@ import anyio
 from anyio.abc import TaskGroup
 from pydantic import ValidationError
 
+from server.metrics import Metrics
 from server.protocol import ProtocolError
 from storage import RatingValue, StorageError
 from storage.redis_live import LiveRoom, RedisLive, Refusal, Subscriber
@@ -46,9 +47,11 @@ class SharedRooms:
         max_members: int,
         now_ms: Callable[[], int],
         forget: Callable[[Room], None],
+        metrics: Metrics,
         clock: Callable[[], float] = anyio.current_time,
     ) -> None:
         self.live = live
+        self.metrics = metrics
         self.presence_timeout = presence_timeout
         self.max_members = max_members
         self._now_ms = now_ms
@@ -101,6 +104,7 @@ class SharedRooms:
                 if self._clock() - connected_since >= self.presence_timeout:
                     for process in lapsed:
                         count = await self.live.reap(process, self._now_ms())
+                        self.metrics.members_reaped += count
                         log.warning("process %s stopped answering; %d of its members left their rooms", process, count)
                 await self._retry_departures()
                 for channel in list(self._stale):
@@ -248,6 +252,7 @@ class SharedRooms:
             self._deleted(room)
             return
         log.info("room %r read again (events %d to %d)", room.name, room.seq + 1, live.seq)
+        self.metrics.room_rereads += 1
         lost = self._refresh(room, live)
         self._wake(room)
         for data in held:
