@@ -213,6 +213,8 @@ class SharedRooms:
             if seq <= room.seq:
                 applied.set()
         waiting[:] = [(seq, applied) for seq, applied in waiting if seq > room.seq]
+        if not waiting:
+            del self._waiters[room.key]
 
     async def _applied(self, room: Room, seq: int) -> None:
         """Return once the room's replica has applied event ``seq``."""
