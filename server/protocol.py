@@ -39,6 +39,11 @@ class ProtocolError(Exception):
         return {"name": self.name, "message": self.message, **self.extra}
 
 
+def storage_unavailable(reply_type: str, message: str, **extra: Any) -> ProtocolError:
+    """Storage could not be reached: the request can be tried again later."""
+    return ProtocolError(reply_type, "StorageUnavailable", message, **extra)
+
+
 def clean_name(value: str, max_length: int = NAME_MAX_LENGTH) -> str:
     """Trimmed, 1..max_length characters, no control characters (room and user names)."""
     name = value.strip()

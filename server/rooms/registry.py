@@ -11,7 +11,7 @@ from collections.abc import Callable
 import anyio
 
 from server.metrics import Metrics
-from server.protocol import CreateRoomRequest, ProtocolError, clean_name, encode
+from server.protocol import CreateRoomRequest, ProtocolError, clean_name, encode, storage_unavailable
 from server.providers import Media, MediaProvider, MediaQuery, ProviderError
 from storage import RatingValue, SerializedRoom, Storage, StorageError, hash_password, room_key, verify_password
 from storage.redis_live import LiveRoom, RedisLive
@@ -36,10 +36,6 @@ def order_media(items: list[Media], order: str | None, seed: int) -> list[Media]
         return sorted(by_id, key=lambda item: -item.rating)
     random.Random(seed).shuffle(by_id)
     return by_id
-
-
-def storage_unavailable(reply_type: str, message: str) -> ProtocolError:
-    return ProtocolError(reply_type, "StorageUnavailable", message)
 
 
 def stable_seed(key: str) -> int:

@@ -18,7 +18,7 @@ from anyio.abc import TaskGroup
 from pydantic import ValidationError
 
 from server.metrics import Metrics
-from server.protocol import ProtocolError
+from server.protocol import ProtocolError, storage_unavailable
 from storage import RatingValue, StorageError
 from storage.redis_live import LiveRoom, RedisLive, Refusal, Subscriber
 
@@ -30,10 +30,6 @@ log = logging.getLogger("server.rooms.shared")
 
 # How long an action waits for its own event before reading the room instead.
 APPLY_WAIT = 2.0
-
-
-def storage_unavailable(reply_type: str, message: str) -> ProtocolError:
-    return ProtocolError(reply_type, "StorageUnavailable", message)
 
 
 class SharedRooms:
@@ -355,11 +351,8 @@ class SharedRooms:
             self._departures.add((room.name, name, seat.seat_id))
             if permanently:
                 # errorType: the key v2 clients read in leaveRoomError.
-                raise ProtocolError(
-                    "leaveRoomError",
-                    "StorageUnavailable",
-                    "leaving cannot be recorded right now",
-                    errorType="StorageUnavailable",
+                raise storage_unavailable(
+                    "leaveRoomError", "leaving cannot be recorded right now", errorType="StorageUnavailable"
                 ) from exc
 
     async def rate(self, room: Room, user_name: str, media_id: str, rating: RatingValue) -> bool:
@@ -378,7 +371,7 @@ class SharedRooms:
                 end_on_first_match=room.end_on_first_match,
             )
         except StorageError as exc:
-            raise rating_error("StorageUnavailable", "ratings cannot be recorded right now", media_id) from exc
+            raise storage_unavailable("rateError", "ratings cannot be recorded right now", mediaId=media_id) from exc
         if outcome is Refusal.NOTHING_TO_DO:
             raise already_rated(user_name, media_id)
         if outcome is Refusal.ROOM_ENDED:
@@ -395,7 +388,7 @@ class SharedRooms:
                 room.name, user_name, media_id, room_type=room.state.room_type, threshold=room.state.match_threshold
             )
         except StorageError as exc:
-            raise rating_error("StorageUnavailable", "ratings cannot be changed right now", media_id) from exc
+            raise storage_unavailable("rateError", "ratings cannot be changed right now", mediaId=media_id) from exc
         if outcome is Refusal.NOTHING_TO_DO:
             raise not_rated(user_name, media_id)
         if isinstance(outcome, Refusal):
