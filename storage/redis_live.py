@@ -333,7 +333,7 @@ class RedisLive:
             if room is None:
                 return None
             seq, online = replies[SNAPSHOT_WIDTH:]
-            return LiveRoom(room, {name: json.loads(seat) for name, seat in online.items()}, int(seq or 0))
+            return LiveRoom(room, _readable(room_name, online), int(seq or 0))
 
     async def join(
         self,
@@ -531,6 +531,21 @@ class Batches:
             else:
                 call.reply = reply
             call.done.set()
+
+
+def _readable(room_name: str, online: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The presence entries that parse; one corrupt entry must not make the whole room unreadable."""
+    seats = {}
+    for name, raw in online.items():
+        try:
+            seat = json.loads(raw)
+        except ValueError:
+            seat = None
+        if isinstance(seat, dict):
+            seats[name] = seat
+        else:
+            log.warning("room %r: unreadable presence entry of %r ignored", room_name, name)
+    return seats
 
 
 def like_key(media_id: str) -> str:

@@ -463,3 +463,25 @@ async def test_limits_per_client_count_on_every_process(redis_prefix: str) -> No
         # Rooms per user: one client address here, whichever process it reaches.
         await ann.send("createRoom", {"roomName": "Third"})
         assert (await ann.expect("createRoomError"))["name"] == "TooManyRooms"
+
+
+async def test_garbage_in_redis_never_stops_a_process(
+    redis_prefix: str, raw: redis.asyncio.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stray publisher on a room's channel, a corrupt presence entry: logged, and the room goes on."""
+    async with two_members(redis_prefix) as ((first, _), ann, bob):
+        keys = first.state.context.storage.room_keys(ROOM)
+        await raw.publish(keys.events, "not an event")
+        await raw.publish(keys.events, '{"seq": 99, "t": "rate"}')
+        await raw.hset(keys.online, mapping={"mallory": "{broken", "trudy": '{"seat": 1}'})
+        await bob.send("rate", {"mediaId": "test:1", "rating": "like"})
+        assert (await ann.wait_for("userProgress"))["user"]["userName"] == "bob"
+        await ann.send("rate", {"mediaId": "test:1", "rating": "like"})
+        assert sorted((await bob.wait_for("match"))["users"]) == ["ann", "bob"]
+        # The room can still be read (restored by a process that did not hold it).
+        third = shared_app(redis_prefix, "third")
+        async with in_process(third) as on_third:
+            cy = await user(on_third, "cy")
+            joined = await cy.join(ROOM)
+            assert sorted(entry["user"]["userName"] for entry in joined["users"]) == ["ann", "bob", "cy"]
+    assert any("unreadable event" in record.getMessage() for record in caplog.records)

@@ -16,10 +16,10 @@ from server.providers import Media, MediaProvider, MediaQuery, ProviderError
 from storage import RatingValue, SerializedRoom, Storage, StorageError, hash_password, room_key, verify_password
 from storage.redis_live import LiveRoom, RedisLive
 
-from .events import Deleted, OnlineSeat
+from .events import Deleted
 from .room import Room, Seat
 from .saver import SaveObserver, Saver
-from .shared import SharedRooms
+from .shared import SharedRooms, online_seats
 from .user import User
 
 log = logging.getLogger("server.rooms")
@@ -127,7 +127,7 @@ class RoomRegistry:
             now_ms=self._now_ms,
             on_change=self._mark_dirty if live is None else _stored_already,
             max_members=self.max_members,
-            online=None if live is None else {name: OnlineSeat.model_validate(s) for name, s in live.online.items()},
+            online=None if live is None else online_seats(state.room_name, live),
             seq=0 if live is None else live.seq,
         )
         self.rooms[room.key] = room

@@ -112,6 +112,9 @@ class SharedRooms:
                 if connected_since is not None:
                     log.error("presence heartbeat failed: %s", exc)
                 connected_since = None
+            except Exception:
+                # Unreadable data in Redis (a corrupt presence entry) must not stop the heartbeat.
+                log.exception("presence upkeep failed")
             await anyio.sleep(self.presence_timeout / 3)
 
     async def _retry_departures(self) -> None:
@@ -166,8 +169,16 @@ class SharedRooms:
             self._soon(self.reread, room)
 
     def _soon(self, function: Callable[[Room], Coroutine[Any, Any, None]], room: Room) -> None:
+        """Run this later, in the background; a failure is logged, never fatal to the process."""
+
+        async def guarded() -> None:
+            try:
+                await function(room)
+            except Exception:
+                log.exception("room %r: background work failed", room.name)
+
         if self._tasks is not None:
-            self._tasks.start_soon(function, room)
+            self._tasks.start_soon(guarded)
 
     def _deliver(self, room: Room, data: str) -> None:
         try:
@@ -186,7 +197,12 @@ class SharedRooms:
         taken = held = None
         if isinstance(event, Left) and not event.permanent:
             taken, held = room.seats.get(event.name), room.online.get(event.name)
-        room.apply(event)
+        try:
+            room.apply(event)
+        except Exception:  # the process serves on; the room's state is read again instead
+            log.exception("room %r: could not apply event %d", room.name, event.seq)
+            self._soon(self.reread, room)
+            return
         if isinstance(event, Deleted):
             self._deleted(room)
         self._wake(room)
@@ -263,7 +279,7 @@ class SharedRooms:
         lost their place (their presence was reaped while this process could not heartbeat)."""
         before, online_before = room.state, room.online
         room.state, room.seq = live.room, live.seq
-        room.online = {name: OnlineSeat.model_validate(seat) for name, seat in live.online.items()}
+        room.online = online_seats(room.name, live)
         for name in sorted(online_before.keys() - room.online.keys()):
             room.send_all("userLeftRoom", online_before[name].user.public())
         for name in sorted(room.online.keys() - online_before.keys()):
@@ -401,6 +417,17 @@ class SharedRooms:
             raise storage_unavailable("deleteRoomError", "the room could not be deleted") from exc
         if seq is not None:
             await self._applied(room, seq)
+
+
+def online_seats(room_name: str, live: LiveRoom) -> dict[str, OnlineSeat]:
+    """Who is connected, by name; an entry of the wrong shape is left out (and logged)."""
+    seats = {}
+    for name, seat in live.online.items():
+        try:
+            seats[name] = OnlineSeat.model_validate(seat)
+        except ValidationError:
+            log.warning("room %r: presence entry of %r ignored (not a seat)", room_name, name)
+    return seats
 
 
 def _public_json(user: User) -> str:
