@@ -146,7 +146,7 @@ class RoomRegistry:
         self.saver.mark_dirty(room.key)
 
     async def create(self, request: CreateRoomRequest, creator: User) -> Room:
-        """Create and store a room (its creator is seated next, with ``seat``)."""
+        """Create and store a room; the caller then seats its creator (``seat``)."""
         try:
             name = clean_name(request.roomName)
         except ValueError as exc:
@@ -243,7 +243,8 @@ class RoomRegistry:
             ordered = order_media(items, state.sort_order or state.sort, seed)
             state.media_seed, state.media_ids = seed, [item.id for item in ordered]
             room = self._room(state, ordered, live)
-            room._changed()
+            if live is None:
+                self.saver.mark_dirty(room.key)
             return room
         by_id = {item.id: item for item in items}
         ordered = [by_id[media_id] for media_id in state.media_ids if media_id in by_id]
