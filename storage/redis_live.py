@@ -234,6 +234,7 @@ class RedisWindow:
         self._window_ms = int(window * 1000)
         self._prefix = f"{storage.prefix}:limit:{name}:"
         self._script = storage.client.register_script(_WINDOW)
+        self._failing = False
 
     async def _count(self, key: str, *, record: bool) -> int:
         try:
@@ -242,8 +243,11 @@ class RedisWindow:
                     keys=[self._prefix + key], args=[self._window_ms, "1" if record else "0", uuid.uuid4().hex]
                 )
         except StorageError as exc:
-            log.warning("limit not checked: %s", exc)
+            if not self._failing:  # once per outage
+                log.warning("limits are not checked while Redis is unreachable: %s", exc)
+            self._failing = True
             return 0
+        self._failing = False
         return int(count)
 
     async def exhausted(self, key: str) -> bool:
