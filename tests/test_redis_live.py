@@ -7,6 +7,7 @@ import logging
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -27,7 +28,7 @@ from storage.redis import RedisStorage
 from storage.redis_live import RedisLive, Refusal, Subscriber
 from tests.library import ListProvider, film
 from tests.peers import Peer, in_process, in_processes
-from tests.services import RedisServer
+from tests.services import RedisServer, running_redis
 
 pytestmark = pytest.mark.anyio
 
@@ -485,3 +486,28 @@ async def test_garbage_in_redis_never_stops_a_process(
             joined = await cy.join(ROOM)
             assert sorted(entry["user"]["userName"] for entry in joined["users"]) == ["ann", "bob", "cy"]
     assert any("unreadable event" in record.getMessage() for record in caplog.records)
+
+
+async def test_a_departure_during_an_outage_is_recorded_once_redis_is_back(tmp_path: Path) -> None:
+    with running_redis(tmp_path, appendonly=True) as redis_server:
+        timing = {"presence_timeout": 1.5}
+        first = shared_app(redis_server.url, "first", **timing)
+        second = shared_app(redis_server.url, "second", **timing)
+        async with in_processes(first, second) as (on_first, on_second):
+            ann, bob = await user(on_first, "ann"), await user(on_second, "bob")
+            await ann.create(ROOM)
+            await bob.join(ROOM)
+            await ann.expect("userJoinedRoom")
+            redis_server.stop()
+            await bob.send("rate", {"mediaId": "test:1", "rating": "like"})
+            assert await bob.wait_for("rateError") == {
+                "name": "StorageUnavailable",
+                "message": "ratings cannot be recorded right now",
+                "mediaId": "test:1",
+            }
+            # Bob leaves his seat (logs out) while Redis is away: his process records it later.
+            await bob.send("logout")
+            await bob.wait_for("logoutSuccess")
+            redis_server.start()
+            with anyio.fail_after(10):
+                assert (await ann.wait_for("userLeftRoom"))["userName"] == "bob"
