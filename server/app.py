@@ -19,6 +19,7 @@ from server import http
 from server.config import Settings
 from server.connection import Connection
 from server.context import AppContext
+from server.limits_redis import RedisWindow
 from server.metrics import Metrics
 from server.middleware import BasicAuthMiddleware, RootPathMiddleware
 from server.providers import MediaProvider
@@ -26,10 +27,10 @@ from server.providers.combined import CombinedProvider
 from server.providers.configured import client_id, configured_providers, plex_servers
 from server.providers.plex_tv import PlexTvSignIn
 from server.rooms.registry import RoomRegistry
+from server.rooms.shared.redis import RedisLive
 from server.security import OriginMiddleware, SecurityHeadersMiddleware
 from storage import Storage
 from storage.redis import RedisStorage
-from storage.redis_live import RedisLive, RedisWindow
 
 log = logging.getLogger("server.app")
 

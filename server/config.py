@@ -473,7 +473,7 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> dict[Loc, str]:
         # Empty means unset, as in the original (compose files often carry `PORT=` lines).
         if raw and _set(data, loc, parse(raw)):
             sources[loc] = name
-    # As in storage_from_env: REDIS_URL is the path of a redis storage, and means nothing otherwise.
+    # REDIS_URL is the path of a redis storage, and means nothing otherwise.
     redis_url = env.get("REDIS_URL", "").strip()
     storage = data.get("storage")
     if redis_url and isinstance(storage, dict) and str(storage.get("type")).strip().lower() in ("redis", "rediss"):

@@ -37,7 +37,7 @@ from server.protocol import (
 )
 from server.providers import ProviderError
 from server.rooms.room import Room
-from server.rooms.user import User
+from server.user import User
 
 log = logging.getLogger("server.connection")
 

@@ -13,7 +13,7 @@ from server.limits import Guards
 from server.metrics import Metrics
 from server.providers.combined import CombinedProvider
 from server.rooms.registry import RoomRegistry
-from server.rooms.user import User
+from server.user import User
 from storage import Storage
 
 

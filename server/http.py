@@ -21,8 +21,6 @@ from server.context import AppContext
 from server.i18n import negotiate
 from server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from server.providers import MediaProvider, ProviderError
-from storage import StorageError
-from storage.file import FileStorage
 
 log = logging.getLogger("server.http")
 
@@ -54,14 +52,7 @@ async def index(request: Request) -> Response:
 async def storage_healthy(context: AppContext) -> bool:
     """The backend answers (a round trip for Redis), a file directory is writable, no room's last
     save failed (a full disk shows only there), and shared rooms' events can arrive."""
-    try:
-        await context.storage.has_room("health check")
-    except StorageError as exc:
-        log.warning("health: storage unavailable: %s", exc)
-        return False
-    storage = context.storage
-    if isinstance(storage, FileStorage) and not os.access(storage.directory, os.W_OK):
-        log.warning("health: storage directory %s is not writable", storage.directory)
+    if not await context.storage.healthy():
         return False
     shared = context.registry.shared
     if shared is not None and not shared.subscriber.connected.is_set():

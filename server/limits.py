@@ -1,7 +1,7 @@
 """Abuse limits that need memory of the past: a token bucket per connection, sliding windows per client.
 
 Both take their clock as an argument, so tests step time instead of sleeping. Processes sharing
-rooms through Redis share the windows too (``storage.redis_live.RedisWindow``).
+rooms through Redis share the windows too (``server.limits_redis.RedisWindow``).
 """
 
 from __future__ import annotations

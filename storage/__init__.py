@@ -2,7 +2,7 @@
 
 from .base import Storage
 from .errors import StorageError
-from .factory import create_storage, storage_from_env, storage_url
+from .factory import create_storage, storage_url
 from .keys import readable_id, room_key
 from .memory import MemoryStorage
 from .passwords import hash_password, verify_password
@@ -21,7 +21,6 @@ __all__ = [
     "hash_password",
     "readable_id",
     "room_key",
-    "storage_from_env",
     "storage_url",
     "verify_password",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -12,7 +13,9 @@ from typing import Self
 
 from .errors import StorageError
 from .keys import room_key
-from .room import RatingValue, SerializedRoom
+from .room import SerializedRoom
+
+log = logging.getLogger("storage")
 
 
 @contextmanager
@@ -54,6 +57,15 @@ class Storage(ABC):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+    async def healthy(self) -> bool:
+        """Whether the backend can be used now: by default, whether it answers a look-up."""
+        try:
+            await self.has_room("health check")
+        except StorageError as exc:
+            log.warning("health: storage unavailable: %s", exc)
+            return False
+        return True
 
     @abstractmethod
     async def save_room(self, room: SerializedRoom) -> None:
@@ -103,44 +115,6 @@ class Storage(ABC):
             lock = asyncio.Lock()
             self._room_locks[key] = lock
         return lock
-
-    async def add_rating(self, room_name: str, media_id: str, user_name: str, rating: RatingValue, at_ms: int) -> bool:
-        """Record one rating at most once per user and item; False when the user had rated it.
-
-        This generic version is atomic within one process; backends shared by several processes
-        override it with an atomic operation of their own.
-        """
-        async with self.room_lock(room_name):
-            room = await self._require(room_name, "add_rating")
-            triples = room.ratings.setdefault(media_id, [])
-            if any(user == user_name for user, _, _ in triples):
-                return False
-            triples.append((user_name, rating, at_ms))
-            room.user_progress[user_name] = room.user_progress.get(user_name, 0) + 1
-            await self._save_locked(room)
-            return True
-
-    async def remove_rating(self, room_name: str, media_id: str, user_name: str) -> bool:
-        """Forget a user's rating of an item (undo); False when there was none."""
-        async with self.room_lock(room_name):
-            room = await self._require(room_name, "remove_rating")
-            triples = room.ratings.get(media_id, [])
-            kept = [triple for triple in triples if triple[0] != user_name]
-            if len(kept) == len(triples):
-                return False
-            if kept:
-                room.ratings[media_id] = kept
-            else:
-                del room.ratings[media_id]
-            room.user_progress[user_name] = max(0, room.user_progress.get(user_name, 0) - 1)
-            await self._save_locked(room)
-            return True
-
-    async def _require(self, room_name: str, operation: str) -> SerializedRoom:
-        room = await self.get_room(room_name)
-        if room is None:
-            raise StorageError(operation, repr(room_name), "no such room")
-        return room
 
     async def _save_locked(self, room: SerializedRoom) -> None:
         """Save while the caller already holds the room's lock (backends whose save takes it)."""

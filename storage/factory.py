@@ -9,8 +9,6 @@ Built-in schemes: ``memory://``, ``file:///abs/dir`` or ``file:relative/dir``, `
 from __future__ import annotations
 
 import importlib
-import os
-from collections.abc import Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
@@ -90,14 +88,6 @@ def create_storage(url: str | None = None, *, storage_type: str | None = None, p
     if not scheme:
         raise StorageError("create_storage", url, "not a storage URL (expected memory://, file:..., redis://...)")
     return backend_class(scheme).from_url(url)
-
-
-def storage_from_env(env: Mapping[str, str] | None = None) -> Storage:
-    """``STORAGE_URL``, else ``STORAGE_TYPE`` + ``STORAGE_PATH`` (``REDIS_URL`` for redis)."""
-    env = os.environ if env is None else env
-    kind = env.get("STORAGE_TYPE") or None
-    path = env.get("REDIS_URL") if (kind or "").lower() in ("redis", "rediss") else env.get("STORAGE_PATH")
-    return create_storage(env.get("STORAGE_URL") or None, storage_type=kind, path=path or None)
 
 
 def file_path_from_url(url: str) -> Path:

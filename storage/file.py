@@ -77,6 +77,14 @@ class FileStorage(Storage):
 
     # Lifecycle.
 
+    async def healthy(self) -> bool:
+        if not await super().healthy():
+            return False
+        if not os.access(self._directory, os.W_OK):
+            logger.warning("health: storage directory %s is not writable", self._directory)
+            return False
+        return True
+
     async def open(self) -> None:
         if self._lock_fd is None:
             with storage_errors("open", str(self._directory)):

@@ -8,7 +8,7 @@ Key layout (``mm`` is the key prefix, ``<d>`` the room key's ``storage.keys.key_
     mm:room:{<d>}:progress  HASH    userName -> number of items rated
     mm:room:{<d>}:members   HASH    userName -> the member as JSON
     mm:room:{<d>}:matches   HASH    mediaId -> epoch ms it became a match
-    mm:room:{<d>}:online    HASH    userName -> where that member is connected (see ``storage.redis_live``)
+    mm:room:{<d>}:online    HASH    userName -> where that member is connected (see ``server.rooms.shared``)
     mm:room:{<d>}:seq       STRING  the number of the room's last event (kept when the room is deleted,
                                     so a process that missed the deletion never takes a new room's
                                     events for old ones)
@@ -21,7 +21,7 @@ processes rating one room never overwrite each other, and the script's look-up o
 rating per user and item. One field per user, not per rating, keeps a snapshot of a room with
 hundreds of ratings to a handful of fields: that is what makes ``save_room`` and ``get_room`` cheap.
 ``save_room`` is a snapshot write (it replaces ratings, members and matches too); servers sharing
-rooms never call it after creating a room, they change rooms through ``storage.redis_live``. The
+rooms never call it after creating a room, they change rooms through ``server.rooms.shared``. The
 index makes listing need no ``KEYS``/``SCAN``.
 """
 
@@ -44,7 +44,7 @@ from redis.typing import EncodableT, FieldT
 from .base import Storage, storage_errors
 from .errors import StorageError
 from .keys import key_digest, room_key
-from .room import Member, RatingValue, SerializedRoom
+from .room import Member, SerializedRoom
 
 logger = logging.getLogger("storage.redis")
 
@@ -63,69 +63,6 @@ MAX_CONNECTIONS = 50
 RETRIES = 2
 LIST_BATCH = 100
 
-# The scripts never parse JSON: Python writes every array element and the look-up key, and the
-# scripts find and splice text. A look-up key is `[<JSON of mediaId>,`: inside a JSON string a quote
-# is always escaped, so that text occurs only where an element for that item starts. These
-# functions serve the scripts here and those of ``storage.redis_live``.
-RATING_FUNCTIONS = """
-local function append_rating(key, user, lookup, element)
-  local list = redis.call("HGET", key, user)
-  if not list or list == "[]" then
-    list = "[" .. element .. "]"
-  elseif string.find(list, lookup, 1, true) then
-    return false
-  else
-    list = string.sub(list, 1, -2) .. "," .. element .. "]"
-  end
-  redis.call("HSET", key, user, list)
-  return true
-end
--- An element has no "]" after its item id, so the first "]" past the look-up key ends it.
-local function cut_rating(key, user, lookup)
-  local list = redis.call("HGET", key, user)
-  local start = list and string.find(list, lookup, 1, true)
-  if not start then return false end
-  local finish = string.find(list, "]", start + #lookup, true)
-  local before, after = string.sub(list, 1, start - 1), string.sub(list, finish + 1)
-  if string.sub(before, -1) == "," then
-    before = string.sub(before, 1, -2)
-  elseif string.sub(after, 1, 1) == "," then
-    after = string.sub(after, 2)
-  end
-  redis.call("HSET", key, user, before .. after)
-  return true
-end
--- A snapshot may lack the user's progress: never below 0.
-local function count_rating(key, user, delta)
-  local count = redis.call("HINCRBY", key, user, delta)
-  if count < 0 then
-    redis.call("HSET", key, user, 0)
-    count = 0
-  end
-  return count
-end
-"""
-# KEYS: meta, ratings, progress. ARGV: user name, look-up key, the new element.
-# -1: no such room; 0: the user had rated the item; 1: recorded.
-ADD_RATING_SCRIPT = (
-    RATING_FUNCTIONS
-    + """
-if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
-if not append_rating(KEYS[2], ARGV[1], ARGV[2], ARGV[3]) then return 0 end
-count_rating(KEYS[3], ARGV[1], 1)
-return 1
-"""
-)
-# KEYS and ARGV[1..2] as above.
-REMOVE_RATING_SCRIPT = (
-    RATING_FUNCTIONS
-    + """
-if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
-if not cut_rating(KEYS[2], ARGV[1], ARGV[2]) then return 0 end
-count_rating(KEYS[3], ARGV[1], -1)
-return 1
-"""
-)
 # KEYS: meta, index, names, then ratings, progress, members, matches. ARGV: meta, digest, createdAt,
 # name, then for each of the four hashes its field count and its fields and values.
 CREATE_ROOM_SCRIPT = """
@@ -143,8 +80,6 @@ for key = 4, 7 do
 end
 return 1
 """
-NO_ROOM = -1
-RECORDED = 1
 
 
 def mask_url(url: str) -> str:
@@ -295,14 +230,11 @@ def _created_ms(room: SerializedRoom) -> int:
 class _Connection:
     client: redis.asyncio.Redis
     owned: bool
-    add_rating: AsyncScript
-    remove_rating: AsyncScript
     create_room: AsyncScript
 
     @classmethod
     def wrap(cls, client: redis.asyncio.Redis, *, owned: bool) -> _Connection:
-        scripts = (ADD_RATING_SCRIPT, REMOVE_RATING_SCRIPT, CREATE_ROOM_SCRIPT)
-        return cls(client, owned, *(client.register_script(script) for script in scripts))
+        return cls(client, owned, client.register_script(CREATE_ROOM_SCRIPT))
 
     @classmethod
     def connect(cls, url: str) -> _Connection:
@@ -374,7 +306,7 @@ class RedisStorage(Storage):
 
     @property
     def client(self) -> redis.asyncio.Redis:
-        """The open client (for ``storage.redis_live``, which shares this storage's connections)."""
+        """The open client (for ``server.rooms.shared``, which shares this storage's connections)."""
         return self._live("client").client
 
     @property
@@ -468,27 +400,6 @@ class RedisStorage(Storage):
         if skipped:
             logger.warning("list_rooms skipped %d unreadable room(s): %s", len(skipped), "; ".join(map(str, skipped)))
         return rooms
-
-    async def add_rating(self, room_name: str, media_id: str, user_name: str, rating: RatingValue, at_ms: int) -> bool:
-        script = self._live("add_rating").add_rating
-        element = rating_element(media_id, rating, at_ms)
-        return await self._rate("add_rating", script, room_name, media_id, user_name, element)
-
-    async def remove_rating(self, room_name: str, media_id: str, user_name: str) -> bool:
-        script = self._live("remove_rating").remove_rating
-        return await self._rate("remove_rating", script, room_name, media_id, user_name)
-
-    async def _rate(
-        self, operation: str, script: AsyncScript, room_name: str, media_id: str, user_name: str, *extra: str
-    ) -> bool:
-        keys = self.room_keys(room_name)
-        with storage_errors(operation, repr(room_name)):
-            outcome = await script(
-                keys=(keys.meta, keys.ratings, keys.progress), args=[user_name, lookup_key(media_id), *extra]
-            )
-        if outcome == NO_ROOM:
-            raise StorageError(operation, repr(room_name), "no such room")
-        return bool(outcome == RECORDED)
 
     async def _index(self, operation: str) -> list[tuple[str, str]]:
         """(digest, display name) of every room, oldest first, read in one transaction."""

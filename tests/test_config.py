@@ -274,7 +274,7 @@ def test_storage_choices() -> None:
     assert load_settings("/dev/null", {"STORAGE_PATH": "/srv/rooms"}).storage_url() == "file:///srv/rooms"
     redis = {"STORAGE_TYPE": "redis", "REDIS_URL": "redis://:pw@localhost:6379/0", "STORAGE_PATH": "ignored"}
     assert load_settings("/dev/null", redis).storage_url() == "redis://:pw@localhost:6379/0"
-    # REDIS_URL is only the path of a redis storage, as in storage_from_env and the README.
+    # REDIS_URL is only the path of a redis storage, as the README says.
     assert load_settings("/dev/null", {"REDIS_URL": "redis://localhost"}).storage_url() == "file:data/rooms"
 
 

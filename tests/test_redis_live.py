@@ -22,10 +22,11 @@ from server.config import Settings
 from server.protocol import ProtocolError
 from server.rooms.events import EVENTS, Event, Joined, Left, Rated, Undone
 from server.rooms.room import Room, new_member
-from server.rooms.user import User
+from server.rooms.shared.redis import RedisLive, Refusal
+from server.rooms.shared.subscriber import Subscriber
+from server.user import User
 from storage import RatingValue, SerializedRoom
 from storage.redis import RedisStorage
-from storage.redis_live import RedisLive, Refusal, Subscriber
 from tests.library import ListProvider, film
 from tests.peers import Peer, in_process, in_processes
 from tests.services import RedisServer, running_redis

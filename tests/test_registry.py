@@ -11,7 +11,7 @@ import pytest
 from server.protocol import CreateRoomRequest, encode
 from server.rooms.registry import RoomRegistry
 from server.rooms.room import Room
-from server.rooms.user import User
+from server.user import User
 from storage import MemoryStorage, SerializedRoom
 from tests.library import ListProvider
 

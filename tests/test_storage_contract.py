@@ -9,7 +9,7 @@ import anyio
 import pytest
 from hypothesis import given, settings
 
-from storage import SerializedRoom, Storage, StorageError, create_storage
+from storage import SerializedRoom, Storage, create_storage
 from tests.strategies import rooms
 
 pytestmark = pytest.mark.anyio
@@ -117,48 +117,6 @@ async def test_mutating_a_returned_room_does_not_change_storage(storage: Storage
     again = await storage.get_room("Movie Night")
     assert again is not None
     assert again.user_progress == {"ann": 1}
-
-
-async def test_add_rating_records_once_per_user_and_item(storage: Storage) -> None:
-    await storage.save_room(make_room())
-    assert await storage.add_rating("Movie Night", "m1", "ann", "like", 10)
-    assert not await storage.add_rating("movie night", "m1", "ann", "dislike", 11)
-    assert await storage.add_rating("Movie Night", "m1", "bob", "dislike", 12)
-    room = await storage.get_room("Movie Night")
-    assert room is not None
-    assert room.ratings == {"m1": [("ann", "like", 10), ("bob", "dislike", 12)]}
-    assert room.user_progress == {"ann": 1, "bob": 1}
-
-
-async def test_concurrent_ratings_of_one_room_are_all_kept(storage: Storage) -> None:
-    await storage.save_room(make_room())
-    users = [f"user{i}" for i in range(20)]
-    async with anyio.create_task_group() as tg:
-        for at, user in enumerate(users):
-            tg.start_soon(storage.add_rating, "Movie Night", "m1", user, "like", at)
-            tg.start_soon(storage.add_rating, "Movie Night", "m1", user, "dislike", at)
-    room = await storage.get_room("Movie Night")
-    assert room is not None
-    assert sorted(user for user, _, _ in room.ratings["m1"]) == sorted(users)
-    assert room.user_progress == dict.fromkeys(users, 1)
-
-
-async def test_remove_rating_undoes_one_rating(storage: Storage) -> None:
-    await storage.save_room(make_room())
-    await storage.add_rating("Movie Night", "m1", "ann", "like", 1)
-    await storage.add_rating("Movie Night", "m1", "bob", "like", 2)
-    assert await storage.remove_rating("Movie Night", "m1", "ann")
-    assert not await storage.remove_rating("Movie Night", "m1", "ann")
-    room = await storage.get_room("Movie Night")
-    assert room is not None
-    assert room.ratings == {"m1": [("bob", "like", 2)]}
-    assert room.user_progress == {"ann": 0, "bob": 1}
-
-
-async def test_rating_an_absent_room_is_a_storage_error(storage: Storage) -> None:
-    with pytest.raises(StorageError) as caught:
-        await storage.add_rating("ghost", "m1", "ann", "like", 1)
-    assert "ghost" in str(caught.value)
 
 
 async def test_concurrent_saves_of_one_room_leave_one_complete_version(storage: Storage) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from storage import MemoryStorage, SerializedRoom, Storage, StorageError, create_storage, storage_from_env, storage_url
+from server.config import ConfigError, load_settings
+from storage import MemoryStorage, SerializedRoom, Storage, StorageError, create_storage, storage_url
 from tests.plugin_backend import PluginStorage
 
 PLUGIN = "tests.plugin_backend:PluginStorage"
@@ -117,11 +118,15 @@ def test_redis_type_takes_the_url_as_path() -> None:
     assert_redis(create_storage(storage_type="redis", path=REDIS_URL))
 
 
+def storage_from_env(env: Mapping[str, str]) -> Storage:
+    """The storage the server builds from these variables (and no config file)."""
+    return load_settings("/dev/null", env).storage.create()
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
         ({"STORAGE_URL": "memory://"}, "memory"),
-        ({"STORAGE_URL": "memory://", "STORAGE_TYPE": "file", "STORAGE_PATH": "elsewhere"}, "memory"),
         ({"STORAGE_URL": "", "STORAGE_TYPE": "memory"}, "memory"),
         ({"STORAGE_TYPE": "memory", "STORAGE_PATH": "ignored"}, "memory"),
         ({"STORAGE_URL": "file:from/url"}, "from/url"),
@@ -129,12 +134,12 @@ def test_redis_type_takes_the_url_as_path() -> None:
         ({"STORAGE_PATH": "from/path"}, "from/path"),
         ({}, "data/rooms"),
         ({"STORAGE_TYPE": "redis", "REDIS_URL": REDIS_URL}, "redis"),
-        ({"STORAGE_TYPE": "Redis", "REDIS_URL": REDIS_URL, "STORAGE_PATH": "not/this"}, "redis"),
+        ({"STORAGE_TYPE": "Redis", "REDIS_URL": REDIS_URL}, "redis"),
         ({"STORAGE_TYPE": "rediss", "REDIS_URL": "rediss://redis.invalid:6380/0"}, "redis"),
         ({"STORAGE_URL": REDIS_URL}, "redis"),
     ],
 )
-def test_storage_from_env(in_tmp: Path, env: Mapping[str, str], expected: str) -> None:
+def test_storage_from_the_environment(in_tmp: Path, env: Mapping[str, str], expected: str) -> None:
     storage = storage_from_env(env)
     if expected == "memory":
         assert type(storage) is MemoryStorage
@@ -142,13 +147,6 @@ def test_storage_from_env(in_tmp: Path, env: Mapping[str, str], expected: str) -
         assert_redis(storage)
     else:
         assert same_directory(storage, in_tmp / expected)
-
-
-def test_storage_from_env_reads_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ["STORAGE_URL", "STORAGE_PATH", "REDIS_URL"]:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("STORAGE_TYPE", "memory")
-    assert type(storage_from_env()) is MemoryStorage
 
 
 @pytest.mark.parametrize(
@@ -200,8 +198,8 @@ def test_bad_urls_and_types_are_storage_errors(
 
 
 def test_a_redis_type_without_redis_url_names_the_variable() -> None:
-    with pytest.raises(StorageError, match="REDIS_URL"):
-        storage_from_env({"STORAGE_TYPE": "redis", "STORAGE_PATH": REDIS_URL})
+    with pytest.raises(ConfigError, match="REDIS_URL"):
+        storage_from_env({"STORAGE_TYPE": "redis"})
 
 
 @pytest.mark.parametrize(

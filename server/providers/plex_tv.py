@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from server.config import Settings
 from server.protocol import ProtocolError, clean_name
-from server.rooms.user import User
+from server.user import User
 
 from .plex import TIMEOUT, PlexProvider, plex_headers
 

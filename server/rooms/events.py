@@ -1,7 +1,7 @@
 """What happened in a room, as every process serving it applies it.
 
 One process decides these itself (``Room``); processes sharing rooms get them from Redis, decided
-by its scripts and numbered by ``seq`` (``storage.redis_live``). Field names are the JSON keys.
+by its scripts and numbered by ``seq`` (``server.rooms.shared``). Field names are the JSON keys.
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from server.user import User
 from storage import Member, RatingValue
-
-from .user import User
 
 
 class _Event(BaseModel):

@@ -13,14 +13,14 @@ import anyio
 from server.metrics import Metrics
 from server.protocol import CreateRoomRequest, ProtocolError, clean_name, encode, storage_unavailable
 from server.providers import Media, MediaProvider, MediaQuery, ProviderError
+from server.user import User
 from storage import RatingValue, SerializedRoom, Storage, StorageError, hash_password, room_key, verify_password
-from storage.redis_live import LiveRoom, RedisLive
 
 from .events import Deleted
 from .room import Room, Seat
 from .saver import SaveObserver, Saver
-from .shared import SharedRooms, online_seats
-from .user import User
+from .shared.redis import LiveRoom, RedisLive
+from .shared.rooms import SharedRooms, online_seats
 
 log = logging.getLogger("server.rooms")
 

@@ -18,11 +18,11 @@ from typing import Any, Protocol
 
 from server.protocol import ProtocolError, encode
 from server.providers import Media
+from server.user import User
 from storage import Member, RatingValue, SerializedRoom
 
 from .events import Deleted, Event, Joined, Left, OnlineSeat, Rated, Undone
 from .rules import is_group_match, likers
-from .user import User
 
 
 class Seat(Protocol):

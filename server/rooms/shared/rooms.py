@@ -1,4 +1,4 @@
-"""Rooms shared with other server processes through Redis (see ``storage.redis_live``).
+"""Rooms shared with other server processes through Redis (see ``server.rooms.shared``).
 
 Each process keeps a replica of the rooms its members are in. A change is decided and recorded by
 one Redis script, which publishes it as a numbered event; every replica, the deciding process's
@@ -19,12 +19,13 @@ from pydantic import ValidationError
 
 from server.metrics import Metrics
 from server.protocol import ProtocolError, storage_unavailable
+from server.user import User
 from storage import RatingValue, StorageError
-from storage.redis_live import LiveRoom, RedisLive, Refusal, Subscriber
 
-from .events import EVENTS, Deleted, Left, OnlineSeat
-from .room import Arrival, Room, Seat, already_rated, new_member, not_rated, rating_error, token_hash
-from .user import User
+from ..events import EVENTS, Deleted, Left, OnlineSeat
+from ..room import Arrival, Room, Seat, already_rated, new_member, not_rated, rating_error, token_hash
+from .redis import LiveRoom, RedisLive, Refusal
+from .subscriber import Subscriber
 
 log = logging.getLogger("server.rooms.shared")
 

@@ -1,0 +1,118 @@
+"""The process's one pub/sub connection to Redis."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
+
+from storage import StorageError
+from storage.base import storage_errors
+
+log = logging.getLogger("server.rooms.shared")
+
+
+class Subscriber:
+    """The process's one pub/sub connection: room channels in, ``on_event(channel, data)`` out.
+
+    ``on_subscribed(channel)`` is called for every confirmed subscription, the first and those
+    after a reconnection (when events may have been missed). The connection is re-made until
+    ``run`` is cancelled; a control channel keeps it open while the process serves no room.
+    """
+
+    RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
+    PING_EVERY = 5.0
+    CONFIRM_TIMEOUT = 3.0
+
+    def __init__(
+        self,
+        client: Redis,
+        control_channel: str,
+        on_event: Callable[[str, str], None],
+        on_subscribed: Callable[[str], None],
+    ) -> None:
+        self._client = client
+        self._control = control_channel
+        self._on_event = on_event
+        self._on_subscribed = on_subscribed
+        self._channels: set[str] = set()
+        self._pubsub: PubSub | None = None
+        self._confirmed: dict[str, anyio.Event] = {}
+        self.connected = anyio.Event()
+
+    async def subscribe(self, channel: str) -> None:
+        """Subscribe and wait for the confirmation: events published after it are delivered."""
+        with anyio.move_on_after(self.CONFIRM_TIMEOUT):  # just started, or reconnecting
+            await self.connected.wait()
+        pubsub = self._pubsub
+        if pubsub is None or not self.connected.is_set():
+            raise StorageError("subscribe", channel, "not connected to Redis")
+        self._channels.add(channel)
+        confirmed = self._confirmed[channel] = anyio.Event()
+        try:
+            with storage_errors("subscribe", channel), anyio.fail_after(self.CONFIRM_TIMEOUT):
+                await pubsub.subscribe(channel)
+                await confirmed.wait()
+        except (StorageError, TimeoutError) as exc:
+            self._channels.discard(channel)
+            raise StorageError("subscribe", channel, str(exc) or "no confirmation") from exc
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)
+        self._confirmed.pop(channel, None)
+        if self._pubsub is not None:
+            # On failure the next connection does not subscribe it again.
+            with contextlib.suppress(RedisError, OSError):
+                await self._pubsub.unsubscribe(channel)
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            delay = self.RECONNECT_DELAYS[0]
+            try:
+                async with self._client.pubsub() as pubsub:
+                    await pubsub.subscribe(self._control, *self._channels)
+                    self._pubsub = pubsub
+                    await self._listen(pubsub)
+                    failures = 0
+            except (RedisError, OSError) as exc:
+                if failures == 0:
+                    log.error("lost the Redis subscription, reconnecting: %s", exc)
+                delay = self.RECONNECT_DELAYS[min(failures, len(self.RECONNECT_DELAYS) - 1)]
+                failures += 1
+            finally:
+                self._pubsub = None
+                self.connected = anyio.Event()
+            await anyio.sleep(delay)
+
+    async def _listen(self, pubsub: PubSub) -> None:
+        """Deliver messages; a connection that stays silent through a ping is taken for dead (a
+        network cut without a reset would otherwise leave this process deaf until it restarts)."""
+        while True:
+            message = await pubsub.get_message(timeout=self.PING_EVERY)
+            if message is None:
+                await pubsub.ping()
+                with anyio.fail_after(self.PING_EVERY):
+                    message = await pubsub.get_message(timeout=self.PING_EVERY)
+                if message is None:
+                    raise RedisConnectionError("no answer to a ping on the subscription")
+            self._receive(message)
+
+    def _receive(self, message: dict[str, Any]) -> None:
+        channel = message["channel"]
+        if message["type"] == "message":
+            self._on_event(channel, message["data"])
+        elif message["type"] == "subscribe":
+            if channel == self._control:
+                self.connected.set()
+                return
+            confirmed = self._confirmed.get(channel)
+            if confirmed is not None:
+                confirmed.set()
+            self._on_subscribed(channel)
