@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from server.client_config import client_config
 from server.context import AppContext
 from server.i18n import translations
 from server.limits import Verdict
@@ -49,15 +50,6 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 # A close frame waits for the socket to drain; a peer that never reads must not hold the handler.
 CLOSE_TIMEOUT = 5.0
-
-
-def client_config(context: AppContext) -> dict[str, Any]:
-    """The ``config`` message: what the browser needs to know, never a secret."""
-    settings = context.settings
-    config: dict[str, Any] = {"requiresConfiguration": False, "requirePlexLogin": settings.require_plex_login}
-    if context.plex_sign_in is not None:  # extension: the browser runs the plex.tv PIN flow itself
-        config |= {"plexSignIn": True, "plexTvUrl": settings.plex_tv_url, "plexAppUrl": settings.plex_app_url}
-    return config
 
 
 class Connection:

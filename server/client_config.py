@@ -1,0 +1,16 @@
+"""The ``config`` message: what the browser needs to know about this server, never a secret."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.context import AppContext
+
+
+def client_config(context: AppContext) -> dict[str, Any]:
+    """The ``config`` message: what the browser needs to know, never a secret."""
+    settings = context.settings
+    config: dict[str, Any] = {"requiresConfiguration": False, "requirePlexLogin": settings.require_plex_login}
+    if context.plex_sign_in is not None:  # extension: the browser runs the plex.tv PIN flow itself
+        config |= {"plexSignIn": True, "plexTvUrl": settings.plex_tv_url, "plexAppUrl": settings.plex_app_url}
+    return config
