@@ -252,6 +252,8 @@ class Settings(_Section):
     # Wrong room passwords per client address per minute before joins with a password are refused.
     max_password_attempts: int = _count(5)
     allowed_origins: tuple[Annotated[str, AfterValidator(_origin)], ...] = ()
+    # A WebSocket that has not logged in after this long is closed (it only holds a file descriptor).
+    login_timeout: float = _seconds(300.0)
     # Keepalive: a peer that does not answer a ping within the timeout is disconnected.
     ws_ping_interval: float = _seconds(20.0)
     ws_ping_timeout: float = _seconds(20.0)
@@ -383,6 +385,7 @@ _ENV_VARS: tuple[tuple[str, Loc, Callable[[str], object]], ...] = (
     ("MAX_ROOMS_PER_USER", ("max_rooms_per_user",), _text),
     ("MAX_PASSWORD_ATTEMPTS", ("max_password_attempts",), _text),
     ("ALLOWED_ORIGINS", ("allowed_origins",), _items),
+    ("LOGIN_TIMEOUT", ("login_timeout",), _text),
     ("WS_PING_INTERVAL", ("ws_ping_interval",), _text),
     ("WS_PING_TIMEOUT", ("ws_ping_timeout",), _text),
     ("WS_COMPRESSION", ("ws_compression",), _flag),

@@ -50,15 +50,14 @@ async def index(request: Request) -> Response:
 
 
 async def storage_healthy(context: AppContext) -> bool:
-    """The backend answers (a round trip for Redis), a file directory is writable, no room's last
-    save failed (a full disk shows only there), and shared rooms' events can arrive."""
+    """The backend answers (a round trip for Redis; a writable directory for files), and the rooms'
+    changes can be stored (no room's last save failed; shared rooms' events can arrive)."""
     if not await context.storage.healthy():
         return False
-    shared = context.registry.shared
-    if shared is not None and not shared.subscriber.connected.is_set():
-        log.warning("health: not subscribed to the shared rooms' events")
+    if not context.registry.healthy():
+        log.warning("health: room changes cannot be stored or followed right now")
         return False
-    return not context.registry.saver.failing
+    return True
 
 
 async def health(request: Request) -> Response:

@@ -129,6 +129,7 @@ async def test_a_server_that_never_answers_is_a_storage_error() -> None:
     assert isinstance(caught.value.__cause__, redis.TimeoutError)
 
 
+@pytest.mark.redis
 async def test_a_server_stopped_mid_session_gives_storage_errors(tmp_path: Path) -> None:
     with running_redis(tmp_path) as server:
         async with RedisStorage.from_url(server.url) as storage:
