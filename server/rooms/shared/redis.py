@@ -39,7 +39,7 @@ from storage.redis import (
     rating_element,
 )
 
-from .batches import Batches
+from .batches import Batches, EventGate
 from .scripts import DELETE, HEARTBEAT, JOIN, LEAVE, PRELUDE, RATE, RATING_FUNCTIONS, UNDO
 
 log = logging.getLogger("server.rooms.shared")
@@ -79,7 +79,7 @@ class RedisLive:
         self.process_id = process_id
         self._processes_key = f"{storage.prefix}:processes"
         client = storage.client
-        self._batches = Batches(client)
+        self._batches = Batches(client, storage.replication)
         self._scripts = {
             name: client.register_script(body if name == "heartbeat" else RATING_FUNCTIONS + PRELUDE + body)
             for name, body in {
@@ -106,10 +106,14 @@ class RedisLive:
         """Send the scripts called meanwhile as pipelines, until cancelled (see ``Batches``)."""
         await self._batches.run()
 
+    def hold_events(self, gate: EventGate) -> None:
+        """Let ``gate`` keep the events of changes until the replicas confirm them (see ``Batches``)."""
+        self._batches.gate = gate
+
     async def _run(self, script: str, room_name: str, keys: RoomKeys, extra_keys: list[str], *args: str | int) -> Any:
         with storage_errors(script, repr(room_name)):
             return await self._batches.call(
-                self._scripts[script], [*self._room_keys(keys), *extra_keys], [keys.events, *args]
+                self._scripts[script], [*self._room_keys(keys), *extra_keys], [keys.events, *args], channel=keys.events
             )
 
     async def read(self, room_name: str) -> LiveRoom | None:

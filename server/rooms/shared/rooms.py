@@ -57,6 +57,7 @@ class SharedRooms:
         self.subscriber = Subscriber(
             live.storage.client, f"{live.storage.prefix}:control", self._on_event, self._on_subscribed
         )
+        live.hold_events(self.subscriber)
         self._rooms: dict[str, Room] = {}  # by channel
         # Events that arrive while a room is read (restored or re-read), applied after the read.
         self._held: dict[str, list[str]] = {}
