@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 import redis.asyncio
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, RedisError
@@ -393,6 +393,16 @@ class PrimaryPool(SentinelConnectionPool, redis.asyncio.BlockingConnectionPool):
         return {"service": self.service_name, "primary": primary, "failovers": self.failovers}
 
 
+class PrimaryConnection(SentinelManagedConnection):
+    """A connection that asks for the primary's address before every attempt to connect: redis-py
+    reconnects inside a command (a pipeline retried after READONLY or a reset) straight to the
+    address it had, the old primary's (redis-py issue #3874)."""
+
+    async def _connect(self) -> None:
+        self.host, self.port = await self.connection_pool.get_master_address()
+        await super()._connect()  # type: ignore[no-untyped-call]
+
+
 def _address_text(address: tuple[str, int]) -> str:
     host, port = address
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -430,7 +440,13 @@ class _Connection:
         timeouts = {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": CONNECT_TIMEOUT}
         sentinel = Sentinel(url.sentinels, sentinel_kwargs={**timeouts, **url.sentinel_auth})  # type: ignore[no-untyped-call]
         # url.url names no host: it holds the data nodes' credentials, database and options.
-        client = sentinel.master_for(url.service, connection_pool_class=PrimaryPool, **options, **parse_url(url.url))
+        client = sentinel.master_for(
+            url.service,
+            connection_pool_class=PrimaryPool,
+            connection_class=PrimaryConnection,
+            **options,
+            **parse_url(url.url),
+        )
         return cls.wrap(client, owned=True, sentinel=sentinel)
 
     async def close(self) -> None:

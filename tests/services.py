@@ -195,6 +195,24 @@ class SentinelSet:
         """The new primary, once every sentinel reports one other than ``old`` and it says it is one."""
         return self._wait(lambda: self._agreed(lambda port: port != old.port), "a failover")
 
+    def switch_by_hand(self, new: RedisServer) -> None:
+        """Make ``new`` the primary the way an operator would, without Sentinel: the others become
+        its replicas (their clients stay connected, and writes there now get READONLY), then the
+        sentinels are told to watch ``new``."""
+        with new.client() as client:
+            client.replicaof("NO", "ONE")
+        for server in self.servers:
+            if server is not new and server.process is not None:
+                with server.client() as client:
+                    client.replicaof("127.0.0.1", new.port)
+        quorum = len(self.sentinel_ports) // 2 + 1
+        for port in self.sentinel_ports:
+            with self._sentinel(port) as sentinel:
+                sentinel.sentinel_remove(SENTINEL_SERVICE)
+                sentinel.sentinel_monitor(SENTINEL_SERVICE, "127.0.0.1", new.port, quorum)
+                sentinel.sentinel_set(SENTINEL_SERVICE, "down-after-milliseconds", self.down_after_ms)
+        self.wait_until_settled(new)
+
     def wait_until_settled(self, primary: RedisServer) -> None:
         """Until every running server replicates from ``primary`` with its link up, and every sentinel
         knows them all and the other sentinels."""
