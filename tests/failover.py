@@ -28,6 +28,7 @@ SERVED = 10  # ratings acknowledged on every process after the incident: the sto
 class Rater:
     peer: Peer
     process: int  # index of its process in the cluster
+    sent: dict[str, float] = field(default_factory=dict)  # mediaId -> when its rating was sent
     # mediaId -> when its own userProgress came: acknowledged, unless a rateError for it ever came.
     answered: dict[str, float] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)  # mediaId -> rateError name
@@ -46,11 +47,11 @@ class Outcome:
         return [(rater.peer.name, media_id) for rater in self.raters for media_id in rater.acknowledged()]
 
     def served_after(self) -> dict[int, float]:
-        """Seconds from the incident to the first rating acknowledged after it, per process."""
+        """Seconds from the incident to the first acknowledgement of a rating sent after it, per process."""
         firsts: dict[int, float] = {}
         for rater in self.raters:
-            for at in rater.acknowledged().values():
-                if at > self.incident_at:
+            for media_id, at in rater.acknowledged().items():
+                if rater.sent[media_id] > self.incident_at:
                     firsts[rater.process] = min(firsts.get(rater.process, at), at)
         return {process: at - self.incident_at for process, at in firsts.items()}
 
@@ -72,8 +73,9 @@ def raters_of(room: SerializedRoom, media_id: str) -> set[str]:
 
 class Storm:
     """``per_process`` members on each process of ``cluster`` dislike the films of one room one after
-    the other; ``incident`` runs after a warm-up, and the storm goes on until every process
-    acknowledged ``SERVED`` more ratings (or the deck is done)."""
+    the other; ``incident`` runs after a warm-up (the time it returns is the incident's), and the
+    storm goes on until every process acknowledged ``SERVED`` ratings sent after it (or the deck is
+    done)."""
 
     def __init__(self, cluster: Cluster, per_process: int = 2) -> None:
         self.cluster = cluster
@@ -97,8 +99,8 @@ class Storm:
                 for rater in raters:
                     tasks.start_soon(self._rate, rater, deck, raters)
                 await anyio.sleep(WARM_UP)
-                self._incident_at = time.monotonic()
                 await anyio.to_thread.run_sync(incident)
+                self._incident_at = time.monotonic()
             for rater in raters:  # late refusals of ratings answered by a userProgress meanwhile
                 await _drain(rater)
         return Outcome(raters, self._incident_at, deck)
@@ -107,6 +109,7 @@ class Storm:
         for media_id in deck:
             if self._stop.is_set():
                 return
+            rater.sent[media_id] = time.monotonic()
             await rater.peer.send("rate", {"mediaId": media_id, "rating": "dislike"})
             while True:
                 try:
@@ -126,7 +129,7 @@ class Storm:
     def _served(self, raters: list[Rater]) -> bool:
         after: dict[int, int] = {}
         for rater in raters:
-            count = sum(1 for at in rater.acknowledged().values() if at > self._incident_at)
+            count = sum(1 for media_id in rater.acknowledged() if rater.sent[media_id] > self._incident_at)
             after[rater.process] = after.get(rater.process, 0) + count
         return len(after) == len(self.cluster.processes) and min(after.values()) >= SERVED
 

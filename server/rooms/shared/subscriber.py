@@ -54,6 +54,7 @@ class Subscriber:
         self._confirmed: dict[str, anyio.Event] = {}
         self._held: dict[str, list[str]] = {}
         self._listening: anyio.CancelScope | None = None
+        self._moved = anyio.Event()  # the primary moved: reconnect now, not after the delay
         self._failures = 0  # reconnections since the subscription last worked
         self.connected = anyio.Event()
         pool = client.connection_pool
@@ -103,11 +104,14 @@ class Subscriber:
             finally:
                 self._pubsub = self._listening = None
                 self.connected = anyio.Event()
-            await anyio.sleep(delay)
+            with anyio.move_on_after(delay):
+                await self._moved.wait()
+            self._moved = anyio.Event()
 
     def _primary_moved(self) -> None:
         if self._listening is not None:
             self._listening.cancel()
+        self._moved.set()
 
     def hold(self, channels: Collection[str]) -> None:
         for channel in channels:
@@ -119,7 +123,8 @@ class Subscriber:
                 self._on_event(channel, data)
         for channel in doubtful:
             self._held.pop(channel, None)
-            self._on_subscribed(channel)
+            if self.connected.is_set():  # else the subscription, when back, has the room read again
+                self._on_subscribed(channel)
 
     async def _listen(self, pubsub: PubSub) -> None:
         """Deliver messages; a connection that stays silent through a ping is taken for dead (a
