@@ -130,7 +130,8 @@ class SentinelSet:
         self.servers = [RedisServer(directory / f"redis-{number}") for number in range(1 + replicas)]
         primary = self.servers[0]
         for number, server in enumerate(self.servers):
-            server.args = ["--logfile", str(server.directory / "redis.log")]
+            # No wait before a full sync (5 s by default, for more replicas to share it).
+            server.args = ["--logfile", str(server.directory / "redis.log"), "--repl-diskless-sync-delay", "0"]
             if number:
                 server.args += ["--replicaof", "127.0.0.1", str(primary.port)]
         self.sentinel_ports = [free_port() for _ in range(sentinels)]
@@ -196,9 +197,10 @@ class SentinelSet:
         return self._wait(lambda: self._agreed(lambda port: port != old.port), "a failover")
 
     def switch_by_hand(self, new: RedisServer) -> None:
-        """Make ``new`` the primary the way an operator would, without Sentinel: the others become
-        its replicas (their clients stay connected, and writes there now get READONLY), then the
-        sentinels are told to watch ``new``."""
+        """Make ``new`` the primary the way an operator would, without Sentinel: once it has caught
+        up, the others become its replicas (their clients stay connected, and writes there now get
+        READONLY), then the sentinels are told to watch ``new``."""
+        self.wait_until_settled(self.primary())
         with new.client() as client:
             client.replicaof("NO", "ONE")
         for server in self.servers:
@@ -214,8 +216,8 @@ class SentinelSet:
         self.wait_until_settled(new)
 
     def wait_until_settled(self, primary: RedisServer) -> None:
-        """Until every running server replicates from ``primary`` with its link up, and every sentinel
-        knows them all and the other sentinels."""
+        """Until every running server replicates from ``primary`` with its link up and has caught up
+        with it, and every sentinel knows them all and the other sentinels."""
 
         def settled() -> RedisServer | None:
             running = [server for server in self.servers if server.process is not None]
@@ -225,6 +227,12 @@ class SentinelSet:
                         info = client.info("replication")
                     if info.get("master_port") != primary.port or info.get("master_link_status") != "up":
                         return None
+            with primary.client() as client:
+                info = client.info("replication")
+            # What each replica last confirmed having (replicas confirm every second).
+            confirmed = [info[f"slave{number}"]["offset"] for number in range(info["connected_slaves"])]
+            if len(confirmed) != len(running) - 1 or any(offset != info["master_repl_offset"] for offset in confirmed):
+                return None
             for port in self.sentinel_ports:
                 with self._sentinel(port) as sentinel:
                     state = sentinel.sentinel_master(SENTINEL_SERVICE)
