@@ -186,7 +186,10 @@ def replicating(replica: RedisServer) -> bool:
 
 @pytest.mark.redis
 @pytest.mark.slow
-async def test_a_rating_the_replica_does_not_confirm_is_refused_and_the_room_read_again(tmp_path: Path) -> None:
+async def test_a_rating_the_replica_does_not_confirm_is_refused_and_the_room_read_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    logged = log_lines(caplog, "server.rooms.shared")
     for name in ("primary", "replica"):
         (tmp_path / name).mkdir()
     with running_redis(tmp_path / "primary") as primary:
@@ -210,12 +213,21 @@ async def test_a_rating_the_replica_does_not_confirm_is_refused_and_the_room_rea
                     # is shown it, and trying again finds it recorded.
                     assert await progress_of(ann, "ann") == pytest.approx(0.2)
                     assert (await answer(ann, deck[1]))[0] == "AlreadyRated"
+                    assert (await answer(ann, deck[3]))[0] == "StorageUnavailable"
+                    assert await progress_of(ann, "ann") == pytest.approx(0.3)
+                    assert await progress_of(bob, "ann") == pytest.approx(0.3)
                 finally:
                     replica.freeze(False)
-                assert await answer(ann, deck[2]) == ("ok", pytest.approx(0.3))
-                assert await progress_of(bob, "ann") == pytest.approx(0.3)
+                assert await answer(ann, deck[2]) == ("ok", pytest.approx(0.4))
+                assert await progress_of(bob, "ann") == pytest.approx(0.4)
         finally:
             replica.stop()
+    # Once for the outage, once when it is over (ann's process; bob's changed nothing meanwhile).
+    assert logged(logging.ERROR) == [
+        "changes are refused until the replicas confirm them again: "
+        "0 of the 1 required replica(s) confirmed the write within 1000 ms"
+    ]
+    assert logged(logging.WARNING) == ["the replicas confirm changes again"]
 
 
 def subscribers(server: RedisServer) -> int:

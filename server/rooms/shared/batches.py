@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -12,6 +13,8 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError
 
 from storage.redis import Replication
+
+log = logging.getLogger("server.rooms.shared")
 
 
 @dataclass
@@ -62,6 +65,7 @@ class Batches:
         self._queue: list[_Call] = []
         self._wake = anyio.Event()
         self._running = False
+        self._unconfirmed = False  # the last WAIT fell short (logged once, until one succeeds)
 
     async def call(
         self, script: AsyncScript, keys: list[str], args: list[str | int], *, channel: str | None = None
@@ -113,6 +117,12 @@ class Batches:
                 self._replication.check(replies.pop())
             except RedisError as exc:
                 unconfirmed = exc
+                if not self._unconfirmed:
+                    log.error("changes are refused until the replicas confirm them again: %s", exc)
+            else:
+                if self._unconfirmed:
+                    log.warning("the replicas confirm changes again")
+            self._unconfirmed = unconfirmed is not None
         for call, reply in zip(batch, replies, strict=True):
             if isinstance(reply, NoScriptError):  # Redis restarted, or failed over, and lost its script cache
                 try:
