@@ -262,7 +262,8 @@ async def rate_across(ann: Peer, bob: Peer, media_id: str, progress: float) -> N
 
 
 async def followed(apps: tuple[Starlette, Starlette], moved: list[str], old: RedisServer, new: RedisServer) -> None:
-    """Both apps logged the move once, say so in /health, and are subscribed on the new primary."""
+    """Both apps logged the move once, say so in /health, are subscribed on the new primary, and read
+    their room again (events may have been missed)."""
     assert (
         moved == [f"{MOVED} from 127.0.0.1:{old.port} to 127.0.0.1:{new.port} (a Sentinel failover): following it"] * 2
     )
@@ -273,6 +274,7 @@ async def followed(apps: tuple[Starlette, Starlette], moved: list[str], old: Red
             {"service": "moviematch", "primary": f"127.0.0.1:{new.port}", "failovers": 1},
         )
     await eventually(lambda: (subscribers(new), subscribers(old)) == (2, 0), HANG)
+    assert all(app.state.context.metrics.room_rereads >= 1 for app in apps)
 
 
 # The processes stay quiet while the primary is away (no heartbeat due, no subscription ping), so
