@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 from pydantic import (
@@ -39,6 +39,7 @@ from pydantic_core import ErrorDetails
 
 from storage import Storage, StorageError, create_storage
 from storage.factory import storage_url
+from storage.redis import RedisStorage
 
 DEFAULT_CONFIG_PATH = "config.yaml"
 
@@ -193,6 +194,9 @@ class StorageSettings(_Section):
     url: str | None = None
     type: str | None = None
     path: str | None = None
+    # Redis only: every change waits until this many replicas confirm it (WAIT), so that a failover
+    # loses nothing acknowledged.
+    min_replicas: int = _count(0, minimum=0)
 
     @model_validator(mode="after")
     def _usable(self) -> StorageSettings:
@@ -206,7 +210,12 @@ class StorageSettings(_Section):
 
     def create(self) -> Storage:
         """A new, not yet opened backend; unlike ``storage_url()`` this also handles ``module:Class`` types."""
-        return create_storage(self.url, storage_type=self.type, path=self.path)
+        storage = create_storage(self.url, storage_type=self.type, path=self.path)
+        if self.min_replicas:
+            if not isinstance(storage, RedisStorage):
+                raise StorageError("create_storage", "min_replicas", "only a Redis storage has replicas to wait for")
+            storage.require_replicas(self.min_replicas)
+        return storage
 
 
 class Settings(_Section):
@@ -288,7 +297,9 @@ class Settings(_Section):
             password = self.auth.password.get_secret_value()
             found += [password, f"{self.auth.user}:{password}"]
         with contextlib.suppress(ValueError, StorageError):  # an unparsable URL holds no password to find
-            found.append(urlsplit(self.storage_url()).password or "")
+            url = urlsplit(self.storage_url())
+            found.append(url.password or "")
+            found += [value for name, value in parse_qsl(url.query) if name == "sentinel_password"]
         return [secret for secret in found if secret]
 
     def masked(self) -> dict[str, Any]:
@@ -372,6 +383,7 @@ _ENV_VARS: tuple[tuple[str, Loc, Callable[[str], object]], ...] = (
     ("STORAGE_URL", ("storage", "url"), _text),
     ("STORAGE_TYPE", ("storage", "type"), _text),
     ("STORAGE_PATH", ("storage", "path"), _text),
+    ("REDIS_MIN_REPLICAS", ("storage", "min_replicas"), _text),
     ("SAVE_DELAY", ("save_delay",), _text),
     ("SAVE_MAX_WAIT", ("save_max_wait",), _text),
     ("ROOM_IDLE_TIMEOUT", ("room_idle_timeout",), _text),

@@ -21,6 +21,7 @@ from server.context import AppContext
 from server.i18n import negotiate
 from server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from server.providers import MediaProvider, ProviderError
+from storage.redis import RedisStorage
 
 log = logging.getLogger("server.http")
 
@@ -65,11 +66,15 @@ async def health(request: Request) -> Response:
     storage_ok = await storage_healthy(context)
     providers = {provider_id: await one.healthy() for provider_id, one in context.provider.providers.items()}
     healthy = storage_ok and all(providers.values())
-    body = {
+    body: dict[str, object] = {
         "status": "ok" if healthy else "unavailable",
         "storage": "ok" if storage_ok else "unavailable",
         "providers": {provider_id: "ok" if ok else "unavailable" for provider_id, ok in providers.items()},
     }
+    # With Sentinel: which primary this process uses, and how many failovers it followed.
+    failover = context.storage.failover_status() if isinstance(context.storage, RedisStorage) else None
+    if failover is not None:
+        body["redis"] = failover
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 

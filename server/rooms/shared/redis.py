@@ -62,7 +62,7 @@ class RedisLive:
 
     @cached_property
     def _batches(self) -> Batches:
-        return Batches(self.storage.client)
+        return Batches(self.storage.client, self.storage.replication)
 
     @cached_property
     def _scripts(self) -> dict[str, AsyncScript]:
@@ -82,7 +82,10 @@ class RedisLive:
         return self.keys(room_name).events
 
     def subscription(self, on_event: OnEvent, on_subscribed: OnSubscribed) -> Subscriber:
-        return Subscriber(self.storage.client, f"{self.storage.prefix}:control", on_event, on_subscribed)
+        subscriber = Subscriber(self.storage.client, f"{self.storage.prefix}:control", on_event, on_subscribed)
+        # The subscription keeps the events of changes until the replicas confirm them (see ``Batches``).
+        self._batches.gate = subscriber
+        return subscriber
 
     @staticmethod
     def _room_keys(keys: RoomKeys) -> list[str]:
@@ -95,7 +98,11 @@ class RedisLive:
     async def _run(self, script: str, room_name: str, keys: RoomKeys, extra_keys: list[str], *args: str | int) -> Any:
         with storage_errors(script, repr(room_name)):
             return await self._batches.call(
-                self._scripts[script], [*self._room_keys(keys), *extra_keys], [keys.events, *args]
+                self._scripts[script],
+                [*self._room_keys(keys), *extra_keys],
+                [keys.events, *args],
+                channel=keys.events,
+                wrote=_decided,
             )
 
     async def read(self, room_name: str) -> LiveRoom | None:
@@ -249,6 +256,12 @@ def _readable(room_name: str, online: dict[str, str]) -> dict[str, dict[str, Any
 
 def like_key(media_id: str) -> str:
     return f'{lookup_key(media_id)}"like",'
+
+
+def _decided(reply: Any) -> bool:
+    """Whether a room script's reply is an event's number (a change made), not a refusal."""
+    outcome = reply[0] if isinstance(reply, list) else reply
+    return isinstance(outcome, int) and outcome > 0
 
 
 def _seq_or_refusal(outcome: int) -> int | Refusal:
