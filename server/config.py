@@ -255,6 +255,8 @@ class Settings(_Section):
     rate_limit_per_second: float = Field(20.0, gt=0, description="a number greater than 0")
     rate_limit_burst: int = _count(40)
     max_room_members: int = _count(50)
+    # Members not connected for this many days no longer take up a place in the room.
+    member_absence_days: float = Field(14.0, gt=0, description="a number of days greater than 0")
     max_name_length: int = _count(100)
     # Per Plex account, else per client address; a sliding day.
     max_rooms_per_user: int = _count(20)
@@ -276,6 +278,10 @@ class Settings(_Section):
         if delay is not None and value < delay:
             raise ValueError(f"must be at least save_delay ({delay:g})")
         return value
+
+    @property
+    def member_absence_ms(self) -> int:
+        return int(self.member_absence_days * 24 * 3600 * 1000)
 
     @property
     def drain_timeout(self) -> float:
@@ -393,6 +399,7 @@ _ENV_VARS: tuple[tuple[str, Loc, Callable[[str], object]], ...] = (
     ("RATE_LIMIT_PER_SECOND", ("rate_limit_per_second",), _text),
     ("RATE_LIMIT_BURST", ("rate_limit_burst",), _text),
     ("MAX_ROOM_MEMBERS", ("max_room_members",), _text),
+    ("MEMBER_ABSENCE_DAYS", ("member_absence_days",), _text),
     ("MAX_NAME_LENGTH", ("max_name_length",), _text),
     ("MAX_ROOMS_PER_USER", ("max_rooms_per_user",), _text),
     ("MAX_PASSWORD_ATTEMPTS", ("max_password_attempts",), _text),
