@@ -2,17 +2,24 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# What the server needs (`make run`), then the test and lint tools on top (`make test`).
+SERVER_STAMP := $(VENV)/.installed-server
 STAMP := $(VENV)/.installed
 
 .PHONY: run test test-fast lint bench bench-load clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
-	touch $(STAMP)
 
-run: $(STAMP)
+$(SERVER_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	touch $@
+
+$(STAMP): $(SERVER_STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+run: $(SERVER_STAMP)
 	$(BIN)/moviematch
 
 lint: $(STAMP)

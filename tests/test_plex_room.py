@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from server.addresses import reachable_hosts
 from server.app import create_app
 from server.config import Settings
 from storage import MemoryStorage
@@ -108,10 +109,12 @@ async def test_plex_sign_in_is_announced_to_browsers(plex_urls: tuple[str, str])
             "plexSignIn": True,
             "plexTvUrl": plex_urls[1],
             "plexAppUrl": "https://app.plex.tv",
+            "lanAddresses": reachable_hosts(Settings().host),
         }
 
 
 async def test_no_plex_sign_in_without_a_plex_server() -> None:
     async for connect, _ in running(Settings()):
         peer = await connect()
-        assert peer.config == {"requiresConfiguration": False, "requirePlexLogin": False}
+        lan = reachable_hosts(Settings().host)
+        assert peer.config == {"requiresConfiguration": False, "requirePlexLogin": False, "lanAddresses": lan}

@@ -3,9 +3,28 @@
 /** The app's base address (…/moviematch/), whatever the current query. */
 export const appUrl = () => new URL("./", document.baseURI);
 
-/** The link that opens a room straight away: …/?roomName=… */
-export function roomLink(roomName) {
+/** Whether a host name only ever means the machine it is typed on. */
+export function isLoopback(hostname) {
+  const host = hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  return host === "localhost" || host.endsWith(".localhost") || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
+ * The address others open, from the server's `config`: its PUBLIC_URL when set; else this page's
+ * address, unless that is loopback (the host's own browser at localhost), which a LAN address of
+ * the server replaces.
+ */
+export function shareBase(config) {
+  if (config?.publicUrl) return new URL(config.publicUrl);
   const url = appUrl();
+  const lan = config?.lanAddresses?.[0];
+  if (lan && isLoopback(url.hostname)) url.hostname = lan.includes(":") ? `[${lan}]` : lan;
+  return url;
+}
+
+/** The link that opens a room straight away: …/?roomName=… */
+export function roomLink(roomName, base = appUrl()) {
+  const url = new URL(base);
   url.searchParams.set("roomName", roomName);
   return url.href;
 }
