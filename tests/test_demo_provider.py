@@ -92,7 +92,7 @@ async def test_media_has_the_protocol_shape(provider: DemoProvider) -> None:
     assert nosferatu.duration == 94 * 60_000
     assert nosferatu.directors == ["F. W. Murnau"]
     # Relative to the app root, so that the app works under any root path.
-    assert nosferatu.posterUrl == "api/poster/demo/nosferatu-1922"
+    assert nosferatu.posterUrl == "/api/poster/demo/nosferatu-1922"
     assert nosferatu.linkUrl == "api/link/demo/nosferatu-1922"
 
 

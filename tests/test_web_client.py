@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -580,15 +580,56 @@ def test_behind_nginx_on_a_sub_path(tmp_path: Path, pages: Pages, strip: bool) -
         for page in (fay, gus):
             expect_match(page, first)
 
-        # A dropped connection through the proxy comes back too.
+        # The original MovieMatch v2 client puts its root path before posterUrl, and uses linkUrl as
+        # the href it is: both lead to this server under the sub-path.
+        v2 = v2_poster_and_link(gus, "Proxy Party")
+        assert v2["src"].startswith(f"{base}api/poster/")
+        assert v2["naturalWidth"] > 0
+        assert v2["link"].startswith(f"{base}api/link/")
+        redirect = httpx.get(v2["link"], follow_redirects=False)
+        assert redirect.status_code == 302
+        assert redirect.headers["location"].startswith("https://")
+
+        # A dropped connection through the proxy comes back too: offline while the server is down
+        # (it cannot be anything else then), online again once it is back.
         with pages.problems.tolerate(r"WebSocket connection to .* failed|ERR_CONNECTION_REFUSED|HTTP 502"):
             server.signal(signal.SIGTERM)
             server.wait(timeout=15)
-            server.start()
             expect(gus.locator("body")).to_have_class(re.compile(r"\boffline\b"))
+            server.start()
             expect(gus.locator("body")).not_to_have_class(re.compile(r"\boffline\b"), timeout=20_000)
         expect(gus.locator("#matches-list .match-item")).to_have_count(1)
         pages.close()
+
+
+def v2_poster_and_link(page: Page, room: str) -> dict[str, Any]:
+    """What the MovieMatch v2 web client does with a card: joins over its own socket, shows
+    `${rootPath}${posterUrl}` (root path from the page's data-root-path) and links to linkUrl."""
+    found: dict[str, Any] = page.evaluate(
+        """async (room) => {
+            const ws = new WebSocket(new URL("api/ws", document.baseURI).href.replace(/^http/, "ws"));
+            const reply = (type) => new Promise((resolve) => ws.addEventListener("message", function listen(event) {
+                const message = JSON.parse(event.data);
+                if (message.type !== type) return;
+                ws.removeEventListener("message", listen);
+                resolve(message.payload);
+            }));
+            await new Promise((resolve) => ws.addEventListener("open", resolve, { once: true }));
+            const send = (type, payload) => ws.send(JSON.stringify({ type, payload }));
+            send("login", { userName: "v2 client" });
+            await reply("loginSuccess");
+            send("joinRoom", { roomName: room });
+            const [media] = (await reply("joinRoomSuccess")).media;
+            ws.close();
+            const img = new Image();
+            img.src = `${document.body.dataset.rootPath}${media.posterUrl}?width=300`;
+            await img.decode();
+            const link = Object.assign(document.createElement("a"), { href: media.linkUrl }).href;
+            return { src: img.src, naturalWidth: img.naturalWidth, link };
+        }""",
+        room,
+    )
+    return found
 
 
 # -- Sign in with Plex ----------------------------------------------------------------------------

@@ -39,12 +39,16 @@ export function showRoomInUrl(roomName) {
   if (url.href !== location.href) history.replaceState(history.state, "", url);
 }
 
-/** A server-relative media URL (api/poster/…) resolved against the app; absolute URLs unchanged. */
-export const resolve = (url) => new URL(url, document.baseURI).href;
+/**
+ * A media URL of the server resolved against the app: a path from the app root (/api/poster/…, as
+ * MovieMatch v2 servers sent it) or a relative one (api/link/…) lands under the app's own address,
+ * whatever proxy and sub-path are in front; absolute URLs stay as they are.
+ */
+export const resolve = (url) => new URL(/^\/(?!\/)/.test(url) ? url.slice(1) : url, appUrl()).href;
 
 /** A poster at a given width (the server scales or picks the artwork). */
 export function posterUrl(url, width) {
-  const poster = new URL(url, document.baseURI);
+  const poster = new URL(resolve(url));
   if (poster.origin === location.origin) poster.searchParams.set("width", String(width));
   return poster.href;
 }
