@@ -37,6 +37,7 @@ from playwright.sync_api import (
 from tests.fake_plex import PLEX_TOKEN, FakePlex, serving
 from tests.fake_plex_tv import FakePlexTv, serving_plex_tv
 from tests.services import ServerProcess, free_port, require_tool, running_nginx, running_server
+from tests.test_client_strings import built_in
 
 pytestmark = pytest.mark.slow
 
@@ -134,19 +135,27 @@ class Pages:
         self.problems = PageProblems()
         self.contexts: list[BrowserContext] = []
 
-    def new(self, who: str, *, phone: bool, reduced_motion: bool = False) -> Page:
+    def new(
+        self,
+        who: str,
+        *,
+        phone: bool,
+        reduced_motion: bool = False,
+        locale: str = "en-US",
+        viewport: ViewportSize | None = None,
+    ) -> Page:
         motion: Literal["reduce", "no-preference"] = "reduce" if reduced_motion else "no-preference"
         if phone:
             context = self.browser.new_context(
-                viewport=PHONE,
+                viewport=viewport or PHONE,
                 device_scale_factor=2,
                 is_mobile=True,
                 has_touch=True,
-                locale="en-US",
+                locale=locale,
                 reduced_motion=motion,
             )
         else:
-            context = self.browser.new_context(viewport=DESKTOP, locale="en-US", reduced_motion=motion)
+            context = self.browser.new_context(viewport=viewport or DESKTOP, locale=locale, reduced_motion=motion)
         context.set_default_timeout(TIMEOUT_MS)
         self.contexts.append(context)
         return self.problems.watch(context.new_page(), who)
@@ -417,6 +426,8 @@ def test_reload_and_server_restart_resume_the_room(server: ServerProcess, pages:
         assert server.wait(timeout=15) in (0, -signal.SIGTERM)
         expect(page.locator("body")).to_have_class(re.compile(r"\boffline\b"))
         expect(page.locator("#action-like")).to_be_disabled()
+        # A few attempts later, the banner says that the server itself does not answer.
+        expect(page.locator("#connection")).to_have_text(built_in()["en"]["SERVER_UNREACHABLE"])
         server.start()
         expect(page.locator("body")).not_to_have_class(re.compile(r"\boffline\b"), timeout=20_000)
         expect(page.locator("#action-like")).to_be_enabled()
@@ -513,6 +524,37 @@ def test_password_room_and_errors(server: ServerProcess, pages: Pages) -> None:
     expect(guest.locator("#signin-name")).to_be_visible()
     guest.reload()
     expect(guest.locator("#signin-name")).to_be_visible()
+
+
+def test_the_banner_counts_from_the_drop_not_from_each_retry(server: ServerProcess, pages: Pages) -> None:
+    """The banner shows 1.2 s after the connection dropped, however many retries fail meanwhile
+    (its timer used to start again with each one: 4.5 s). Time is the page's fake clock."""
+    page = pages.new("gil", phone=True)
+    page.clock.install()
+    page.goto(server.http_url + "/")
+    sign_in(page, "Gil")
+    expect(page.locator("#join-room")).to_be_visible()
+    page.clock.pause_at(page.evaluate("Date.now()") + 1000)
+    sockets: list[object] = []
+    page.on("websocket", lambda socket: sockets.append(socket))
+    with pages.problems.tolerate(r"WebSocket connection to .* failed|ERR_CONNECTION_REFUSED"):
+        server.signal(signal.SIGTERM)
+        server.wait(timeout=15)
+        expect(page.locator("body")).to_have_class(re.compile(r"\boffline\b"))
+        for _ in range(11):  # 1.1 s of the page's time, the failed attempts' events in between
+            page.clock.run_for(100)
+            page.wait_for_timeout(40)
+        assert page.locator("#connection").is_hidden()
+        assert len(sockets) >= 2, "retries failed meanwhile"
+        page.clock.run_for(150)
+        expect(page.locator("#connection")).to_be_visible()
+        expect(page.locator("#connection")).to_have_text(re.compile("Connection lost|does not answer"))
+        box = page.locator("#connection").bounding_box()
+        bar = page.locator("#screen-lobby .topbar").bounding_box()
+        assert box is not None
+        assert bar is not None
+        assert box["y"] >= bar["y"] + bar["height"], "the banner leaves the top bar readable"
+        assert box["height"] < 48, "one line"
 
 
 # -- behind nginx on a sub-path -----------------------------------------------------------------
@@ -630,6 +672,40 @@ def v2_poster_and_link(page: Page, room: str) -> dict[str, Any]:
         room,
     )
     return found
+
+
+def no_websocket_site(listen: int, upstream: int) -> str:
+    """nginx publishing the app on a sub-path without passing WebSocket upgrades on (no Upgrade and
+    Connection headers, HTTP/1.0 upstream): the usual mistake in a proxy's configuration."""
+    return f"""
+    server {{
+        listen 127.0.0.1:{listen};
+        location /moviematch/ {{
+            proxy_pass http://127.0.0.1:{upstream}/;
+            proxy_set_header X-Forwarded-Prefix /moviematch;
+            proxy_set_header Host $http_host;
+        }}
+    }}
+"""
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_a_proxy_that_refuses_websockets_is_named(tmp_path: Path, pages: Pages, language: str) -> None:
+    """No endless spinner: the page says, in the browser's language, that the server answers but its
+    WebSocket cannot be reached, and points to the README's proxy section."""
+    listen = free_port()
+    with (
+        running_server(tmp_path / "rooms") as server,
+        running_nginx(tmp_path / "nginx", no_websocket_site(listen, server.port), listen),
+        pages.problems.tolerate(r"WebSocket connection to .* failed|HTTP 404: GET .*/api/ws"),
+    ):
+        page = pages.new("behind a bad proxy", phone=True, locale=language)
+        page.goto(f"http://127.0.0.1:{listen}/moviematch/")
+        expect(page.locator("#boot-status")).to_have_text(built_in()[language]["WEBSOCKET_BLOCKED"])
+        expect(page.locator("#boot-status")).to_contain_text("Behind a reverse proxy")
+        expect(page.locator("#boot-spinner")).to_be_hidden()
+        shoot(page, f"websocket-blocked-{language}")
+        pages.close()
 
 
 # -- Sign in with Plex ----------------------------------------------------------------------------
