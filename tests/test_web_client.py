@@ -25,6 +25,7 @@ from playwright.sync_api import (
     Browser,
     BrowserContext,
     ConsoleMessage,
+    FloatRect,
     Page,
     Playwright,
     Request,
@@ -43,6 +44,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+KEPT_SCREENSHOTS = REPO / "docs" / "screenshots"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -185,14 +187,20 @@ def pages(browser: Browser) -> Iterator[Pages]:
 # -- what a person does ----------------------------------------------------------------------------
 
 
-def shoot(page: Page, name: str) -> None:
-    """Screenshots of the current screen at the phone and the desktop size."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def shoot(page: Page, name: str, sizes: tuple[ViewportSize, ...] = (PHONE, DESKTOP), *, keep: bool = False) -> None:
+    """Screenshots of the current screen at the phone and the desktop size; ``keep``: also in
+    docs/screenshots/ (the repository's pictures of the screens, at CSS pixel size)."""
+    folders = [SCREENSHOTS, KEPT_SCREENSHOTS] if keep else [SCREENSHOTS]
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
     original = page.viewport_size
-    for size in (PHONE, DESKTOP):
+    for size in sizes:
         page.set_viewport_size(size)
         page.wait_for_timeout(120)  # layout and transitions settle
-        page.screenshot(path=SCREENSHOTS / f"{name}-{size['width']}x{size['height']}.png", animations="disabled")
+        file = f"{name}-{size['width']}x{size['height']}.png"
+        page.screenshot(path=SCREENSHOTS / file, animations="disabled")
+        if keep:
+            page.screenshot(path=KEPT_SCREENSHOTS / file, animations="disabled", scale="css")
     if original is not None:
         page.set_viewport_size(original)
 
@@ -304,7 +312,7 @@ def test_two_people_create_share_join_rate_match_and_undo(server: ServerProcess,
     shoot(ann, "4-room")
 
     # Share: a link with the room name, and a QR code the server draws.
-    ann.locator("[data-action=share]").first.click()
+    ann.locator("[data-action=share]:visible").first.click()
     expect(ann.locator("#share-dialog")).to_be_visible()
     link = ann.locator("#share-url").input_value()
     assert link == f"{server.http_url}/?roomName=Friday+Films"
@@ -557,6 +565,157 @@ def test_the_banner_counts_from_the_drop_not_from_each_retry(server: ServerProce
         assert box["height"] < 48, "one line"
 
 
+# -- every screen, every language, phones upright and sideways --------------------------------------
+
+LANGUAGES = ["en", "de", "fr", "es", "nl", "pl"]
+LANDSCAPE: ViewportSize = {"width": 844, "height": 390}
+LONG_ROOM = "The Extraordinarily Long Friday Night Film Club of the Neighbourhood Association, Season 2024/2025!!"
+assert len(LONG_ROOM) == 100
+LONG_USER = "Wiktoria Przybyszewska-Kowalczyk"
+
+# Elements sticking out of the viewport, counting only what their clipping ancestors let show (but
+# the body's clip: what it cuts off is lost to the user, as the Like button was at 497 px). The
+# width is the phone's: a mobile browser widens its layout viewport to fit wider content.
+OUTSIDE_VIEWPORT = """(width) => {
+    const clipOf = (el) => {
+        for (let up = el.parentElement; up && up !== document.body; up = up.parentElement) {
+            if (getComputedStyle(up).overflowX !== "visible") return up.getBoundingClientRect();
+        }
+        return null;
+    };
+    const found = [];
+    for (const el of document.querySelectorAll("body *")) {
+        if (el.closest(".card--leaving, .sprite, [hidden]")) continue;
+        const box = el.getBoundingClientRect();
+        if (!box.width || !box.height) continue;
+        const clip = clipOf(el);
+        const left = clip ? Math.max(box.left, clip.left) : box.left;
+        const right = clip ? Math.min(box.right, clip.right) : box.right;
+        if (right > left && (right > width + 1 || left < -1)) {
+            found.push(`${el.tagName.toLowerCase()}#${el.id}.${[...el.classList].join(".")}: ${left}..${right}`);
+        }
+    }
+    if (document.documentElement.scrollWidth > width) found.push(`page: ${document.documentElement.scrollWidth}px`);
+    return found;
+}"""
+
+
+def fits(page: Page, screen: str) -> None:
+    """Upright and sideways: nothing wider than the phone's screen (screenshots of both)."""
+    for size in (PHONE, LANDSCAPE):
+        page.set_viewport_size(size)
+        page.wait_for_timeout(150)  # layout and transitions settle
+        outside = page.evaluate(OUTSIDE_VIEWPORT, size["width"])
+        assert outside == [], f"{screen} at {size['width']}x{size['height']}: wider than the screen: {outside[:8]}"
+    page.set_viewport_size(PHONE)
+
+
+def another_member_likes(page: Page, user: str, room: str, likes: int) -> None:
+    """Someone else joins the room on a socket of their own (opened from the page, and kept open)
+    and likes its first ``likes`` cards."""
+    page.evaluate(
+        """async ({ user, room, likes }) => {
+            const ws = new WebSocket(new URL("api/ws", document.baseURI).href.replace(/^http/, "ws"));
+            const reply = (type) => new Promise((resolve) => ws.addEventListener("message", function listen(event) {
+                const message = JSON.parse(event.data);
+                if (message.type !== type) return;
+                ws.removeEventListener("message", listen);
+                resolve(message.payload);
+            }));
+            await new Promise((resolve) => ws.addEventListener("open", resolve, { once: true }));
+            const send = (type, payload) => ws.send(JSON.stringify({ type, payload }));
+            send("login", { userName: user });
+            await reply("loginSuccess");
+            send("joinRoom", { roomName: room });
+            const { media } = await reply("joinRoomSuccess");
+            for (const item of media.slice(0, likes)) {
+                send("rate", { mediaId: item.id, rating: "like" });
+                await reply("userProgress");
+            }
+            (window.otherMembers ??= []).push(ws);
+        }""",
+        {"user": user, "room": room, "likes": likes},
+    )
+
+
+def overlaps(a: FloatRect | None, b: FloatRect | None) -> bool:
+    assert a is not None
+    assert b is not None
+    return not (
+        a["x"] + a["width"] <= b["x"]
+        or b["x"] + b["width"] <= a["x"]
+        or a["y"] + a["height"] <= b["y"]
+        or b["y"] + b["height"] <= a["y"]
+    )
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_no_screen_is_wider_than_a_phone(server: ServerProcess, pages: Pages, language: str) -> None:
+    """A 100-character room name, in every language, upright (390x844) and sideways (844x390)."""
+    page = pages.new(f"phone ({language})", phone=True, locale=language)
+    page.goto(server.http_url + "/")
+    expect(page.locator("#signin-name")).to_be_visible()
+    fits(page, "sign in")
+    sign_in(page, LONG_USER)
+    expect(page.locator("#lobby-user")).to_have_text(LONG_USER)
+    fits(page, "lobby")
+    # The header: the name shrinks (cut short) between the brand and the sign-out button, on one line.
+    brand = page.locator("#screen-lobby .topbar__brand").bounding_box()
+    user = page.locator("#lobby-user").bounding_box()
+    signout = page.locator("#lobby-signout").bounding_box()
+    assert brand is not None
+    assert user is not None
+    assert signout is not None
+    assert brand["x"] + brand["width"] <= user["x"] <= user["x"] + user["width"] <= signout["x"]
+    assert signout["height"] <= 44, "the sign-out button is one line"
+    if language in ("en", "pl"):
+        shoot(page, f"lobby-{language}", sizes=(PHONE,), keep=True)
+
+    page.click("#lobby-create")
+    page.fill("#create-name", LONG_ROOM)
+    fits(page, "create")
+    page.click("#create-submit")
+    expect(page.locator("#room-name")).to_have_text(LONG_ROOM)
+    expect(page.locator(f"{TOP_CARD} .card__poster")).to_have_js_property("complete", True)
+    fits(page, "room")
+    page.set_viewport_size(LANDSCAPE)
+    poster = page.locator(f"{TOP_CARD} .card__poster").bounding_box()
+    assert poster is not None
+    assert poster["width"] >= 120, "sideways, the poster still shows"
+    if language in ("en", "pl"):
+        shoot(page, f"room-{language}", sizes=(PHONE, LANDSCAPE), keep=True)
+    page.set_viewport_size(PHONE)
+
+    # Someone joins: the toast stays clear of the buttons.
+    another_member_likes(page, "Zoë", LONG_ROOM, likes=1)
+    toast = page.locator(".toast").last
+    expect(toast).to_be_visible()
+    for size in (PHONE, LANDSCAPE):
+        page.set_viewport_size(size)
+        for control in ("#action-like", "#action-dislike", ".tabs"):
+            assert not overlaps(toast.bounding_box(), page.locator(control).bounding_box()), (control, size)
+    page.set_viewport_size(PHONE)
+
+    page.click("#action-like")
+    expect(page.locator("#match-dialog")).to_be_visible()
+    fits(page, "match")
+    if language == "en":
+        shoot(page, "match-en", sizes=(PHONE, LANDSCAPE), keep=True)
+    page.click("#match-close")
+
+    for tab in ("matches", "people"):
+        page.click(f".tab[data-tab={tab}]")
+        fits(page, tab)
+    page.locator("[data-action=share]:visible").first.click()
+    expect(page.locator("#share-dialog")).to_be_visible()
+    fits(page, "share")
+    page.keyboard.press("Escape")
+    page.click(".tab[data-tab=swipe]")
+    page.locator(TOP_CARD).click()
+    expect(page.locator("#details")).to_be_visible()
+    fits(page, "details")
+
+
 # -- behind nginx on a sub-path -----------------------------------------------------------------
 
 
@@ -605,7 +764,7 @@ def test_behind_nginx_on_a_sub_path(tmp_path: Path, pages: Pages, strip: bool) -
         poster = fay.locator(f"{TOP_CARD} img")
         expect(poster).to_have_js_property("complete", True)
         assert poster.evaluate("img => img.naturalWidth") > 0
-        fay.locator("[data-action=share]").first.click()
+        fay.locator("[data-action=share]:visible").first.click()
         link = fay.locator("#share-url").input_value()
         assert link == f"{base}?roomName=Proxy+Party"
         expect(fay.locator("#share-qr")).to_have_js_property("complete", True)
