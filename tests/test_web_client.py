@@ -373,6 +373,7 @@ def test_two_people_create_share_join_rate_match_and_undo(server: ServerProcess,
     ann.select_option("#matches-sort", "likes")
     bob.click(".tab[data-tab=matches]")
     expect(bob.locator("#matches-list .match-item")).to_have_count(2)
+    expect(bob.locator("#tab-matches-badge")).to_be_hidden()  # seen now
     shoot(bob, "7-matches")
 
     # Members with their progress.
@@ -563,6 +564,76 @@ def test_the_banner_counts_from_the_drop_not_from_each_retry(server: ServerProce
         assert bar is not None
         assert box["y"] >= bar["y"] + bar["height"], "the banner leaves the top bar readable"
         assert box["height"] < 48, "one line"
+
+
+def test_forms_open_afresh_and_the_keyboard_reaches_the_card_first(server: ServerProcess, pages: Pages) -> None:
+    page = pages.new("hal", phone=False)
+    page.goto(server.http_url + "/")
+    sign_in(page, "Hal")
+    page.fill("#join-room", "Nowhere")
+    page.click("#join-submit")
+    expect(page.locator("#join-error")).to_contain_text("There is no room")
+
+    # An attempt abandoned: another room type, end on the first match, a filter.
+    page.click("#lobby-create")
+    expect(page.locator("#create-name")).to_have_value("Nowhere")  # what was typed in the lobby
+    page.check("#type-unanimous")
+    page.check("#create-end-first")
+    page.click("#add-filter")
+    page.select_option(".filter select >> nth=0", "genre")
+    page.fill(".filter input", "Horror")
+    page.keyboard.press("Enter")
+    page.click("#create-back")
+    expect(page.locator("#join-error")).to_be_empty()
+    expect(page.locator("#join-room")).to_have_value("Nowhere")
+
+    # Opened again, the form is fresh.
+    page.click("#lobby-create")
+    expect(page.locator("#type-standard")).to_be_checked()
+    expect(page.locator("#create-end-first")).not_to_be_checked()
+    expect(page.locator("#create-filters .filter")).to_have_count(0)
+    page.fill("#create-name", "Fresh Start")
+    page.click("#create-submit")
+    expect(page.locator("#room-name")).to_have_text("Fresh Start")
+    expect(page.locator("#room-type")).to_have_text("Group")
+
+    # From the room's name, Tab reaches the card and its buttons before the room's menu.
+    expect(page.locator("#room-name")).to_be_focused()
+    stops = []
+    for _ in range(4):
+        page.keyboard.press("Tab")
+        stops.append(page.evaluate("document.activeElement.id || document.activeElement.className"))
+    assert stops == ["card", "action-dislike", "action-info", "action-like"]  # undo is disabled yet
+
+    # Back in the lobby from a room: nothing of before is left in the join form.
+    page.click("#room-leave")
+    page.click("#confirm-yes")
+    expect(page.locator("#join-room")).to_have_value("")
+    expect(page.locator("#join-error")).to_be_empty()
+
+
+# navigator.vibrate, recorded (the headless browser has nothing to vibrate).
+RECORD_VIBRATION = "navigator.vibrate = (pattern) => { (window.vibrations ??= []).push(pattern); return true; };"
+
+
+def test_a_match_vibrates_unless_motion_is_reduced(server: ServerProcess, pages: Pages) -> None:
+    moving = pages.new("ivy", phone=True)
+    still = pages.new("jon", phone=True, reduced_motion=True)
+    for page in (moving, still):
+        page.add_init_script(RECORD_VIBRATION)
+    moving.goto(server.http_url + "/")
+    sign_in(moving, "Ivy")
+    create_room(moving, "Buzz")
+    still.goto(server.http_url + "/?roomName=Buzz")
+    sign_in(still, "Jon")
+    expect(still.locator("#room-name")).to_have_text("Buzz")
+    first = top_title(moving)
+    rated(moving, first, lambda: moving.click("#action-like"))
+    rated(still, first, lambda: still.click("#action-like"))
+    for page in (moving, still):
+        expect_match(page, first)
+    assert moving.evaluate("window.vibrations") == [[40, 60, 120]]
+    assert still.evaluate("window.vibrations ?? []") == []
 
 
 # -- every screen, every language, phones upright and sideways --------------------------------------
