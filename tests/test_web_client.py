@@ -11,6 +11,7 @@ desktop size go to test-artifacts/screenshots/ for a person to look at.
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,7 +39,7 @@ from playwright.sync_api import (
 from tests.fake_plex import PLEX_TOKEN, FakePlex, serving
 from tests.fake_plex_tv import FakePlexTv, serving_plex_tv
 from tests.services import ServerProcess, free_port, require_tool, running_nginx, running_server
-from tests.test_client_strings import built_in
+from tests.test_client_files import built_in
 
 pytestmark = pytest.mark.slow
 
@@ -863,15 +864,80 @@ def test_behind_nginx_on_a_sub_path(tmp_path: Path, pages: Pages, strip: bool) -
         assert redirect.headers["location"].startswith("https://")
 
         # A dropped connection through the proxy comes back too: offline while the server is down
-        # (it cannot be anything else then), online again once it is back.
-        with pages.problems.tolerate(r"WebSocket connection to .* failed|ERR_CONNECTION_REFUSED|HTTP 502"):
+        # (it cannot be anything else then), online again once it is back. Reloaded meanwhile, the
+        # app opens from its service worker's copy (nginx answers 502) and says it is reconnecting.
+        wait_for_service_worker(gus)
+        with pages.problems.tolerate(
+            r"WebSocket connection to .* failed|ERR_CONNECTION_REFUSED|HTTP 502|status of 502"
+        ):
             server.signal(signal.SIGTERM)
             server.wait(timeout=15)
             expect(gus.locator("body")).to_have_class(re.compile(r"\boffline\b"))
+            reloaded = gus.reload()
+            assert reloaded is not None
+            assert reloaded.from_service_worker
+            expect(gus.locator("#boot-status")).not_to_be_empty()
             server.start()
-            expect(gus.locator("body")).not_to_have_class(re.compile(r"\boffline\b"), timeout=20_000)
+            for page in (gus, fay):
+                expect(page.locator("body")).not_to_have_class(re.compile(r"\boffline\b"), timeout=20_000)
+        expect(gus.locator("#room-name")).to_have_text("Proxy Party")
         expect(gus.locator("#matches-list .match-item")).to_have_count(1)
         pages.close()
+
+
+def wait_for_service_worker(page: Page) -> None:
+    """Until the service worker has kept its copies and serves the page."""
+    page.wait_for_function("navigator.serviceWorker.controller !== null")
+
+
+KEPT_BY_THE_SERVICE_WORKER = """async () => {
+    const urls = [];
+    for (const name of await caches.keys()) {
+        for (const request of await (await caches.open(name)).keys()) urls.push(request.url);
+    }
+    return urls;
+}"""
+
+
+def test_the_installed_app_opens_offline_and_never_serves_an_old_client(tmp_path: Path, pages: Pages) -> None:
+    """The service worker keeps the page and its files, and only those; without the server the app
+    opens from them and shows it is reconnecting; after an upgrade the new client is what loads
+    (network first), even under the same version number."""
+    app = tmp_path / "app"  # a copy of the server and its client, to upgrade
+    for part in ("server", "static"):
+        shutil.copytree(REPO / part, app / part, ignore=shutil.ignore_patterns("__pycache__"))
+    server = ServerProcess(tmp_path / "rooms", PYTHONPATH=str(app))
+    server.start()
+    try:
+        page = pages.new("kim", phone=True)
+        page.goto(server.http_url + "/")
+        sign_in(page, "Kim")
+        create_room(page, "Offline Night")
+        wait_for_service_worker(page)
+        kept = {url.removeprefix(server.http_url + "/") for url in page.evaluate(KEPT_BY_THE_SERVICE_WORKER)}
+        assert {"", "css/app.css", "js/main.js", "js/screens/create.js"} <= kept
+        assert not [url for url in kept if url.startswith(("api/", "health", "manifest"))], kept
+
+        with pages.problems.tolerate(r"WebSocket connection to .* failed|ERR_CONNECTION_REFUSED"):
+            server.signal(signal.SIGTERM)
+            server.wait(timeout=15)
+            reloaded = page.reload()
+            assert reloaded is not None
+            assert reloaded.from_service_worker
+            expect(page.locator("#boot-status")).to_have_text(built_in()["en"]["SERVER_UNREACHABLE"])
+            shoot(page, "offline-start", sizes=(PHONE,), keep=True)
+
+            # The upgrade: a changed client, the version number left as it was.
+            main = app / "static" / "js" / "main.js"
+            main.write_text(main.read_text("utf-8") + '\ndocument.body.dataset.upgraded = "yes";\n', "utf-8")
+            server.start()
+            expect(page.locator("#room-name")).to_have_text("Offline Night", timeout=20_000)
+        page.reload()
+        expect(page.locator("body")).to_have_attribute("data-upgraded", "yes")
+        expect(page.locator("#room-name")).to_have_text("Offline Night")
+        pages.close()
+    finally:
+        server.stop()
 
 
 def v2_poster_and_link(page: Page, room: str) -> dict[str, Any]:

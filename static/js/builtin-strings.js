@@ -1,6 +1,6 @@
 // The words for the connection's state, built in: they are needed before the socket works, and the
 // server sends every other string over it. A copy of server/translations/*.json for these keys
-// (tests/test_client_strings.py keeps them equal).
+// (tests/test_client_files.py keeps them equal).
 
 export const BUILT_IN = {
   "en": {

@@ -82,3 +82,13 @@ onTranslations(render);
 render();
 start();
 showConnection(socket.status);
+
+// Offline start for the installed app (static/sw.js); its scope is the app's root, under any sub-path.
+if ("serviceWorker" in navigator) {
+  addEventListener("load", () => {
+    const version = encodeURIComponent(document.body.dataset.version || "");
+    navigator.serviceWorker.register(`sw.js?v=${version}`).catch(() => {
+      // No offline start (a private window, or plain http on a LAN address): the app works as before.
+    });
+  });
+}
