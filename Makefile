@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SERVER_STAMP := $(VENV)/.installed-server
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint bench bench-load clean
+.PHONY: run test test-fast lint screenshots bench bench-load clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: lint
 # The inner loop: lint, then every test that starts no subprocess or server (about a minute).
 test-fast: lint
 	$(BIN)/pytest -m "not slow"
+
+# Renews docs/screenshots/ (the pictures of the screens kept in the repository) from the browser tests.
+screenshots: $(STAMP)
+	KEEP_SCREENSHOTS=1 $(BIN)/pytest -q tests/test_web_client.py -k "wider_than_a_phone or refuses_websockets or opens_offline or share"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.storage

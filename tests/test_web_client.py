@@ -5,11 +5,13 @@ undo; a reload and a server restart resume the room; the same flow works through
 sub-path, with and without the proxy stripping it; with two processes sharing Redis behind nginx,
 a page whose process is killed resumes on the other. Any JavaScript error, console error, failed
 request or HTTP error in a page fails the test. Screenshots of every screen at a phone and a
-desktop size go to test-artifacts/screenshots/ for a person to look at.
+desktop size go to test-artifacts/screenshots/ for a person to look at; `make screenshots` renews
+the kept ones of docs/screenshots/.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -36,6 +38,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from server.addresses import lan_addresses
 from tests.fake_plex import PLEX_TOKEN, FakePlex, serving
 from tests.fake_plex_tv import FakePlexTv, serving_plex_tv
 from tests.services import ServerProcess, free_port, require_tool, running_nginx, running_server
@@ -45,7 +48,8 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
-KEPT_SCREENSHOTS = REPO / "docs" / "screenshots"
+# `make screenshots` (KEEP_SCREENSHOTS=1) renews the repository's pictures of the new screens.
+KEPT_SCREENSHOTS = REPO / "docs" / "screenshots" if os.environ.get("KEEP_SCREENSHOTS") == "1" else None
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -190,18 +194,19 @@ def pages(browser: Browser) -> Iterator[Pages]:
 
 def shoot(page: Page, name: str, sizes: tuple[ViewportSize, ...] = (PHONE, DESKTOP), *, keep: bool = False) -> None:
     """Screenshots of the current screen at the phone and the desktop size; ``keep``: also in
-    docs/screenshots/ (the repository's pictures of the screens, at CSS pixel size)."""
-    folders = [SCREENSHOTS, KEPT_SCREENSHOTS] if keep else [SCREENSHOTS]
-    for folder in folders:
-        folder.mkdir(parents=True, exist_ok=True)
+    docs/screenshots/ with `make screenshots` (the repository's pictures, at CSS pixel size)."""
+    kept = KEPT_SCREENSHOTS if keep else None
+    for folder in (SCREENSHOTS, kept):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
     original = page.viewport_size
     for size in sizes:
         page.set_viewport_size(size)
         page.wait_for_timeout(120)  # layout and transitions settle
         file = f"{name}-{size['width']}x{size['height']}.png"
         page.screenshot(path=SCREENSHOTS / file, animations="disabled")
-        if keep:
-            page.screenshot(path=KEPT_SCREENSHOTS / file, animations="disabled", scale="css")
+        if kept is not None:
+            page.screenshot(path=kept / file, animations="disabled", scale="css")
     if original is not None:
         page.set_viewport_size(original)
 
@@ -613,6 +618,52 @@ def test_forms_open_afresh_and_the_keyboard_reaches_the_card_first(server: Serve
     expect(page.locator("#join-error")).to_be_empty()
 
 
+def share_link(page: Page, room: str) -> str:
+    """Create ``room`` and open its share dialog; the link in it."""
+    sign_in(page, "Host")
+    create_room(page, room)
+    page.locator("[data-action=share]:visible").first.click()
+    expect(page.locator("#share-dialog")).to_be_visible()
+    expect(page.locator("#share-qr")).to_have_js_property("complete", True)
+    link = page.locator("#share-url").input_value()
+    qr_text = page.locator("#share-qr").evaluate("img => new URL(img.src).searchParams.get('text')")
+    assert qr_text == link
+    return link
+
+
+def test_share_links_only_this_machine_can_open_come_with_a_warning(server: ServerProcess, pages: Pages) -> None:
+    """The test server listens on 127.0.0.1 only: no other device can open its links."""
+    page = pages.new("host", phone=True)
+    page.goto(server.http_url + "/")
+    assert share_link(page, "Local Only") == f"{server.http_url}/?roomName=Local+Only"
+    expect(page.locator("#share-local")).to_be_visible()
+    expect(page.locator("#share-local")).to_contain_text("HOST=0.0.0.0")
+    shoot(page, "share-local-only", sizes=(PHONE,), keep=True)
+
+
+def test_share_links_from_localhost_use_the_lan_address(tmp_path: Path, pages: Pages) -> None:
+    """The host's own browser at 127.0.0.1 shares the machine's LAN address (the server listens on
+    every interface), port and path kept; the page never goes there (no traffic leaves loopback)."""
+    lan = lan_addresses(ipv6=False)
+    with running_server(tmp_path / "rooms", HOST="0.0.0.0") as server:  # noqa: S104 (as make run does)
+        page = pages.new("host", phone=True)
+        page.goto(f"http://127.0.0.1:{server.port}/")
+        host = lan[0] if lan else "127.0.0.1"  # a machine with loopback only keeps it, and the warning
+        assert share_link(page, "Lan Party") == f"http://{host}:{server.port}/?roomName=Lan+Party"
+        expect(page.locator("#share-local")).to_be_visible(visible=not lan)
+        shoot(page, "share-lan", sizes=(PHONE,), keep=True)
+        pages.close()
+
+
+def test_share_links_use_public_url(tmp_path: Path, pages: Pages) -> None:
+    with running_server(tmp_path / "rooms", PUBLIC_URL="https://movies.example.com/mm") as server:
+        page = pages.new("host", phone=False)
+        page.goto(server.http_url + "/")
+        assert share_link(page, "Big Screen") == "https://movies.example.com/mm/?roomName=Big+Screen"
+        expect(page.locator("#share-local")).to_be_hidden()
+        pages.close()
+
+
 # navigator.vibrate, recorded (the headless browser has nothing to vibrate).
 RECORD_VIBRATION = "navigator.vibrate = (pattern) => { (window.vibrations ??= []).push(pattern); return true; };"
 
@@ -1000,7 +1051,7 @@ def test_a_proxy_that_refuses_websockets_is_named(tmp_path: Path, pages: Pages, 
         expect(page.locator("#boot-status")).to_have_text(built_in()[language]["WEBSOCKET_BLOCKED"])
         expect(page.locator("#boot-status")).to_contain_text("Behind a reverse proxy")
         expect(page.locator("#boot-spinner")).to_be_hidden()
-        shoot(page, f"websocket-blocked-{language}")
+        shoot(page, f"websocket-blocked-{language}", sizes=(PHONE,), keep=language == "en")
         pages.close()
 
 
