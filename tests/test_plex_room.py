@@ -65,7 +65,7 @@ async def test_plex_users_sign_in_and_rooms_draw_from_plex(plex_urls: tuple[str,
         media = created["media"]
         assert media
         first = next(item for item in media if "posterUrl" in item)
-        poster = await client.get("/" + first["posterUrl"], params={"width": 300})
+        poster = await client.get(first["posterUrl"], params={"width": 300})  # a path from the app root
         assert poster.status_code == 200
         assert poster.headers["content-type"].startswith("image/")
         link = await client.get("/" + first["linkUrl"], headers={"user-agent": "Mozilla/5.0 (X11; Linux)"})
