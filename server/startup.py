@@ -79,10 +79,10 @@ class StartupErrors:
         self.app = app
         self.settings = settings
         self.problem: StartupProblem | None = None
-        logging.getLogger("uvicorn.error").addFilter(self._quiet)
 
-    def _quiet(self, record: logging.LogRecord) -> bool:
-        return self.problem is None or record.getMessage() != _UVICORN_STARTUP_FAILED
+    @staticmethod
+    def _said_better(record: logging.LogRecord) -> bool:
+        return record.getMessage() != _UVICORN_STARTUP_FAILED
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":
@@ -101,6 +101,7 @@ class StartupErrors:
             await self.app(scope, receive, hold_failure)
         except StorageError as exc:
             self.problem = storage_problem(exc, self.settings)
+            logging.getLogger("uvicorn.error").addFilter(self._said_better)
             await send({"type": "lifespan.startup.failed", "message": ""})
         except BaseException:
             if failed is not None:

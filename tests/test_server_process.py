@@ -144,6 +144,7 @@ def failed_start(server: ServerProcess) -> tuple[int, list[str]]:
     code = server.wait(timeout=30)
     output = server.output()
     assert "Traceback" not in output
+    assert [line for line in output.splitlines() if " ERROR " in line] == [], "no other complaint than the line"
     return code, [line for line in output.splitlines() if line.startswith("moviematch:")]
 
 

@@ -86,6 +86,7 @@ export function initRoom() {
     else showMatch(match);
   });
   setInterval(() => state.room && drawMatches(), 60_000); // keep "matched 5 minutes ago" current
+  document.addEventListener("visibilitychange", () => state.room && drawMatches()); // seen on return
   on("matchRemoved", hideMatch);
   on("rated", ({ media, rating }) =>
     announce(t(rating === "like" ? "RATED_LIKE" : "RATED_DISLIKE", { title: media.title })),
