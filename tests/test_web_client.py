@@ -2,11 +2,15 @@
 
 Two people in two browser contexts create, share, join, rate (drag, touch, buttons, keys), match and
 undo; a reload and a server restart resume the room; the same flow works through nginx on a
-sub-path, with and without the proxy stripping it; with two processes sharing Redis behind nginx,
-a page whose process is killed resumes on the other. Any JavaScript error, console error, failed
-request or HTTP error in a page fails the test. Screenshots of every screen at a phone and a
-desktop size go to test-artifacts/screenshots/ for a person to look at; `make screenshots` renews
-the kept ones of docs/screenshots/.
+sub-path, with and without the proxy stripping it (the MovieMatch v2 client's posters and links
+too); with two processes sharing Redis behind nginx, a page whose process is killed resumes on the
+other. The connection's state is put in words (a proxy refusing WebSockets named as such); share
+links point where others can open them; the installed app opens offline and never loads an old
+client; no screen is wider than a phone, upright or sideways, in any of the six languages; forms
+open afresh, the keyboard reaches the card first, a match vibrates. Any JavaScript error, console
+error, failed request or HTTP error in a page fails the test. Screenshots of every screen at a phone
+and a desktop size go to test-artifacts/screenshots/ for a person to look at; `make screenshots`
+renews the kept ones of docs/screenshots/.
 """
 
 from __future__ import annotations
