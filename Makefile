@@ -11,8 +11,11 @@ STAMP := $(VENV)/.installed
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# The server's dependencies (pyproject.toml's), pinned; the checkout itself runs in place, so that
+# nothing is built (and no build backend fetched) before the first `make run`.
 $(SERVER_STAMP): pyproject.toml constraints.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' > $(VENV)/server-requirements.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -r $(VENV)/server-requirements.txt
 	touch $@
 
 $(STAMP): $(SERVER_STAMP)
@@ -20,7 +23,7 @@ $(STAMP): $(SERVER_STAMP)
 	touch $@
 
 run: $(SERVER_STAMP)
-	$(BIN)/moviematch
+	$(BIN)/python -m server
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
