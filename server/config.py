@@ -111,6 +111,16 @@ def _http_url(value: str) -> str:
     return url.rstrip("/")
 
 
+def _public_url(value: str) -> str:
+    url = _http_url(value)
+    parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        raise ValueError(
+            "must be the app's address without ?query or #fragment, e.g. https://movies.example.com/moviematch/"
+        )
+    return url + "/"  # share links are relative to it
+
+
 def _origin(value: str) -> str:
     origin = value.strip().rstrip("/").lower()
     if re.fullmatch(r"https?://[^/?#\s@]+", origin) is None:
@@ -228,6 +238,8 @@ class Settings(_Section):
     )
     log_format: Annotated[Literal["text", "json"], BeforeValidator(_lower)] = Field("text", description="text or json")
     root_path: Annotated[str, AfterValidator(_root_path)] = ""
+    # Behind a reverse proxy: the address people open; share links are built from it.
+    public_url: Annotated[str, AfterValidator(_public_url)] | None = None
     require_plex_login: StrictBool = Field(False, description=_BOOLEAN)
     # Who may create rooms: anyone; users signed in with Plex; or Plex users with access to a
     # configured Plex server (its owner, or friends it is shared with).
@@ -372,6 +384,7 @@ _ENV_VARS: tuple[tuple[str, Loc, Callable[[str], object]], ...] = (
     ("LOG_LEVEL", ("log_level",), _text),
     ("LOG_FORMAT", ("log_format",), _text),
     ("ROOT_PATH", ("root_path",), _text),
+    ("PUBLIC_URL", ("public_url",), _text),
     ("REQUIRE_PLEX_LOGIN", ("require_plex_login",), _flag),
     ("ROOM_CREATORS", ("room_creators",), _text),
     ("PLEX_TV_URL", ("plex_tv_url",), _text),

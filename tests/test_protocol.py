@@ -37,7 +37,10 @@ async def created_deck(world: World) -> list[str]:
 
 async def test_config_is_sent_first_and_holds_no_secret(world: World) -> None:
     peer = await world.connect("a")
-    assert peer.config == {"requiresConfiguration": False, "requirePlexLogin": False}
+    # lanAddresses (ext): this machine's addresses, for share links (tests/test_addresses.py).
+    config = dict(peer.config)
+    assert isinstance(config.pop("lanAddresses"), list)
+    assert config == {"requiresConfiguration": False, "requirePlexLogin": False}
     await peer.send("setLocale", {"language": "en"})
     assert (await peer.expect("translations"))["LANG"] == "en"
 
