@@ -7,7 +7,9 @@ block of ``includeMeta=1``, the per-filter value directories (``/library/section
 paging by ``X-Plex-Container-Start``/``-Size`` with ``totalSize``. As on a real server, ``/identity``
 answers without a token and everything else needs ``X-Plex-Token`` (header or query parameter).
 
-Items are generated from their index, so a library of 20,000 costs nothing until it is asked for.
+Items are generated from their index, so a library of 100,000 costs nothing until it is asked for;
+each item is encoded once and kept, so pages of a big library are cheap to serve again (a benchmark
+reads a library once before it measures, and then times the provider, not this fake).
 Every request is recorded, and tests can make the services slow, malformed or failing (tests/fakes.py).
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -177,6 +180,7 @@ class FakePlex(FakeService):
     ) -> None:
         self.token = token
         self.libraries = {library.key: library for library in libraries or default_libraries()}
+        self._encoded: dict[tuple[str, int], bytes] = {}
         # Set by a test to hold the second half of every poster until it is set: proves streaming.
         self.poster_gate: threading.Event | None = None
         super().__init__(prefix)
@@ -293,10 +297,19 @@ class FakePlex(FakeService):
         else:
             page = selected
         container["size"] = len(page)
-        container["Metadata"] = [library.item(index) for index in page]
         if request.query_params.get("includeMeta") == "1":
             container["Meta"] = self._meta(library)
-        return JSONResponse({"MediaContainer": container}, headers=headers)
+        # The items are spliced in already encoded: the container's other fields are small.
+        head = json.dumps({"MediaContainer": container}).encode()[:-2]
+        body = b"".join((head, b', "Metadata": [', b", ".join(self._item(library, index) for index in page), b"]}}"))
+        return Response(body, media_type="application/json", headers=headers)
+
+    def _item(self, library: FakeLibrary, index: int) -> bytes:
+        key = (library.key, index)
+        encoded = self._encoded.get(key)
+        if encoded is None:
+            encoded = self._encoded[key] = json.dumps(library.item(index)).encode()
+        return encoded
 
     def _meta(self, library: FakeLibrary) -> dict[str, Any]:
         main = {

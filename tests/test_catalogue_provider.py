@@ -101,7 +101,7 @@ YAML_LIST = """\
 async def test_a_yaml_list_loads(tmp_path: Path, opened: OpenProvider) -> None:
     provider = await opened(write(tmp_path / "films.yaml", YAML_LIST))
     alien, heat = await everything(provider)
-    assert alien.model_dump() == {
+    assert alien.wire() == {
         "id": "catalogue:alien-1979",
         "type": "movie",
         "title": "Alien",

@@ -374,7 +374,7 @@ async def test_items_become_cards(url: str, opened: OpenProvider) -> None:
     cards = {index: card for card in await media(provider) for index in indexes([card])}
     assert set(cards) == set(range(MOVIES.size))
     first = cards[1]
-    assert first.model_dump(exclude_none=False) == {
+    assert first.wire() == {
         "id": "imdb://tt1000001",
         "type": "movie",
         "title": "Movies 1",
@@ -639,6 +639,7 @@ async def test_a_caller_that_gives_up_does_not_cancel_the_shared_fetch(
 
 async def test_posters_are_streamed(url: str, fake: FakeJellyfin, opened: OpenProvider) -> None:
     provider = await opened(url)
+    await media(provider)  # posters are served only for items the server has listed
     fake.poster_gate = gate = threading.Event()
     item = MOVIES.item_id(4)
     with anyio.fail_after(3):
@@ -657,15 +658,20 @@ async def test_posters_are_streamed(url: str, fake: FakeJellyfin, opened: OpenPr
     assert query_of(request) == {"maxWidth": "300"}
 
 
-@pytest.mark.parametrize("key", [MOVIES.item_id(6), guid(77, 1), "../System/Info", "a/b", "x" * 65])
+# An item without a poster, one of another library not listed yet, one of no library, not ids.
+@pytest.mark.parametrize("key", [MOVIES.item_id(6), ARCHIVE.item_id(1), guid(77, 1), "../System/Info", "a/b", "x" * 65])
 async def test_no_poster_is_a_404(url: str, fake: FakeJellyfin, opened: OpenProvider, key: str) -> None:
     provider = await opened(url)
+    await media(provider)
     fake.received.clear()
     with pytest.raises(ProviderError) as caught:
         await provider.poster(key, 300)
     assert caught.value.status == 404
-    if "/" in key or len(key) > 64:
-        assert fake.received == []  # never sent
+    if key != MOVIES.item_id(6):  # a listed item has a link, poster or not
+        with pytest.raises(ProviderError) as caught:
+            await provider.link(key, "")
+        assert caught.value.status == 404
+    assert fake.received == []  # known without asking
 
 
 @pytest.mark.parametrize("link_type", [None, "webLocal", "webExternal", "app"])
@@ -673,17 +679,17 @@ async def test_links_open_the_web_ui(
     url: str, opened: OpenProvider, link_type: Literal["app", "webLocal", "webExternal"] | None
 ) -> None:
     provider = await opened(url, link_type=link_type)
+    await media(provider)
     item = MOVIES.item_id(1)
     link = await provider.link(item, "Mozilla/5.0 (iPhone)")
     assert link == f"{url}/web/index.html#!/details?id={item}&serverId={SERVER_ID}"
 
 
-async def test_links_never_carry_credentials_of_the_url() -> None:
-    provider = JellyfinProvider(
-        settings("http://admin:hunter2@192.0.2.1:8096/jf?api_key=abc"), provider_id="jellyfin-1", client_id="client-1"
-    )
-    link = await provider.link(guid(1, 1), "")  # before any answer: without the server id
-    assert link.startswith("http://192.0.2.1:8096/jf/web/index.html#!/details?id=")
+async def test_links_never_carry_credentials_of_the_url(url: str, opened: OpenProvider) -> None:
+    provider = await opened(url.replace("http://", "http://admin:hunter2@") + "/?api_key=abc")
+    await media(provider)
+    link = await provider.link(MOVIES.item_id(1), "")
+    assert link.startswith(f"{url}/web/index.html#!/details?id=")
     assert "hunter2" not in link
     assert "abc" not in link
 
@@ -703,12 +709,13 @@ async def test_the_api_key_never_leaks(opened: OpenProvider, caplog: pytest.LogC
     with serving(fake) as url:
         provider = await opened(url, key=canary, retry_delays=(0.02, 0.05))
         cards = await media(provider, rule("genre", "=", "Drama"), rule("unwatched", "=", "1"))
-        seen += [card.model_dump_json() for card in cards]
+        seen += [card.wire_json() for card in cards]
         seen.append((await provider.filters()).model_dump_json())
         seen += [value.model_dump_json() for value in await provider.filter_values("genre")]
-        poster = await provider.poster(MOVIES.item_id(1), 100)
+        key = next(card.linkUrl.rpartition("/")[2] for card in cards if card.posterUrl)
+        poster = await provider.poster(key, 100)
         seen += [poster.content_type, repr(poster.headers), repr(await poster_body(poster))]
-        seen.append(await provider.link(MOVIES.item_id(1), ""))
+        seen.append(await provider.link(key, ""))
         for failing in (provider.poster(MOVIES.item_id(6), 100), provider.poster("../System/Info", 100)):
             with pytest.raises(ProviderError) as caught:
                 await failing

@@ -267,7 +267,7 @@ class Room:
         """The JoinRoomSuccess payload for a member just seated."""
         return {
             "previousMatches": self.previous_matches(user_name),
-            "media": [item.model_dump(mode="json", exclude_none=True) for item in self.media_for(user_name)],
+            "media": [item.wire() for item in self.media_for(user_name)],
             "users": [{"user": seat.user.public(), "progress": self.progress(n)} for n, seat in self.online.items()],
             "roomName": self.name,
             "roomType": self.state.room_type,
@@ -360,7 +360,7 @@ class Room:
         return bool(self.state.matches)
 
     def _match(self, item: Media, matched_at: int, users: Iterable[str]) -> dict[str, Any]:
-        return {"matchedAt": matched_at, "media": item.model_dump(mode="json", exclude_none=True), "users": list(users)}
+        return {"matchedAt": matched_at, "media": item.wire(), "users": list(users)}
 
     def previous_matches(self, user_name: str) -> list[dict[str, Any]]:
         if self.state.room_type == "solo":
