@@ -19,7 +19,7 @@ import pytest
 from pydantic import SecretStr
 
 from server.config import MediaServer
-from server.providers import Media, MediaQuery, Poster, ProviderError
+from server.providers import InvalidFilter, Media, MediaQuery, Poster, ProviderError
 from server.providers.jellyfin import JellyfinProvider
 from storage import Filter
 from tests.fake_jellyfin import (
@@ -523,6 +523,10 @@ def ground_truth(test: Callable[[int], bool], library: FakeLibrary = MOVIES) -> 
             lambda index: (MOVIES.rating(index) or 0) >= 7,
         ),
         ([rule("rating", "<<=", "5")], {}, lambda index: (rating := MOVIES.rating(index)) is not None and rating <= 5),
+        # The fork's untouched range: nothing narrowed (Jellyfin would drop the unrated films).
+        ([rule("rating", ">>=", "0"), rule("rating", "<<=", "10")], {}, lambda index: True),
+        ([rule("contentRating", "==", "pg")], {}, lambda index: MOVIES.content_rating(index) == "PG"),
+        ([rule("actor", "=", "Will Ferrell")], {}, lambda index: index % 7 >= 3),
         (
             [rule("contentRating", "=", "PG", "R")],
             {"OfficialRatings": "PG|R"},
@@ -582,7 +586,7 @@ async def test_contradicting_unwatched_rules_match_nothing_without_asking(
 )
 async def test_a_filter_that_cannot_apply_is_a_400(url: str, opened: OpenProvider, bad: Filter) -> None:
     provider = await opened(url)
-    with pytest.raises(ProviderError) as caught:
+    with pytest.raises(InvalidFilter) as caught:
         await media(provider, bad)
     assert caught.value.status == 400
 

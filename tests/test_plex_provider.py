@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from server.config import MediaServer
-from server.providers import Media, MediaQuery, ProviderError
+from server.providers import InvalidFilter, Media, MediaQuery, ProviderError
 from server.providers.plex import PAGE_SIZE, PlexProvider
 from tests import fakes
 from tests.fake_plex import MACHINE_IDENTIFIER, PLEX_TOKEN, FakeLibrary, FakePlex
@@ -349,10 +349,70 @@ async def test_filters_become_plex_query_parameters(fake: FakePlex, provider: Pl
     assert {item.title for item in media} == expected
 
 
+def item_query(fake: FakePlex, key: str = "1") -> httpx.QueryParams:
+    """What the one listing request of a library asked for."""
+    [seen] = [seen for seen in fake.requests_to(f"/library/sections/{key}/all") if seen.param("includeMeta") != "1"]
+    return httpx.QueryParams(seen.query)
+
+
+async def test_the_fork_s_filters_become_plex_query_parameters(fake: FakePlex, provider: PlexProvider) -> None:
+    library = fake.libraries["1"]
+    filters = [
+        rule("contentRating", "=", "PG", "R"),
+        rule("rating", ">>=", "5"),
+        rule("rating", "<<=", "8.5"),
+        rule("unwatched", "=", "0"),  # watched only
+    ]
+    media = await provider.media(MediaQuery(filters=filters, libraries=["1"]))
+    sent = item_query(fake)
+    assert (sent.get_list("contentRating"), sent.get_list("rating>>"), sent.get_list("rating<<")) == (
+        ["PG,R"],
+        ["5"],
+        ["8.5"],
+    )
+    expected = {
+        f"Movies {index}"
+        for index in range(library.size)
+        if library.content_rating(index) in ("PG", "R")
+        and 5 <= (library.rating(index) or -1) <= 8.5
+        and library.watched(index)
+    }
+    assert expected
+    assert {item.title for item in media} == expected
+
+
+async def test_a_rating_bound_at_an_end_of_the_scale_is_not_sent(fake: FakePlex, provider: PlexProvider) -> None:
+    # The fork's wizard always sends 0..10; Plex would drop the unrated items for it.
+    media = await provider.media(
+        MediaQuery(filters=[rule("rating", ">>=", "0"), rule("rating", "<<=", "10")], libraries=["1"])
+    )
+    assert len(media) == fake.libraries["1"].size
+    assert not [name for name in item_query(fake) if name.startswith("rating")]
+
+
+async def test_genre_names_are_looked_up_as_tag_ids(fake: FakePlex, provider: PlexProvider) -> None:
+    library = fake.libraries["1"]
+    # The fork's wizard sends names, not Plex's tag ids; one the library lacks matches nothing.
+    media = await provider.media(MediaQuery(filters=[rule("genre", "=", "comedy", "Western")], libraries=["1"]))
+    assert item_query(fake).get_list("genre") == ["2"]
+    assert {item.title for item in media} == {
+        f"Movies {index}" for index in range(library.size) if "2" in library.genre_ids(index)
+    }
+    # Both of two genres (the fork's AND mode: one rule each); a name it lacks among them: nothing at all.
+    both = [rule("genre", "=", "Action"), rule("genre", "=", "Comedy")]
+    assert {item.title for item in await provider.media(MediaQuery(filters=both, libraries=["1"]))} == {
+        f"Movies {index}" for index in range(library.size) if {"1", "2"} <= set(library.genre_ids(index))
+    }
+    fetched = listing_fetches(fake, "1")
+    lacking = [rule("genre", "=", "Action"), rule("genre", "=", "Western")]
+    assert await provider.media(MediaQuery(filters=lacking, libraries=["1"])) == []
+    assert listing_fetches(fake, "1") == fetched  # known without asking
+
+
 async def test_bad_filters_are_refused_before_asking_plex(fake: FakePlex, provider: PlexProvider) -> None:
     before = len(fake.received)
     for bad in (rule("genre", "~", "1"), rule("genre", "="), rule("type", "=", "2"), rule("x&y", "=", "1")):
-        with pytest.raises(ProviderError) as caught:
+        with pytest.raises(InvalidFilter) as caught:
             await provider.media(MediaQuery(filters=[bad]))
         assert caught.value.status == 400
     assert len(fake.received) == before

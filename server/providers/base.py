@@ -21,6 +21,14 @@ class ProviderError(Exception):
         self.status = status
 
 
+class InvalidFilter(ProviderError):
+    """A room's filter that this source cannot apply: an unknown key, an operator the key does not
+    take, or a value it cannot use. The message names it, for the client to show."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=400)
+
+
 class _Shape(BaseModel):
     model_config = ConfigDict(frozen=True)
 

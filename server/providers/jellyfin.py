@@ -50,6 +50,7 @@ from .base import (
     Filters,
     FilterType,
     FilterValue,
+    InvalidFilter,
     Library,
     Media,
     MediaProvider,
@@ -254,22 +255,20 @@ _NARROWING: dict[str, tuple[str, str, Callable[[list[str]], str | None]]] = {
 def _watched_states(rule: Filter) -> set[bool]:
     """The watched states an item may have to pass an unwatched rule (Plex spells yes/no 1/0)."""
     if rule.operator not in ("=", "!="):
-        raise ProviderError(
-            f"filter {rule.key!r} does not take operator {shown(rule.operator)}; use = or !=", status=400
-        )
+        raise InvalidFilter(f"filter {rule.key!r} does not take operator {shown(rule.operator)}; use = or !=")
     if not rule.value:
-        raise ProviderError(f"filter {rule.key!r} needs a value", status=400)
+        raise InvalidFilter(f"filter {rule.key!r} needs a value")
     unwatched: set[bool] = set()
     for value in rule.value:
         word = value.strip().lower()
         if word not in ("1", "0", "true", "false"):
-            raise ProviderError(f"filter {rule.key!r} needs 1 or 0, not {shown(value)}", status=400)
+            raise InvalidFilter(f"filter {rule.key!r} needs 1 or 0, not {shown(value)}")
         unwatched.add(word in ("1", "true"))
     wanted = {not flag for flag in unwatched}
     return wanted if rule.operator == "=" else {True, False} - wanted
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Film:
     """A card, and the facts ``filtering`` reads (None where Jellyfin knows nothing; cards say 0)."""
 
@@ -280,6 +279,7 @@ class _Film:
     rating: float | None
     contentRating: str | None
     directors: Sequence[str]
+    actors: Sequence[str]
 
 
 @dataclass(frozen=True)
@@ -556,7 +556,7 @@ class JellyfinProvider(MediaProvider):
         params: dict[str, str] = {}
         for rule in others:
             narrowing = _NARROWING.get(rule.key)
-            if narrowing is None or rule.operator != narrowing[0]:
+            if narrowing is None or rule.operator != narrowing[0] or filtering.unbounded(rule):
                 continue
             _, name, write = narrowing
             value = write(rule.value)
@@ -567,9 +567,8 @@ class JellyfinProvider(MediaProvider):
         for rule in rules:
             if rule.key == UNWATCHED:
                 if not self._per_user:
-                    raise ProviderError(
-                        "the unwatched filter needs a Jellyfin user: set user_id for this server in the configuration",
-                        status=400,
+                    raise InvalidFilter(
+                        "the unwatched filter needs a Jellyfin user: set user_id for this server in the configuration"
                     )
                 played &= _watched_states(rule)
         if len(played) == 1:
@@ -657,6 +656,7 @@ class JellyfinProvider(MediaProvider):
             rating=rating,
             contentRating=card.contentRating,
             directors=directors,
+            actors=actors,
         )
 
     def _media_id(self, item: _Entry, kind: _Kind) -> str:

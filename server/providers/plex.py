@@ -29,11 +29,13 @@ from server import __version__
 from server.config import MediaServer
 from storage import Filter
 
+from . import filtering
 from .base import (
     FilterInfo,
     Filters,
     FilterType,
     FilterValue,
+    InvalidFilter,
     Library,
     Media,
     MediaProvider,
@@ -41,6 +43,7 @@ from .base import (
     Poster,
     ProviderError,
 )
+from .filtering import shown
 from .remote import KnownCards, TtlCache, chosen, proxied_poster, public_url, transport_problem
 
 logger = logging.getLogger(__name__)
@@ -97,12 +100,17 @@ def plex_query(filters: Sequence[Filter]) -> tuple[tuple[str, str], ...]:
     pairs: list[tuple[str, str]] = []
     for rule in filters:
         if not _FIELD_NAME.fullmatch(rule.key) or rule.key in _RESERVED_FIELDS:
-            raise ProviderError(f"{rule.key[:40]!r} is not a Plex filter", status=400)
+            raise InvalidFilter(f"{shown(rule.key)} is not a Plex filter")
         if rule.operator not in OPERATORS:
-            raise ProviderError(f"filter {rule.key!r} does not take operator {rule.operator[:10]!r}", status=400)
+            wanted = ", ".join(sorted(OPERATORS))
+            raise InvalidFilter(
+                f"filter {rule.key!r} does not take operator {shown(rule.operator)}; use one of {wanted}"
+            )
         values = [value.strip() for value in rule.value if value.strip()]
         if not values:
-            raise ProviderError(f"filter {rule.key!r} needs a value", status=400)
+            raise InvalidFilter(f"filter {rule.key!r} needs a value")
+        if filtering.unbounded(rule):
+            continue
         if rule.key == UNWATCHED:
             values = [_BOOLEAN_WORDS.get(value.lower(), value) for value in values]
         pairs.append((rule.key + rule.operator[:-1], ",".join(values)))
@@ -423,20 +431,54 @@ class PlexProvider(MediaProvider):
         return chosen(await self.libraries(), keys, unknown)
 
     async def media(self, query: MediaQuery) -> list[Media]:
-        params = plex_query(query.filters)
+        plex_query(query.filters)  # every rule checked before anything is asked
         libraries = await self._chosen(query.libraries)
-        listings = await asyncio.gather(
-            *(
-                self._listings.get((library.key, params), partial(self._fetch_listing, library, params))
-                for library in libraries
-            )
-        )
+        listings = await asyncio.gather(*(self._library_media(library, query.filters) for library in libraries))
         # One film in two libraries (an HD and a 4K one) is one card.
         unique: dict[str, Media] = {}
         for listing in listings:
             for item in listing:
                 unique.setdefault(item.id, item)
         return list(unique.values())
+
+    async def _library_media(self, library: Library, filters: Sequence[Filter]) -> list[Media]:
+        rules = await self._by_tag_id(library, filters)
+        if rules is None:
+            return []
+        params = plex_query(rules)
+        return await self._listings.get((library.key, params), partial(self._fetch_listing, library, params))
+
+    async def _by_tag_id(self, library: Library, filters: Sequence[Filter]) -> list[Filter] | None:
+        """The rules with tag names replaced by the library's tag ids; None if no item can match.
+
+        Plex's tag filters (genre, director ...) take tag ids, which v2 clients send; the fork's
+        wizard sends genre names. A name is looked up among the library's values ignoring case; one
+        the library does not have matches nothing here.
+        """
+        if all(value.strip().isdigit() for rule in filters for value in rule.value):
+            return list(filters)  # ids only, or no rules: no need to ask for the library's filters
+        tags = {
+            library_filter.info.key: library_filter.path
+            for library_filter in (
+                await self._library_filters.get(library.key, partial(self._fetch_library_filters, library))
+            ).filters
+            if library_filter.info.type == "tag"
+        }
+        rules: list[Filter] = []
+        for rule in filters:
+            path = tags.get(rule.key)
+            if path is None or all(value.strip().isdigit() for value in rule.value):
+                rules.append(rule)
+                continue
+            choices = await self._choices.get(path, partial(self._fetch_choices, path))
+            ids = {choice.title.casefold(): choice.value for choice in choices}
+            values = [value if value.strip().isdigit() else ids.get(value.strip().casefold()) for value in rule.value]
+            known = [value for value in values if value is not None]
+            if known:
+                rules.append(rule.model_copy(update={"value": known}))
+            elif rule.operator == "=":
+                return None  # none of the names is in this library
+        return rules
 
     async def _fetch_listing(self, library: Library, params: Params) -> list[Media]:
         path = f"/library/sections/{quote(library.key, safe='')}/all"

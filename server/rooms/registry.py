@@ -12,7 +12,7 @@ import anyio
 
 from server.metrics import Metrics
 from server.protocol import CreateRoomRequest, ProtocolError, clean_name, encode, storage_unavailable
-from server.providers import Media, MediaProvider, MediaQuery, ProviderError
+from server.providers import InvalidFilter, Media, MediaProvider, MediaQuery, ProviderError
 from server.user import User
 from storage import RatingValue, SerializedRoom, Storage, StorageError, hash_password, room_key, verify_password
 
@@ -137,6 +137,8 @@ class RoomRegistry:
     async def _media(self, query: MediaQuery, reply_type: str) -> list[Media]:
         try:
             return await self.provider.media(query)
+        except InvalidFilter as exc:
+            raise ProtocolError(reply_type, "InvalidFilter", str(exc)) from exc
         except ProviderError as exc:
             raise ProtocolError(reply_type, "UnknownError", f"the media library failed: {exc}") from exc
 
