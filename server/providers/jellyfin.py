@@ -133,6 +133,18 @@ class _Person(msgspec.Struct, gc=False, rename="pascal"):
     type: str | None = None
 
 
+class _ProviderIds(msgspec.Struct, gc=False):
+    """The external ids that name a film across servers (a struct, not a dict: no garbage-collected object per item)."""
+
+    Imdb: str | None = None
+    Tmdb: str | None = None
+    Tvdb: str | None = None
+
+
+class _ImageTags(msgspec.Struct, gc=False):
+    Primary: str | None = None
+
+
 class _Entry(msgspec.Struct, gc=False, rename="pascal"):
     """A BaseItemDto of a listing; null means "not set"."""
 
@@ -148,8 +160,8 @@ class _Entry(msgspec.Struct, gc=False, rename="pascal"):
     community_rating: float | None = None
     official_rating: str | None = None
     people: list[_Person] | None = None
-    provider_ids: dict[str, str | None] | None = None
-    image_tags: dict[str, str] | None = None
+    provider_ids: _ProviderIds | None = None
+    image_tags: _ImageTags | None = None
 
 
 class _Entries(msgspec.Struct, gc=False, rename="pascal"):
@@ -160,6 +172,9 @@ class _Entries(msgspec.Struct, gc=False, rename="pascal"):
 
 
 _ENTRIES = msgspec.json.Decoder(_Entries)
+_NO_IDS = _ProviderIds()
+_IMDB_ID = re.compile(r"tt\d+")
+_NUMBER_ID = re.compile(r"\d+")
 
 
 class _Folder(_Dto):
@@ -594,22 +609,28 @@ class JellyfinProvider(MediaProvider):
             **dict(params),
         }
         path = self._items_path()
-        first = await self._entries(path, {**query, "StartIndex": "0", "Limit": str(PAGE_SIZE)})
-        # Follow the page size the server really used, in case it caps Limit.
-        step = len(first.items or ())
+
+        async def page(start: int, limit: int) -> tuple[list[_Film], int, int]:
+            # Each page becomes films at once: decoded pages kept till the end would only feed the
+            # garbage collector.
+            entries = await self._entries(path, {**query, "StartIndex": str(start), "Limit": str(limit)})
+            items = entries.items or []
+            return [self._film(item, section.kind) for item in items], len(items), entries.total_record_count
+
+        first, step, total = await page(0, PAGE_SIZE)
         pages = [first]
+        # Follow the page size the server really used, in case it caps Limit.
         if step:
             gate = asyncio.Semaphore(PAGE_CONCURRENCY)
 
-            async def page(start: int) -> _Entries:
+            async def rest(start: int) -> list[_Film]:
                 async with gate:
-                    return await self._entries(path, {**query, "StartIndex": str(start), "Limit": str(step)})
+                    return (await page(start, step))[0]
 
-            pages += await asyncio.gather(*(page(start) for start in range(step, first.total_record_count, step)))
+            pages += await asyncio.gather(*(rest(start) for start in range(step, total, step)))
         films: dict[str, _Film] = {}
-        for result in pages:
-            for item in result.items or ():
-                film = self._film(item, section.kind)
+        for listed in pages:
+            for film in listed:
                 films.setdefault(film.card.id, film)
         return list(films.values())
 
@@ -637,7 +658,7 @@ class JellyfinProvider(MediaProvider):
             tagline=next((line for line in item.taglines or () if line.strip()), None),
             year=item.production_year,
             # Relative to the app root, so they work under any root path.
-            posterUrl=f"api/poster/{self.id}/{item.id}" if "Primary" in (item.image_tags or {}) else None,
+            posterUrl=f"api/poster/{self.id}/{item.id}" if item.image_tags and item.image_tags.Primary else None,
             linkUrl=f"api/link/{self.id}/{item.id}",
             genres=item.genres or [],
             duration=ticks // 10_000,  # ticks of 100 ns
@@ -664,11 +685,11 @@ class JellyfinProvider(MediaProvider):
         guids (``imdb://tt0111161``): the same film on Plex and Jellyfin is then one card. TMDb and
         TVDB number movies and series separately, so each is used for one kind only. Items without
         such an id get ``jellyfin://<serverId>/<itemId>``, stable while the server is."""
-        known = {name.casefold(): (value or "").strip() for name, value in (item.provider_ids or {}).items()}
-        schemes = ("imdb", "tmdb") if kind.type == "movie" else ("imdb", "tvdb")
-        for scheme in schemes:
-            value = known.get(scheme, "")
-            if re.fullmatch(r"tt\d+" if scheme == "imdb" else r"\d+", value):
+        ids = item.provider_ids or _NO_IDS
+        second = ("tmdb", ids.Tmdb) if kind.type == "movie" else ("tvdb", ids.Tvdb)
+        for scheme, value in (("imdb", ids.Imdb), second):
+            value = (value or "").strip()
+            if (_IMDB_ID if scheme == "imdb" else _NUMBER_ID).fullmatch(value):
                 return f"{scheme}://{value}"
         return f"jellyfin://{self._server_id}/{item.id}"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import time
@@ -250,10 +251,16 @@ class _LibraryFilters:
 def _added(item: _Item) -> str | None:
     if item.addedAt is not None:
         try:
-            return datetime.fromtimestamp(item.addedAt, UTC).date().isoformat()
+            return _day(item.addedAt // 86_400)
         except (OverflowError, OSError, ValueError):
             pass
     return item.originallyAvailableAt
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(days: int) -> str:
+    """The ISO date of a day since 1970: a library's items are added a few days at a time."""
+    return datetime.fromtimestamp(days * 86_400, UTC).date().isoformat()
 
 
 class PlexProvider(MediaProvider):
