@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -86,6 +87,8 @@ async def test_ids_are_stable_across_instances(provider: DemoProvider) -> None:
 async def test_media_has_the_protocol_shape(provider: DemoProvider) -> None:
     nosferatu = next(film for film in await everything(provider) if film.id == "demo:nosferatu-1922")
     dumped = nosferatu.wire()
+    assert nosferatu.wire() is dumped  # made once, shared by every frame
+    assert json.loads(nosferatu.wire_json()) == dumped
     assert dumped.keys() >= PROTOCOL_KEYS - {"contentRating"}  # unset: left out, as protocol.md allows
     assert "added" not in dumped
     assert nosferatu.added == "1922-01-01"

@@ -434,6 +434,15 @@ async def test_20000_items_come_in_pages(url: str, fake: FakeJellyfin, opened: O
     assert {query["ParentId"] for query in requests} == {ARCHIVE.id}
 
 
+async def test_one_copy_of_a_library_however_many_listings_hold_it(url: str, opened: OpenProvider) -> None:
+    provider = await opened(url)
+    everything = {item.id: item for item in await provider.media(MediaQuery(libraries=[ARCHIVE.id]))}
+    again = await provider.media(MediaQuery(libraries=[ARCHIVE.id]))  # cached
+    dramas = await provider.media(MediaQuery(filters=[rule("genre", "=", "Drama")], libraries=[ARCHIVE.id]))
+    assert dramas
+    assert all(item is everything[item.id] for item in [*again, *dramas])
+
+
 async def test_an_unknown_library_is_a_400(url: str, opened: OpenProvider) -> None:
     provider = await opened(url)
     with pytest.raises(ProviderError) as caught:

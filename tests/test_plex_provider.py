@@ -259,6 +259,14 @@ async def test_a_library_of_20000_items_is_fetched_in_pages(fake: FakePlex, prov
     assert {seen.param("type") for seen in pages} == {"1"}
 
 
+async def test_one_copy_of_a_library_however_many_listings_hold_it(provider: PlexProvider) -> None:
+    everything = {item.id: item for item in await provider.media(MediaQuery(libraries=[ARCHIVE]))}
+    again = await provider.media(MediaQuery(libraries=[ARCHIVE]))  # cached
+    comedies = await provider.media(MediaQuery(filters=[rule("genre", "=", "2")], libraries=[ARCHIVE]))
+    assert comedies
+    assert all(item is everything[item.id] for item in [*again, *comedies])
+
+
 async def test_all_allowed_libraries_when_none_are_chosen() -> None:
     libraries = [FakeLibrary("1", "Movies", "movie", 40), FakeLibrary("2", "Shows", "show", 6)]
     libraries.append(FakeLibrary("5", "Classics", "movie", 30))
