@@ -19,6 +19,7 @@ from httpx_ws import aconnect_ws
 
 from server.app import create_app
 from server.config import Settings
+from server.protocol import CreateRoomRequest, parse_message
 from server.providers import Media, MediaQuery
 from server.providers.demo import DemoProvider
 from storage import Filter, MemoryStorage
@@ -102,6 +103,34 @@ def rule(key: str, operator: str, *values: str) -> Filter:
 
 
 # -- the fork's wizard on the demo library ---------------------------------------------------------
+
+
+def test_the_fork_s_payload_is_read_in_the_vocabulary_providers_take() -> None:
+    frame = fork_create(
+        genre("Comedy", "Romance"),
+        rating_range(0, 10),
+        content_ratings("PG", "R"),
+        watched_status("watched"),
+        {"key": "watched", "operator": "=", "value": ["false"]},  # the fork's server-side spelling
+        genreFilterMode="and",
+        ratingFilter={"min": 6.5},
+        contentRatingFilter={"ratings": ["G"]},
+    )
+    kind, request = parse_message(json.dumps(frame))
+    assert kind == "createRoom"
+    assert isinstance(request, CreateRoomRequest)
+    assert request.libraries == ["demo:demo"]
+    assert request.filters == [
+        rule("genre", "=", "Comedy"),
+        rule("genre", "=", "Romance"),
+        rule("rating", ">>=", "0"),
+        rule("rating", "<<=", "10"),
+        rule("contentRating", "=", "PG", "R"),
+        rule("unwatched", "=", "0"),  # watched only
+        rule("unwatched", "=", "1"),  # not watched
+        rule("rating", ">>=", "6.5"),
+        rule("contentRating", "=", "G"),
+    ]
 
 
 async def test_the_fork_s_wizard_creates_the_room_it_asked_for() -> None:
