@@ -17,6 +17,7 @@ from pydantic import (
     StringConstraints,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from server.names import clean_name as clean_name
@@ -105,6 +106,7 @@ class ErrorName(StrEnum):
     REMOVED_FROM_ROOM = "RemovedFromRoom"
     INVALID_SEAT_CODE = "InvalidSeatCode"
     NO_SUCH_MEMBER = "NoSuchMember"
+    INVALID_FILTER = "InvalidFilter"
     PROVIDER_ERROR = "ProviderError"
 
 
@@ -203,16 +205,41 @@ class LoginRequest(Payload):
     newIdentity: bool = False
 
 
+class RatingRange(Payload):
+    """The fork's ``ratingFilter``: bounds out of 10 (``type``, critic or audience, is not told apart)."""
+
+    min: float | None = None
+    max: float | None = None
+    type: Text | None = None
+
+
+class ContentRatings(Payload):
+    """The fork's ``contentRatingFilter``: any of these content ratings."""
+
+    ratings: list[Text] = Field(default=[], max_length=LIST_MAX_ITEMS)
+
+
+# How existing clients spell a watched status, as the value of an "unwatched" filter (Plex's 1/0).
+_UNWATCHED_VALUES = {
+    "unwatched": {"true": "1", "false": "0"},
+    "watched": {"true": "0", "false": "1", "1": "0", "0": "1"},
+}
+
+
 class CreateRoomRequest(Payload):
     roomName: Name
     password: Text | None = None
     options: list[Literal["EndOnFirstMatch"]] = Field(default=[], max_length=LIST_MAX_ITEMS)
     filters: list[Filter] = Field(default=[], max_length=LIST_MAX_ITEMS)
     sort: Literal["random", "rating"] = "random"
-    roomType: Literal["standard", "unanimous", "solo"] = "standard"
+    # "async" (the fork's): a room that persists across sessions, as every room here does.
+    roomType: Literal["standard", "unanimous", "solo", "async"] = "standard"
     matchThreshold: int = Field(default=2, ge=2, le=1000)
     sortOrder: Literal["random", "newest", "oldest", "rating"] | None = None
     libraries: list[Text] = Field(default=[], max_length=LIST_MAX_ITEMS)
+    genreFilterMode: Literal["and", "or"] = "or"
+    ratingFilter: RatingRange | None = None
+    contentRatingFilter: ContentRatings | None = None
 
     @field_validator("filters")
     @classmethod
@@ -226,6 +253,59 @@ class CreateRoomRequest(Payload):
                     raise ValueError(f"filter texts are at most {TEXT_MAX_LENGTH} characters")
                 _encodable(text)
         return filters
+
+    @model_validator(mode="after")
+    def _normalised(self) -> CreateRoomRequest:
+        """The filters in the one vocabulary providers take and rooms store, whichever client spoke:
+
+        - a ``library`` filter (the fork's wizard) selects ``libraries``, it never reaches a provider;
+        - ``rating`` ``>=``/``<=`` with values ``">=0"``/``"<=10"`` (the fork) is one ``>>=``/``<<=``
+          rule per bound, as is ``ratingFilter``;
+        - ``contentRatingFilter`` is a ``contentRating =`` rule;
+        - ``unwatched`` true/false (the fork's wizard) and ``watched`` (the fork's server) are
+          ``unwatched`` 1 (unwatched only) or 0 (watched only);
+        - ``genreFilterMode: "and"`` makes a ``genre =`` rule of several values one rule per value
+          (several values of one rule mean any of them).
+        """
+        libraries = list(self.libraries)
+        filters: list[Filter] = []
+        for rule in self.filters:
+            if rule.key == "library":
+                if rule.operator != "=":
+                    raise ValueError(f"a library filter takes operator =, not {rule.operator[:10]!r}")
+                libraries += [key for key in rule.value if key not in libraries]
+            elif rule.key == "rating" and rule.operator in (">=", "<="):
+                filters += [_rating_bound(rule.operator, value) for value in rule.value]
+            elif rule.key in _UNWATCHED_VALUES:
+                spelled = _UNWATCHED_VALUES[rule.key]
+                values = [spelled.get(value.strip().lower(), value) for value in rule.value]
+                filters.append(Filter(key="unwatched", operator=rule.operator, value=values))
+            elif rule.key == "genre" and rule.operator == "=" and self.genreFilterMode == "and":
+                filters += [Filter(key="genre", operator="=", value=[value]) for value in rule.value]
+            else:
+                filters.append(rule)
+        if self.ratingFilter is not None:
+            bounds = ((">>=", self.ratingFilter.min), ("<<=", self.ratingFilter.max))
+            filters += [
+                Filter(key="rating", operator=op, value=[f"{bound:g}"]) for op, bound in bounds if bound is not None
+            ]
+        if self.contentRatingFilter is not None and self.contentRatingFilter.ratings:
+            filters.append(Filter(key="contentRating", operator="=", value=list(self.contentRatingFilter.ratings)))
+        if len(filters) > LIST_MAX_ITEMS or len(libraries) > LIST_MAX_ITEMS:
+            raise ValueError(f"at most {LIST_MAX_ITEMS} filters and libraries")
+        # Frozen: the normalised values are set once, here, before anyone sees the request.
+        object.__setattr__(self, "filters", filters)
+        object.__setattr__(self, "libraries", libraries)
+        return self
+
+
+def _rating_bound(operator: str, value: str) -> Filter:
+    """One bound of the fork's rating range: ``">=7"`` is at least 7; a bare ``"7"`` takes the rule's operator."""
+    text = value.strip()
+    for prefix, bound in ((">=", ">>="), ("<=", "<<=")):
+        if text.startswith(prefix):
+            return Filter(key="rating", operator=bound, value=[text.removeprefix(prefix).strip()])
+    return Filter(key="rating", operator=">>=" if operator == ">=" else "<<=", value=[text])
 
 
 class JoinRoomRequest(Payload):

@@ -10,12 +10,14 @@ pipe-separated and ``Years`` comma-separated, and answers per-user questions (``
 views) only for a user named in the path or ``UserId``. Everything but ``/System/Info/Public``
 needs the API key, in any of the ways Jellyfin accepts one, and the request log shows which way it came.
 
-Items follow from their index, so a library of 20,000 costs nothing until it is asked for. The
-request recording, faults and serving come from ``tests.fakes``.
+Items follow from their index, so a library of 100,000 costs nothing until it is asked for; each
+item is encoded once per set of ``Fields`` and kept, so pages of a big library are cheap to serve
+again. The request recording, faults and serving come from ``tests.fakes``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -227,6 +229,7 @@ class FakeJellyfin(FakeService):
         self.key = key
         self.libraries = {library.id: library for library in libraries or default_libraries()}
         self.users = {user.id: user for user in users}
+        self._encoded: dict[tuple[str, frozenset[str], int], bytes] = {}
         # Set by a test to hold the second half of every poster until it is set: proves streaming.
         self.poster_gate: threading.Event | None = None
         super().__init__(prefix)
@@ -378,9 +381,19 @@ class FakeJellyfin(FakeService):
             selected = [index for index in selected if all(test(index) for test in tests)]
         start = int(query.get("startindex", "0"))
         limit = int(query["limit"]) if "limit" in query else len(selected)
-        fields = {field.strip().casefold() for field in query.get("fields", "").split(",")}
-        page = [library.item(index, fields) for index in selected[start : start + limit]]
-        return JSONResponse({"Items": page, "TotalRecordCount": len(selected), "StartIndex": start})
+        fields = frozenset(field.strip().casefold() for field in query.get("fields", "").split(","))
+        page = b", ".join(self._item(library, fields, index) for index in selected[start : start + limit])
+        return Response(
+            b'{"Items": [%s], "TotalRecordCount": %d, "StartIndex": %d}' % (page, len(selected), start),
+            media_type="application/json",
+        )
+
+    def _item(self, library: FakeLibrary, fields: frozenset[str], index: int) -> bytes:
+        key = (library.id, fields, index)
+        encoded = self._encoded.get(key)
+        if encoded is None:
+            encoded = self._encoded[key] = json.dumps(library.item(index, set(fields))).encode()
+        return encoded
 
     @staticmethod
     def _item_tests(

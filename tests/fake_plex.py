@@ -7,7 +7,9 @@ block of ``includeMeta=1``, the per-filter value directories (``/library/section
 paging by ``X-Plex-Container-Start``/``-Size`` with ``totalSize``. As on a real server, ``/identity``
 answers without a token and everything else needs ``X-Plex-Token`` (header or query parameter).
 
-Items are generated from their index, so a library of 20,000 costs nothing until it is asked for.
+Items are generated from their index, so a library of 100,000 costs nothing until it is asked for;
+each item is encoded once and kept, so pages of a big library are cheap to serve again (a benchmark
+reads a library once before it measures, and then times the provider, not this fake).
 Every request is recorded, and tests can make the services slow, malformed or failing (tests/fakes.py).
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -73,6 +76,13 @@ class FakeLibrary:
     def director_id(self, index: int) -> str:
         return list(DIRECTORS)[index % len(DIRECTORS)]
 
+    def content_rating(self, index: int) -> str:
+        return CONTENT_RATINGS[index % len(CONTENT_RATINGS)]
+
+    def rating(self, index: int) -> float | None:
+        """The critic rating, which Plex's rating filter compares."""
+        return None if index % 10 == 7 else round(4 + index % 60 / 10, 1)
+
     def watched(self, index: int) -> bool:
         return index % 3 == 0
 
@@ -85,7 +95,7 @@ class FakeLibrary:
         item: dict[str, Any] = {
             "addedAt": 1408525217 + index * 3600,
             "art": f"/library/metadata/{rating_key}/art/1434341184",
-            "contentRating": CONTENT_RATINGS[index % len(CONTENT_RATINGS)],
+            "contentRating": self.content_rating(index),
             "duration": 5129000 + index * 1000,
             "key": f"/library/metadata/{rating_key}",
             "ratingKey": rating_key,
@@ -116,8 +126,9 @@ class FakeLibrary:
         if year is not None:
             item["year"] = year
             item["originallyAvailableAt"] = f"{year}-09-27"
-        if index % 10 != 7:  # no rating at all
-            item["rating"] = round(4 + index % 60 / 10, 1)
+        rating = self.rating(index)
+        if rating is not None:
+            item["rating"] = rating
             if index % 2:
                 item["audienceRating"] = round(5 + index % 50 / 10, 1)
         return item
@@ -164,8 +175,9 @@ FIELD_TYPES = [
     },
     {"type": "boolean", "Operator": [{"key": "=", "title": "is"}, {"key": "!=", "title": "is not"}]},
 ]
-# How a parameter name ends tells its operator: genre! is genre!=, year>> is year>>= (plain = has no suffix).
-_SUFFIXES = (("!", "!="), (">>", ">>="), ("<<", "<<="))
+# How a parameter name ends tells its operator: genre! is genre!=, year>> is year>>=, contentRating= is
+# contentRating== (plain = has no suffix).
+_SUFFIXES = (("!=", "!=="), ("!", "!="), (">>", ">>="), ("<<", "<<="), ("=", "=="))
 
 
 # -- the services ---------------------------------------------------------------------------------
@@ -177,6 +189,7 @@ class FakePlex(FakeService):
     ) -> None:
         self.token = token
         self.libraries = {library.key: library for library in libraries or default_libraries()}
+        self._encoded: dict[tuple[str, int], bytes] = {}
         # Set by a test to hold the second half of every poster until it is set: proves streaming.
         self.poster_gate: threading.Event | None = None
         super().__init__(prefix)
@@ -256,6 +269,7 @@ class FakePlex(FakeService):
             for suffix, spelled in _SUFFIXES:
                 if name.endswith(suffix):
                     field_name, operator = name.removesuffix(suffix), spelled
+                    break
             test = _field_test(library, field_name, operator, value.split(","))
             if test is None:
                 return Response(f"unsupported filter {field_name}{operator}", 400)
@@ -293,10 +307,19 @@ class FakePlex(FakeService):
         else:
             page = selected
         container["size"] = len(page)
-        container["Metadata"] = [library.item(index) for index in page]
         if request.query_params.get("includeMeta") == "1":
             container["Meta"] = self._meta(library)
-        return JSONResponse({"MediaContainer": container}, headers=headers)
+        # The items are spliced in already encoded: the container's other fields are small.
+        head = json.dumps({"MediaContainer": container}).encode()[:-2]
+        body = b"".join((head, b', "Metadata": [', b", ".join(self._item(library, index) for index in page), b"]}}"))
+        return Response(body, media_type="application/json", headers=headers)
+
+    def _item(self, library: FakeLibrary, index: int) -> bytes:
+        key = (library.key, index)
+        encoded = self._encoded.get(key)
+        if encoded is None:
+            encoded = self._encoded[key] = json.dumps(library.item(index)).encode()
+        return encoded
 
     def _meta(self, library: FakeLibrary) -> dict[str, Any]:
         main = {
@@ -410,6 +433,17 @@ def _field_test(library: FakeLibrary, name: str, operator: str, values: list[str
         return lambda index: (library.year(index) or 10_000) <= bound
     if name == "unwatched" and operator == "=" and values in (["0"], ["1"]):
         return lambda index: library.watched(index) != (values == ["1"])
+    if name == "contentRating" and operator in ("=", "==", "!=", "!=="):
+        # Compared whole, as the values Plex lists for this filter are (it reads = as "contains").
+        listed = set(values)
+        if operator in ("=", "=="):
+            return lambda index: library.content_rating(index) in listed
+        return lambda index: library.content_rating(index) not in listed
+    if name == "rating" and operator in (">>=", "<<="):
+        limit = float(values[0])
+        if operator == ">>=":
+            return lambda index: (rating := library.rating(index)) is not None and rating >= limit
+        return lambda index: (rating := library.rating(index)) is not None and rating <= limit
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from server.providers import (
     Filters,
@@ -16,8 +17,8 @@ from server.providers import (
 )
 
 
-def film(number: int, **fields: object) -> Media:
-    values: dict[str, object] = {
+def film(number: int, **fields: Any) -> Media:
+    values: dict[str, Any] = {
         "id": f"test:{number}",
         "title": f"Film {number}",
         "year": 1990 + number,
@@ -26,7 +27,7 @@ def film(number: int, **fields: object) -> Media:
         "rating": float(number % 10),
         **fields,
     }
-    return Media.model_validate(values)
+    return Media(**values)
 
 
 class ListProvider(MediaProvider):

@@ -101,7 +101,7 @@ YAML_LIST = """\
 async def test_a_yaml_list_loads(tmp_path: Path, opened: OpenProvider) -> None:
     provider = await opened(write(tmp_path / "films.yaml", YAML_LIST))
     alien, heat = await everything(provider)
-    assert alien.model_dump() == {
+    assert alien.wire() == {
         "id": "catalogue:alien-1979",
         "type": "movie",
         "title": "Alien",
@@ -691,6 +691,12 @@ FILTER_CASES: dict[str, tuple[Filter, list[str]]] = {
     "decade": (rule("decade", "=", "1970", "1990"), ["Alien", "Heat"]),
     "duration at most": (rule("duration", "<<=", "120"), ["Alien", "Blade Runner"]),
     "rating at least": (rule("rating", ">>=", "8.3"), ["Alien", "Heat"]),
+    "a rating bound at an end of the scale keeps unrated films": (
+        rule("rating", ">>=", "0"),
+        ["Alien", "Blade Runner", "Heat", "Unknown Film"],
+    ),
+    "so does the other end": (rule("rating", "<<=", "10"), ["Alien", "Blade Runner", "Heat", "Unknown Film"]),
+    "a bound inside the scale does not": (rule("rating", "<<=", "9.9"), ["Alien", "Blade Runner", "Heat"]),
     "content rating": (rule("contentRating", "=", "r"), ["Alien", "Blade Runner"]),
     "director is not": (rule("director", "!=", "Ridley Scott"), ["Heat", "Unknown Film"]),
 }
@@ -715,6 +721,7 @@ async def test_filter_values_come_from_the_films(tmp_path: Path, opened: OpenPro
         "rating",
         "contentRating",
         "director",
+        "actor",
     }
 
     async def values(key: str) -> list[str]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -8,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from server.providers import Filters, Media, MediaQuery, Poster, ProviderError
+from server.providers import Filters, InvalidFilter, Media, MediaQuery, Poster, ProviderError
 from server.providers.demo import DemoProvider, Genre
 from server.providers.posters import render_poster
 from storage import Filter
@@ -85,8 +86,10 @@ async def test_ids_are_stable_across_instances(provider: DemoProvider) -> None:
 
 async def test_media_has_the_protocol_shape(provider: DemoProvider) -> None:
     nosferatu = next(film for film in await everything(provider) if film.id == "demo:nosferatu-1922")
-    dumped = nosferatu.model_dump()
-    assert dumped.keys() >= PROTOCOL_KEYS
+    dumped = nosferatu.wire()
+    assert nosferatu.wire() is dumped  # made once, shared by every frame
+    assert json.loads(nosferatu.wire_json()) == dumped
+    assert dumped.keys() >= PROTOCOL_KEYS - {"contentRating"}  # unset: left out, as protocol.md allows
     assert "added" not in dumped
     assert nosferatu.added == "1922-01-01"
     assert nosferatu.duration == 94 * 60_000
@@ -130,6 +133,27 @@ CASES: dict[str, Case] = {
     "content rating is not keeps unrated films": (
         [rule("contentRating", "!=", "Approved")],
         lambda m: m.contentRating != "Approved",
+    ),
+    "content rating is exactly (Plex's ==)": (
+        [rule("contentRating", "==", "approved")],
+        lambda m: m.contentRating == "Approved",
+    ),
+    "content rating is not exactly (Plex's !==)": (
+        [rule("contentRating", "!==", "Approved", "Passed")],
+        lambda m: m.contentRating not in ("Approved", "Passed"),
+    ),
+    "content rating is any of (the fork's list)": (
+        [rule("contentRating", "=", "G", "PG", "PG-13", "R", "NC-17", "Approved")],
+        lambda m: m.contentRating in ("G", "PG", "PG-13", "R", "NC-17", "Approved"),
+    ),
+    "actor is": ([rule("actor", "=", "Buster Keaton")], lambda m: "Buster Keaton" in m.actors),
+    "rating between bounds (the fork's range)": (
+        [rule("rating", ">>=", "7"), rule("rating", "<<=", "7.8")],
+        lambda m: 7 <= m.rating <= 7.8,
+    ),
+    "genres all of (the fork's AND mode)": (
+        [rule("genre", "=", "Comedy"), rule("genre", "=", "Romance")],
+        lambda m: {"Comedy", "Romance"} <= set(m.genres),
     ),
     "director is": ([rule("director", "=", "Buster Keaton")], lambda m: "Buster Keaton" in m.directors),
     "director is not": (
@@ -180,7 +204,8 @@ INVALID: dict[str, tuple[Filter, str]] = {
     "unknown key": (rule("studio", "=", "Universal"), "studio"),
     "unknown operator": (rule("year", "~", "1927"), "~"),
     "range operator on a tag": (rule("genre", ">>=", "Horror"), ">>="),
-    "Plex string operator we do not support": (rule("contentRating", "==", "Approved"), "=="),
+    "Plex string operator we do not support": (rule("contentRating", ">=", "Approved"), ">="),
+    "watched state, which nobody keeps here": (rule("unwatched", "=", "1"), "unwatched"),
     "no value": (rule("genre", "="), "genre"),
     "word for a year": (rule("year", ">>=", "last year"), "last year"),
     "fraction for a year": (rule("year", "=", "1927.5"), "1927.5"),
@@ -195,7 +220,7 @@ INVALID: dict[str, tuple[Filter, str]] = {
 @pytest.mark.parametrize("case", INVALID.values(), ids=INVALID.keys())
 async def test_invalid_filters_are_refused_with_400(provider: DemoProvider, case: tuple[Filter, str]) -> None:
     bad, mentioned = case
-    with pytest.raises(ProviderError) as caught:
+    with pytest.raises(InvalidFilter) as caught:
         await provider.media(MediaQuery(filters=[rule("genre", "=", "Horror"), bad]))
     assert caught.value.status == 400
     assert mentioned in str(caught.value)
@@ -229,11 +254,12 @@ async def test_filters_describe_every_filter(provider: DemoProvider) -> None:
         "rating": "integer",
         "contentRating": "string",
         "director": "tag",
+        "actor": "tag",
     }
     assert all(info.title and info.libraryTypes == ["movie"] for info in filters.filters)
     operators = {kind: {(op.key, op.title) for op in ops} for kind, ops in filters.filterTypes.items()}
     assert operators["tag"] == {("=", "is"), ("!=", "is not")}
-    assert operators["string"] == {("=", "is"), ("!=", "is not")}
+    assert operators["string"] == {("=", "is"), ("!=", "is not"), ("==", "is exactly"), ("!==", "is not exactly")}
     assert operators["integer"] == {("=", "is"), ("!=", "is not"), (">>=", "is at least"), ("<<=", "is at most")}
 
 

@@ -19,7 +19,7 @@ import pytest
 from pydantic import SecretStr
 
 from server.config import MediaServer
-from server.providers import Media, MediaQuery, Poster, ProviderError
+from server.providers import InvalidFilter, Media, MediaQuery, Poster, ProviderError
 from server.providers.jellyfin import JellyfinProvider
 from storage import Filter
 from tests.fake_jellyfin import (
@@ -374,7 +374,7 @@ async def test_items_become_cards(url: str, opened: OpenProvider) -> None:
     cards = {index: card for card in await media(provider) for index in indexes([card])}
     assert set(cards) == set(range(MOVIES.size))
     first = cards[1]
-    assert first.model_dump(exclude_none=False) == {
+    assert first.wire() == {
         "id": "imdb://tt1000001",
         "type": "movie",
         "title": "Movies 1",
@@ -432,6 +432,15 @@ async def test_20000_items_come_in_pages(url: str, fake: FakeJellyfin, opened: O
     assert sorted(int(query["StartIndex"]) for query in requests) == list(range(0, ARCHIVE.size, 500))
     assert {query["Limit"] for query in requests} == {"500"}
     assert {query["ParentId"] for query in requests} == {ARCHIVE.id}
+
+
+async def test_one_copy_of_a_library_however_many_listings_hold_it(url: str, opened: OpenProvider) -> None:
+    provider = await opened(url)
+    everything = {item.id: item for item in await provider.media(MediaQuery(libraries=[ARCHIVE.id]))}
+    again = await provider.media(MediaQuery(libraries=[ARCHIVE.id]))  # cached
+    dramas = await provider.media(MediaQuery(filters=[rule("genre", "=", "Drama")], libraries=[ARCHIVE.id]))
+    assert dramas
+    assert all(item is everything[item.id] for item in [*again, *dramas])
 
 
 async def test_an_unknown_library_is_a_400(url: str, opened: OpenProvider) -> None:
@@ -523,6 +532,10 @@ def ground_truth(test: Callable[[int], bool], library: FakeLibrary = MOVIES) -> 
             lambda index: (MOVIES.rating(index) or 0) >= 7,
         ),
         ([rule("rating", "<<=", "5")], {}, lambda index: (rating := MOVIES.rating(index)) is not None and rating <= 5),
+        # The fork's untouched range: nothing narrowed (Jellyfin would drop the unrated films).
+        ([rule("rating", ">>=", "0"), rule("rating", "<<=", "10")], {}, lambda index: True),
+        ([rule("contentRating", "==", "pg")], {}, lambda index: MOVIES.content_rating(index) == "PG"),
+        ([rule("actor", "=", "Will Ferrell")], {}, lambda index: index % 7 >= 3),
         (
             [rule("contentRating", "=", "PG", "R")],
             {"OfficialRatings": "PG|R"},
@@ -582,7 +595,7 @@ async def test_contradicting_unwatched_rules_match_nothing_without_asking(
 )
 async def test_a_filter_that_cannot_apply_is_a_400(url: str, opened: OpenProvider, bad: Filter) -> None:
     provider = await opened(url)
-    with pytest.raises(ProviderError) as caught:
+    with pytest.raises(InvalidFilter) as caught:
         await media(provider, bad)
     assert caught.value.status == 400
 
@@ -639,6 +652,7 @@ async def test_a_caller_that_gives_up_does_not_cancel_the_shared_fetch(
 
 async def test_posters_are_streamed(url: str, fake: FakeJellyfin, opened: OpenProvider) -> None:
     provider = await opened(url)
+    await media(provider)  # posters are served only for items the server has listed
     fake.poster_gate = gate = threading.Event()
     item = MOVIES.item_id(4)
     with anyio.fail_after(3):
@@ -657,15 +671,20 @@ async def test_posters_are_streamed(url: str, fake: FakeJellyfin, opened: OpenPr
     assert query_of(request) == {"maxWidth": "300"}
 
 
-@pytest.mark.parametrize("key", [MOVIES.item_id(6), guid(77, 1), "../System/Info", "a/b", "x" * 65])
+# An item without a poster, one of another library not listed yet, one of no library, not ids.
+@pytest.mark.parametrize("key", [MOVIES.item_id(6), ARCHIVE.item_id(1), guid(77, 1), "../System/Info", "a/b", "x" * 65])
 async def test_no_poster_is_a_404(url: str, fake: FakeJellyfin, opened: OpenProvider, key: str) -> None:
     provider = await opened(url)
+    await media(provider)
     fake.received.clear()
     with pytest.raises(ProviderError) as caught:
         await provider.poster(key, 300)
     assert caught.value.status == 404
-    if "/" in key or len(key) > 64:
-        assert fake.received == []  # never sent
+    if key != MOVIES.item_id(6):  # a listed item has a link, poster or not
+        with pytest.raises(ProviderError) as caught:
+            await provider.link(key, "")
+        assert caught.value.status == 404
+    assert fake.received == []  # known without asking
 
 
 @pytest.mark.parametrize("link_type", [None, "webLocal", "webExternal", "app"])
@@ -673,17 +692,17 @@ async def test_links_open_the_web_ui(
     url: str, opened: OpenProvider, link_type: Literal["app", "webLocal", "webExternal"] | None
 ) -> None:
     provider = await opened(url, link_type=link_type)
+    await media(provider)
     item = MOVIES.item_id(1)
     link = await provider.link(item, "Mozilla/5.0 (iPhone)")
     assert link == f"{url}/web/index.html#!/details?id={item}&serverId={SERVER_ID}"
 
 
-async def test_links_never_carry_credentials_of_the_url() -> None:
-    provider = JellyfinProvider(
-        settings("http://admin:hunter2@192.0.2.1:8096/jf?api_key=abc"), provider_id="jellyfin-1", client_id="client-1"
-    )
-    link = await provider.link(guid(1, 1), "")  # before any answer: without the server id
-    assert link.startswith("http://192.0.2.1:8096/jf/web/index.html#!/details?id=")
+async def test_links_never_carry_credentials_of_the_url(url: str, opened: OpenProvider) -> None:
+    provider = await opened(url.replace("http://", "http://admin:hunter2@") + "/?api_key=abc")
+    await media(provider)
+    link = await provider.link(MOVIES.item_id(1), "")
+    assert link.startswith(f"{url}/web/index.html#!/details?id=")
     assert "hunter2" not in link
     assert "abc" not in link
 
@@ -703,12 +722,13 @@ async def test_the_api_key_never_leaks(opened: OpenProvider, caplog: pytest.LogC
     with serving(fake) as url:
         provider = await opened(url, key=canary, retry_delays=(0.02, 0.05))
         cards = await media(provider, rule("genre", "=", "Drama"), rule("unwatched", "=", "1"))
-        seen += [card.model_dump_json() for card in cards]
+        seen += [card.wire_json() for card in cards]
         seen.append((await provider.filters()).model_dump_json())
         seen += [value.model_dump_json() for value in await provider.filter_values("genre")]
-        poster = await provider.poster(MOVIES.item_id(1), 100)
+        key = next(card.linkUrl.rpartition("/")[2] for card in cards if card.posterUrl)
+        poster = await provider.poster(key, 100)
         seen += [poster.content_type, repr(poster.headers), repr(await poster_body(poster))]
-        seen.append(await provider.link(MOVIES.item_id(1), ""))
+        seen.append(await provider.link(key, ""))
         for failing in (provider.poster(MOVIES.item_id(6), 100), provider.poster("../System/Info", 100)):
             with pytest.raises(ProviderError) as caught:
                 await failing

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from server.config import MediaServer
-from server.providers import Media, MediaQuery, ProviderError
+from server.providers import InvalidFilter, Media, MediaQuery, ProviderError
 from server.providers.plex import PAGE_SIZE, PlexProvider
 from tests import fakes
 from tests.fake_plex import MACHINE_IDENTIFIER, PLEX_TOKEN, FakeLibrary, FakePlex
@@ -90,6 +90,11 @@ def by_title(media: list[Media]) -> dict[str, Media]:
     return {item.title: item for item in media}
 
 
+async def listed(provider: PlexProvider) -> list[Media]:
+    """The first library's cards: posters and links are served only for items the server has listed."""
+    return await provider.media(MediaQuery(libraries=["1"]))
+
+
 # -- connecting -----------------------------------------------------------------------------------
 
 
@@ -121,7 +126,7 @@ async def test_a_rejected_token_is_one_log_line_and_no_crash(
         # Several background retries happen meanwhile; they must not repeat the warning.
         await eventually(lambda: len(fake.requests_to("/library/sections")) >= 3)
         assert not await provider.healthy()
-        for attempt in (provider.libraries(), provider.media(MediaQuery()), provider.poster("100001", 300)):
+        for attempt in (provider.libraries(), provider.media(MediaQuery())):
             with pytest.raises(ProviderError) as caught:
                 await attempt
             assert caught.value.status == 503
@@ -144,8 +149,9 @@ async def test_an_unreachable_server_is_retried_until_it_answers(
             await provider.media(MediaQuery())
         assert caught.value.status == 503
         assert "unreachable" in str(caught.value)
-        with pytest.raises(ProviderError, match="unreachable"):
-            await provider.link("100001", "")
+        with pytest.raises(ProviderError) as unknown:
+            await provider.link("100001", "")  # never listed
+        assert unknown.value.status == 404
         await anyio.sleep(0.3)  # a few failed retries
         [warning] = warnings_of(caplog)
         assert url in warning
@@ -203,7 +209,7 @@ async def test_an_untrusted_certificate_needs_verify_tls_off(
         assert "verify_tls: false" in warning
         async with opened(server_at(url, verify_tls=False)) as provider:
             assert await provider.healthy()
-            assert len(await provider.media(MediaQuery(libraries=["1"]))) == 40
+            assert len(await listed(provider)) == 40
 
 
 async def test_a_closed_provider_refuses_requests(plex_url: str) -> None:
@@ -247,9 +253,18 @@ async def test_a_library_of_20000_items_is_fetched_in_pages(fake: FakePlex, prov
     assert len({item.id for item in media}) == 20_000
     pages = [seen for seen in fake.requests_to(f"/library/sections/{ARCHIVE}/all") if seen.param("includeMeta") != "1"]
     assert len(pages) == 20_000 // PAGE_SIZE
-    assert [int(seen.param("X-Plex-Container-Start") or -1) for seen in pages] == list(range(0, 20_000, PAGE_SIZE))
+    starts = sorted(int(seen.param("X-Plex-Container-Start") or -1) for seen in pages)  # fetched a few at once
+    assert starts == list(range(0, 20_000, PAGE_SIZE))
     assert {seen.param("X-Plex-Container-Size") for seen in pages} == {str(PAGE_SIZE)}
     assert {seen.param("type") for seen in pages} == {"1"}
+
+
+async def test_one_copy_of_a_library_however_many_listings_hold_it(provider: PlexProvider) -> None:
+    everything = {item.id: item for item in await provider.media(MediaQuery(libraries=[ARCHIVE]))}
+    again = await provider.media(MediaQuery(libraries=[ARCHIVE]))  # cached
+    comedies = await provider.media(MediaQuery(filters=[rule("genre", "=", "2")], libraries=[ARCHIVE]))
+    assert comedies
+    assert all(item is everything[item.id] for item in [*again, *comedies])
 
 
 async def test_all_allowed_libraries_when_none_are_chosen() -> None:
@@ -310,7 +325,7 @@ async def test_items_map_to_cards(fake: FakePlex, provider: PlexProvider) -> Non
     assert no_poster.posterUrl is None
     assert no_rating.rating == 0.0
     for card in cards.values():
-        assert_clean(card.model_dump_json())
+        assert_clean(card.wire_json())
 
 
 async def test_filters_become_plex_query_parameters(fake: FakePlex, provider: PlexProvider) -> None:
@@ -342,10 +357,70 @@ async def test_filters_become_plex_query_parameters(fake: FakePlex, provider: Pl
     assert {item.title for item in media} == expected
 
 
+def item_query(fake: FakePlex, key: str = "1") -> httpx.QueryParams:
+    """What the one listing request of a library asked for."""
+    [seen] = [seen for seen in fake.requests_to(f"/library/sections/{key}/all") if seen.param("includeMeta") != "1"]
+    return httpx.QueryParams(seen.query)
+
+
+async def test_the_fork_s_filters_become_plex_query_parameters(fake: FakePlex, provider: PlexProvider) -> None:
+    library = fake.libraries["1"]
+    filters = [
+        rule("contentRating", "=", "PG", "R"),
+        rule("rating", ">>=", "5"),
+        rule("rating", "<<=", "8.5"),
+        rule("unwatched", "=", "0"),  # watched only
+    ]
+    media = await provider.media(MediaQuery(filters=filters, libraries=["1"]))
+    sent = item_query(fake)
+    assert (sent.get_list("contentRating"), sent.get_list("rating>>"), sent.get_list("rating<<")) == (
+        ["PG,R"],
+        ["5"],
+        ["8.5"],
+    )
+    expected = {
+        f"Movies {index}"
+        for index in range(library.size)
+        if library.content_rating(index) in ("PG", "R")
+        and 5 <= (library.rating(index) or -1) <= 8.5
+        and library.watched(index)
+    }
+    assert expected
+    assert {item.title for item in media} == expected
+
+
+async def test_a_rating_bound_at_an_end_of_the_scale_is_not_sent(fake: FakePlex, provider: PlexProvider) -> None:
+    # The fork's wizard always sends 0..10; Plex would drop the unrated items for it.
+    media = await provider.media(
+        MediaQuery(filters=[rule("rating", ">>=", "0"), rule("rating", "<<=", "10")], libraries=["1"])
+    )
+    assert len(media) == fake.libraries["1"].size
+    assert not [name for name in item_query(fake) if name.startswith("rating")]
+
+
+async def test_genre_names_are_looked_up_as_tag_ids(fake: FakePlex, provider: PlexProvider) -> None:
+    library = fake.libraries["1"]
+    # The fork's wizard sends names, not Plex's tag ids; one the library lacks matches nothing.
+    media = await provider.media(MediaQuery(filters=[rule("genre", "=", "comedy", "Western")], libraries=["1"]))
+    assert item_query(fake).get_list("genre") == ["2"]
+    assert {item.title for item in media} == {
+        f"Movies {index}" for index in range(library.size) if "2" in library.genre_ids(index)
+    }
+    # Both of two genres (the fork's AND mode: one rule each); a name it lacks among them: nothing at all.
+    both = [rule("genre", "=", "Action"), rule("genre", "=", "Comedy")]
+    assert {item.title for item in await provider.media(MediaQuery(filters=both, libraries=["1"]))} == {
+        f"Movies {index}" for index in range(library.size) if {"1", "2"} <= set(library.genre_ids(index))
+    }
+    fetched = listing_fetches(fake, "1")
+    lacking = [rule("genre", "=", "Action"), rule("genre", "=", "Western")]
+    assert await provider.media(MediaQuery(filters=lacking, libraries=["1"])) == []
+    assert listing_fetches(fake, "1") == fetched  # known without asking
+
+
 async def test_bad_filters_are_refused_before_asking_plex(fake: FakePlex, provider: PlexProvider) -> None:
     before = len(fake.received)
     for bad in (rule("genre", "~", "1"), rule("genre", "="), rule("type", "=", "2"), rule("x&y", "=", "1")):
-        with pytest.raises(ProviderError) as caught:
+        with pytest.raises(InvalidFilter) as caught:
             await provider.media(MediaQuery(filters=[bad]))
         assert caught.value.status == 400
     assert len(fake.received) == before
@@ -486,6 +561,7 @@ async def test_filter_values(fake: FakePlex, provider: PlexProvider) -> None:
 
 async def test_posters_are_streamed_from_the_photo_transcoder(fake: FakePlex, provider: PlexProvider) -> None:
     fake.poster_gate = gate = threading.Event()
+    await listed(provider)
     # The fake holds back the second half until told: the first arrives only if nothing buffers it all.
     with anyio.fail_after(3):
         poster = await provider.poster("100001", 300)
@@ -543,6 +619,7 @@ async def test_a_poster_dropped_unread_releases_its_connection(plex_url: str) ->
     # Browsers give up on posters all the time (a fast swipe); each must not pin a pooled connection.
     transport = CountingTransport()
     async with opened(server_at(plex_url), transport=transport) as provider:
+        await listed(provider)
         for _ in range(3):
             poster = await provider.poster("100001", 300)
             del poster
@@ -551,6 +628,7 @@ async def test_a_poster_dropped_unread_releases_its_connection(plex_url: str) ->
 
 
 async def test_poster_widths_are_clamped(fake: FakePlex, provider: PlexProvider) -> None:
+    await listed(provider)
     for asked, sent in ((None, "600"), (5000, "1000"), (10, "50"), (0, "600")):
         poster = await provider.poster("100001", asked)
         _ = [chunk async for chunk in poster.body]
@@ -558,11 +636,28 @@ async def test_poster_widths_are_clamped(fake: FakePlex, provider: PlexProvider)
 
 
 async def test_a_missing_poster_is_404(fake: FakePlex, provider: PlexProvider) -> None:
-    for key in ("999999", "100007", "../../identity", "1?x=1"):  # unknown; an item without a thumb; not keys
+    await listed(provider)
+    # Unknown; an item without a thumb; in another library, not listed yet; not keys.
+    for key in ("999999", "100007", "400001", "../../identity", "1?x=1"):
         with pytest.raises(ProviderError) as caught:
             await provider.poster(key, 300)
         assert caught.value.status == 404
-    assert len(fake.requests_to("/photo/:/transcode")) == 2
+    assert fake.requests_to("/photo/:/transcode") == []  # known without asking
+
+
+async def test_posters_and_links_only_for_listed_items(fake: FakePlex, provider: PlexProvider) -> None:
+    made_up = [str(100_000 + n) for n in range(2, 102)]  # real keys of the fake, but never listed
+    for key in made_up:
+        for attempt in (provider.poster(key, 300), provider.link(key, DESKTOP)):
+            with pytest.raises(ProviderError) as caught:
+                await attempt
+            assert caught.value.status == 404
+    assert fake.requests_to("/photo/:/transcode") == []
+    await listed(provider)
+    poster = await provider.poster("100002", 300)
+    assert png_size(b"".join([chunk async for chunk in poster.body])) == (300, 450)
+    assert (await provider.link("100002", DESKTOP)).startswith("https://app.plex.tv/")
+    assert len(fake.requests_to("/photo/:/transcode")) == 1
 
 
 LINK_KEY = "%2Flibrary%2Fmetadata%2F100001"
@@ -581,11 +676,13 @@ async def test_links_by_configured_type(plex_url: str) -> None:
     }
     for link_type, link in expected.items():
         async with opened(server_at(plex_url, link_type=link_type)) as provider:
+            await listed(provider)
             for agent in (IPHONE, DESKTOP):
                 assert await provider.link("100001", agent) == link
 
 
 async def test_links_follow_the_device_when_not_configured(provider: PlexProvider) -> None:
+    await listed(provider)
     assert await provider.link("100001", IPHONE) == APP_LINK
     assert await provider.link("100001", ANDROID) == APP_LINK
     assert await provider.link("100001", DESKTOP) == WEB_LINK
@@ -605,7 +702,7 @@ async def test_a_server_url_with_a_path_works_everywhere() -> None:
         async with opened(server_at(url + "/", link_type="webLocal")) as provider:
             assert provider.machine_identifier == MACHINE_IDENTIFIER
             assert [library.key for library in await provider.libraries()] == ["1", ARCHIVE]
-            assert len(await provider.media(MediaQuery(libraries=["1"]))) == 40
+            assert len(await listed(provider)) == 40
             assert await provider.filters()
             assert len(await provider.filter_values("genre")) == 6  # a path Plex itself named, prefixed too
             poster = await provider.poster("100001", 200)
@@ -620,5 +717,6 @@ async def test_a_server_url_with_a_path_works_everywhere() -> None:
 async def test_a_token_pasted_into_the_url_stays_off_the_wire(fake: FakePlex, plex_url: str) -> None:
     async with opened(server_at(f"{plex_url}/?X-Plex-Token={WRONG_TOKEN}", link_type="webLocal")) as provider:
         assert await provider.healthy()
+        await listed(provider)
         assert WRONG_TOKEN not in await provider.link("100001", DESKTOP)
     assert all(WRONG_TOKEN not in seen.query for seen in fake.received)

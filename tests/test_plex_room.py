@@ -118,3 +118,23 @@ async def test_no_plex_sign_in_without_a_plex_server() -> None:
         peer = await connect()
         lan = reachable_hosts(Settings().host)
         assert peer.config == {"requiresConfiguration": False, "requirePlexLogin": False, "lanAddresses": lan}
+
+
+async def test_posters_and_links_of_made_up_ids_never_reach_plex(plex_urls: tuple[str, str]) -> None:
+    fake = FakePlex()
+    with serving(fake) as plex:
+        async for connect, client in running(settings((plex, plex_urls[1]))):
+            provider_id = next(iter((await client.get("/health")).json()["providers"]))
+            made_up = [str(100_000 + n) for n in range(1, 101)]  # ids of the server's form, never listed
+            for key in made_up:
+                assert (await client.get(f"/api/poster/{provider_id}/{key}", params={"width": 300})).status_code == 404
+                assert (await client.get(f"/api/link/{provider_id}/{key}")).status_code == 404
+            assert fake.requests_to("/photo/:/transcode") == []
+            # Once a room holds the film, its poster and link are served.
+            peer = await connect("raw")
+            await peer.login("alice")
+            created = await peer.create("Plex Night")
+            card = next(item for item in created["media"] if "posterUrl" in item)
+            assert (await client.get(card["posterUrl"], params={"width": 300})).status_code == 200
+            assert (await client.get("/" + card["linkUrl"])).status_code == 302
+            assert len(fake.requests_to("/photo/:/transcode")) == 1

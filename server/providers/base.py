@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from storage import Filter
 
@@ -19,12 +21,26 @@ class ProviderError(Exception):
         self.status = status
 
 
+class InvalidFilter(ProviderError):
+    """A room's filter that this source cannot apply: an unknown key, an operator the key does not
+    take, or a value it cannot use. The message names it, for the client to show."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=400)
+
+
 class _Shape(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
-class Media(_Shape):
-    """One card. ``id`` is unique across providers and stable across restarts."""
+@dataclass(frozen=True, slots=True, weakref_slot=True, kw_only=True)
+class Media:
+    """One card. ``id`` is unique across providers and stable across restarts.
+
+    A plain slotted dataclass rather than a model: a 100,000-film library is 100,000 of these,
+    built from trusted provider code (the media server's answer is checked where it is read), and
+    shared by every room on that library, which must neither change them nor copy them.
+    """
 
     id: str
     type: str = "movie"
@@ -34,14 +50,41 @@ class Media(_Shape):
     year: int | None = None
     posterUrl: str | None = None
     linkUrl: str
-    genres: list[str] = []
+    genres: list[str] = field(default_factory=list)
     duration: int = 0  # milliseconds
     rating: float = 0.0  # 0-10
     contentRating: str | None = None
-    directors: list[str] = []
-    actors: list[str] = []
-    # ISO date the item was added to its library (else released), for the newest/oldest orders.
-    added: str | None = Field(default=None, exclude=True)
+    directors: list[str] = field(default_factory=list)
+    actors: list[str] = field(default_factory=list)
+    # ISO date the item was added to its library (else released), for the newest/oldest orders; not sent.
+    added: str | None = None
+    _wire: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+    _wire_json: str | None = field(default=None, init=False, repr=False, compare=False)
+
+    def wire(self) -> dict[str, Any]:
+        """The card as protocol.md's Media (unset optional fields left out), made once per card.
+
+        Every room and frame shares this one dict: never change it.
+        """
+        wire = self._wire
+        if wire is None:
+            wire = {name: getattr(self, name) for name in _WIRE_FIELDS}
+            wire = {name: value for name, value in wire.items() if value is not None}
+            object.__setattr__(self, "_wire", wire)
+        return wire
+
+    def wire_json(self) -> str:
+        """``wire()`` encoded as JSON, made once per card: frames can be joined from these as they are."""
+        encoded = self._wire_json
+        if encoded is None:
+            encoded = _WIRE_ENCODER.encode(self.wire())
+            object.__setattr__(self, "_wire_json", encoded)
+        return encoded
+
+
+_WIRE_FIELDS = tuple(name for name in Media.__dataclass_fields__ if not name.startswith("_") and name != "added")
+# The frames' own encoding (server.protocol): compact, UTF-8 as it is.
+_WIRE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 class Library(_Shape):

@@ -2,7 +2,9 @@
 (the demo library and catalogue files): the filters they offer, their values, and matching.
 
 Films are anything with the ``Filterable`` attributes; a value a film does not have (no year, no
-known runtime) never matches "is", "is at least" or "is at most", and always matches "is not".
+known runtime) never matches "is", "is at least" or "is at most", and always matches "is not"
+(except a rating bound at an end of the scale, which keeps every film: see ``unbounded``). A rule
+that cannot be applied is an ``InvalidFilter`` naming it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Literal, Protocol
 
 from storage import Filter
 
-from .base import FilterInfo, Filters, FilterType, FilterValue, ProviderError
+from .base import FilterInfo, Filters, FilterType, FilterValue, InvalidFilter, ProviderError
 
 
 class Filterable(Protocol):
@@ -32,6 +34,8 @@ class Filterable(Protocol):
     def contentRating(self) -> str | None: ...
     @property
     def directors(self) -> Sequence[str]: ...
+    @property
+    def actors(self) -> Sequence[str]: ...
 
 
 FieldType = Literal["tag", "string", "integer"]
@@ -39,12 +43,17 @@ Predicate = Callable[[Filterable], bool]
 
 _IS = FilterType(key="=", title="is")
 _IS_NOT = FilterType(key="!=", title="is not")
-# Plex's operator spellings, which MovieMatch v2 clients send.
+# Plex's operator spellings, which MovieMatch v2 clients send. On a string field Plex reads = as
+# "contains" and == as "is"; names here are matched whole, so both mean "is" (any of the values).
 OPERATORS: dict[FieldType, list[FilterType]] = {
     "tag": [_IS, _IS_NOT],
-    "string": [_IS, _IS_NOT],
+    "string": [_IS, _IS_NOT, FilterType(key="==", title="is exactly"), FilterType(key="!==", title="is not exactly")],
     "integer": [_IS, _IS_NOT, FilterType(key=">>=", title="is at least"), FilterType(key="<<=", title="is at most")],
 }
+_NEGATED = frozenset({"!=", "!=="})
+# Ratings are out of 10: a bound at either end restricts nothing (the fork's wizard always sends
+# both), so it keeps the films nobody rated too.
+RATING_SCALE = (0.0, 10.0)
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,7 @@ class _Words:
         def named(film: Filterable) -> bool:
             return any(name.casefold() in wanted for name in self.of(film))
 
-        return named if operator == "=" else lambda film: not named(film)
+        return (lambda film: not named(film)) if operator in _NEGATED else named
 
     def choices(self, films: Iterable[Filterable]) -> list[FilterValue]:
         # Matching ignores case, so "Sci-Fi" and "sci-fi" are one value: the first spelling met.
@@ -85,6 +94,8 @@ class _Number:
 
     def predicate(self, key: str, operator: str, values: list[str]) -> Predicate:
         numbers = [self._parse(key, value) for value in values]
+        if key == "rating" and _at_scale_end(operator, numbers[0]):
+            return lambda film: True
 
         def test(film: Filterable) -> bool:
             number = self.of(film)
@@ -110,8 +121,24 @@ class _Number:
             number = math.nan
         if not math.isfinite(number):
             kind = "a whole number" if self.whole else "a number"
-            raise ProviderError(f"filter {key!r} needs {kind}, not {shown(value)}", status=400)
+            raise InvalidFilter(f"filter {key!r} needs {kind}, not {shown(value)}")
         return number
+
+
+def _at_scale_end(operator: str, bound: float) -> bool:
+    low, high = RATING_SCALE
+    return (operator == ">>=" and bound <= low) or (operator == "<<=" and bound >= high)
+
+
+def unbounded(rule: Filter) -> bool:
+    """Whether a rule is a rating bound at an end of the scale, which keeps every film (providers
+    that pass rules on to their server leave such a rule out: the server would drop unrated films)."""
+    if rule.key != "rating" or len(rule.value) != 1:
+        return False
+    try:
+        return _at_scale_end(rule.operator, float(rule.value[0]))
+    except ValueError:
+        return False
 
 
 def _decade(film: Filterable) -> int | None:
@@ -140,6 +167,7 @@ FIELDS: dict[str, _Words | _Number] = {
         "Content Rating", "string", lambda film: () if film.contentRating is None else (film.contentRating,)
     ),
     "director": _Words("Director", "tag", lambda film: film.directors),
+    "actor": _Words("Actor", "tag", lambda film: film.actors),
 }
 
 
@@ -178,13 +206,11 @@ def _predicate(rule: Filter, source: str) -> Predicate:
     field = FIELDS.get(rule.key)
     if field is None:
         known = ", ".join(FIELDS)
-        raise ProviderError(f"unknown filter {shown(rule.key)}; {source} filters by {known}", status=400)
+        raise InvalidFilter(f"unknown filter {shown(rule.key)}; {source} filters by {known}")
     operators = [operator.key for operator in OPERATORS[field.type]]
     if rule.operator not in operators:
         wanted = ", ".join(operators)
-        raise ProviderError(
-            f"filter {rule.key!r} does not take operator {shown(rule.operator)}; use one of {wanted}", status=400
-        )
+        raise InvalidFilter(f"filter {rule.key!r} does not take operator {shown(rule.operator)}; use one of {wanted}")
     if not rule.value:
-        raise ProviderError(f"filter {rule.key!r} needs a value", status=400)
+        raise InvalidFilter(f"filter {rule.key!r} needs a value")
     return field.predicate(rule.key, rule.operator, rule.value)

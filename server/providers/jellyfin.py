@@ -32,10 +32,11 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote, urlencode
 
 import httpx
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from pydantic.alias_generators import to_pascal
 
@@ -49,6 +50,7 @@ from .base import (
     Filters,
     FilterType,
     FilterValue,
+    InvalidFilter,
     Library,
     Media,
     MediaProvider,
@@ -57,7 +59,7 @@ from .base import (
     ProviderError,
 )
 from .filtering import shown
-from .remote import TtlCache, chosen, proxied_poster, public_url, transport_problem
+from .remote import KnownCards, TtlCache, chosen, proxied_poster, public_url, transport_problem
 
 log = logging.getLogger(__name__)
 
@@ -108,37 +110,71 @@ class _User(_Dto):
     policy: _Policy = _Policy()
 
 
-class _Person(_Dto):
-    name: str = ""
-    type: str = ""
-
-
-class _Item(_Dto):
-    """A BaseItemDto: a movie, a series, or a library view."""
+class _View(_Dto):
+    """A BaseItemDto of ``/Users/{userId}/Views``: a library."""
 
     id: str = Field(min_length=1)
     name: str = ""
-    type: str = ""
     collection_type: str | None = None
-    overview: str = ""
-    taglines: list[str] = []
+
+
+class _Views(_Dto):
+    items: list[_View] = []
+
+
+# Item listings are the one big answer (some 100 MB of JSON for 100,000 films): they are decoded by
+# msgspec straight into these structs, which checks the types in C and skips every field not named
+# here, instead of a pydantic model (and a null-dropping validator) per item and person. Untracked
+# by the garbage collector (they hold no cycles), they cost it nothing while a listing builds up.
+
+
+class _Person(msgspec.Struct, gc=False, rename="pascal"):
+    name: str | None = None
+    type: str | None = None
+
+
+class _ProviderIds(msgspec.Struct, gc=False):
+    """The external ids that name a film across servers (a struct, not a dict: no garbage-collected object per item)."""
+
+    Imdb: str | None = None
+    Tmdb: str | None = None
+    Tvdb: str | None = None
+
+
+class _ImageTags(msgspec.Struct, gc=False):
+    Primary: str | None = None
+
+
+class _Entry(msgspec.Struct, gc=False, rename="pascal"):
+    """A BaseItemDto of a listing; null means "not set"."""
+
+    id: Annotated[str, msgspec.Meta(min_length=1)]
+    name: str | None = None
+    overview: str | None = None
+    taglines: list[str] | None = None
     production_year: int | None = None
     premiere_date: str | None = None
     date_created: str | None = None
-    genres: list[str] = []
-    run_time_ticks: int = 0
+    genres: list[str] | None = None
+    run_time_ticks: int | None = None
     community_rating: float | None = None
     official_rating: str | None = None
-    people: list[_Person] = []
-    provider_ids: dict[str, str | None] = {}
-    image_tags: dict[str, str] = {}
+    people: list[_Person] | None = None
+    provider_ids: _ProviderIds | None = None
+    image_tags: _ImageTags | None = None
 
 
-class _Page(_Dto):
+class _Entries(msgspec.Struct, gc=False, rename="pascal"):
     """A QueryResult of BaseItemDto."""
 
-    items: list[_Item] = []
+    items: list[_Entry] | None = None
     total_record_count: int = 0
+
+
+_ENTRIES = msgspec.json.Decoder(_Entries)
+_NO_IDS = _ProviderIds()
+_IMDB_ID = re.compile(r"tt\d+")
+_NUMBER_ID = re.compile(r"\d+")
 
 
 class _Folder(_Dto):
@@ -160,7 +196,7 @@ class _Choices(_Dto):
 _SYSTEM_INFO = TypeAdapter(_SystemInfo)
 _USER = TypeAdapter(_User)
 _USERS = TypeAdapter(list[_User])
-_PAGE = TypeAdapter(_Page)
+_VIEWS = TypeAdapter(_Views)
 _FOLDERS = TypeAdapter(list[_Folder])
 _CHOICES = TypeAdapter(_Choices)
 
@@ -234,22 +270,20 @@ _NARROWING: dict[str, tuple[str, str, Callable[[list[str]], str | None]]] = {
 def _watched_states(rule: Filter) -> set[bool]:
     """The watched states an item may have to pass an unwatched rule (Plex spells yes/no 1/0)."""
     if rule.operator not in ("=", "!="):
-        raise ProviderError(
-            f"filter {rule.key!r} does not take operator {shown(rule.operator)}; use = or !=", status=400
-        )
+        raise InvalidFilter(f"filter {rule.key!r} does not take operator {shown(rule.operator)}; use = or !=")
     if not rule.value:
-        raise ProviderError(f"filter {rule.key!r} needs a value", status=400)
+        raise InvalidFilter(f"filter {rule.key!r} needs a value")
     unwatched: set[bool] = set()
     for value in rule.value:
         word = value.strip().lower()
         if word not in ("1", "0", "true", "false"):
-            raise ProviderError(f"filter {rule.key!r} needs 1 or 0, not {shown(value)}", status=400)
+            raise InvalidFilter(f"filter {rule.key!r} needs 1 or 0, not {shown(value)}")
         unwatched.add(word in ("1", "true"))
     wanted = {not flag for flag in unwatched}
     return wanted if rule.operator == "=" else {True, False} - wanted
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Film:
     """A card, and the facts ``filtering`` reads (None where Jellyfin knows nothing; cards say 0)."""
 
@@ -260,6 +294,7 @@ class _Film:
     rating: float | None
     contentRating: str | None
     directors: Sequence[str]
+    actors: Sequence[str]
 
 
 @dataclass(frozen=True)
@@ -304,6 +339,7 @@ class JellyfinProvider(MediaProvider):
         self._sections = TtlCache[str, list[_Section]](cache_ttl, clock)
         self._listings = TtlCache[tuple[str, Params], list[_Film]](cache_ttl, clock)
         self._choices = TtlCache[str, _Choices](cache_ttl, clock)
+        self._cards = KnownCards()
 
     # -- connection -----------------------------------------------------------------------------
 
@@ -359,6 +395,7 @@ class JellyfinProvider(MediaProvider):
             # Fallback media ids carry the server id: cards of another server must not be reused.
             for cache in (self._sections, self._listings, self._choices):
                 cache.clear()
+            self._cards.clear()
         self._server_id = info.id
         self._user_id = user.id if user is not None else None
         self._online = True
@@ -491,7 +528,7 @@ class JellyfinProvider(MediaProvider):
 
     async def _load_sections(self) -> list[_Section]:
         if self._user_id:
-            views = await self._json(f"Users/{quote(self._user_id, safe='')}/Views", _PAGE)
+            views = await self._json(f"Users/{quote(self._user_id, safe='')}/Views", _VIEWS)
             found = [(view.name, view.id, view.collection_type) for view in views.items]
         else:
             folders = await self._json("Library/VirtualFolders", _FOLDERS)
@@ -534,7 +571,7 @@ class JellyfinProvider(MediaProvider):
         params: dict[str, str] = {}
         for rule in others:
             narrowing = _NARROWING.get(rule.key)
-            if narrowing is None or rule.operator != narrowing[0]:
+            if narrowing is None or rule.operator != narrowing[0] or filtering.unbounded(rule):
                 continue
             _, name, write = narrowing
             value = write(rule.value)
@@ -545,9 +582,8 @@ class JellyfinProvider(MediaProvider):
         for rule in rules:
             if rule.key == UNWATCHED:
                 if not self._per_user:
-                    raise ProviderError(
-                        "the unwatched filter needs a Jellyfin user: set user_id for this server in the configuration",
-                        status=400,
+                    raise InvalidFilter(
+                        "the unwatched filter needs a Jellyfin user: set user_id for this server in the configuration"
                     )
                 played &= _watched_states(rule)
         if len(played) == 1:
@@ -573,68 +609,87 @@ class JellyfinProvider(MediaProvider):
             **dict(params),
         }
         path = self._items_path()
-        first = await self._json(path, _PAGE, {**query, "StartIndex": "0", "Limit": str(PAGE_SIZE)})
-        # Follow the page size the server really used, in case it caps Limit.
-        step = len(first.items)
+
+        async def page(start: int, limit: int) -> tuple[list[_Film], int, int]:
+            # Each page becomes films at once: decoded pages kept till the end would only feed the
+            # garbage collector.
+            entries = await self._entries(path, {**query, "StartIndex": str(start), "Limit": str(limit)})
+            items = entries.items or []
+            return [self._film(item, section.kind) for item in items], len(items), entries.total_record_count
+
+        first, step, total = await page(0, PAGE_SIZE)
         pages = [first]
+        # Follow the page size the server really used, in case it caps Limit.
         if step:
             gate = asyncio.Semaphore(PAGE_CONCURRENCY)
 
-            async def page(start: int) -> _Page:
+            async def rest(start: int) -> list[_Film]:
                 async with gate:
-                    return await self._json(path, _PAGE, {**query, "StartIndex": str(start), "Limit": str(step)})
+                    return (await page(start, step))[0]
 
-            pages += await asyncio.gather(*(page(start) for start in range(step, first.total_record_count, step)))
+            pages += await asyncio.gather(*(rest(start) for start in range(step, total, step)))
         films: dict[str, _Film] = {}
-        for result in pages:
-            for item in result.items:
-                film = self._film(item, section.kind)
+        for listed in pages:
+            for film in listed:
                 films.setdefault(film.card.id, film)
         return list(films.values())
 
-    def _film(self, item: _Item, kind: _Kind) -> _Film:
+    async def _entries(self, path: str, params: Mapping[str, str]) -> _Entries:
+        response = await self._send(path, params)
+        try:
+            return _ENTRIES.decode(response.content)
+        except msgspec.DecodeError:
+            # The details quote the body: they stay out of messages that reach browsers.
+            raise _ServerError(f"sent a malformed answer to {path}") from None
+
+    def _film(self, item: _Entry, kind: _Kind) -> _Film:
         rating = item.community_rating
         if rating is not None:
             rating = round(min(max(rating, 0.0), 10.0), 1) if math.isfinite(rating) else None
-        directors = [person.name for person in item.people if person.type == "Director"]
+        people = item.people or ()
+        directors = [person.name for person in people if person.type == "Director" and person.name is not None]
+        actors = [person.name for person in people if person.type == "Actor" and person.name is not None]
+        ticks = item.run_time_ticks or 0
         card = Media(
             id=self._media_id(item, kind),
             type=kind.type,
-            title=item.name,
-            description=item.overview,
-            tagline=next((line for line in item.taglines if line.strip()), None),
+            title=item.name or "",
+            description=item.overview or "",
+            tagline=next((line for line in item.taglines or () if line.strip()), None),
             year=item.production_year,
             # Relative to the app root, so they work under any root path.
-            posterUrl=f"/api/poster/{self.id}/{item.id}" if "Primary" in item.image_tags else None,
+            posterUrl=f"/api/poster/{self.id}/{item.id}" if item.image_tags and item.image_tags.Primary else None,
             linkUrl=f"api/link/{self.id}/{item.id}",
-            genres=item.genres,
-            duration=item.run_time_ticks // 10_000,  # ticks of 100 ns
+            genres=item.genres or [],
+            duration=ticks // 10_000,  # ticks of 100 ns
             rating=rating or 0.0,
             contentRating=item.official_rating or None,
             directors=directors,
-            actors=[person.name for person in item.people if person.type == "Actor"][:ACTORS_SHOWN],
+            actors=actors[:ACTORS_SHOWN],
             added=item.date_created or item.premiere_date,
         )
+        card = self._cards.kept(item.id, card)
         return _Film(
             card=card,
             genres=card.genres,
             year=card.year,
-            runtime=round(item.run_time_ticks / 600_000_000) or None,
+            runtime=round(ticks / 600_000_000) or None,
             rating=rating,
             contentRating=card.contentRating,
             directors=directors,
+            actors=actors,
         )
 
-    def _media_id(self, item: _Item, kind: _Kind) -> str:
+    def _media_id(self, item: _Entry, kind: _Kind) -> str:
         """The film's IMDb id, else its TMDb (movies) or TVDB (series) id, written as Plex writes its
         guids (``imdb://tt0111161``): the same film on Plex and Jellyfin is then one card. TMDb and
         TVDB number movies and series separately, so each is used for one kind only. Items without
         such an id get ``jellyfin://<serverId>/<itemId>``, stable while the server is."""
-        known = {name.casefold(): (value or "").strip() for name, value in item.provider_ids.items()}
-        schemes = ("imdb", "tmdb") if kind.type == "movie" else ("imdb", "tvdb")
-        for scheme in schemes:
-            value = known.get(scheme, "")
-            if re.fullmatch(r"tt\d+" if scheme == "imdb" else r"\d+", value):
+        ids = item.provider_ids or _NO_IDS
+        second = ("tmdb", ids.Tmdb) if kind.type == "movie" else ("tvdb", ids.Tvdb)
+        for scheme, value in (("imdb", ids.Imdb), second):
+            value = (value or "").strip()
+            if (_IMDB_ID if scheme == "imdb" else _NUMBER_ID).fullmatch(value):
                 return f"{scheme}://{value}"
         return f"jellyfin://{self._server_id}/{item.id}"
 
@@ -686,22 +741,25 @@ class JellyfinProvider(MediaProvider):
     # -- posters and links ----------------------------------------------------------------------
 
     async def poster(self, key: str, width: int | None) -> Poster:
-        item = self._item_key(key)
+        if self._known(key).posterUrl is None:
+            raise ProviderError(f"no poster for Jellyfin item {shown(key)}", status=404)
         self._require_online()
         params = {"maxWidth": str(min(width, MAX_POSTER_WIDTH))} if width and width > 0 else {}
-        response = await self._send(f"Items/{item}/Images/Primary", params, stream=True)
+        response = await self._send(f"Items/{key}/Images/Primary", params, stream=True)
         return await proxied_poster(response, POSTER_CACHE_CONTROL)
 
     async def link(self, key: str, user_agent: str) -> str:
         # The web UI's details page for every link type: Jellyfin has no hosted web app (unlike
         # app.plex.tv), so "webExternal" can only mean the configured URL too, and its mobile apps
         # open such links. The "#!/" form is what web clients up to 10.8 route, and newer ones redirect it.
-        item = self._item_key(key)
-        query = {"id": item} | ({"serverId": self._server_id} if self._server_id else {})
+        self._known(key)
+        query = {"id": key} | ({"serverId": self._server_id} if self._server_id else {})
         return f"{self._where}/web/index.html#!/details?{urlencode(query)}"
 
-    @staticmethod
-    def _item_key(key: str) -> str:
-        if _ITEM_KEY.fullmatch(key) is None:
+    def _known(self, key: str) -> Media:
+        """The card of an item this server listed; anything else is a 404 that Jellyfin never hears of."""
+        card = self._cards.get(key)
+        # Listed or not, only an id of Jellyfin's (or Emby's) own form may reach a path.
+        if card is None or _ITEM_KEY.fullmatch(key) is None:
             raise ProviderError(f"no Jellyfin item {shown(key)}", status=404)
-        return key
+        return card

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import time
@@ -22,17 +23,20 @@ from typing import Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
+import msgspec
 from pydantic import BaseModel, ConfigDict
 
 from server import __version__
 from server.config import MediaServer
 from storage import Filter
 
+from . import filtering
 from .base import (
     FilterInfo,
     Filters,
     FilterType,
     FilterValue,
+    InvalidFilter,
     Library,
     Media,
     MediaProvider,
@@ -40,7 +44,8 @@ from .base import (
     Poster,
     ProviderError,
 )
-from .remote import TtlCache, chosen, proxied_poster, public_url, transport_problem
+from .filtering import shown
+from .remote import KnownCards, TtlCache, chosen, proxied_poster, public_url, transport_problem
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +53,8 @@ PRODUCT = "MovieMatch"
 TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 RETRY_DELAYS = (5.0, 60.0)  # first and longest wait between attempts to reach an unreachable server
 PAGE_SIZE = 500
+# Pages of one listing fetched at once: parsing one overlaps fetching the next, without crowding the server.
+PAGE_CONCURRENCY = 4
 POSTER_WIDTH = 600
 POSTER_WIDTHS = (50, 1000)
 POSTER_CACHE_CONTROL = "public, max-age=86400"
@@ -94,12 +101,17 @@ def plex_query(filters: Sequence[Filter]) -> tuple[tuple[str, str], ...]:
     pairs: list[tuple[str, str]] = []
     for rule in filters:
         if not _FIELD_NAME.fullmatch(rule.key) or rule.key in _RESERVED_FIELDS:
-            raise ProviderError(f"{rule.key[:40]!r} is not a Plex filter", status=400)
+            raise InvalidFilter(f"{shown(rule.key)} is not a Plex filter")
         if rule.operator not in OPERATORS:
-            raise ProviderError(f"filter {rule.key!r} does not take operator {rule.operator[:10]!r}", status=400)
+            wanted = ", ".join(sorted(OPERATORS))
+            raise InvalidFilter(
+                f"filter {rule.key!r} does not take operator {shown(rule.operator)}; use one of {wanted}"
+            )
         values = [value.strip() for value in rule.value if value.strip()]
         if not values:
-            raise ProviderError(f"filter {rule.key!r} needs a value", status=400)
+            raise InvalidFilter(f"filter {rule.key!r} needs a value")
+        if filtering.unbounded(rule):
+            continue
         if rule.key == UNWATCHED:
             values = [_BOOLEAN_WORDS.get(value.lower(), value) for value in values]
         pairs.append((rule.key + rule.operator[:-1], ",".join(values)))
@@ -128,20 +140,27 @@ class _Sections(_Shape):
     Directory: list[_Section] = []
 
 
-class _Tag(_Shape):
+# Item listings are the one big answer (some 90 MB of JSON for 100,000 films): they are decoded by
+# msgspec straight into these structs, which checks the types in C and skips every field not named
+# here (Media, Writer, Country ...), instead of a pydantic model per item, genre and actor. Untracked
+# by the garbage collector (they hold no cycles), they cost it nothing while a listing builds up.
+# Lax (strict=False): Plex writes numbers as strings now and then.
+
+
+class _Tag(msgspec.Struct, gc=False):
     tag: str
 
 
-class _Item(_Shape):
-    ratingKey: str
-    guid: str | None = None
-    type: str = "movie"
+class _Item(msgspec.Struct, gc=False):
+    ratingKey: str | int
     title: str
-    summary: str = ""
+    guid: str | None = None
+    type: str | None = None
+    summary: str | None = None
     tagline: str | None = None
     year: int | None = None
     thumb: str | None = None
-    duration: int = 0
+    duration: int | None = None
     rating: float | None = None
     audienceRating: float | None = None
     contentRating: str | None = None
@@ -152,9 +171,16 @@ class _Item(_Shape):
     Role: list[_Tag] = []
 
 
-class _Page(_Shape):
+class _Page(msgspec.Struct, gc=False):
     Metadata: list[_Item] = []
     totalSize: int | None = None
+
+
+class _Listing(msgspec.Struct, gc=False):
+    MediaContainer: _Page
+
+
+_LISTING = msgspec.json.Decoder(_Listing, strict=False)
 
 
 class _PlexFilter(_Shape):
@@ -222,20 +248,19 @@ class _LibraryFilters:
 # -- the provider ------------------------------------------------------------------------------------
 
 
-def _rating_key(key: str) -> str:
-    # Plex item keys are numbers; anything else cannot be one, and must not reach a Plex URL.
-    if not _RATING_KEY.fullmatch(key):
-        raise ProviderError(f"no Plex item {key[:40]!r}", status=404)
-    return key
-
-
 def _added(item: _Item) -> str | None:
     if item.addedAt is not None:
         try:
-            return datetime.fromtimestamp(item.addedAt, UTC).date().isoformat()
+            return _day(item.addedAt // 86_400)
         except (OverflowError, OSError, ValueError):
             pass
     return item.originallyAvailableAt
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(days: int) -> str:
+    """The ISO date of a day since 1970: a library's items are added a few days at a time."""
+    return datetime.fromtimestamp(days * 86_400, UTC).date().isoformat()
 
 
 class PlexProvider(MediaProvider):
@@ -268,6 +293,7 @@ class PlexProvider(MediaProvider):
         self._library_filters: TtlCache[str, _LibraryFilters] = TtlCache(cache_ttl, clock)
         self._choices: TtlCache[str, list[FilterValue]] = TtlCache(cache_ttl, clock)
         self._listings: TtlCache[tuple[str, tuple[tuple[str, str], ...]], list[Media]] = TtlCache(cache_ttl, clock)
+        self._cards = KnownCards()
 
     @property
     def machine_identifier(self) -> str | None:
@@ -412,14 +438,9 @@ class PlexProvider(MediaProvider):
         return chosen(await self.libraries(), keys, unknown)
 
     async def media(self, query: MediaQuery) -> list[Media]:
-        params = plex_query(query.filters)
+        plex_query(query.filters)  # every rule checked before anything is asked
         libraries = await self._chosen(query.libraries)
-        listings = await asyncio.gather(
-            *(
-                self._listings.get((library.key, params), partial(self._fetch_listing, library, params))
-                for library in libraries
-            )
-        )
+        listings = await asyncio.gather(*(self._library_media(library, query.filters) for library in libraries))
         # One film in two libraries (an HD and a 4K one) is one card.
         unique: dict[str, Media] = {}
         for listing in listings:
@@ -427,39 +448,97 @@ class PlexProvider(MediaProvider):
                 unique.setdefault(item.id, item)
         return list(unique.values())
 
+    async def _library_media(self, library: Library, filters: Sequence[Filter]) -> list[Media]:
+        rules = await self._by_tag_id(library, filters)
+        if rules is None:
+            return []
+        params = plex_query(rules)
+        return await self._listings.get((library.key, params), partial(self._fetch_listing, library, params))
+
+    async def _by_tag_id(self, library: Library, filters: Sequence[Filter]) -> list[Filter] | None:
+        """The rules with tag names replaced by the library's tag ids; None if no item can match.
+
+        Plex's tag filters (genre, director ...) take tag ids, which v2 clients send; the fork's
+        wizard sends genre names. A name is looked up among the library's values ignoring case; one
+        the library does not have matches nothing here.
+        """
+        if all(value.strip().isdigit() for rule in filters for value in rule.value):
+            return list(filters)  # ids only, or no rules: no need to ask for the library's filters
+        tags = {
+            library_filter.info.key: library_filter.path
+            for library_filter in (
+                await self._library_filters.get(library.key, partial(self._fetch_library_filters, library))
+            ).filters
+            if library_filter.info.type == "tag"
+        }
+        rules: list[Filter] = []
+        for rule in filters:
+            path = tags.get(rule.key)
+            if path is None or all(value.strip().isdigit() for value in rule.value):
+                rules.append(rule)
+                continue
+            choices = await self._choices.get(path, partial(self._fetch_choices, path))
+            ids = {choice.title.casefold(): choice.value for choice in choices}
+            values = [value if value.strip().isdigit() else ids.get(value.strip().casefold()) for value in rule.value]
+            known = [value for value in values if value is not None]
+            if known:
+                rules.append(rule.model_copy(update={"value": known}))
+            elif rule.operator == "=":
+                return None  # none of the names is in this library
+        return rules
+
     async def _fetch_listing(self, library: Library, params: Params) -> list[Media]:
         path = f"/library/sections/{quote(library.key, safe='')}/all"
         selection = [("type", TYPE_NUMBERS[library.type]), *params]
-        cards: list[Media] = []
-        while True:
-            paging = {"X-Plex-Container-Start": str(len(cards)), "X-Plex-Container-Size": str(PAGE_SIZE)}
-            page = await self._get(path, _Container[_Page], selection, paging)
-            cards.extend(self._card(item) for item in page.Metadata)
-            # Without totalSize the server did not page: it sent everything.
-            if not page.Metadata or page.totalSize is None or len(cards) >= page.totalSize:
-                return cards
+
+        async def page(start: int, size: int) -> tuple[list[Media], int, int | None]:
+            paging = {"X-Plex-Container-Start": str(start), "X-Plex-Container-Size": str(size)}
+            self._check_up()
+            response = await self._send(path, selection, paging)
+            try:
+                listed = _LISTING.decode(response.content).MediaContainer
+            except msgspec.DecodeError as exc:  # not JSON, or not the expected shape
+                raise ProviderError(f"{self._name} sent an unexpected answer to {path}") from exc
+            return [self._card(item) for item in listed.Metadata], len(listed.Metadata), listed.totalSize
+
+        cards, step, total = await page(0, PAGE_SIZE)
+        # Without totalSize the server did not page: it sent everything. Otherwise follow the page
+        # size it really used, in case it caps the size asked for.
+        if total is None or not step or step >= total:
+            return cards
+        gate = asyncio.Semaphore(PAGE_CONCURRENCY)
+
+        async def rest(start: int) -> list[Media]:
+            async with gate:
+                return (await page(start, step))[0]
+
+        for more in await asyncio.gather(*(rest(start) for start in range(step, total, step))):
+            cards.extend(more)
+        return cards
 
     def _card(self, item: _Item) -> Media:
+        rating_key = str(item.ratingKey)
         # guid is the same on every server (plex://movie/...); local:// guids of unmatched items are not.
         guid = item.guid if item.guid and not item.guid.startswith("local://") else None
         rating = item.audienceRating if item.audienceRating is not None else item.rating
-        return Media(
-            id=guid or f"plex://{self._machine_identifier}/{item.ratingKey}",
-            type=item.type,
+        card = Media(
+            id=guid or f"plex://{self._machine_identifier}/{rating_key}",
+            type=item.type or "movie",
             title=item.title,
-            description=item.summary,
+            description=item.summary or "",
             tagline=item.tagline,
             year=item.year,
-            posterUrl=f"/api/poster/{self.id}/{item.ratingKey}" if item.thumb else None,
-            linkUrl=f"api/link/{self.id}/{item.ratingKey}",
+            posterUrl=f"/api/poster/{self.id}/{rating_key}" if item.thumb else None,
+            linkUrl=f"api/link/{self.id}/{rating_key}",
             genres=[tag.tag for tag in item.Genre],
-            duration=item.duration,
+            duration=item.duration or 0,
             rating=rating or 0.0,
             contentRating=item.contentRating,
             directors=[tag.tag for tag in item.Director],
             actors=[tag.tag for tag in item.Role[:ACTORS_SHOWN]],
             added=_added(item),
         )
+        return self._cards.kept(rating_key, card)
 
     # -- filters ----------------------------------------------------------------------------------
 
@@ -547,14 +626,23 @@ class PlexProvider(MediaProvider):
 
     # -- posters and links --------------------------------------------------------------------------
 
+    def _known(self, key: str) -> Media:
+        """The card of an item this server listed; anything else is a 404 that Plex never hears of."""
+        card = self._cards.get(key)
+        # Plex item keys are numbers: anything else must not reach a Plex URL even if it was listed.
+        if card is None or not _RATING_KEY.fullmatch(key):
+            raise ProviderError(f"no Plex item {key[:40]!r}", status=404)
+        return card
+
     async def poster(self, key: str, width: int | None) -> Poster:
-        rating_key = _rating_key(key)
+        if self._known(key).posterUrl is None:
+            raise ProviderError(f"no poster for Plex item {key}", status=404)
         smallest, largest = POSTER_WIDTHS
         width = min(max(width or POSTER_WIDTH, smallest), largest)
         self._check_up()
         params = [
             # The server resolves this path itself, so it never carries the base URL's path.
-            ("url", f"/library/metadata/{rating_key}/thumb"),
+            ("url", f"/library/metadata/{key}/thumb"),
             ("width", str(width)),
             ("height", str(width * 3 // 2)),
             ("minSize", "1"),
@@ -564,16 +652,16 @@ class PlexProvider(MediaProvider):
             response = await self._send("/photo/:/transcode", params, stream=True)
         except ProviderError as exc:
             if exc.status == 404:
-                raise ProviderError(f"no poster for Plex item {rating_key}", status=404) from exc
+                raise ProviderError(f"no poster for Plex item {key}", status=404) from exc
             raise
         return await proxied_poster(response, POSTER_CACHE_CONTROL)
 
     async def link(self, key: str, user_agent: str) -> str:
-        rating_key = _rating_key(key)
+        self._known(key)
         server = self._machine_identifier
         if server is None:
             raise ProviderError(self._problem or f"{self._name} has not answered yet", status=503)
-        metadata_key = quote(f"/library/metadata/{rating_key}", safe="")
+        metadata_key = quote(f"/library/metadata/{key}", safe="")
         link_type = self._server.link_type or ("app" if _MOBILE.search(user_agent) else "webExternal")
         if link_type == "app":
             return f"plex://preplay/?metadataKey={metadata_key}&server={server}"

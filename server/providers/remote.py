@@ -1,6 +1,6 @@
 """What the providers that talk to a media server over HTTP (Plex, Jellyfin) and fetch remote posters
-(the catalogue) share: a cache whose concurrent callers share one load, streamed response bodies,
-operator-readable transport errors and server URLs that are safe to show."""
+(the catalogue) share: a cache whose concurrent callers share one load, the cards handed out so far,
+streamed response bodies, operator-readable transport errors and server URLs that are safe to show."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import os
 import socket
 import ssl
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from typing import Generic, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from .base import Poster, ProviderError
+from .base import Media, Poster, ProviderError
 
 Key = TypeVar("Key", bound=Hashable)
 Value = TypeVar("Value")
@@ -89,6 +90,39 @@ class TtlCache(Generic[Key, Value]):
         loads = list(self._loads.values())
         self.clear()
         await asyncio.gather(*loads, return_exceptions=True)
+
+
+class KnownCards:
+    """The cards a provider has handed out and still in use (by a listing or a room), by the item key
+    their poster and link URLs carry.
+
+    Posters and links are served for these keys only, so a made-up URL never reaches the media
+    server; and a card fetched again unchanged (another room's filters, an expired listing) is the
+    object already held, so one film is one object however many listings and rooms hold it.
+    """
+
+    def __init__(self) -> None:
+        # A WeakValueDictionary costs a raised KeyError per miss, and every card of a first listing is one.
+        self._refs: dict[str, weakref.KeyedRef[str, Media]] = {}
+
+    def kept(self, key: str, card: Media) -> Media:
+        """The card already held for ``key`` if it equals ``card``, else ``card``, held from now on."""
+        known = self.get(key)
+        if known is not None and known == card:
+            return known
+        self._refs[key] = weakref.KeyedRef(card, self._gone, key)
+        return card
+
+    def get(self, key: str) -> Media | None:
+        ref = self._refs.get(key)
+        return None if ref is None else ref()
+
+    def _gone(self, ref: weakref.KeyedRef[str, Media]) -> None:
+        if self._refs.get(ref.key) is ref:  # not replaced by a newer card meanwhile
+            del self._refs[ref.key]
+
+    def clear(self) -> None:
+        self._refs.clear()
 
 
 async def _closing(response: httpx.Response, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

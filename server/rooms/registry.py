@@ -24,7 +24,7 @@ from server.protocol import (
     room_not_found,
     storage_unavailable,
 )
-from server.providers import Media, MediaProvider, MediaQuery, ProviderError
+from server.providers import InvalidFilter, Media, MediaProvider, MediaQuery, ProviderError
 from server.user import User
 from storage import RatingValue, SerializedRoom, Storage, StorageError, hash_password, room_key, verify_password
 
@@ -111,6 +111,8 @@ class RoomRegistry:
     async def _media(self, query: MediaQuery, reply_type: Reply) -> list[Media]:
         try:
             return await self.provider.media(query)
+        except InvalidFilter as exc:
+            raise ProtocolError(reply_type, ErrorName.INVALID_FILTER, str(exc)) from exc
         except ProviderError as exc:
             raise ProtocolError(reply_type, ErrorName.UNKNOWN_ERROR, f"the media library failed: {exc}") from exc
 

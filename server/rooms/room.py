@@ -178,7 +178,7 @@ class Room:
         """The JoinRoomSuccess payload for a member just seated."""
         welcome: dict[str, Any] = {
             "previousMatches": self.previous_matches(user_name),
-            "media": [item.model_dump(mode="json", exclude_none=True) for item in self.media_for(user_name)],
+            "media": [item.wire() for item in self.media_for(user_name)],
             "users": [
                 {"user": presence.user.public(), "progress": self.progress(n)} for n, presence in self.online.items()
             ],
@@ -259,7 +259,7 @@ class Room:
         return [item for item in self.media if item.id not in rated]
 
     def _match(self, item: Media, matched_at: int, users: Iterable[str]) -> dict[str, Any]:
-        return {"matchedAt": matched_at, "media": item.model_dump(mode="json", exclude_none=True), "users": list(users)}
+        return {"matchedAt": matched_at, "media": item.wire(), "users": list(users)}
 
     def previous_matches(self, user_name: str) -> list[dict[str, Any]]:
         if self.state.room_type == "solo":

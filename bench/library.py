@@ -1,0 +1,323 @@
+"""Big libraries through the real server: ``createRoom`` on 1,000, 20,000 and 100,000 films, cold
+(a fresh server process: nothing cached) and cached (the same filters again), against the fake Plex
+and the fake Jellyfin, each in a process of its own on loopback; then the server's memory with many
+rooms on one 100,000-film library. Prints figures, ratios against the smallest library of the same
+run and the targets of issue #14; asserts nothing.
+
+    python -m bench.library                      # or: make bench-library
+    python -m bench.library --sizes 1000,20000 --sources plex --rooms 10 --runs 1
+
+The fake media server encodes each of its items once and keeps it: the first server run of each
+library (which pays for that) is a warm-up and not counted, so the figures are the server's, not the
+fake's. A scenario is a function ``(Setup) -> list[Row]`` in ``SCENARIOS``: more (join, save, a noisy
+neighbour) are added there and reuse ``Setup.server()`` and ``Client``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from bench.load import memory_mb
+from tests import fake_jellyfin, fake_plex
+from tests.fakes import serving
+from tests.services import free_port, wait_for_port
+
+SIZES = (1_000, 20_000, 100_000)
+SOURCES = ("plex", "jellyfin")
+# Targets of issue #14 at 100,000 films, in seconds.
+TARGETS = {"cold": 3.0, "cached": 1.0}
+REPLY_TIMEOUT = 300.0  # a hang, not a figure: a busy 2-core machine is slow with 100,000 cards
+_TYPE = re.compile(r'\{"type":"(\w+)"')
+
+
+# -- the fake media server, in a process of its own -----------------------------------------------
+
+
+def serve(source: str, size: int) -> None:
+    """Serve one movie library of ``size`` films until killed; print its URL first."""
+    app: fake_plex.FakePlex | fake_jellyfin.FakeJellyfin
+    if source == "plex":
+        app = fake_plex.FakePlex(libraries=[fake_plex.FakeLibrary("1", "Movies", "movie", size)])
+    else:
+        library = fake_jellyfin.FakeLibrary(1, "Movies", "movies", size, imdb_base=1)
+        app = fake_jellyfin.FakeJellyfin(libraries=[library], users=[fake_jellyfin.ALICE])
+    with serving(app) as url:
+        print(url, flush=True)
+        while True:
+            time.sleep(3600)
+
+
+@contextmanager
+def media_server(source: str, size: int) -> Iterator[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.library", "--serve", source, str(size)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        if not url:
+            raise RuntimeError(f"the fake {source} server did not start")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def server_settings(source: str, url: str) -> dict[str, Any]:
+    token = fake_plex.PLEX_TOKEN if source == "plex" else fake_jellyfin.API_KEY
+    return {"servers": [{"type": source, "url": url, "token": token}]}
+
+
+# -- the MovieMatch server ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    pid: int
+
+    def rss_mb(self) -> float:
+        return memory_mb(self.pid, "VmRSS")
+
+
+@contextmanager
+def moviematch(settings: dict[str, Any], directory: Path) -> Iterator[Served]:
+    """``python -m server`` on file storage in ``directory``, configured by ``settings`` (YAML)."""
+    port = free_port()
+    config = directory / "config.yaml"
+    config.write_text(json.dumps(settings))  # JSON is YAML
+    env = {
+        **os.environ,
+        "CONFIG_PATH": str(config),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "STORAGE_URL": f"file:{directory / 'rooms'}",
+        "LOG_LEVEL": "WARNING",
+        # One client creates every room: the limits are policy, not cost.
+        "MAX_ROOMS_PER_USER": "1000000",
+        "RATE_LIMIT_PER_SECOND": "1000000",
+        "RATE_LIMIT_BURST": "1000000",
+    }
+    log = (directory / f"server-{port}.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "server"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, timeout=30)
+        yield Served(f"ws://127.0.0.1:{port}/api/ws", process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+class Client:
+    """One WebSocket client; replies are timed on arrival, before their JSON is read."""
+
+    def __init__(self, socket: ClientConnection) -> None:
+        self.socket = socket
+
+    async def request(self, message_type: str, payload: Any, *replies: str) -> Reply:
+        started = time.perf_counter()
+        await self.socket.send(json.dumps({"type": message_type, "payload": payload}))
+        while True:
+            raw = await asyncio.wait_for(self.socket.recv(), REPLY_TIMEOUT)
+            text = raw if isinstance(raw, str) else raw.decode()
+            found = _TYPE.match(text)
+            kind = found.group(1) if found else ""
+            if kind in replies or kind.endswith("Error") or kind == "error":
+                seconds = time.perf_counter() - started
+                if kind not in replies:
+                    raise RuntimeError(f"{message_type} failed: {text[:300]}")
+                return Reply(kind, text, seconds)
+
+    async def create(self, room_name: str, **request: Any) -> Reply:
+        return await self.request("createRoom", {"roomName": room_name, **request}, "createRoomSuccess")
+
+
+@dataclass(frozen=True)
+class Reply:
+    type: str
+    text: str
+    seconds: float
+
+    @property
+    def kib(self) -> float:
+        return len(self.text.encode()) / 1024
+
+
+@asynccontextmanager
+async def client(served: Served, user_name: str = "bench") -> AsyncIterator[Client]:
+    # As a browser: permessage-deflate offered, no frame size limit of its own.
+    async with connect(served.url, max_size=None, open_timeout=30, ping_interval=None) as socket:
+        await asyncio.wait_for(socket.recv(), REPLY_TIMEOUT)  # config
+        session = Client(socket)
+        await session.request("login", {"userName": user_name}, "loginSuccess")
+        yield session
+
+
+# -- scenarios --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Setup:
+    """A fake media server serving one library, and a way to start MovieMatch servers against it."""
+
+    source: str
+    films: int
+    media_url: str
+    directory: Path
+    runs: int
+    rooms: int
+    _servers: int = 0
+
+    @contextmanager
+    def server(self) -> Iterator[Served]:
+        """A fresh server process (its own rooms directory): nothing of an earlier one is cached."""
+        self._servers += 1
+        directory = self.directory / f"server-{self._servers}"
+        directory.mkdir(parents=True)
+        with moviematch(server_settings(self.source, self.media_url), directory) as served:
+            yield served
+
+
+@dataclass
+class Row:
+    scenario: str
+    source: str
+    films: int
+    figures: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+
+async def create_rooms(setup: Setup) -> list[Row]:
+    """createRoom cold (a fresh server) and cached (the same query again), median of ``runs``."""
+    cold: list[float] = []
+    cached: list[float] = []
+    frame = 0.0
+    for run in range(setup.runs + 1):  # run 0 warms the fake media server up
+        with setup.server() as served:
+            async with client(served) as session:
+                first = await session.create(f"cold {run}")
+                again = await session.create(f"cached {run}")
+        if run:
+            cold.append(first.seconds)
+            cached.append(again.seconds)
+            frame = first.kib
+    figures = {"cold ms": statistics.median(cold) * 1000, "cached ms": statistics.median(cached) * 1000}
+    return [Row("createRoom", setup.source, setup.films, {**figures, "reply KiB": frame})]
+
+
+async def memory(setup: Setup) -> list[Row]:
+    """The server's RSS idle, with one room and with ``rooms`` rooms on the library."""
+    with setup.server() as served:
+        async with client(served) as session:
+            idle = served.rss_mb()
+            await session.create("room 0")
+            one = served.rss_mb()
+            for number in range(1, setup.rooms):
+                await session.create(f"room {number}")
+            many = served.rss_mb()
+    per_room = (many - one) / max(1, setup.rooms - 1)
+    figures = {"idle MB": idle, "1 room MB": one, f"{setup.rooms} rooms MB": many, "per extra room MB": per_room}
+    return [Row("RSS", setup.source, setup.films, figures)]
+
+
+Scenario = Callable[[Setup], Awaitable[list[Row]]]
+# name -> (scenario, the library sizes it runs at: None for every size asked for)
+SCENARIOS: dict[str, tuple[Scenario, Sequence[int] | None]] = {
+    "create": (create_rooms, None),
+    "memory": (memory, (100_000,)),
+}
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def report(rows: list[Row]) -> None:
+    for row in rows:
+        shown = "  ".join(f"{name} {value:9,.1f}" for name, value in row.figures.items())
+        print(f"{row.scenario:>10} {row.source:>8} {row.films:>7,} films  {shown}{row.note}", flush=True)
+
+
+def ratios(rows: list[Row]) -> None:
+    """Each createRoom figure against the smallest library of the same source and run, and the targets."""
+    print("\ncreateRoom against the smallest library of the same run (1.0x: a big library costs no more):")
+    for source in dict.fromkeys(row.source for row in rows):
+        created = sorted((row for row in rows if row.scenario == "createRoom" and row.source == source), key=_films)
+        if not created:
+            continue
+        base = created[0]
+        for row in created[1:]:
+            shown = "  ".join(
+                f"{name} {row.figures[name] / base.figures[name]:6.1f}x" for name in ("cold ms", "cached ms")
+            )
+            print(f"{source:>8} {row.films:>7,} vs {base.films:,}: {shown}")
+        biggest = created[-1]
+        verdicts = [
+            f"{kind} {biggest.figures[f'{kind} ms'] / 1000:.2f} s (target <= {limit:g} s)"
+            for kind, limit in TARGETS.items()
+        ]
+        print(f"{source:>8} at {biggest.films:,} films: " + ", ".join(verdicts))
+
+
+def _films(row: Row) -> int:
+    return row.films
+
+
+async def run(args: argparse.Namespace) -> None:
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as work:
+        for source in args.sources:
+            for size in args.sizes:
+                chosen = [
+                    scenario
+                    for name, (scenario, sizes) in SCENARIOS.items()
+                    if name in args.scenarios and (sizes is None or size in sizes)
+                ]
+                if not chosen:
+                    continue
+                directory = Path(work, f"{source}-{size}")
+                with media_server(source, size) as url:
+                    setup = Setup(source, size, url, directory, runs=args.runs, rooms=args.rooms)
+                    for scenario in chosen:
+                        found = await scenario(setup)
+                        report(found)
+                        rows += found
+    ratios(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="library sizes, comma-separated")
+    parser.add_argument("--sources", default=",".join(SOURCES), help="plex, jellyfin")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=", ".join(SCENARIOS))
+    parser.add_argument("--runs", type=int, default=3, help="measured runs of each createRoom (median)")
+    parser.add_argument("--rooms", type=int, default=100, help="rooms on one library for the memory figure")
+    parser.add_argument("--serve", nargs=2, metavar=("SOURCE", "SIZE"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        serve(args.serve[0], int(args.serve[1]))
+        return
+    args.sizes = [int(size) for size in args.sizes.split(",")]
+    args.sources = args.sources.split(",")
+    args.scenarios = args.scenarios.split(",")
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
