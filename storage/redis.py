@@ -2,12 +2,15 @@
 
 Key layout (``mm`` is the key prefix, ``<d>`` the room key's ``storage.keys.key_digest``)::
 
-    mm:room:{<d>}:meta      STRING  the room's settings as JSON (no ratings, progress, members, matches)
+    mm:room:{<d>}:meta      STRING  the room's settings as JSON (no ratings, progress, members,
+                                    matches, deck or openedAt; ``"deck": {"size"}`` when it has one)
     mm:room:{<d>}:ratings   HASH    userName -> that user's ratings, a JSON array of
                                     [mediaId, "like" | "dislike", "<ms>"] in the order given
     mm:room:{<d>}:progress  HASH    userName -> number of items rated
     mm:room:{<d>}:members   HASH    userName -> the member as JSON
     mm:room:{<d>}:matches   HASH    mediaId -> epoch ms it became a match
+    mm:room:{<d>}:deck      LIST    the room's media ids in order (``mediaIds``), written at creation
+    mm:room:{<d>}:opened    STRING  when the room was last opened (``openedAt``, as in the JSON form)
     mm:room:{<d>}:online    HASH    userName -> where that member is connected (see ``server.rooms.shared``)
     mm:room:{<d>}:seq       STRING  the number of the room's last event (kept when the room is deleted,
                                     so a process that missed the deletion never takes a new room's
@@ -20,9 +23,14 @@ Ratings are recorded by scripts that append to (or cut from) one user's array at
 processes rating one room never overwrite each other, and the script's look-up of the item keeps one
 rating per user and item. One field per user, not per rating, keeps a snapshot of a room with
 hundreds of ratings to a handful of fields: that is what makes ``save_room`` and ``get_room`` cheap.
-``save_room`` is a snapshot write (it replaces ratings, members and matches too); servers sharing
+The deck has a key of its own, so the keys that change never carry it, and a listing reads its
+length alone. ``save_room`` is a snapshot write (it replaces ratings, members and matches too); servers sharing
 rooms never call it after creating a room, they change rooms through ``server.rooms.shared``. The
 index makes listing need no ``KEYS``/``SCAN``.
+
+Rooms stored by earlier versions load as they are: members and matches inside ``meta`` (before
+they had keys of their own), the deck inside ``meta`` (``mediaIds``), and ratings as one field per
+(item, user) (``["<mediaId>","<userName>"]`` -> ``"like:<ms>"``).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -45,6 +54,8 @@ from .base import Storage, storage_errors
 from .errors import StorageError
 from .keys import key_digest, room_key
 from .room import Member, SerializedRoom
+from .schema import SCHEMA_VERSION
+from .summary import RoomSummary, summarise
 
 logger = logging.getLogger("storage.redis")
 
@@ -62,10 +73,13 @@ MAX_CONNECTIONS = 50
 # may have run, and running a rating again would report a recorded rating as a duplicate.
 RETRIES = 2
 LIST_BATCH = 100
+# Ids per RPUSH: Lua's unpack, and a command's arguments, stay bounded at any deck size.
+DECK_CHUNK = 1000
 
-# KEYS: meta, index, names, then ratings, progress, members, matches. ARGV: meta, digest, createdAt,
-# name, then for each of the four hashes its field count and its fields and values.
-CREATE_ROOM_SCRIPT = """
+# KEYS: meta, index, names, then ratings, progress, members, matches, then deck, opened. ARGV: meta,
+# digest, createdAt, name, then for each of the four hashes its field count and its fields and
+# values, then the deck's length and ids, then openedAt.
+CREATE_ROOM_SCRIPT = f"""
 if not redis.call("SET", KEYS[1], ARGV[1], "NX") then return 0 end
 redis.call("ZADD", KEYS[2], ARGV[3], ARGV[2])
 redis.call("HSET", KEYS[3], ARGV[2], ARGV[4])
@@ -78,7 +92,37 @@ for key = 4, 7 do
   end
   at = at + 1 + 2 * count
 end
+redis.call("DEL", KEYS[8])
+local last = at + tonumber(ARGV[at])
+for first = at + 1, last, {DECK_CHUNK} do
+  redis.call("RPUSH", KEYS[8], unpack(ARGV, first, math.min(first + {DECK_CHUNK - 1}, last)))
+end
+redis.call("SET", KEYS[9], ARGV[last + 1])
 return 1
+"""
+
+# KEYS: meta, ratings, members, matches, deck, opened, then every other key of the room (for its
+# size). Counts ratings in place, so a listing never moves the ratings over the network: an element
+# '[<id>,"like","<ms>"]' is the only place '","like","' can occur, since quotes inside an id are
+# escaped. A field of the first layout (not an array) is one rating.
+SUMMARY_SCRIPT = """
+local meta = redis.call("GET", KEYS[1])
+if not meta then return false end
+local ratings = 0
+for _, value in ipairs(redis.call("HVALS", KEYS[2])) do
+  if string.sub(value, 1, 1) == "[" then
+    local likes = select(2, string.gsub(value, '","like","', ""))
+    ratings = ratings + likes + select(2, string.gsub(value, '","dislike","', ""))
+  else
+    ratings = ratings + 1
+  end
+end
+local size = 0
+for i = 1, #KEYS do
+  size = size + (redis.call("MEMORY", "USAGE", KEYS[i]) or 0)
+end
+local members, matches = redis.call("HLEN", KEYS[3]), redis.call("HLEN", KEYS[4])
+return {meta, members, ratings, matches, redis.call("LLEN", KEYS[5]), redis.call("GET", KEYS[6]), size}
 """
 
 
@@ -138,11 +182,13 @@ class RoomKeys:
     online: str
     seq: str
     events: str
+    deck: str
+    opened: str
 
     @classmethod
     def for_digest(cls, prefix: str, digest: str) -> RoomKeys:
         tagged = f"{prefix}:room:{{{digest}}}"
-        names = ("meta", "ratings", "progress", "members", "matches", "online", "seq", "events")
+        names = ("meta", "ratings", "progress", "members", "matches", "online", "seq", "events", "deck", "opened")
         return cls(digest, *(f"{tagged}:{name}" for name in names))
 
     @classmethod
@@ -151,11 +197,11 @@ class RoomKeys:
 
     def stored(self) -> tuple[str, ...]:
         """The keys a room's deletion removes (all but ``seq``)."""
-        return self.meta, self.ratings, self.progress, self.members, self.matches, self.online
+        return self.meta, self.ratings, self.progress, self.members, self.matches, self.online, self.deck, self.opened
 
 
 # Fields of SerializedRoom kept in keys of their own, not in ``meta``.
-SPLIT_FIELDS = frozenset({"ratings", "user_progress", "members", "matches"})
+SPLIT_FIELDS = frozenset({"ratings", "user_progress", "members", "matches", "media_ids", "opened_at"})
 
 
 def decode(
@@ -164,27 +210,63 @@ def decode(
     progress: dict[str, str],
     members: dict[str, str],
     matches: dict[str, str],
+    deck: list[str],
+    opened: str | None,
 ) -> SerializedRoom | None:
     """A room from its keys' values (times and counts come as text; the model converts them)."""
     if meta is None:
         return None
-    data = json.loads(meta)
-    if not isinstance(data, dict):
-        raise ValueError("room meta is not a JSON object")
+    data = _meta(meta)
+    reference = data.pop("deck", None)
+    if reference is not None:
+        size = reference.get("size") if isinstance(reference, dict) else None
+        if size != len(deck):
+            raise ValueError(f"room deck holds {len(deck)} films, meta says {size!r}")
+        data["mediaIds"] = deck
     by_item: dict[str, list[tuple[str, str, str]]] = {}
-    for user_name, elements in ratings.items():
-        for media_id, rating, at_ms in json.loads(elements):
+    for field, value in ratings.items():
+        for media_id, user_name, rating, at_ms in _ratings_of(field, value):
             by_item.setdefault(media_id, []).append((user_name, rating, at_ms))
     data["ratings"] = by_item
     data["userProgress"] = progress
     # Rooms stored before members and matches had keys of their own carry them in meta.
     data["members"] = data.get("members", {}) | {name: json.loads(member) for name, member in members.items()}
     data["matches"] = data.get("matches", {}) | matches
-    return SerializedRoom.model_validate(data)
+    if opened is not None:
+        data["openedAt"] = opened
+    return SerializedRoom.from_dict(data)
+
+
+def _meta(meta: str) -> dict[str, Any]:
+    data = json.loads(meta)
+    if not isinstance(data, dict):
+        raise ValueError("room meta is not a JSON object")
+    return data
+
+
+def _ratings_of(field: str, value: str) -> list[tuple[str, str, str, str]]:
+    """(mediaId, userName, rating, ms) of one ratings field: a user's array, or one rating of the
+    first layout (field ``["<mediaId>","<userName>"]``, value ``"<rating>:<ms>"``)."""
+    if value.startswith("["):
+        return [(media_id, field, rating, at_ms) for media_id, rating, at_ms in json.loads(value)]
+    media_id, user_name = json.loads(field)
+    rating, colon, at_ms = value.partition(":")
+    if not (isinstance(media_id, str) and isinstance(user_name, str) and colon):
+        raise ValueError(f"bad rating field {field!r}")
+    return [(media_id, user_name, rating, at_ms)]
 
 
 def encode_meta(room: SerializedRoom) -> str:
-    return room.model_dump_json(by_alias=True, exclude=set(SPLIT_FIELDS))
+    text = room.model_dump_json(by_alias=True, exclude=set(SPLIT_FIELDS))
+    if room.media_ids is None:
+        return text
+    return f'{text[:-1]},"deck":{{"size":{len(room.media_ids)}}}}}'
+
+
+def encode_opened(room: SerializedRoom) -> str:
+    """``openedAt`` as the JSON form spells it (exact to the microsecond, unlike epoch ms)."""
+    spelled: str = room.model_dump(mode="json", include={"opened_at"})["opened_at"]
+    return spelled
 
 
 def encode_member(member: Member) -> str:
@@ -202,7 +284,7 @@ def _ratings_by_user(room: SerializedRoom) -> dict[str, str]:
     return {user: _json(list(items.values())) for user, items in elements.items()}
 
 
-SNAPSHOT_WIDTH = 5
+SNAPSHOT_WIDTH = 7
 
 
 def queue_snapshot(pipe: redis.asyncio.client.Pipeline, keys: RoomKeys) -> None:
@@ -210,6 +292,8 @@ def queue_snapshot(pipe: redis.asyncio.client.Pipeline, keys: RoomKeys) -> None:
     pipe.get(keys.meta)
     for key in (keys.ratings, keys.progress, keys.members, keys.matches):
         pipe.hgetall(key)
+    pipe.lrange(keys.deck, 0, -1)
+    pipe.get(keys.opened)
 
 
 def _hashes(keys: RoomKeys, room: SerializedRoom) -> dict[str, dict[FieldT, EncodableT]]:
@@ -222,8 +306,55 @@ def _hashes(keys: RoomKeys, room: SerializedRoom) -> dict[str, dict[FieldT, Enco
     }
 
 
+def _location(keys: RoomKeys) -> str:
+    return keys.meta.removesuffix(":meta") + ":*"
+
+
+def _summary_keys(keys: RoomKeys) -> list[str]:
+    """SUMMARY_SCRIPT's keys: those it reads, then the rest of the room's."""
+    return [keys.meta, keys.ratings, keys.members, keys.matches, keys.deck, keys.opened, keys.progress, keys.online]
+
+
+def _summary(name: str, reply: list[Any]) -> RoomSummary | None:
+    """The summary from SUMMARY_SCRIPT's reply, or None when only the whole room can tell (a room of
+    an earlier layout or version, or a damaged one)."""
+    meta, members, ratings, matches, deck_length, opened, size = reply
+    try:
+        data = _meta(meta)
+    except ValueError:
+        return None
+    reference = data.get("deck")
+    films = reference.get("size") if isinstance(reference, dict) else None
+    if data.get("schemaVersion") != SCHEMA_VERSION or (reference is not None and films != deck_length):
+        return None
+    if "mediaIds" in data or "members" in data or "matches" in data:
+        return None
+    try:
+        return RoomSummary(
+            name=name,
+            created_at=data["createdAt"],
+            opened_at=opened or data["createdAt"],
+            members=members,
+            ratings=ratings,
+            matches=matches,
+            films=films,
+            size=size,
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def _log_skipped(operation: str, skipped: list[StorageError]) -> None:
+    if skipped:
+        logger.warning("%s skipped %d unreadable room(s): %s", operation, len(skipped), "; ".join(map(str, skipped)))
+
+
 def _created_ms(room: SerializedRoom) -> int:
     return int(room.created_at.timestamp() * 1000)
+
+
+def _chunks(ids: list[str]) -> list[list[str]]:
+    return [ids[start : start + DECK_CHUNK] for start in range(0, len(ids), DECK_CHUNK)]
 
 
 @dataclass(frozen=True)
@@ -231,10 +362,11 @@ class _Connection:
     client: redis.asyncio.Redis
     owned: bool
     create_room: AsyncScript
+    summary: AsyncScript
 
     @classmethod
     def wrap(cls, client: redis.asyncio.Redis, *, owned: bool) -> _Connection:
-        return cls(client, owned, client.register_script(CREATE_ROOM_SCRIPT))
+        return cls(client, owned, client.register_script(CREATE_ROOM_SCRIPT), client.register_script(SUMMARY_SCRIPT))
 
     @classmethod
     def connect(cls, url: str) -> _Connection:
@@ -334,14 +466,18 @@ class RedisStorage(Storage):
         with storage_errors("save_room", repr(room.room_name)):
             hashes = _hashes(keys, room)
             async with self._live("save_room").client.pipeline(transaction=True) as pipe:
-                pipe.delete(*hashes)
+                pipe.delete(*hashes, keys.deck)
                 pipe.set(keys.meta, encode_meta(room))
                 for key, mapping in hashes.items():
                     if mapping:
                         pipe.hset(key, mapping=mapping)
+                for chunk in _chunks(room.media_ids or []):
+                    pipe.rpush(keys.deck, *chunk)
+                pipe.set(keys.opened, encode_opened(room))
                 pipe.zadd(self._index_key, {keys.digest: _created_ms(room)})
                 pipe.hset(self._names_key, keys.digest, room.room_name)
                 await pipe.execute()
+        self._readable(_location(keys))
 
     async def create_room(self, room: SerializedRoom) -> bool:
         keys = self.room_keys(room.room_name)
@@ -352,15 +488,27 @@ class RedisStorage(Storage):
                 args.append(len(mapping))
                 for field, value in mapping.items():
                     args += [field, value]
+            deck = room.media_ids or []
+            args += [len(deck), *deck, encode_opened(room)]
             created = await self._live("create_room").create_room(
-                keys=[keys.meta, self._index_key, self._names_key, *hashes], args=args
+                keys=[keys.meta, self._index_key, self._names_key, *hashes, keys.deck, keys.opened], args=args
             )
             return bool(created)
 
     async def get_room(self, room_name: str) -> SerializedRoom | None:
+        keys = self.room_keys(room_name)
         with storage_errors("get_room", repr(room_name)):
-            [stored] = await self._read("get_room", [self.room_keys(room_name)])
+            [stored] = await self._read("get_room", [keys])
+        return self._decode(room_name, keys, stored)
+
+    def _decode(self, room_name: str, keys: RoomKeys, stored: tuple[Any, ...]) -> SerializedRoom | None:
+        try:
             return decode(*stored)
+        except (ValueError, TypeError) as exc:
+            location = _location(keys)
+            raise self._unreadable_room(
+                "get_room", repr(room_name), f"{type(exc).__name__}: {exc}", location=location, room_name=room_name
+            ) from exc
 
     async def delete_room(self, room_name: str) -> None:
         keys = self.room_keys(room_name)
@@ -370,6 +518,7 @@ class RedisStorage(Storage):
                 pipe.zrem(self._index_key, keys.digest)
                 pipe.hdel(self._names_key, keys.digest)
                 await pipe.execute()
+        self._readable(_location(keys))
 
     async def has_room(self, room_name: str) -> bool:
         with storage_errors("has_room", repr(room_name)):
@@ -384,22 +533,70 @@ class RedisStorage(Storage):
         rooms: list[SerializedRoom] = []
         skipped: list[StorageError] = []
         for start in range(0, len(index), LIST_BATCH):
-            batch = index[start : start + LIST_BATCH]
+            batch = [
+                (RoomKeys.for_digest(self._prefix, digest), name) for digest, name in index[start : start + LIST_BATCH]
+            ]
             with storage_errors("list_rooms", self._target):
-                stored = await self._read("list_rooms", [RoomKeys.for_digest(self._prefix, d) for d, _ in batch])
-            for (_, name), one in zip(batch, stored, strict=True):
+                stored = await self._read("list_rooms", [keys for keys, _ in batch])
+            for (keys, name), one in zip(batch, stored, strict=True):
                 try:
-                    with storage_errors("get_room", repr(name)):
-                        room = decode(*one)
+                    room = self._decode(name, keys, one)
                 except StorageError as error:
                     skipped.append(error)
                     continue
                 # None: deleted since the index was read.
                 if room is not None:
                     rooms.append(room)
-        if skipped:
-            logger.warning("list_rooms skipped %d unreadable room(s): %s", len(skipped), "; ".join(map(str, skipped)))
+        _log_skipped("list_rooms", skipped)
         return rooms
+
+    async def list_summaries(self) -> list[RoomSummary]:
+        """One script call per room, counting in Redis; nothing of a room's ratings or deck moves.
+        A room of an earlier layout is read whole instead (its summary is then exactly get_room's)."""
+        index = await self._index("list_summaries")
+        summaries: list[RoomSummary] = []
+        skipped: list[StorageError] = []
+        connection = self._live("list_summaries")
+        for start in range(0, len(index), LIST_BATCH):
+            batch = [
+                (RoomKeys.for_digest(self._prefix, digest), name) for digest, name in index[start : start + LIST_BATCH]
+            ]
+            with storage_errors("list_summaries", self._target):
+                async with connection.client.pipeline(transaction=False) as pipe:
+                    for keys, _ in batch:
+                        await connection.summary(keys=_summary_keys(keys), client=pipe)
+                    replies = await pipe.execute()
+            for (keys, name), reply in zip(batch, replies, strict=True):
+                if not reply:
+                    continue  # deleted since the index was read
+                summary = _summary(name, reply)
+                if summary is None:
+                    try:
+                        summary = await self._summary_of_whole_room(name, keys)
+                    except StorageError as error:
+                        skipped.append(error)
+                        continue
+                if summary is not None:
+                    summaries.append(summary)
+        _log_skipped("list_summaries", skipped)
+        return summaries
+
+    async def _summary_of_whole_room(self, name: str, keys: RoomKeys) -> RoomSummary | None:
+        with storage_errors("list_summaries", self._target):
+            [stored] = await self._read("list_summaries", [keys])
+        room = self._decode(name, keys, stored)
+        if room is None:
+            return None
+        with storage_errors("list_summaries", self._target):
+            sizes = [await self._live("list_summaries").client.memory_usage(key) for key in _summary_keys(keys)]
+        return summarise(room, sum(size or 0 for size in sizes))
+
+    def _batches(self, index: list[tuple[str, str]]) -> Iterator[list[tuple[RoomKeys, str]]]:
+        """The rooms of the index, ``LIST_BATCH`` at a time: (keys, display name)."""
+        for start in range(0, len(index), LIST_BATCH):
+            yield [
+                (RoomKeys.for_digest(self._prefix, digest), name) for digest, name in index[start : start + LIST_BATCH]
+            ]
 
     async def _index(self, operation: str) -> list[tuple[str, str]]:
         """(digest, display name) of every room, oldest first, read in one transaction."""
