@@ -195,21 +195,26 @@ async def test_summaries_say_what_each_room_holds(storage: Storage) -> None:
             mediaIds=["m1", "m2", "m3", "m4"],
         ),
         make_room("Two", createdAt="2025-05-05T00:00:00Z"),
+        # Ids that spell the syntax a backend may count with.
+        make_room(
+            "Three", ratings={'x"]': [["ann", "like", 1]], '1"],["': [["ann", "dislike", 2]], "\\": [["b", "like", 3]]}
+        ),
     ]
     for room in rooms:
         await storage.save_room(room)
     summaries = {summary.name: summary for summary in await storage.list_summaries()}
-    assert sorted(summaries) == ["One", "Two"]
+    assert sorted(summaries) == ["One", "Three", "Two"]
     for room in rooms:
         summary = summaries[room.room_name]
         assert summary == summarise(room, summary.size)
         assert summary.size > 0
     assert (summaries["One"].members, summaries["One"].ratings, summaries["One"].matches) == (2, 3, 1)
     assert (summaries["One"].films, summaries["Two"].films) == (4, None)
+    assert summaries["Three"].ratings == 3
     # Size grows with what the room holds.
     assert summaries["One"].size > summaries["Two"].size
     await storage.delete_room("One")
-    assert [summary.name for summary in await storage.list_summaries()] == ["Two"]
+    assert sorted(summary.name for summary in await storage.list_summaries()) == ["Three", "Two"]
 
 
 async def test_a_healthy_storage_has_no_unreadable_rooms(storage: Storage) -> None:
