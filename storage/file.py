@@ -3,14 +3,13 @@
 Layout of the directory:
 
 - ``<readable-id>.json``: a room (``storage.keys.readable_id`` of its key) but its deck, written
-  atomically on every save;
+  atomically on every save. It starts with the room's summary (``{"summary": {...}, ...``), so a
+  listing reads a few hundred bytes of each file, whatever the room holds;
 - ``<readable-id>.<digest>.deck``: the room's deck (``mediaIds``, fixed at creation), a JSON array
   named by the digest of its content. Written once, before the first room file that refers to it
   (``"deck": {"digest", "size"}``), and removed once no room file does: a reader always finds the
   deck of the room file it read, and a save costs the same at 100 and at 100,000 films;
 - ``.index.json``: ``{file name: room name}``, so startup and ``list_room_names`` need no room body;
-- ``.summaries.json``: a cache of ``list_summaries``, each entry valid while its room file's inode,
-  mtime and size are unchanged (written when the storage closes);
 - ``.lock``: flock'ed by the owning process, which writes its pid into it;
 - ``.<name>.<random>.tmp``: a write in progress, or the remains of one a crash interrupted.
 
@@ -43,7 +42,7 @@ from .base import Storage, storage_errors
 from .errors import StorageError
 from .factory import file_path_from_url
 from .keys import DIGEST_LENGTH, readable_id, room_key
-from .room import SerializedRoom, deck_digest, deck_json
+from .room import SerializedRoom, deck_digest, deck_json, problems
 from .summary import RoomSummary, summarise
 
 logger = logging.getLogger(__name__)
@@ -51,17 +50,17 @@ logger = logging.getLogger(__name__)
 ROOM_SUFFIX = ".json"
 DECK_SUFFIX = ".deck"
 INDEX_FILE = ".index.json"
-SUMMARIES_FILE = ".summaries.json"
 LOCK_FILE = ".lock"
 # Every name readable_id can produce; other *.json files are legacy rooms or foreign files.
 _ID = rf"(?:[a-z0-9-]+-)?[0-9a-f]{{{DIGEST_LENGTH}}}"
 ROOM_FILE = re.compile(rf"{_ID}{re.escape(ROOM_SUFFIX)}")
 DECK_FILE = re.compile(rf"({_ID})\.[0-9a-f]{{{DIGEST_LENGTH}}}{re.escape(DECK_SUFFIX)}")
-_MAX_PROBLEMS = 3
 _MAX_NAME_SHOWN = 80
 # A reader that finds no deck for the room file it read retries: the room was saved meanwhile.
 _READ_ATTEMPTS = 3
-_SUMMARIES_VERSION = 1
+# A summary head is a few hundred bytes; anything longer is not one.
+_HEAD_BYTES = 1024
+_HEAD_START = b'{"summary":'
 
 _DECK = TypeAdapter(list[str])
 
@@ -75,16 +74,10 @@ def deck_file_name(room_file: str, digest: str) -> str:
     return f"{room_file.removesuffix(ROOM_SUFFIX)}.{digest}{DECK_SUFFIX}"
 
 
-# What proves a cached summary current: the room file's inode (new on every atomic replace), mtime
-# and size.
-_Stat = tuple[int, int, int]
-
-
 @dataclass(frozen=True)
 class _Loaded:
     room: SerializedRoom
     summary: RoomSummary
-    stat: _Stat
 
 
 class FileStorage(Storage):
@@ -102,8 +95,6 @@ class FileStorage(Storage):
         self._decks: dict[str, str] = {}
         # Read only: room file name -> the legacy file holding it (writable storage adopts them).
         self._legacy: dict[str, Path] = {}
-        self._summaries: dict[str, tuple[_Stat, RoomSummary]] = {}
-        self._summaries_changed = False
         self._index_lock = asyncio.Lock()
         self._index_changes = 0
         self._index_saved = 0
@@ -148,15 +139,9 @@ class FileStorage(Storage):
                 await anyio.to_thread.run_sync(self._open_sync)
 
     async def close(self) -> None:
-        if self._ready and not self._read_only and self._summaries_changed:
-            with anyio.CancelScope(shield=True):
-                try:
-                    await self._save_summaries()
-                except StorageError as exc:  # a cache: listings read the rooms again instead
-                    logger.warning("could not save the summary cache: %s", exc)
         self._ready = False
         self._release_lock()
-        self._names, self._decks, self._legacy, self._summaries = {}, {}, {}, {}
+        self._names, self._decks, self._legacy = {}, {}, {}
 
     def _open_sync(self) -> None:
         if self._read_only:
@@ -168,11 +153,9 @@ class FileStorage(Storage):
             self._lock_fd = _lock_directory(self._directory)
         try:
             self._names = self._reconcile()
-            self._summaries = self._read_summaries()
         except BaseException:
             self._release_lock()
             raise
-        self._summaries_changed = False
         self._index_changes = self._index_saved = 0
         self._ready = True
 
@@ -323,7 +306,7 @@ class FileStorage(Storage):
         if self._read_only:
             self._legacy[target] = path
             return
-        self._store_sync(target, room, _room_body(room), summarise(room, 0))
+        self._store_sync(target, room, _room_body(room), _head(room))
         # Removed rather than kept as a backup: it may hold the room password in clear text.
         path.unlink()
         logger.info("adopted legacy room file %s as %s", path, target)
@@ -340,17 +323,17 @@ class FileStorage(Storage):
         path = self._directory / file_name
         # Serialised here, in the event loop: a worker thread could see the room mid-mutation. The
         # deck is never changed in place, so its digest and (new) file are made in the thread.
-        body = _room_body(room)
-        summary = summarise(room, 0)
+        body, head = _room_body(room), _head(room)
         # A save the caller stops waiting for still completes, index entry included.
         with anyio.CancelScope(shield=True):
             with storage_errors("save_room", _describe(room.room_name, path)):
-                await anyio.to_thread.run_sync(self._store_sync, file_name, room, body, summary)
+                await anyio.to_thread.run_sync(self._store_sync, file_name, room, body, head)
             await self._set_index_entry(file_name, room.room_name)
         self._readable(str(path))
 
-    def _store_sync(self, file_name: str, room: SerializedRoom, body: bytes, summary: RoomSummary) -> None:
-        """Write the room's deck (when new), then its room file; then drop the deck it replaced."""
+    def _store_sync(self, file_name: str, room: SerializedRoom, body: bytes, head: dict[str, Any]) -> None:
+        """Write the room's deck (when new), then its room file (its summary ``head`` first); then
+        drop the deck it replaced."""
         path = self._directory / file_name
         old_deck = self._decks.get(file_name)
         deck, deck_size = None, 0
@@ -362,7 +345,7 @@ class FileStorage(Storage):
                 write_atomic(deck_path, deck_json(room.media_ids))
             deck_size = deck_path.stat().st_size
             body = _with_deck_reference(body, digest, len(room.media_ids))
-        write_atomic(path, body)
+        write_atomic(path, _with_head(body, {**head, "deckBytes": deck_size}))
         if deck is None:
             self._decks.pop(file_name, None)
         else:
@@ -371,8 +354,6 @@ class FileStorage(Storage):
             # After the room file that no longer refers to it is durable; a crash before this
             # leaves a deck that the next open() removes.
             (self._directory / old_deck).unlink(missing_ok=True)
-        stat = path.stat()
-        self._remember(file_name, _stat_key(stat), summary.model_copy(update={"size": stat.st_size + deck_size}))
 
     async def get_room(self, room_name: str) -> SerializedRoom | None:
         self._require_open("get_room")
@@ -399,8 +380,6 @@ class FileStorage(Storage):
         deck = self._decks.pop(file_name, None)
         if deck is not None:
             (self._directory / deck).unlink(missing_ok=True)
-        if self._summaries.pop(file_name, None) is not None:
-            self._summaries_changed = True
 
     async def has_room(self, room_name: str) -> bool:
         self._require_open("has_room")
@@ -424,33 +403,46 @@ class FileStorage(Storage):
         return rooms
 
     async def list_summaries(self) -> list[RoomSummary]:
-        """A stat per room; only rooms changed since their summary was cached are read."""
+        """The head of each room file (its summary); only a room written before heads existed, or
+        whose head is damaged, is read whole."""
         self._require_open("list_summaries")
         with storage_errors("list_summaries", str(self._directory)):
-            summaries = await anyio.to_thread.run_sync(self._summaries_sync, list(self._names.items()))
-            if self._summaries_changed and not self._read_only:
-                await self._save_summaries()
-        return summaries
+            return await anyio.to_thread.run_sync(self._summaries_sync, list(self._names.items()))
 
     def _summaries_sync(self, rooms: list[tuple[str, str]]) -> list[RoomSummary]:
         summaries = []
         for file_name, room_name in rooms:
             try:
-                stat = os.stat(self._legacy.get(file_name, self._directory / file_name))
+                summary = self._read_head(file_name, room_name)
+                if summary is None:
+                    loaded = self._load_sync(file_name, room_name)
+                    summary = None if loaded is None else loaded.summary
             except FileNotFoundError:
                 continue  # deleted meanwhile
-            cached = self._summaries.get(file_name)
-            if cached is not None and cached[0] == _stat_key(stat):
-                summaries.append(cached[1])
-                continue
-            try:
-                loaded = self._load_sync(file_name, room_name)
             except StorageError as exc:
                 logger.warning("list_summaries skips an unreadable room: %s", exc)
                 continue
-            if loaded is not None:
-                summaries.append(loaded.summary)
+            if summary is not None:
+                summaries.append(summary)
         return summaries
+
+    def _read_head(self, file_name: str, room_name: str) -> RoomSummary | None:
+        """The summary a room file starts with, or None when it has none (or a damaged one)."""
+        if file_name in self._legacy:
+            return None
+        with (self._directory / file_name).open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            start = file.read(_HEAD_BYTES)
+        if not start.startswith(_HEAD_START):
+            return None
+        try:
+            head, _ = json.JSONDecoder().raw_decode(start[len(_HEAD_START) :].decode("utf-8", "replace"))
+            deck_bytes = head.pop("deckBytes")
+            if type(deck_bytes) is not int:
+                return None
+            return RoomSummary.model_validate({**head, "name": room_name, "size": size + deck_bytes})
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
 
     async def _load(self, file_name: str, room_name: str) -> _Loaded | None:
         with storage_errors("get_room", _describe(room_name, self._directory / file_name)):
@@ -463,12 +455,11 @@ class FileStorage(Storage):
         try:
             for attempt in range(1, _READ_ATTEMPTS + 1):
                 try:
-                    with path.open("rb") as file:
-                        stat = os.fstat(file.fileno())
-                        raw = file.read()
+                    raw = path.read_bytes()
                 except FileNotFoundError:
                     return None
                 data = _json_object(raw)
+                data.pop("summary", None)
                 try:
                     deck = self._read_deck(file_name, data)
                 except _DeckGone as gone:
@@ -489,13 +480,11 @@ class FileStorage(Storage):
                 location=str(path),
                 room_name=room_name,
             ) from exc
-        size = stat.st_size
+        size = len(raw)
         if deck is not None:
             room.note_deck_digest(deck[0])
             size += deck[1]
-        loaded = _Loaded(room, summarise(room, size), _stat_key(stat))
-        self._remember(file_name, loaded.stat, loaded.summary)
-        return loaded
+        return _Loaded(room, summarise(room, size))
 
     def _read_deck(self, file_name: str, data: dict[str, Any]) -> tuple[str, int] | None:
         """Put the room's deck into ``data`` (as ``mediaIds``); its digest and size in bytes, or
@@ -520,12 +509,7 @@ class FileStorage(Storage):
         data["mediaIds"] = ids
         return digest, len(raw)
 
-    def _remember(self, file_name: str, stat: _Stat, summary: RoomSummary) -> None:
-        if self._summaries.get(file_name) != (stat, summary):
-            self._summaries[file_name] = (stat, summary)
-            self._summaries_changed = True
-
-    # The index and the summary cache.
+    # The index.
 
     async def _set_index_entry(self, file_name: str, room_name: str | None) -> None:
         """Record a new, renamed or deleted room in the index; unchanged entries cost no write."""
@@ -545,37 +529,6 @@ class FileStorage(Storage):
             with storage_errors("save_index", str(self._index_path)):
                 await anyio.to_thread.run_sync(write_atomic, self._index_path, data)
             self._index_saved = changes
-
-    def _read_summaries(self) -> dict[str, tuple[_Stat, RoomSummary]]:
-        path = self._directory / SUMMARIES_FILE
-        try:
-            stored = json.loads(path.read_bytes())
-            if stored.get("version") != _SUMMARIES_VERSION:
-                return {}
-            return {
-                file_name: (_stat_key_of(entry["stat"]), RoomSummary.model_validate(entry["summary"]))
-                for file_name, entry in stored["rooms"].items()
-                if file_name in self._names
-            }
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            # A cache: every room is read again instead.
-            logger.info("summary cache %s is unreadable (%s); ignoring it", path, exc)
-            return {}
-
-    async def _save_summaries(self) -> None:
-        self._summaries_changed = False
-        # A copy first: worker threads add to the cache while this runs.
-        rooms = {
-            file_name: {"stat": list(stat), "summary": summary.model_dump(mode="json", by_alias=True)}
-            for file_name, (stat, summary) in dict(self._summaries).items()
-            if file_name in self._names
-        }
-        data = json.dumps({"version": _SUMMARIES_VERSION, "rooms": rooms}, separators=(",", ":")).encode()
-        path = self._directory / SUMMARIES_FILE
-        with storage_errors("save_summaries", str(path)):
-            await anyio.to_thread.run_sync(write_atomic, path, data)
 
 
 def _lock_directory(directory: Path) -> int:
@@ -609,18 +562,18 @@ class DirectoryInUse(StorageError):
         super().__init__("open", str(directory), f"{directory} is in use by another MovieMatch process (pid {pid})")
 
 
-def _stat_key(stat: os.stat_result) -> _Stat:
-    return stat.st_ino, stat.st_mtime_ns, stat.st_size
-
-
-def _stat_key_of(value: object) -> _Stat:
-    if not (isinstance(value, list) and len(value) == 3 and all(type(part) is int for part in value)):
-        raise ValueError(f"bad stat {value!r}")
-    return value[0], value[1], value[2]
-
-
 def _room_body(room: SerializedRoom) -> bytes:
     return room.to_json(exclude={"media_ids"})
+
+
+def _head(room: SerializedRoom) -> dict[str, Any]:
+    """The summary a room file starts with (but the name, in the index, and the size, in the stat)."""
+    summary = summarise(room, 0).model_dump(mode="json", by_alias=True, exclude={"name", "size"})
+    return summary
+
+
+def _with_head(body: bytes, head: dict[str, Any]) -> bytes:
+    return _HEAD_START + json.dumps(head, separators=(",", ":")).encode() + b"," + body[1:]
 
 
 def _with_deck_reference(body: bytes, digest: str, size: int) -> bytes:
@@ -654,15 +607,8 @@ def _json_object(raw: bytes) -> dict[str, Any]:
 def _parse_room(data: dict[str, Any]) -> SerializedRoom:
     try:
         return SerializedRoom.from_dict(data)
-    except ValidationError as exc:
-        # pydantic's own message quotes the input, which may hold a clear-text legacy password.
-        errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        problems = "; ".join(
-            f"{'.'.join(map(str, error['loc'])) or 'file'}: {error['msg']}" for error in errors[:_MAX_PROBLEMS]
-        )
-        raise ValueError(f"not a valid room file ({problems})") from None
     except ValueError as exc:
-        raise ValueError(f"not a valid room file ({exc})") from None
+        raise ValueError(f"not a valid room file ({problems(exc)})") from None
 
 
 def _index_bytes(names: dict[str, str]) -> bytes:

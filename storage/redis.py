@@ -53,7 +53,7 @@ from redis.typing import EncodableT, FieldT
 from .base import Storage, storage_errors
 from .errors import StorageError
 from .keys import key_digest, room_key
-from .room import Member, SerializedRoom
+from .room import Member, SerializedRoom, problems
 from .schema import SCHEMA_VERSION
 from .summary import RoomSummary, summarise
 
@@ -510,9 +510,9 @@ class RedisStorage(Storage):
         try:
             return decode(*stored)
         except (ValueError, TypeError) as exc:
-            location = _location(keys)
+            reason = problems(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
             raise self._unreadable_room(
-                "get_room", repr(room_name), f"{type(exc).__name__}: {exc}", location=location, room_name=room_name
+                "get_room", repr(room_name), reason, location=_location(keys), room_name=room_name
             ) from exc
 
     async def delete_room(self, room_name: str) -> None:

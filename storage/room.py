@@ -12,7 +12,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from .keys import DIGEST_LENGTH, room_key
@@ -194,6 +194,15 @@ class SerializedRoom(_Model):
                 "matches": dict(self.matches),
             }
         )
+
+
+def problems(exc: ValueError, limit: int = 3) -> str:
+    """What is wrong with a stored room, in a line: the first problems of a validation error with
+    where they are (never the input, which may hold a clear-text legacy password), or the message."""
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    return "; ".join(f"{'.'.join(map(str, error['loc'])) or 'room'}: {error['msg']}" for error in errors[:limit])
 
 
 def deck_json(media_ids: list[str]) -> bytes:

@@ -26,7 +26,6 @@ from storage.file import (
     INDEX_FILE,
     LOCK_FILE,
     ROOM_FILE,
-    SUMMARIES_FILE,
     FileStorage,
     deck_file_name,
     room_file_name,
@@ -499,7 +498,7 @@ def deck_files(directory: Path) -> list[str]:
 async def test_the_deck_is_written_once_and_saves_cost_the_same_at_any_deck_size(
     storage: FileStorage, rooms_dir: Path
 ) -> None:
-    sizes = {}
+    sizes, deck_bytes = {}, {}
     for films in (100, 100_000):
         name = f"films {films:06d}"
         deck = [f"plex:{n}" for n in range(films)]
@@ -511,12 +510,15 @@ async def test_the_deck_is_written_once_and_saves_cost_the_same_at_any_deck_size
         again = deck_file.stat()
         assert (again.st_ino, again.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
         sizes[films] = storage.room_path(name).stat().st_size
+        deck_bytes[films] = again.st_size
         stored = await storage.get_room(name)
         assert stored is not None
         assert stored.media_ids == deck
         assert stored.user_progress == {"ann": 2}
-    # The room file holds the deck's digest and length, nothing that grows with it.
-    assert sizes[100_000] - sizes[100] == len("100000") - len("100")
+    # The room file holds the deck's digest and lengths (films twice, bytes once), nothing that
+    # grows with it: a few digits more for a deck of over a megabyte.
+    digits = {films: len(str(films)) * 2 + len(str(deck_bytes[films])) for films in sizes}
+    assert sizes[100_000] - sizes[100] == digits[100_000] - digits[100]
 
 
 async def test_a_new_deck_replaces_the_old_one(storage: FileStorage, rooms_dir: Path) -> None:
@@ -618,7 +620,6 @@ async def test_a_read_only_storage_reads_a_directory_another_one_owns(storage: F
         assert await reader.get_room("movie night") is None
     after = listing(rooms_dir)
     assert ".leftover.json.x.tmp" in after
-    assert SUMMARIES_FILE not in after
     assert set(before) - set(after) == {room_file_name("Movie Night"), *deck_names(before)}
 
 
@@ -670,23 +671,26 @@ async def test_summaries_count_what_the_room_holds_and_its_files(storage: FileSt
     assert summaries["No deck"].films is None
 
 
-async def test_a_listing_reads_only_rooms_changed_since_it_was_cached(rooms_dir: Path) -> None:
+async def test_a_listing_reads_the_head_of_each_room_file_only(rooms_dir: Path) -> None:
     async with FileStorage(rooms_dir) as storage:
-        for name in ("One", "Two"):
-            await storage.save_room(room(name, userProgress={"ann": 1}))
-    assert (rooms_dir / SUMMARIES_FILE).exists()
-    # Garbage of the same size, with the old mtime back: only a cache hit lists it as it was.
+        await storage.save_room(room("One", userProgress={"ann": 1}, mediaIds=["a"]))
+        await storage.save_room(room("Two"))
+        [expected_one, expected_two] = sorted(await storage.list_summaries(), key=lambda s: s.name)
     one = rooms_dir / room_file_name("One")
-    stat = one.stat()
-    with one.open("r+b") as file:
-        file.write(b"\0" * stat.st_size)
-    os.utime(one, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    (rooms_dir / room_file_name("Two")).write_bytes(b"{")  # changed: read, and found unreadable
+    head_end = one.read_bytes().index(b"},") + 2
+    # Past its head, the file is garbage now: a listing still reads it as it was; a read does not.
+    one.write_bytes(one.read_bytes()[:head_end] + b"\0" * (one.stat().st_size - head_end))
+    two = rooms_dir / room_file_name("Two")
+    body = json.loads(two.read_bytes())
+    del body["summary"]  # as a room file written before heads existed: read whole
+    two.write_text(json.dumps(body))
     async with FileStorage(rooms_dir, read_only=True) as reader:
-        assert [summary.name for summary in await reader.list_summaries()] == ["One"]
-        [unreadable] = reader.unreadable_rooms()
-        assert unreadable.room_name == "Two"
-        assert "not JSON" in unreadable.reason
+        one_listed, two_listed = sorted(await reader.list_summaries(), key=lambda s: s.name)
+        assert one_listed == expected_one
+        assert two_listed == expected_two.model_copy(update={"size": two.stat().st_size})
+        assert reader.unreadable_rooms() == []
+        with pytest.raises(UnreadableRoom):
+            await reader.get_room("One")
 
 
 async def test_check_reads_every_room_and_reports_the_unreadable_ones(rooms_dir: Path) -> None:

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from storage import SerializedRoom, Storage, room_key
 from storage.atomic import replacing
 from storage.errors import UnreadableRoom
+from storage.room import problems
 
 from .access import CommandError, delete_room
 from .rooms import printable
@@ -79,18 +80,9 @@ def read_export(path: Path) -> Iterator[tuple[int, SerializedRoom]]:
                 try:
                     yield number, SerializedRoom.from_json(line)
                 except ValueError as exc:
-                    raise CommandError(f"{path}, line {number}: not a room ({_reason(exc)})") from exc
+                    raise CommandError(f"{path}, line {number}: not a room ({problems(exc, limit=1)})") from exc
     except OSError as exc:
         raise CommandError(f"cannot read {path}: {exc.strerror}") from exc
-
-
-def _reason(exc: ValueError) -> str:
-    # A pydantic error quotes the input, which holds password hashes: the first problem's place only.
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = errors(include_url=False, include_context=False, include_input=False)[0]
-        return f"{'.'.join(map(str, first['loc'])) or 'line'}: {first['msg']}"
-    return str(exc)
 
 
 async def import_rooms(storage: Storage, path: Path, *, replace: bool, out: IO[str]) -> None:
