@@ -101,26 +101,14 @@ redis.call("SET", KEYS[9], ARGV[last + 1])
 return 1
 """
 
-# KEYS: meta, ratings, members, matches, deck, opened, then every other key of the room (for its
-# size). Counts ratings in place, so a listing never moves the ratings over the network: every
-# element '[<id>,"<rating>","<ms>"]' ends in a digit, '"' and ']', and inside an id '"]' can only
-# follow the backslash escaping the quote. (A plain find is a memchr, where a pattern or decoding
-# the JSON costs several times more.) A field of the first layout (not an array) is one rating.
+# KEYS: meta, progress, members, matches, deck, opened, then the room's other keys (for its size).
+# Everything is counted in Redis: a listing moves no rating and no deck over the network.
 SUMMARY_SCRIPT = """
 local meta = redis.call("GET", KEYS[1])
 if not meta then return false end
 local ratings = 0
-for _, value in ipairs(redis.call("HVALS", KEYS[2])) do
-  if string.sub(value, 1, 1) == "[" then
-    local at = string.find(value, '"]', 2, true)
-    while at do
-      local before = string.byte(value, at - 1)
-      if before >= 48 and before <= 57 then ratings = ratings + 1 end
-      at = string.find(value, '"]', at + 2, true)
-    end
-  else
-    ratings = ratings + 1
-  end
+for _, count in ipairs(redis.call("HVALS", KEYS[2])) do
+  ratings = ratings + (tonumber(count) or 0)
 end
 local size = 0
 for i = 1, #KEYS do
@@ -317,7 +305,7 @@ def _location(keys: RoomKeys) -> str:
 
 def _summary_keys(keys: RoomKeys) -> list[str]:
     """SUMMARY_SCRIPT's keys: those it reads, then the rest of the room's."""
-    return [keys.meta, keys.ratings, keys.members, keys.matches, keys.deck, keys.opened, keys.progress, keys.online]
+    return [keys.meta, keys.progress, keys.members, keys.matches, keys.deck, keys.opened, keys.ratings, keys.online]
 
 
 def _summary(name: str, reply: list[Any]) -> RoomSummary | None:
@@ -504,9 +492,11 @@ class RedisStorage(Storage):
         keys = self.room_keys(room_name)
         with storage_errors("get_room", repr(room_name)):
             [stored] = await self._read("get_room", [keys])
-        return self._decode(room_name, keys, stored)
+        return self.decode_room(room_name, keys, stored)
 
-    def _decode(self, room_name: str, keys: RoomKeys, stored: tuple[Any, ...]) -> SerializedRoom | None:
+    def decode_room(self, room_name: str, keys: RoomKeys, stored: tuple[Any, ...]) -> SerializedRoom | None:
+        """``decode`` of ``queue_snapshot``'s replies; a room that does not decode is recorded as
+        unreadable (``/health`` says so) and raised as ``UnreadableRoom``."""
         try:
             return decode(*stored)
         except (ValueError, TypeError) as exc:
@@ -545,7 +535,7 @@ class RedisStorage(Storage):
                 stored = await self._read("list_rooms", [keys for keys, _ in batch])
             for (keys, name), one in zip(batch, stored, strict=True):
                 try:
-                    room = self._decode(name, keys, one)
+                    room = self.decode_room(name, keys, one)
                 except StorageError as error:
                     skipped.append(error)
                     continue
@@ -589,7 +579,7 @@ class RedisStorage(Storage):
     async def _summary_of_whole_room(self, name: str, keys: RoomKeys) -> RoomSummary | None:
         with storage_errors("list_summaries", self._target):
             [stored] = await self._read("list_summaries", [keys])
-        room = self._decode(name, keys, stored)
+        room = self.decode_room(name, keys, stored)
         if room is None:
             return None
         with storage_errors("list_summaries", self._target):

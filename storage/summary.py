@@ -21,6 +21,8 @@ class RoomSummary(BaseModel):
     created_at: datetime
     opened_at: datetime
     members: int
+    # The ratings made: the members' progress summed (the rating operations keep each member's
+    # progress equal to their ratings), so no backend has to count rating by rating.
     ratings: int
     matches: int
     # Films in the room's deck; None while its order is not fixed (a room of the original MovieMatch
@@ -36,7 +38,7 @@ def summarise(room: SerializedRoom, size: int) -> RoomSummary:
         created_at=room.created_at,
         opened_at=room.opened_at,
         members=len(room.members),
-        ratings=sum(map(len, room.ratings.values())),
+        ratings=sum(room.user_progress.values()),
         matches=len(room.matches),
         films=None if room.media_ids is None else len(room.media_ids),
         size=size,

@@ -612,7 +612,7 @@ async def test_a_read_only_storage_reads_a_directory_another_one_owns(storage: F
         assert again is not None
         assert (again.media_ids, again.user_progress) == (["b", "a"], {"ann": 2})
         [summary] = await reader.list_summaries()
-        assert summary.ratings == 0
+        assert summary.ratings == 2  # ann's progress
         for write in (reader.save_room(room()), reader.delete_room("Movie Night"), reader.create_room(room("New"))):
             with pytest.raises(StorageError, match="read-only"):
                 await write
@@ -642,7 +642,8 @@ async def test_a_read_only_storage_reads_legacy_files_where_they_are(existing_di
         assert found is not None
         assert found.user_progress == {"john": 5, "jane": 3}
         [summary] = await reader.list_summaries()
-        assert (summary.name, summary.ratings, summary.size) == ("movie-night", 2, legacy.stat().st_size)
+        # Its ratings as its members' progress says (5 + 3: the storage design's example file).
+        assert (summary.name, summary.ratings, summary.size) == ("movie-night", 8, legacy.stat().st_size)
     assert os.listdir(existing_dir) == ["movie-night.json"]
 
 
@@ -653,6 +654,7 @@ async def test_summaries_count_what_the_room_holds_and_its_files(storage: FileSt
     stored = room(
         members={"ann": {"joinedAt": 1}, "bob": {"joinedAt": 2}},
         ratings={"m1": [["ann", "like", 5], ["bob", "like", 6]], "m2": [["ann", "dislike", 7]]},
+        userProgress={"ann": 2, "bob": 1},
         matches={"m1": 6},
         mediaIds=["m1", "m2", "m3"],
         createdAt="2026-01-02T03:04:05Z",
