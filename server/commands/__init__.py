@@ -88,7 +88,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str], out: IO[str] | None = None) -> int:
     """Run one command; its exit status."""
-    out = out or sys.stdout
+    if out is None:
+        out = sys.stdout
+        # Names are the users': one the terminal cannot show is escaped rather than fatal.
+        sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     args = parser().parse_args(argv)
     try:
         settings = load_settings(getattr(args, "config", None) or os.environ.get("CONFIG_PATH") or None, os.environ)

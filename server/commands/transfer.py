@@ -42,7 +42,9 @@ def listed(names: Iterable[str]) -> str:
 async def export(storage: Storage, to: Path | None, out: IO[str]) -> None:
     names = await storage.list_room_names()
     if to is None:
-        await _export_to(storage, names, lambda line: out.write(line.decode()))
+        # The bytes themselves where there are any: a terminal's encoding must not refuse a name.
+        binary = getattr(out, "buffer", None)
+        await _export_to(storage, names, binary.write if binary is not None else lambda line: out.write(line.decode()))
     else:
         try:
             with replacing(to) as file:
