@@ -1,9 +1,11 @@
-"""Latency of each storage backend at 10, 1,000 and 10,000 stored rooms, beside the design's figures.
+"""Latency of each storage backend at 10, 1,000 and 10,000 stored rooms, beside the design's figures;
+then what one save of a room costs at 100 and at 100,000 films.
 
-``python -m bench.storage [--sizes 10,1000] [--backends memory,file] [--samples 200]``; ``make bench``
-runs everything. Every room holds 500 ratings (5 users x 100 items, about 23 KB of JSON). Per-room
-operations are timed one call at a time on random stored rooms; the list operations are repeated
-within a small time budget. Timings are reported, never asserted: they depend on the machine.
+``python -m bench.storage [--sizes 10,1000] [--backends memory,file] [--samples 200] [--decks 100,100000]``;
+``make bench`` runs everything. Every room holds 500 ratings (5 users x 100 items, about 23 KB of
+JSON). Per-room operations are timed one call at a time on random stored rooms; the list operations
+are repeated within a small time budget. Timings are reported, never asserted: they depend on the
+machine.
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ LIST_BUDGET_SECONDS = 3.0
 # "save_room (new)" creates a room (the delete_room samples put their room back this way); a file
 # backend's index changes only then, so it costs more than replacing a stored room.
 PER_ROOM_OPS = ("save_room", "save_room (new)", "get_room", "has_room", "delete_room")
-LIST_OPS = ("list_room_names", "list_rooms")
+# The design's list operations, and the host's tools' cheaper one (summaries, for `rooms list`).
+DESIGN_LIST_OPS = ("list_room_names", "list_rooms")
+LIST_OPS = (*DESIGN_LIST_OPS, "list_summaries")
 OPERATIONS = PER_ROOM_OPS + LIST_OPS
 
 # The storage design's "Performance Characteristics" (storage-architecture.md), in milliseconds.
@@ -59,9 +63,10 @@ DESIGN_MS: dict[str, dict[str, str]] = {
         "get_room": "1-10",
         "has_room": "1-5",
         "delete_room": "1-10",
-        **dict.fromkeys(LIST_OPS, "10-100"),
+        **dict.fromkeys(DESIGN_LIST_OPS, "10-100"),
+        "list_summaries": "-",
     },
-    "redis": {**dict.fromkeys(PER_ROOM_OPS, "1-5"), **dict.fromkeys(LIST_OPS, "5-50")},
+    "redis": {**dict.fromkeys(PER_ROOM_OPS, "1-5"), **dict.fromkeys(DESIGN_LIST_OPS, "5-50"), "list_summaries": "-"},
 }
 # The issue's targets for a 2-core machine, as medians in milliseconds; list_room_names is the
 # figure for 10,000 rooms, and fewer rooms must not take longer.
@@ -70,9 +75,14 @@ TARGET_MS: dict[tuple[str, str], float] = {
     ("file", "get_room"): 1.0,
     ("file", "has_room"): 0.1,
     ("file", "list_room_names"): 50.0,
+    ("file", "list_summaries"): 1000.0,
     ("redis", "save_room"): 1.0,
     ("redis", "get_room"): 1.0,
+    ("redis", "list_summaries"): 1000.0,
 }
+# Films in the deck of the room whose saves are costed; issue #14's sizes.
+DECK_SIZES = (100, 100_000)
+DECK_SAVES = 30
 
 Timings = dict[str, list[float]]
 T = TypeVar("T")
@@ -87,6 +97,7 @@ class Subject(Protocol):
     async def delete_room(self, room_name: str) -> None: ...
     async def list_room_names(self) -> Sequence[str]: ...
     async def list_rooms(self) -> Sequence[object]: ...
+    async def list_summaries(self) -> Sequence[object]: ...
 
 
 Opener = Callable[[int], AbstractAsyncContextManager[Subject]]
@@ -172,6 +183,10 @@ class RawFiles:
     async def list_rooms(self) -> list[object]:
         return await anyio.to_thread.run_sync(_read_all_json, self._directory)
 
+    async def list_summaries(self) -> list[object]:
+        # The floor has no cheaper call: a summary needs the room.
+        return await self.list_rooms()
+
 
 def _write_and_fsync(path: Path, data: bytes) -> None:
     with path.open("wb") as file:
@@ -231,6 +246,9 @@ class RawRedis:
             bodies = await self._client.mget(keys[start : start + 100])
             rooms.extend(json.loads(body) for body in bodies if body is not None)
         return rooms
+
+    async def list_summaries(self) -> list[object]:
+        return await self.list_rooms()
 
 
 @asynccontextmanager
@@ -307,6 +325,7 @@ async def measure(subject: Subject, size: int, rooms: RoomMaker, samples: int) -
             await subject.save_room(room)
     await repeat_within_budget(subject.list_room_names, timings["list_room_names"])
     await repeat_within_budget(subject.list_rooms, timings["list_rooms"])
+    await repeat_within_budget(subject.list_summaries, timings["list_summaries"])
     return timings
 
 
@@ -382,6 +401,70 @@ def print_table(size: int, results: Sequence[Result]) -> None:
             print(row.rstrip())
 
 
+# Save cost by deck size.
+
+
+def written_bytes() -> int:
+    """Bytes this process has passed to write(2) so far (Linux ``/proc/self/io`` ``wchar``)."""
+    with open("/proc/self/io") as io:
+        for line in io:
+            if line.startswith("wchar:"):
+                return int(line.split()[1])
+    raise RuntimeError("/proc/self/io has no wchar line")
+
+
+@dataclass(frozen=True)
+class SaveCost:
+    films: int
+    ms: list[float]
+    bytes_per_save: float
+    raw_ms: list[float]
+    raw_bytes_per_save: float
+
+
+async def save_cost(directory: Path, films: int, rooms: RoomMaker) -> SaveCost:
+    """Saves of one room whose progress changes between them, as the server's debounced saves go
+    (each a copy of the room, sharing its deck), against the floor: the whole room, deck included,
+    in one plain fsync'ed write (the layout before decks had files of their own)."""
+    room = rooms.make(0).model_copy(update={"media_ids": [f"/library/metadata/{n}" for n in range(films)]})
+    timings: dict[str, list[float]] = {"file": [], "raw": []}
+    written: dict[str, int] = {}
+    storage = create_storage(f"file:{directory / f'decks-{films}'}")
+    async with storage, RawFiles(directory / f"raw-decks-{films}") as raw:
+        await storage.save_room(room)  # created: the deck is written here, once
+        await raw.save_room(room)
+        for name, subject in (("file", storage), ("raw", raw)):
+            before = written_bytes()
+            for n in range(DECK_SAVES):
+                room.user_progress = {**room.user_progress, "user 0": n}
+                with timed(timings[name]):
+                    await subject.save_room(room.copy_deep())
+            written[name] = written_bytes() - before
+    return SaveCost(films, timings["file"], written["file"] / DECK_SAVES, timings["raw"], written["raw"] / DECK_SAVES)
+
+
+def print_save_costs(costs: Sequence[SaveCost]) -> None:
+    print(f"\n== one save of a room with 500 ratings, by deck size ==  ({DECK_SAVES} saves each, file backend)")
+    header = (
+        f"{'films':>8} {'median ms':>10} {'p99 ms':>9} {'bytes/save':>11}  {'raw ms':>8} {'raw bytes':>11} {'x raw':>6}"
+    )
+    print(header)
+    print("-" * len(header))
+    for cost in costs:
+        median, raw_median = statistics.median(cost.ms), statistics.median(cost.raw_ms)
+        print(
+            f"{cost.films:>8,} {milliseconds(median):>10} {milliseconds(p99(cost.ms)):>9} {cost.bytes_per_save:>11,.0f}"
+            f"  {milliseconds(raw_median):>8} {cost.raw_bytes_per_save:>11,.0f} {times(median / raw_median):>6}"
+        )
+    if len(costs) >= 2:
+        small, large = costs[0], costs[-1]
+        ratio = statistics.median(large.ms) / statistics.median(small.ms)
+        print(
+            f"{large.films:,} vs {small.films:,} films: {times(ratio)}x the time, "
+            f"{times(large.bytes_per_save / small.bytes_per_save)}x the bytes (target: the same)"
+        )
+
+
 def comma_list(convert: Callable[[str], T]) -> Callable[[str], list[T]]:
     return lambda text: [convert(part.strip()) for part in text.split(",") if part.strip()]
 
@@ -406,6 +489,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--backends", type=comma_list(backend_name), default=list(BACKENDS), help="e.g. memory,file (default: all)"
     )
     parser.add_argument("--samples", type=room_count, default=SAMPLES, help="timed calls per per-room operation")
+    parser.add_argument(
+        "--decks", type=comma_list(room_count), default=list(DECK_SIZES), help="films in the saved room's deck"
+    )
     return parser.parse_args(argv)
 
 
@@ -452,6 +538,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         for size in args.sizes:
             print_table(size, anyio.run(measure_size, backends, size, rooms, args.samples))
             sys.stdout.flush()
+        if "file" in args.backends and args.decks:
+            print_save_costs([anyio.run(save_cost, workdir, films, rooms) for films in args.decks])
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NoReturn
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
-from server import __version__
+from server import __version__, commands
 from server.config import ConfigError, Settings, load_settings
 from server.security import RedactSecrets
 from server.startup import StartupErrors, StartupProblem, banner, check_port
@@ -175,7 +175,10 @@ def exit_with(problem: StartupProblem) -> NoReturn:
 
 def main(argv: list[str] | None = None, provider: MediaProvider | None = None) -> None:
     """The ``moviematch`` command; ``provider`` serves embedders and tests with a library of their own."""
-    args = parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else argv
+    if commands.is_command(arguments):  # rooms, export, import, storage: the host's tools
+        sys.exit(commands.main(arguments))
+    args = parse_args(arguments)
     overrides = {name: value for name in ("host", "port") if (value := getattr(args, name)) is not None}
     try:
         settings = load_settings(args.config, os.environ, overrides=overrides)

@@ -64,13 +64,19 @@ async def storage_healthy(context: AppContext) -> bool:
 async def health(request: Request) -> Response:
     context = context_of(request)
     storage_ok = await storage_healthy(context)
+    # Rooms that cannot be read (found so far: `moviematch storage check` reads them all) leave
+    # every other room working: "degraded", still 200, so a load balancer keeps the process.
+    unreadable = len(context.storage.unreadable_rooms())
     providers = {provider_id: await one.healthy() for provider_id, one in context.provider.providers.items()}
     healthy = storage_ok and all(providers.values())
+    storage = "unavailable" if not storage_ok else "degraded" if unreadable else "ok"
     body: dict[str, object] = {
-        "status": "ok" if healthy else "unavailable",
-        "storage": "ok" if storage_ok else "unavailable",
+        "status": "unavailable" if not healthy else "degraded" if unreadable else "ok",
+        "storage": storage,
         "providers": {provider_id: "ok" if ok else "unavailable" for provider_id, ok in providers.items()},
     }
+    if unreadable:
+        body["unreadableRooms"] = unreadable
     # With Sentinel: which primary this process uses, and how many failovers it followed.
     failover = context.storage.failover_status() if isinstance(context.storage, RedisStorage) else None
     if failover is not None:

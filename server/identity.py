@@ -19,6 +19,8 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 PLEX = "plex:"
 DEVICE = "device:"
+# The host: the server's own operator (its commands, its standing rooms). No login is ever it.
+HOST = "host"
 
 
 class InvalidIdentity(ValueError):

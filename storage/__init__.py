@@ -1,12 +1,13 @@
 """Persistent rooms behind one small interface, with memory, JSON-file and Redis backends."""
 
 from .base import Storage
-from .errors import StorageError
+from .errors import StorageError, UnreadableRoom
 from .factory import create_storage, storage_url
 from .keys import readable_id, room_key
 from .memory import MemoryStorage
 from .passwords import hash_password, verify_password
 from .room import Filter, Member, Rating, RatingValue, SerializedRoom
+from .summary import RoomSummary, Unreadable
 
 __all__ = [
     "Filter",
@@ -14,9 +15,12 @@ __all__ = [
     "MemoryStorage",
     "Rating",
     "RatingValue",
+    "RoomSummary",
     "SerializedRoom",
     "Storage",
     "StorageError",
+    "Unreadable",
+    "UnreadableRoom",
     "create_storage",
     "hash_password",
     "readable_id",

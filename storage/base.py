@@ -11,9 +11,10 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Self
 
-from .errors import StorageError
+from .errors import StorageError, UnreadableRoom
 from .keys import room_key
 from .room import SerializedRoom
+from .summary import RoomSummary, Unreadable, summarise
 
 log = logging.getLogger("storage")
 
@@ -37,6 +38,8 @@ class Storage(ABC):
 
     def __init__(self) -> None:
         self._room_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # By location: every unreadable room met since open (reading it, or opening the storage).
+        self._unreadable: dict[str, Unreadable] = {}
 
     @classmethod
     def from_url(cls, url: str) -> Storage:
@@ -101,11 +104,43 @@ class Storage(ABC):
         for name in await self.list_room_names():
             try:
                 room = await self.get_room(name)
-            except StorageError:
+            except UnreadableRoom:
                 continue
             if room is not None:
                 rooms.append(room)
         return rooms
+
+    async def list_summaries(self) -> list[RoomSummary]:
+        """A summary of every readable stored room, for the host's tools. Backends make this cheaper
+        than ``list_rooms``; this default reads every room (its size: its JSON form)."""
+        return [summarise(room, len(room.to_json())) for room in await self.list_rooms()]
+
+    async def check(self) -> list[Unreadable]:
+        """Read every stored room; the unreadable ones. Raises ``StorageError`` when the backend
+        itself fails (then nothing is known about the rooms)."""
+        for name in await self.list_room_names():
+            try:
+                await self.get_room(name)
+            except UnreadableRoom as exc:
+                # Backends record what they raise; a third-party one may not.
+                self._unreadable.setdefault(exc.location, _unreadable(exc))
+        return self.unreadable_rooms()
+
+    def unreadable_rooms(self) -> list[Unreadable]:
+        """The unreadable rooms met so far, without reading anything (``check`` reads every room)."""
+        return list(self._unreadable.values())
+
+    def _unreadable_room(
+        self, operation: str, target: str, reason: str, *, location: str, room_name: str | None
+    ) -> UnreadableRoom:
+        """Record an unreadable room; the error to raise for it."""
+        error = UnreadableRoom(operation, target, reason, location=location, room_name=room_name)
+        self._unreadable[location] = _unreadable(error)
+        return error
+
+    def _readable(self, location: str) -> None:
+        """The room at ``location`` was written or deleted: whatever was wrong with it is gone."""
+        self._unreadable.pop(location, None)
 
     def room_lock(self, room_name: str) -> asyncio.Lock:
         """The in-process lock serialising writes of one room."""
@@ -119,3 +154,7 @@ class Storage(ABC):
     async def _save_locked(self, room: SerializedRoom) -> None:
         """Save while the caller already holds the room's lock (backends whose save takes it)."""
         await self.save_room(room)
+
+
+def _unreadable(error: UnreadableRoom) -> Unreadable:
+    return Unreadable(error.location, error.reason, error.room_name)

@@ -15,3 +15,16 @@ class StorageError(Exception):
         self.target = target
         self.reason = reason
         super().__init__(f"{operation} failed for {target}: {reason}")
+
+
+class UnreadableRoom(StorageError):
+    """A room is stored but cannot be read: damaged, not a room, or of a newer schema version.
+
+    Unlike a plain ``StorageError`` (the backend is unavailable), retrying does not help: the room
+    stays unreadable until it is repaired, replaced or deleted. ``location`` is its file or key.
+    """
+
+    def __init__(self, operation: str, target: str, reason: str, *, location: str, room_name: str | None) -> None:
+        self.location = location
+        self.room_name = room_name
+        super().__init__(operation, target, reason)

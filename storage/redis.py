@@ -2,7 +2,8 @@
 
 Key layout (``mm`` is the key prefix, ``<d>`` the room key's ``storage.keys.key_digest``)::
 
-    mm:room:{<d>}:meta      STRING  the room's settings as JSON (no ratings, progress, members, matches)
+    mm:room:{<d>}:meta      STRING  the room's settings as JSON (no ratings, progress, members,
+                                    matches, deck or openedAt; ``"deck": {"size"}`` when it has one)
     mm:room:{<d>}:ratings   HASH    userName -> that user's ratings, a JSON array of
                                     [mediaId, "like" | "dislike", "<ms>"] in the order given
     mm:room:{<d>}:progress  HASH    userName -> number of items rated
@@ -10,6 +11,8 @@ Key layout (``mm`` is the key prefix, ``<d>`` the room key's ``storage.keys.key_
     mm:room:{<d>}:matches   HASH    mediaId -> epoch ms it became a match
     mm:room:{<d>}:owner     STRING  who owns the room (an identity, see ``server.identity``)
     mm:room:{<d>}:removed   HASH    identity (or "name:<skeleton>") the owner removed -> their name
+    mm:room:{<d>}:deck      LIST    the room's media ids in order (``mediaIds``), written at creation
+    mm:room:{<d>}:opened    STRING  when the room was last opened (``openedAt``, as in the JSON form)
     mm:room:{<d>}:online    HASH    userName -> where that member is connected (see ``server.rooms.shared``)
     mm:room:{<d>}:seq       STRING  the number of the room's last event (kept when the room is deleted,
                                     so a process that missed the deletion never takes a new room's
@@ -22,9 +25,14 @@ Ratings are recorded by scripts that append to (or cut from) one user's array at
 processes rating one room never overwrite each other, and the script's look-up of the item keeps one
 rating per user and item. One field per user, not per rating, keeps a snapshot of a room with
 hundreds of ratings to a handful of fields: that is what makes ``save_room`` and ``get_room`` cheap.
-``save_room`` is a snapshot write (it replaces ratings, members and matches too); servers sharing
-rooms never call it after creating a room, they change rooms through ``server.rooms.shared``. The
-index makes listing need no ``KEYS``/``SCAN``.
+The deck has a key of its own, so the keys that change never carry it, and a listing reads its
+length alone. ``save_room`` is a snapshot write (it replaces ratings, members and matches too);
+servers sharing rooms never call it after creating a room, they change rooms through
+``server.rooms.shared``. The index makes listing need no ``KEYS``/``SCAN``.
+
+Rooms stored by earlier versions load as they are: members and matches inside ``meta`` (before
+they had keys of their own), the deck inside ``meta`` (``mediaIds``), and ratings as one field per
+(item, user) (``["<mediaId>","<userName>"]`` -> ``"like:<ms>"``).
 """
 
 from __future__ import annotations
@@ -32,12 +40,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio
+from pydantic import TypeAdapter
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool, SentinelManagedConnection
@@ -49,7 +59,9 @@ from redis.typing import EncodableT, FieldT, KeyT
 from .base import Storage, storage_errors
 from .errors import StorageError
 from .keys import key_digest, room_key
-from .room import Member, SerializedRoom
+from .room import Member, SerializedRoom, problems
+from .schema import SCHEMA_VERSION
+from .summary import RoomSummary, summarise
 
 logger = logging.getLogger("storage.redis")
 
@@ -72,28 +84,37 @@ MAX_CONNECTIONS = 50
 # rating as a duplicate.
 RETRIES = 2
 LIST_BATCH = 100
+# Ids per RPUSH: Lua's unpack, and a command's arguments, stay bounded at any deck size.
+DECK_CHUNK = 1000
 # How long a write waits for its replicas (``require_replicas``): within SOCKET_TIMEOUT, which bounds
 # the wait for the reply of the whole pipeline the WAIT ends.
 WAIT_TIMEOUT_MS = 1000
 
-# KEYS: meta, index, names, owner, then ratings, progress, members, matches, removed. ARGV: "1" to
-# replace a stored room ("0": leave it and return 0), meta, digest, createdAt, name, owner, then for
-# each of the five hashes its field count and its fields and values. A script rather than a MULTI,
-# so that a WAIT can follow it on the same connection (redis-py ends a transaction pipeline with EXEC).
-WRITE_ROOM_SCRIPT = """
+# KEYS: meta, index, names, owner, deck, opened, then ratings, progress, members, matches, removed.
+# ARGV: "1" to replace a stored room ("0": leave it and return 0), meta, digest, createdAt, name,
+# owner, openedAt, then for each of the five hashes its field count and its fields and values, then
+# the deck's length and ids. A script rather than a MULTI, so that a WAIT can follow it on the same
+# connection (redis-py ends a transaction pipeline with EXEC).
+WRITE_ROOM_SCRIPT = f"""
 if ARGV[1] ~= "1" and redis.call("EXISTS", KEYS[1]) == 1 then return 0 end
 redis.call("SET", KEYS[1], ARGV[2])
 redis.call("ZADD", KEYS[2], ARGV[4], ARGV[3])
 redis.call("HSET", KEYS[3], ARGV[3], ARGV[5])
 redis.call("SET", KEYS[4], ARGV[6])
-local at = 7
-for key = 5, 9 do
+redis.call("SET", KEYS[6], ARGV[7])
+local at = 8
+for key = 7, 11 do
   redis.call("DEL", KEYS[key])
   local count = tonumber(ARGV[at])
   for i = 1, count do
     redis.call("HSET", KEYS[key], ARGV[at + 2 * i - 1], ARGV[at + 2 * i])
   end
   at = at + 1 + 2 * count
+end
+redis.call("DEL", KEYS[5])
+local last = at + tonumber(ARGV[at])
+for first = at + 1, last, {DECK_CHUNK} do
+  redis.call("RPUSH", KEYS[5], unpack(ARGV, first, math.min(first + {DECK_CHUNK - 1}, last)))
 end
 return 1
 """
@@ -103,6 +124,23 @@ redis.call("DEL", unpack(KEYS, 1, #KEYS - 2))
 redis.call("ZREM", KEYS[#KEYS - 1], ARGV[1])
 redis.call("HDEL", KEYS[#KEYS], ARGV[1])
 return 1
+"""
+
+# KEYS: meta, progress, members, matches, deck, opened, then the room's other keys (for its size).
+# Everything is counted in Redis: a listing moves no rating and no deck over the network.
+SUMMARY_SCRIPT = """
+local meta = redis.call("GET", KEYS[1])
+if not meta then return false end
+local ratings = 0
+for _, count in ipairs(redis.call("HVALS", KEYS[2])) do
+  ratings = ratings + (tonumber(count) or 0)
+end
+local size = 0
+for i = 1, #KEYS do
+  size = size + (redis.call("MEMORY", "USAGE", KEYS[i]) or 0)
+end
+local members, matches = redis.call("HLEN", KEYS[3]), redis.call("HLEN", KEYS[4])
+return {meta, members, ratings, matches, redis.call("LLEN", KEYS[5]), redis.call("GET", KEYS[6]), size}
 """
 
 
@@ -210,6 +248,8 @@ class RoomKeys:
     matches: str
     owner: str
     removed: str
+    deck: str
+    opened: str
     online: str
     seq: str
     events: str
@@ -217,7 +257,10 @@ class RoomKeys:
     @classmethod
     def for_digest(cls, prefix: str, digest: str) -> RoomKeys:
         tagged = f"{prefix}:room:{{{digest}}}"
-        names = ("meta", "ratings", "progress", "members", "matches", "owner", "removed", "online", "seq", "events")
+        names = [
+            *("meta", "ratings", "progress", "members", "matches"),
+            *("owner", "removed", "deck", "opened", "online", "seq", "events"),
+        ]
         return cls(digest, *(f"{tagged}:{name}" for name in names))
 
     @classmethod
@@ -226,11 +269,24 @@ class RoomKeys:
 
     def stored(self) -> tuple[str, ...]:
         """The keys a room's deletion removes (all but ``seq``)."""
-        return self.meta, self.ratings, self.progress, self.members, self.matches, self.owner, self.removed, self.online
+        return (
+            self.meta,
+            self.ratings,
+            self.progress,
+            self.members,
+            self.matches,
+            self.owner,
+            self.removed,
+            self.deck,
+            self.opened,
+            self.online,
+        )
 
 
 # Fields of SerializedRoom kept in keys of their own, not in ``meta``.
-SPLIT_FIELDS = frozenset({"ratings", "user_progress", "members", "matches", "owner", "removed"})
+SPLIT_FIELDS = frozenset(
+    {"ratings", "user_progress", "members", "matches", "owner", "removed", "media_ids", "opened_at"}
+)
 
 
 def decode(
@@ -241,16 +297,22 @@ def decode(
     matches: dict[str, str],
     owner: str | None,
     removed: dict[str, str],
+    deck: list[str],
+    opened: str | None,
 ) -> SerializedRoom | None:
     """A room from its keys' values (times and counts come as text; the model converts them)."""
     if meta is None:
         return None
-    data = json.loads(meta)
-    if not isinstance(data, dict):
-        raise ValueError("room meta is not a JSON object")
+    data = _meta(meta)
+    reference = data.pop("deck", None)
+    if reference is not None:
+        size = reference.get("size") if isinstance(reference, dict) else None
+        if size != len(deck):
+            raise ValueError(f"room deck holds {len(deck)} films, meta says {size!r}")
+        data["mediaIds"] = deck
     by_item: dict[str, list[tuple[str, str, str]]] = {}
-    for user_name, elements in ratings.items():
-        for media_id, rating, at_ms in json.loads(elements):
+    for user_or_item, value in ratings.items():
+        for media_id, user_name, rating, at_ms in _ratings_of(user_or_item, value):
             by_item.setdefault(media_id, []).append((user_name, rating, at_ms))
     data["ratings"] = by_item
     data["userProgress"] = progress
@@ -259,11 +321,50 @@ def decode(
     data["matches"] = data.get("matches", {}) | matches
     data["owner"] = owner or ""
     data["removed"] = removed
-    return SerializedRoom.model_validate(data)
+    if opened is not None:
+        data["openedAt"] = opened
+    return SerializedRoom.from_dict(data)
+
+
+def _meta(meta: str) -> dict[str, Any]:
+    data = json.loads(meta)
+    if not isinstance(data, dict):
+        raise ValueError("room meta is not a JSON object")
+    return data
+
+
+def _ratings_of(field: str, value: str) -> list[tuple[str, str, str, str]]:
+    """(mediaId, userName, rating, ms) of one ratings field: a user's array, or one rating of the
+    first layout (field ``["<mediaId>","<userName>"]``, value ``"<rating>:<ms>"``)."""
+    if value.startswith("["):
+        return [(media_id, field, rating, at_ms) for media_id, rating, at_ms in json.loads(value)]
+    media_id, user_name = json.loads(field)
+    rating, colon, at_ms = value.partition(":")
+    if not (isinstance(media_id, str) and isinstance(user_name, str) and colon):
+        raise ValueError(f"bad rating field {field!r}")
+    return [(media_id, user_name, rating, at_ms)]
 
 
 def encode_meta(room: SerializedRoom) -> str:
-    return room.model_dump_json(by_alias=True, exclude=set(SPLIT_FIELDS))
+    text = room.model_dump_json(by_alias=True, exclude=set(SPLIT_FIELDS))
+    if room.media_ids is None:
+        return text
+    return f'{text[:-1]},"deck":{{"size":{len(room.media_ids)}}}}}'
+
+
+_TIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+
+
+def opened_text(at_ms: int) -> str:
+    """A time (epoch ms) as ``openedAt`` is spelt in the JSON form (the shared rooms' scripts write it)."""
+    spelled: str = _TIME.dump_python(datetime.fromtimestamp(at_ms / 1000, UTC), mode="json")
+    return spelled
+
+
+def encode_opened(room: SerializedRoom) -> str:
+    """``openedAt`` as the JSON form spells it (exact to the microsecond, unlike epoch ms)."""
+    spelled: str = room.model_dump(mode="json", include={"opened_at"})["opened_at"]
+    return spelled
 
 
 def encode_member(member: Member) -> str:
@@ -281,7 +382,7 @@ def _ratings_by_user(room: SerializedRoom) -> dict[str, str]:
     return {user: json_text(list(items.values())) for user, items in elements.items()}
 
 
-SNAPSHOT_WIDTH = 7
+SNAPSHOT_WIDTH = 9
 
 
 def queue_snapshot(pipe: redis.asyncio.client.Pipeline, keys: RoomKeys) -> None:
@@ -291,6 +392,8 @@ def queue_snapshot(pipe: redis.asyncio.client.Pipeline, keys: RoomKeys) -> None:
         pipe.hgetall(key)
     pipe.get(keys.owner)
     pipe.hgetall(keys.removed)
+    pipe.lrange(keys.deck, 0, -1)
+    pipe.get(keys.opened)
 
 
 def _hashes(keys: RoomKeys, room: SerializedRoom) -> dict[str, dict[FieldT, EncodableT]]:
@@ -304,8 +407,56 @@ def _hashes(keys: RoomKeys, room: SerializedRoom) -> dict[str, dict[FieldT, Enco
     }
 
 
+def _location(keys: RoomKeys) -> str:
+    return keys.meta.removesuffix(":meta") + ":*"
+
+
+def _summary_keys(keys: RoomKeys) -> list[str]:
+    """SUMMARY_SCRIPT's keys: those it reads, then the rest of the room's."""
+    rest = [keys.ratings, keys.online, keys.owner, keys.removed]
+    return [keys.meta, keys.progress, keys.members, keys.matches, keys.deck, keys.opened, *rest]
+
+
+def _summary(name: str, reply: list[Any]) -> RoomSummary | None:
+    """The summary from SUMMARY_SCRIPT's reply, or None when only the whole room can tell (a room of
+    an earlier layout or version, or a damaged one)."""
+    meta, members, ratings, matches, deck_length, opened, size = reply
+    try:
+        data = _meta(meta)
+    except ValueError:
+        return None
+    reference = data.get("deck")
+    films = reference.get("size") if isinstance(reference, dict) else None
+    if data.get("schemaVersion") != SCHEMA_VERSION or (reference is not None and films != deck_length):
+        return None
+    if "mediaIds" in data or "members" in data or "matches" in data:
+        return None
+    try:
+        return RoomSummary(
+            name=name,
+            created_at=data["createdAt"],
+            opened_at=opened or data["createdAt"],
+            members=members,
+            ratings=ratings,
+            matches=matches,
+            films=films,
+            size=size,
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def _log_skipped(operation: str, skipped: list[StorageError]) -> None:
+    if skipped:
+        logger.warning("%s skipped %d unreadable room(s): %s", operation, len(skipped), "; ".join(map(str, skipped)))
+
+
 def _created_ms(room: SerializedRoom) -> int:
     return int(room.created_at.timestamp() * 1000)
+
+
+def _chunks(ids: list[str]) -> list[list[str]]:
+    return [ids[start : start + DECK_CHUNK] for start in range(0, len(ids), DECK_CHUNK)]
 
 
 class NotReplicated(RedisError):
@@ -426,12 +577,14 @@ class _Connection:
     owned: bool
     write_room: AsyncScript
     delete_room: AsyncScript
+    summary: AsyncScript
     sentinel: Sentinel | None = None
 
     @classmethod
     def wrap(cls, client: redis.asyncio.Redis, *, owned: bool, sentinel: Sentinel | None = None) -> _Connection:
-        write, delete = (client.register_script(body) for body in (WRITE_ROOM_SCRIPT, DELETE_ROOM_SCRIPT))
-        return cls(client, owned, write, delete, sentinel)
+        scripts = (WRITE_ROOM_SCRIPT, DELETE_ROOM_SCRIPT, SUMMARY_SCRIPT)
+        write, delete, summary = (client.register_script(body) for body in scripts)
+        return cls(client, owned, write, delete, summary, sentinel)
 
     @classmethod
     def connect(cls, url: RedisURL) -> _Connection:
@@ -574,22 +727,40 @@ class RedisStorage(Storage):
         """Write the whole room (``replace``: over a stored one); False when one was stored and kept."""
         keys = self.room_keys(room.room_name)
         args: list[EncodableT] = ["1" if replace else "0", encode_meta(room), keys.digest, _created_ms(room)]
-        args += [room.room_name, room.owner]
+        args += [room.room_name, room.owner, encode_opened(room)]
         hashes = _hashes(keys, room)
         for mapping in hashes.values():
             args.append(len(mapping))
             for name, value in mapping.items():
                 args += [name, value]
+        deck = room.media_ids or []
+        args += [len(deck), *deck]
         live = self._live(operation)
         written = await self._replication.call(
-            live.client, live.write_room, [keys.meta, self._index_key, self._names_key, keys.owner, *hashes], args
+            live.client,
+            live.write_room,
+            [keys.meta, self._index_key, self._names_key, keys.owner, keys.deck, keys.opened, *hashes],
+            args,
         )
+        self._readable(_location(keys))
         return bool(written)
 
     async def get_room(self, room_name: str) -> SerializedRoom | None:
+        keys = self.room_keys(room_name)
         with storage_errors("get_room", repr(room_name)):
-            [stored] = await self._read("get_room", [self.room_keys(room_name)])
+            [stored] = await self._read("get_room", [keys])
+        return self.decode_room(room_name, keys, stored)
+
+    def decode_room(self, room_name: str, keys: RoomKeys, stored: tuple[Any, ...]) -> SerializedRoom | None:
+        """``decode`` of ``queue_snapshot``'s replies; a room that does not decode is recorded as
+        unreadable (``/health`` says so) and raised as ``UnreadableRoom``."""
+        try:
             return decode(*stored)
+        except (ValueError, TypeError) as exc:
+            reason = problems(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            raise self._unreadable_room(
+                "get_room", repr(room_name), reason, location=_location(keys), room_name=room_name
+            ) from exc
 
     async def delete_room(self, room_name: str) -> None:
         keys = self.room_keys(room_name)
@@ -598,6 +769,7 @@ class RedisStorage(Storage):
             await self._replication.call(
                 live.client, live.delete_room, [*keys.stored(), self._index_key, self._names_key], [keys.digest]
             )
+        self._readable(_location(keys))
 
     async def has_room(self, room_name: str) -> bool:
         with storage_errors("has_room", repr(room_name)):
@@ -612,22 +784,70 @@ class RedisStorage(Storage):
         rooms: list[SerializedRoom] = []
         skipped: list[StorageError] = []
         for start in range(0, len(index), LIST_BATCH):
-            batch = index[start : start + LIST_BATCH]
+            batch = [
+                (RoomKeys.for_digest(self._prefix, digest), name) for digest, name in index[start : start + LIST_BATCH]
+            ]
             with storage_errors("list_rooms", self._target):
-                stored = await self._read("list_rooms", [RoomKeys.for_digest(self._prefix, d) for d, _ in batch])
-            for (_, name), one in zip(batch, stored, strict=True):
+                stored = await self._read("list_rooms", [keys for keys, _ in batch])
+            for (keys, name), one in zip(batch, stored, strict=True):
                 try:
-                    with storage_errors("get_room", repr(name)):
-                        room = decode(*one)
+                    room = self.decode_room(name, keys, one)
                 except StorageError as error:
                     skipped.append(error)
                     continue
                 # None: deleted since the index was read.
                 if room is not None:
                     rooms.append(room)
-        if skipped:
-            logger.warning("list_rooms skipped %d unreadable room(s): %s", len(skipped), "; ".join(map(str, skipped)))
+        _log_skipped("list_rooms", skipped)
         return rooms
+
+    async def list_summaries(self) -> list[RoomSummary]:
+        """One script call per room, counting in Redis; nothing of a room's ratings or deck moves.
+        A room of an earlier layout is read whole instead (its summary is then exactly get_room's)."""
+        index = await self._index("list_summaries")
+        summaries: list[RoomSummary] = []
+        skipped: list[StorageError] = []
+        connection = self._live("list_summaries")
+        for start in range(0, len(index), LIST_BATCH):
+            batch = [
+                (RoomKeys.for_digest(self._prefix, digest), name) for digest, name in index[start : start + LIST_BATCH]
+            ]
+            with storage_errors("list_summaries", self._target):
+                async with connection.client.pipeline(transaction=False) as pipe:
+                    for keys, _ in batch:
+                        await connection.summary(keys=_summary_keys(keys), client=pipe)
+                    replies = await pipe.execute()
+            for (keys, name), reply in zip(batch, replies, strict=True):
+                if not reply:
+                    continue  # deleted since the index was read
+                summary = _summary(name, reply)
+                if summary is None:
+                    try:
+                        summary = await self._summary_of_whole_room(name, keys)
+                    except StorageError as error:
+                        skipped.append(error)
+                        continue
+                if summary is not None:
+                    summaries.append(summary)
+        _log_skipped("list_summaries", skipped)
+        return summaries
+
+    async def _summary_of_whole_room(self, name: str, keys: RoomKeys) -> RoomSummary | None:
+        with storage_errors("list_summaries", self._target):
+            [stored] = await self._read("list_summaries", [keys])
+        room = self.decode_room(name, keys, stored)
+        if room is None:
+            return None
+        with storage_errors("list_summaries", self._target):
+            sizes = [await self._live("list_summaries").client.memory_usage(key) for key in _summary_keys(keys)]
+        return summarise(room, sum(size or 0 for size in sizes))
+
+    def _batches(self, index: list[tuple[str, str]]) -> Iterator[list[tuple[RoomKeys, str]]]:
+        """The rooms of the index, ``LIST_BATCH`` at a time: (keys, display name)."""
+        for start in range(0, len(index), LIST_BATCH):
+            yield [
+                (RoomKeys.for_digest(self._prefix, digest), name) for digest, name in index[start : start + LIST_BATCH]
+            ]
 
     async def _index(self, operation: str) -> list[tuple[str, str]]:
         """(digest, display name) of every room, oldest first, read in one transaction."""

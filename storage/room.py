@@ -1,21 +1,23 @@
 """SerializedRoom: everything needed to restore a room exactly, and nothing about live sockets.
 
-The JSON form keeps the camelCase keys of the original MovieMatch room files, so files written by
-the TypeScript implementation load unchanged.
+The JSON form keeps the camelCase keys of the original MovieMatch room files. Stored rooms are read
+with ``from_dict`` / ``from_json``, which upgrade any earlier version first (``storage.schema``);
+building one in code (``SerializedRoom(...)``, ``model_validate``) takes the current version's form.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from .keys import room_key
-from .passwords import hash_password, is_password_hash
-
-SCHEMA_VERSION = 1
+from .keys import DIGEST_LENGTH, room_key
+from .passwords import is_password_hash
+from .schema import SCHEMA_VERSION, upgrade
 
 RatingValue = Literal["like", "dislike"]
 # (user name, rating, epoch milliseconds): the original file format's rating triple.
@@ -65,12 +67,16 @@ class SerializedRoom(_Model):
     password_hash: str | None = None
     sort: Literal["random", "rating"] = "random"
     sort_order: Literal["random", "newest", "oldest", "rating"] | None = None
+    # "async" is the storage-design fork's name for a room that persists across sessions: ours all
+    # do, so it matches as standard; it is kept as the client sent it.
     room_type: Literal["standard", "unanimous", "solo", "async"] = "standard"
     match_threshold: int = Field(default=2, ge=1)
     options: list[str] = Field(default_factory=list)
     filters: list[Filter] = Field(default_factory=list)
     libraries: list[str] = Field(default_factory=list)
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    # When the room was last opened: created, or joined by anyone. Never before created_at.
+    opened_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     creator_plex_user_id: str = ""
     creator_plex_username: str = ""
     # Who owns the room (``server.identity``, or "name:<skeleton>" for a creator without one); empty
@@ -81,29 +87,30 @@ class SerializedRoom(_Model):
     members: dict[str, Member] = Field(default_factory=dict)
     ratings: dict[str, list[Rating]] = Field(default_factory=dict)
     user_progress: dict[str, int] = Field(default_factory=dict)
-    # The room's media list, fixed at creation: the ids in order, or (when absent) the provider
-    # query above (filters, libraries, sort) shuffled with this seed.
+    # The room's media list (its deck), fixed at creation: the ids in order, or (when absent) the
+    # provider query above (filters, libraries, sort) shuffled with this seed. Never changed in
+    # place, only replaced: copies of the room share it.
     media_ids: list[str] | None = None
     media_seed: int | None = None
     # mediaId -> epoch ms at which it became a match (rooms of type solo derive theirs from likes).
     matches: dict[str, int] = Field(default_factory=dict)
 
+    _deck: _DeckDigest = PrivateAttr(default_factory=lambda: _DeckDigest())
+
     @model_validator(mode="before")
     @classmethod
-    def _adopt_legacy_fields(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or "password" not in data:
+    def _opened_when_created(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "openedAt" in data or "opened_at" in data:
             return data
-        data = dict(data)
-        clear_text = data.pop("password")
-        if isinstance(clear_text, str) and clear_text and not data.get("passwordHash"):
-            data["passwordHash"] = hash_password(clear_text)
-        return data
+        created = data.get("createdAt", data.get("created_at"))
+        return data if created is None else {**data, "openedAt": created}
 
     @model_validator(mode="after")
     def _derive_key(self) -> SerializedRoom:
         self.room_key = room_key(self.room_name)
         if not self.room_key:
             raise ValueError("roomName is blank")
+        self.opened_at = max(self.opened_at, self.created_at)
         return self
 
     @field_validator("password_hash")
@@ -113,7 +120,7 @@ class SerializedRoom(_Model):
             raise ValueError("passwordHash is not a password hash")
         return value
 
-    @field_validator("created_at")
+    @field_validator("created_at", "opened_at")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -133,23 +140,63 @@ class SerializedRoom(_Model):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SerializedRoom:
-        """Build from the JSON form; raises ``ValueError`` (a pydantic ``ValidationError``) if invalid."""
-        return cls.model_validate(data)
+        """A stored room, of any schema version; raises ``ValueError`` (often a pydantic
+        ``ValidationError``) if it is not one."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a room is a JSON object, not {type(data).__name__}")
+        return cls.model_validate(upgrade(data))
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> SerializedRoom:
-        return cls.model_validate_json(raw)
+        try:
+            data = json.loads(raw)
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+        return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
+        return self._in_key_order().model_dump(mode="json", by_alias=True)
 
-    def to_json(self) -> bytes:
-        return self.model_dump_json(by_alias=True).encode()
+    def to_json(self, *, exclude: set[str] | None = None) -> bytes:
+        """The JSON form, maps in key order: equal rooms give equal bytes, whichever backend (or
+        process, or order of events) they came from."""
+        return self._in_key_order().model_dump_json(by_alias=True, exclude=exclude).encode()
+
+    def digest(self) -> str:
+        """A digest of the room's content: equal exactly when the rooms are equal."""
+        return hashlib.sha256(self.to_json()).hexdigest()
+
+    def _in_key_order(self) -> SerializedRoom:
+        return self.model_copy(
+            update={
+                name: dict(sorted(getattr(self, name).items()))
+                for name in ("members", "ratings", "user_progress", "matches")
+            }
+        )
+
+    def deck_digest(self) -> str | None:
+        """A digest of ``media_ids`` (None without them), computed once per list: the room's copies
+        share both the list and the result, so saving a room with a big deck again costs nothing here."""
+        ids = self.media_ids
+        if ids is None:
+            return None
+        known = self._deck.of(ids)
+        if known is None:
+            known = deck_digest(deck_json(ids))
+            self._deck.remember(ids, known)
+        return known
+
+    def note_deck_digest(self, digest: str) -> None:
+        """Record the digest of ``media_ids`` as a backend read it (with the deck it checked)."""
+        if self.media_ids is not None:
+            self._deck.remember(self.media_ids, digest)
 
     def copy_deep(self) -> SerializedRoom:
-        """A copy sharing nothing mutable with this room. Structural, not ``deepcopy``: it runs on
-        the event loop for every debounced save, and a generic deep copy of a room with hundreds of
-        ratings takes milliseconds."""
+        """A copy sharing nothing mutable with this room but its deck (``media_ids``, never changed
+        in place). Structural, not ``deepcopy``: it runs on the event loop for every debounced save,
+        and a generic deep copy of a room with hundreds of ratings takes milliseconds."""
         return self.model_copy(
             update={
                 "options": list(self.options),
@@ -159,7 +206,45 @@ class SerializedRoom(_Model):
                 "ratings": {media_id: list(triples) for media_id, triples in self.ratings.items()},
                 "user_progress": dict(self.user_progress),
                 "removed": dict(self.removed),
-                "media_ids": None if self.media_ids is None else list(self.media_ids),
                 "matches": dict(self.matches),
             }
         )
+
+
+def problems(exc: ValueError, limit: int = 3) -> str:
+    """What is wrong with a stored room, in a line: the first problems of a validation error with
+    where they are (never the input, which may hold a clear-text legacy password), or the message."""
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    return "; ".join(f"{'.'.join(map(str, error['loc'])) or 'room'}: {error['msg']}" for error in errors[:limit])
+
+
+def deck_json(media_ids: list[str]) -> bytes:
+    """The stored form of a deck: a JSON array (ASCII, so any id is encodable)."""
+    return json.dumps(media_ids, separators=(",", ":")).encode("ascii")
+
+
+def deck_digest(deck: bytes) -> str:
+    return hashlib.sha256(deck).hexdigest()[:DIGEST_LENGTH]
+
+
+class _DeckDigest:
+    """The digest of one deck list, held with that list (so a replaced list is never mistaken for
+    it). Copies of a room share one holder. A cache, not part of the room's value: any two compare
+    equal, so rooms compare by their fields alone."""
+
+    def __init__(self) -> None:
+        self._known: tuple[list[str], str] | None = None
+
+    def of(self, ids: list[str]) -> str | None:
+        known = self._known
+        return known[1] if known is not None and known[0] is ids else None
+
+    def remember(self, ids: list[str], digest: str) -> None:
+        self._known = (ids, digest)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _DeckDigest)
+
+    __hash__ = None  # type: ignore[assignment]

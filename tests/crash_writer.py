@@ -2,11 +2,13 @@
 
 Usage: ``python -m tests.crash_writer DIRECTORY LOG RUN``. Prints ``ready`` once the storage is open.
 Before each save it appends ``<room index> <run> <n>`` to LOG, so the test knows every version that
-may be on disk: the last one logged for a room, or the one before it.
+may be on disk: the last one logged for a room, or the one before it. Each version's deck is a
+function of its run, so a room read with another run's deck would not be any logged version.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import sys
@@ -21,6 +23,9 @@ from storage.file import FileStorage
 ROOM_NAMES = ["Crash Night", "crash/../night", "Crème brûlée", "🎬"]
 # Enough ratings to make each write a few tens of KiB, so kills often land inside one.
 RATINGS_PER_ROOM = 400
+# Each run gives every room a new deck (written by its first save there), so kills also land
+# between a deck's write and the room file's, and between the room file's and the old deck's removal.
+DECK_SIZE = 5_000
 CREATED_AT = datetime(2025, 10, 25, 12, tzinfo=UTC)
 
 
@@ -31,7 +36,14 @@ def version(room: int, run: int, n: int) -> SerializedRoom:
         created_at=CREATED_AT,
         user_progress={"run": run, "n": n},
         ratings={f"movie-{i}": [("ann", "like", n * RATINGS_PER_ROOM + i)] for i in range(RATINGS_PER_ROOM)},
+        media_ids=deck(run),
     )
+
+
+@functools.cache
+def deck(run: int) -> list[str]:
+    # One list per run: saves of a run share it, as a room's snapshots share their deck.
+    return [f"run-{run}-film-{i}" for i in range(DECK_SIZE)]
 
 
 async def save_forever(storage: FileStorage, log_fd: int, room: int, run: int) -> None:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import unicodedata
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -20,7 +20,18 @@ from hypothesis import given, settings, strategies as st
 
 from storage import SerializedRoom, StorageError, room_key, verify_password
 from storage.atomic import write_atomic
-from storage.file import INDEX_FILE, LOCK_FILE, ROOM_FILE, FileStorage, room_file_name
+from storage.errors import UnreadableRoom
+from storage.file import (
+    DECK_SUFFIX,
+    INDEX_FILE,
+    LOCK_FILE,
+    ROOM_FILE,
+    FileStorage,
+    deck_file_name,
+    room_file_name,
+)
+from storage.room import deck_digest
+from storage.summary import summarise
 from tests.services import read_only_directory
 
 pytestmark = pytest.mark.anyio
@@ -433,3 +444,271 @@ async def test_opening_many_rooms_reads_no_room_body(existing_dir: Path, caplog:
     assert opened < 2.0
     assert listing < 0.05
     assert lookup < 0.0001
+
+
+# Rooms of every version.
+
+FIXTURES = PROJECT / "tests" / "fixtures" / "rooms"
+
+
+def copy_fixture(name: str, directory: Path) -> None:
+    directory.mkdir()
+    for path in (FIXTURES / name).iterdir():
+        (directory / path.name).write_bytes(path.read_bytes())
+
+
+@pytest.mark.parametrize("fixture", ["0-fork", "1-file", "2-file"])
+async def test_room_files_of_every_version_load_and_are_written_back_in_this_one(rooms_dir: Path, fixture: str) -> None:
+    copy_fixture(fixture, rooms_dir)
+    async with FileStorage(rooms_dir) as storage:
+        room = await storage.get_room("movie night")
+        assert room is not None
+        assert room.room_name == "Movie Night"
+        assert room.schema_version == 2
+        assert room.password_hash is not None
+        assert verify_password("popcorn", room.password_hash)
+        if fixture == "0-fork":
+            assert (room.room_type, room.libraries, room.media_ids) == ("async", ["demo:demo"], None)
+            continue_with = room.model_copy(update={"media_ids": ["demo:3", "demo:1"]})
+        else:
+            assert room.media_ids == ["demo:1", "demo:3", "demo:2", "demo:5", "demo:4"]
+            assert room.ratings["demo:3"] == [("ann", "like", 1795822300000), ("bob", "like", 1795822310000)]
+            continue_with = room
+        # Loading wrote nothing; the next save writes the current layout.
+        await storage.save_room(continue_with)
+    written = json.loads(room_path_in(rooms_dir).read_bytes())
+    assert written["schemaVersion"] == 2
+    assert "mediaIds" not in written
+    assert written["deck"]["size"] == len(continue_with.media_ids or [])
+    async with FileStorage(rooms_dir) as storage:
+        assert await storage.get_room("Movie Night") == continue_with
+
+
+def room_path_in(directory: Path, name: str = "Movie Night") -> Path:
+    return directory / room_file_name(name)
+
+
+def deck_files(directory: Path) -> list[str]:
+    return sorted(name for name in os.listdir(directory) if name.endswith(DECK_SUFFIX))
+
+
+# The deck: written once, in a file of its own.
+
+
+async def test_the_deck_is_written_once_and_saves_cost_the_same_at_any_deck_size(
+    storage: FileStorage, rooms_dir: Path
+) -> None:
+    sizes, deck_bytes = {}, {}
+    for films in (100, 100_000):
+        name = f"films {films:06d}"
+        deck = [f"plex:{n}" for n in range(films)]
+        await storage.save_room(room(name, mediaIds=deck))
+        [deck_file] = [rooms_dir / d for d in deck_files(rooms_dir) if d.startswith(f"films-{films:06d}-")]
+        first = deck_file.stat()
+        for n in range(3):
+            await storage.save_room(room(name, mediaIds=deck, userProgress={"ann": n}))
+        again = deck_file.stat()
+        assert (again.st_ino, again.st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
+        sizes[films] = storage.room_path(name).stat().st_size
+        deck_bytes[films] = again.st_size
+        stored = await storage.get_room(name)
+        assert stored is not None
+        assert stored.media_ids == deck
+        assert stored.user_progress == {"ann": 2}
+    # The room file holds the deck's digest and lengths (films twice, bytes once), nothing that
+    # grows with it: a few digits more for a deck of over a megabyte.
+    digits = {films: len(str(films)) * 2 + len(str(deck_bytes[films])) for films in sizes}
+    assert sizes[100_000] - sizes[100] == digits[100_000] - digits[100]
+
+
+async def test_a_new_deck_replaces_the_old_one(storage: FileStorage, rooms_dir: Path) -> None:
+    await storage.save_room(room(mediaIds=["a", "b"]))
+    [old] = deck_files(rooms_dir)
+    await storage.save_room(room(mediaIds=["b", "a"]))
+    [new] = deck_files(rooms_dir)
+    assert new != old
+    stored = await storage.get_room("Movie Night")
+    assert stored is not None
+    assert stored.media_ids == ["b", "a"]
+    await storage.save_room(room())
+    assert deck_files(rooms_dir) == []
+    await storage.save_room(room(mediaIds=["c"]))
+    await storage.delete_room("Movie Night")
+    assert sorted(os.listdir(rooms_dir)) == sorted([INDEX_FILE, LOCK_FILE])
+
+
+async def test_decks_no_room_refers_to_are_removed_on_open(rooms_dir: Path) -> None:
+    async with FileStorage(rooms_dir) as storage:
+        await storage.save_room(room(mediaIds=["a", "b"]))
+        await storage.save_room(room("Other", mediaIds=["x"]))
+    [kept, other] = deck_files(rooms_dir)
+    # As crashes leave them: a room's previous deck, and the deck of a room never written or deleted.
+    stale = deck_file_name(room_file_name("Movie Night"), "0" * 24)
+    orphan = deck_file_name(room_file_name("Gone"), "1" * 24)
+    for name in (stale, orphan):
+        (rooms_dir / name).write_bytes(b'["old"]')
+    assert await reopened(rooms_dir) == ["Movie Night", "Other"]
+    assert deck_files(rooms_dir) == [kept, other]
+    async with FileStorage(rooms_dir) as storage:
+        stored = await storage.get_room("movie night")
+        assert stored is not None
+        assert stored.media_ids == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("delete", "deck file .* is missing"),
+        ("corrupt", "does not match its digest"),
+        ("shorten", "holds 1 films, not 2"),
+    ],
+)
+async def test_a_room_whose_deck_is_damaged_is_unreadable(
+    storage: FileStorage, rooms_dir: Path, damage: str, reason: str
+) -> None:
+    await storage.save_room(room(mediaIds=["a", "b"]))
+    deck = storage.deck_path("Movie Night")
+    assert deck is not None
+    if damage == "delete":
+        deck.unlink()
+    elif damage == "corrupt":
+        deck.write_bytes(b'["a","c"]')
+    else:
+        # A deck that matches a digest, but not the length the room file gives.
+        body = json.loads(storage.room_path("Movie Night").read_bytes())
+        new_deck = b'["a"]'
+        body["deck"]["digest"] = deck_digest(new_deck)
+        storage.room_path("Movie Night").write_text(json.dumps(body))
+        deck_file = rooms_dir / deck_file_name(room_file_name("Movie Night"), body["deck"]["digest"])
+        deck_file.write_bytes(new_deck)
+    with pytest.raises(UnreadableRoom, match=reason):
+        await storage.get_room("Movie Night")
+    [unreadable] = storage.unreadable_rooms()
+    assert unreadable.location == str(storage.room_path("Movie Night"))
+    assert unreadable.room_name == "Movie Night"
+    await storage.save_room(room(mediaIds=["a", "b"]))
+    assert storage.unreadable_rooms() == []
+
+
+# Read-only: the host's tools beside a running server.
+
+
+def listing(directory: Path) -> dict[str, tuple[int, int]]:
+    return {entry.name: (entry.stat().st_ino, entry.stat().st_mtime_ns) for entry in os.scandir(directory)}
+
+
+async def test_a_read_only_storage_reads_a_directory_another_one_owns(storage: FileStorage, rooms_dir: Path) -> None:
+    await storage.save_room(room(mediaIds=["a", "b"], userProgress={"ann": 1}))
+    (rooms_dir / ".leftover.json.x.tmp").write_bytes(b"{")
+    before = listing(rooms_dir)
+    async with FileStorage(rooms_dir, read_only=True) as reader:
+        assert reader.read_only
+        seen = await reader.get_room("movie night")
+        assert seen is not None
+        assert (seen.media_ids, seen.user_progress) == (["a", "b"], {"ann": 1})
+        # The owner saves meanwhile, with a new deck (the old one is removed): the reader follows.
+        await storage.save_room(room(mediaIds=["b", "a"], userProgress={"ann": 2}))
+        again = await reader.get_room("movie night")
+        assert again is not None
+        assert (again.media_ids, again.user_progress) == (["b", "a"], {"ann": 2})
+        [summary] = await reader.list_summaries()
+        assert summary.ratings == 2  # ann's progress
+        for write in (reader.save_room(room()), reader.delete_room("Movie Night"), reader.create_room(room("New"))):
+            with pytest.raises(StorageError, match="read-only"):
+                await write
+        await storage.delete_room("Movie Night")
+        assert await reader.get_room("movie night") is None
+    after = listing(rooms_dir)
+    assert ".leftover.json.x.tmp" in after
+    assert set(before) - set(after) == {room_file_name("Movie Night"), *deck_names(before)}
+
+
+def deck_names(files: Mapping[str, object]) -> list[str]:
+    return [name for name in files if name.endswith(DECK_SUFFIX)]
+
+
+async def test_a_read_only_storage_needs_the_directory(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="no such directory"):
+        await FileStorage(tmp_path / "absent", read_only=True).open()
+    assert not (tmp_path / "absent").exists()
+
+
+async def test_a_read_only_storage_reads_legacy_files_where_they_are(existing_dir: Path) -> None:
+    legacy = existing_dir / "movie-night.json"
+    legacy.write_text(json.dumps(LEGACY_ROOM))
+    async with FileStorage(existing_dir, read_only=True) as reader:
+        assert await reader.list_room_names() == ["movie-night"]
+        found = await reader.get_room("Movie-Night")
+        assert found is not None
+        assert found.user_progress == {"john": 5, "jane": 3}
+        [summary] = await reader.list_summaries()
+        # Its ratings as its members' progress says (5 + 3: the storage design's example file).
+        assert (summary.name, summary.ratings, summary.size) == ("movie-night", 8, legacy.stat().st_size)
+    assert os.listdir(existing_dir) == ["movie-night.json"]
+
+
+# Summaries and unreadable rooms.
+
+
+async def test_summaries_count_what_the_room_holds_and_its_files(storage: FileStorage) -> None:
+    stored = room(
+        members={"ann": {"joinedAt": 1}, "bob": {"joinedAt": 2}},
+        ratings={"m1": [["ann", "like", 5], ["bob", "like", 6]], "m2": [["ann", "dislike", 7]]},
+        userProgress={"ann": 2, "bob": 1},
+        matches={"m1": 6},
+        mediaIds=["m1", "m2", "m3"],
+        createdAt="2026-01-02T03:04:05Z",
+        openedAt="2026-01-03T00:00:00Z",
+    )
+    await storage.save_room(stored)
+    await storage.save_room(room("No deck"))
+    deck = storage.deck_path("Movie Night")
+    assert deck is not None
+    summaries = {summary.name: summary for summary in await storage.list_summaries()}
+    assert summaries["Movie Night"] == summarise(
+        stored, storage.room_path("Movie Night").stat().st_size + deck.stat().st_size
+    )
+    assert (summaries["Movie Night"].members, summaries["Movie Night"].ratings) == (2, 3)
+    assert (summaries["Movie Night"].matches, summaries["Movie Night"].films) == (1, 3)
+    assert summaries["No deck"].films is None
+
+
+async def test_a_listing_reads_the_head_of_each_room_file_only(rooms_dir: Path) -> None:
+    async with FileStorage(rooms_dir) as storage:
+        await storage.save_room(room("One", userProgress={"ann": 1}, mediaIds=["a"]))
+        await storage.save_room(room("Two"))
+        [expected_one, expected_two] = sorted(await storage.list_summaries(), key=lambda s: s.name)
+    one = rooms_dir / room_file_name("One")
+    head_end = one.read_bytes().index(b"},") + 2
+    # Past its head, the file is garbage now: a listing still reads it as it was; a read does not.
+    one.write_bytes(one.read_bytes()[:head_end] + b"\0" * (one.stat().st_size - head_end))
+    two = rooms_dir / room_file_name("Two")
+    body = json.loads(two.read_bytes())
+    del body["summary"]  # as a room file written before heads existed: read whole
+    two.write_text(json.dumps(body))
+    async with FileStorage(rooms_dir, read_only=True) as reader:
+        one_listed, two_listed = sorted(await reader.list_summaries(), key=lambda s: s.name)
+        assert one_listed == expected_one
+        assert two_listed == expected_two.model_copy(update={"size": two.stat().st_size})
+        assert reader.unreadable_rooms() == []
+        with pytest.raises(UnreadableRoom):
+            await reader.get_room("One")
+
+
+async def test_check_reads_every_room_and_reports_the_unreadable_ones(rooms_dir: Path) -> None:
+    async with FileStorage(rooms_dir) as storage:
+        for name in ("Fine", "Torn", "Newer"):
+            await storage.save_room(room(name, mediaIds=["a"]))
+    (rooms_dir / room_file_name("Torn")).write_bytes(b'{"roomName": "To')
+    newer = json.loads((rooms_dir / room_file_name("Newer")).read_bytes()) | {"schemaVersion": 99}
+    (rooms_dir / room_file_name("Newer")).write_text(json.dumps(newer))
+    (rooms_dir / "garbage.json").write_bytes(b"\xff")
+    async with FileStorage(rooms_dir) as storage:
+        # Opening read no indexed room: only the foreign file is known to be unreadable yet.
+        assert [u.location for u in storage.unreadable_rooms()] == [str(rooms_dir / "garbage.json")]
+        found = {u.room_name or Path(u.location).name: u.reason for u in await storage.check()}
+        assert sorted(found) == ["Newer", "Torn", "garbage.json"]
+        assert "newer MovieMatch" in found["Newer"]
+        assert "not UTF-8" in found["garbage.json"]
+        await storage.delete_room("Torn")
+        assert sorted(u.room_name or "" for u in storage.unreadable_rooms()) == ["", "Newer"]

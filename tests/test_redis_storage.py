@@ -6,21 +6,25 @@ import json
 import logging
 import socket
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 import redis.asyncio
 from redis.crc import key_slot
 
-from storage import SerializedRoom, StorageError, room_key
+from storage import SerializedRoom, StorageError, room_key, verify_password
 from storage.keys import key_digest
 from storage.redis import MAX_CONNECTIONS, SOCKET_TIMEOUT, RedisStorage
+from storage.summary import summarise
 from tests.services import free_port, running_redis
 
 pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "rooms"
 ROOM = "Movie Night"
 
 
@@ -55,20 +59,28 @@ async def test_key_layout(storage: RedisStorage, raw: redis.asyncio.Redis) -> No
             userProgress={"ann": 1},
             members={"ann": {"joinedAt": 5}},
             matches={"m9": 8},
+            mediaIds=["m1", "m9", "m3"],
+            createdAt="2026-01-02T03:04:05Z",
+            openedAt="2026-02-03T04:05:06.789Z",
         )
     )
     keys = storage.room_keys("movie night")
     digest = key_digest(room_key(ROOM))
     assert keys.meta == f"mm:room:{{{digest}}}:meta"
-    types = ["string", "hash", "hash", "hash", "hash", "string", "none", "none"]  # nobody removed, online
-    assert [await raw.type(key) for key in keys.stored()] == types
+    types = [await raw.type(key) for key in keys.stored()]
+    # owner a string; nobody removed, nobody online: no such keys
+    assert types == ["string", "hash", "hash", "hash", "hash", "string", "none", "list", "string", "none"]
     assert await raw.hgetall(keys.ratings) == {"ann": '[["m1","like","7"]]'}
     assert await raw.hgetall(keys.progress) == {"ann": "1"}
     assert await raw.hgetall(keys.members) == {"ann": '{"joinedAt":5}'}
     assert await raw.hgetall(keys.matches) == {"m9": "8"}
+    assert await raw.lrange(keys.deck, 0, -1) == ["m1", "m9", "m3"]
+    assert await raw.get(keys.opened) == "2026-02-03T04:05:06.789000Z"
     meta = await raw.get(keys.meta)
     assert isinstance(meta, str)
-    assert not {"ratings", "userProgress", "members", "matches"} & set(json.loads(meta))
+    stored = json.loads(meta)
+    assert not {"ratings", "userProgress", "members", "matches", "mediaIds", "openedAt"} & set(stored)
+    assert stored["deck"] == {"size": 3}
     assert await raw.zrange("mm:rooms", 0, -1) == [digest]
     assert await raw.hgetall("mm:room-names") == {digest: ROOM}
     # One hash slot for all of a room's keys: the rating scripts are valid on a Redis Cluster.
@@ -85,6 +97,63 @@ async def test_rooms_stored_with_members_and_matches_in_meta_still_load(
     assert room is not None
     assert sorted(room.members) == ["ann", "bob"]
     assert room.matches == {"m1": 3}
+
+
+def redis_fixture(name: str) -> dict[str, dict[str, Any]]:
+    dump: dict[str, dict[str, Any]] = json.loads((FIXTURES / f"{name}.json").read_text())
+    return dump
+
+
+async def restore_dump(raw: redis.asyncio.Redis, dump: dict[str, dict[str, Any]]) -> None:
+    """Put back every key of a fixture (see tests/fixtures/rooms/README.md)."""
+    for key, stored in dump.items():
+        kind, value = stored["type"], stored["value"]
+        if kind == "string":
+            await raw.set(key, value)
+        elif kind == "hash":
+            await raw.hset(key, mapping=value)
+        elif kind == "list":
+            await raw.rpush(key, *value)
+        else:
+            assert kind == "zset", kind
+            await raw.zadd(key, dict(value))
+
+
+@pytest.mark.parametrize("fixture", ["1-redis-first-layout", "1-redis-members-in-meta", "1-redis", "2-redis"])
+async def test_rooms_of_every_version_and_layout_load(
+    storage: RedisStorage, raw: redis.asyncio.Redis, fixture: str
+) -> None:
+    await restore_dump(raw, redis_fixture(fixture))
+    assert await storage.list_room_names() == [ROOM]
+    room = await storage.get_room(ROOM)
+    assert room is not None
+    assert room.schema_version == 2
+    assert room.password_hash is not None
+    assert verify_password("popcorn", room.password_hash)
+    assert {name: member.joined_at for name, member in room.members.items()} == {
+        "ann": 1795822200000,
+        "bob": 1795822260000,
+    }
+    assert room.ratings == {
+        "demo:1": [("ann", "dislike", 1795822290000)],
+        "demo:3": [("ann", "like", 1795822300000), ("bob", "like", 1795822310000)],
+    }
+    assert room.user_progress == {"ann": 2, "bob": 1}
+    assert room.matches == {"demo:3": 1795822310000}
+    assert (room.media_ids, room.media_seed) == (["demo:1", "demo:3", "demo:2", "demo:5", "demo:4"], 42)
+    # Before version 2 the last activity stands in for when the room was last opened.
+    opened = (
+        datetime(2026, 12, 1, 20, 15, 30, 250000, tzinfo=UTC)
+        if fixture == "2-redis"
+        else datetime.fromtimestamp(1795822310, UTC)
+    )
+    assert room.opened_at == opened
+    [summary] = await storage.list_summaries()
+    assert summary == summarise(room, summary.size)
+    assert summary.size > 0
+    # Written back in the current layout, it reads the same.
+    await storage.save_room(room)
+    assert await storage.get_room(ROOM) == room
 
 
 async def command_calls(raw: redis.asyncio.Redis) -> dict[str, int]:

@@ -6,7 +6,8 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,32 +15,15 @@ from hypothesis import assume, example, given, strategies as st
 
 from storage import Filter, Member, SerializedRoom, hash_password, readable_id, room_key, verify_password
 from storage.keys import key_digest
+from storage.schema import SCHEMA_VERSION, STEPS
 from tests.strategies import PASSWORD_HASH, room_names, rooms
 
+FIXTURES = Path(__file__).parent / "fixtures" / "rooms"
 # The storage design's "Room File Structure" example, a file of the TypeScript server; the design
-# elides createdAt, filters and options ("..."), filled in here with values of upstream's shape.
-TYPESCRIPT_ROOM_FILE = """
-{
-  "roomName": "movie-night",
-  "password": "secret",
-  "sort": "random",
-  "createdAt": "2025-10-25T21:00:00.000Z",
-  "creatorPlexUserId": "12345",
-  "creatorPlexUsername": "john",
-  "filters": [{"key": "genre", "operator": "=", "value": ["12"]}],
-  "options": ["EndOnFirstMatch"],
-  "ratings": {
-    "movie-123": [
-      ["john", "like", 1729890000000],
-      ["jane", "like", 1729890005000]
-    ]
-  },
-  "userProgress": {
-    "john": 5,
-    "jane": 3
-  }
-}
-"""
+# elides createdAt, filters and options ("..."), filled in there with values of upstream's shape.
+TYPESCRIPT_ROOM_FILE = (FIXTURES / "0-typescript" / "movie-night.json").read_text()
+FORK_ROOM_FILE = (FIXTURES / "0-fork" / "Movie_Night.json").read_text()
+[V1_ROOM_FILE] = (FIXTURES / "1-file").glob("*.json")
 
 LOADERS: dict[str, Callable[[str], SerializedRoom]] = {
     "from_dict": lambda text: SerializedRoom.from_dict(json.loads(text)),
@@ -256,3 +240,169 @@ def test_a_users_second_rating_of_an_item_is_dropped() -> None:
         {"roomName": "r", "ratings": {"m1": [["ann", "dislike", 5], ["bob", "like", 3], ["ann", "like", 2]]}}
     )
     assert room.ratings == {"m1": [("ann", "like", 2), ("bob", "like", 3)]}
+
+
+# Schema versions.
+
+
+def test_every_version_has_its_step() -> None:
+    assert len(STEPS) == SCHEMA_VERSION == 2
+
+
+@pytest.mark.parametrize("load", LOADERS.values(), ids=LOADERS.keys())
+def test_a_fork_room_file_loads_with_its_filters_honoured(load: Callable[[str], SerializedRoom]) -> None:
+    room = load(FORK_ROOM_FILE)
+    assert room.schema_version == SCHEMA_VERSION
+    assert (room.room_name, room.room_type, room.sort_order) == ("Movie Night", "async", "newest")
+    assert room.libraries == ["demo:demo"]
+    assert [(f.key, f.operator, f.value) for f in room.filters] == [
+        # genreFilterMode "and": every genre, one filter each.
+        ("genre", "=", ["Comedy"]),
+        ("genre", "=", ["Drama"]),
+        # The wizard's rating filter, then ratingFilter {min, max}.
+        ("rating", ">>=", ["0"]),
+        ("rating", "<<=", ["10"]),
+        ("rating", ">>=", ["6.5"]),
+        ("rating", "<<=", ["9"]),
+        ("contentRating", "=", ["PG", "PG-13"]),
+    ]
+    assert room.password_hash is not None
+    assert verify_password("popcorn", room.password_hash)
+    stored = room.to_json()
+    assert b"popcorn" not in stored
+    for fork_only in (b"genreFilterMode", b"ratingFilter", b"contentRatingFilter", b'"password"'):
+        assert fork_only not in stored
+    assert room.ratings == {
+        "demo:3": [("ann", "like", 1761937500000), ("bob", "like", 1761937512000)],
+        "demo:1": [("ann", "dislike", 1761937490000)],
+    }
+    assert room.opened_at == datetime.fromtimestamp(1761937512, UTC)
+    # Written in the current version, it reads back as itself: the upgrade ran once.
+    assert SerializedRoom.from_json(stored) == room
+
+
+def fork_room(**fields: object) -> SerializedRoom:
+    return SerializedRoom.from_dict(
+        {"roomName": "r", "creatorPlexUserId": "", "createdAt": "2025-01-01T00:00:00Z", **fields}
+    )
+
+
+def test_genre_filter_mode_or_keeps_one_filter_for_any_of_the_genres() -> None:
+    genres = {"key": "genre", "operator": "=", "value": ["Comedy", "Drama"]}
+    for mode in ({"genreFilterMode": "or"}, {}):
+        room = fork_room(filters=[genres], **mode)
+        assert room.filters == [Filter(key="genre", operator="=", value=["Comedy", "Drama"])]
+
+
+def test_genre_filter_mode_and_splits_only_inclusive_genre_filters() -> None:
+    filters = [
+        {"key": "genre", "operator": "!=", "value": ["Horror", "War"]},
+        {"key": "year", "operator": "=", "value": ["1999", "2000"]},
+    ]
+    assert [f.model_dump() for f in fork_room(filters=filters, genreFilterMode="and").filters] == filters
+
+
+@pytest.mark.parametrize(
+    ("rating_filter", "expected"),
+    [
+        ({"min": 7}, [("rating", ">>=", ["7"])]),
+        ({"max": 8.25, "type": "audience"}, [("rating", "<<=", ["8.25"])]),
+        ({"min": 0, "max": 10.0}, [("rating", ">>=", ["0"]), ("rating", "<<=", ["10"])]),
+        ({}, []),
+    ],
+)
+def test_a_rating_filter_becomes_bounds(
+    rating_filter: dict[str, Any], expected: list[tuple[str, str, list[str]]]
+) -> None:
+    room = fork_room(ratingFilter=rating_filter, contentRatingFilter={"ratings": []})
+    assert [(f.key, f.operator, f.value) for f in room.filters] == expected
+
+
+@pytest.mark.parametrize(
+    ("fields", "complaint"),
+    [
+        ({"ratingFilter": [1, 2]}, "ratingFilter is not an object"),
+        ({"ratingFilter": {"min": True}}, "ratingFilter: True is not a number"),
+        ({"contentRatingFilter": {"ratings": "PG"}}, "contentRatingFilter.ratings"),
+        ({"schemaVersion": 3}, "schemaVersion 3 was written by a newer MovieMatch"),
+        ({"schemaVersion": True}, "not a version number"),
+        ({"schemaVersion": "2"}, "not a version number"),
+        ({"schemaVersion": -1}, "not a version number"),
+    ],
+)
+def test_a_stored_room_that_no_step_understands_is_refused(fields: dict[str, Any], complaint: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(complaint)):
+        fork_room(**fields)
+
+
+def test_a_room_of_the_first_schema_gets_when_it_was_last_active_as_opened() -> None:
+    room = SerializedRoom.from_json(V1_ROOM_FILE.read_bytes())
+    assert room.schema_version == SCHEMA_VERSION
+    # The latest moment in it: bob's like, which made the match.
+    assert room.opened_at == datetime.fromtimestamp(1795822310, UTC)
+    assert room.media_ids == ["demo:1", "demo:3", "demo:2", "demo:5", "demo:4"]
+    assert room.password_hash is not None
+    assert verify_password("popcorn", room.password_hash)
+    idle = SerializedRoom.from_dict({"schemaVersion": 1, "roomName": "r", "createdAt": "2026-01-02T03:04:05Z"})
+    assert idle.opened_at == idle.created_at
+
+
+def test_a_room_of_the_current_schema_keeps_its_fields() -> None:
+    [path] = (FIXTURES / "2-file").glob("*.json")
+    data = json.loads(path.read_bytes())
+    room = SerializedRoom.from_dict(data)
+    assert room.opened_at == datetime(2026, 12, 1, 20, 15, 30, 250000, tzinfo=UTC)
+    assert (room.schema_version, room.room_type, room.media_seed) == (2, "standard", 42)
+    # The file backend keeps the deck beside the room; the room itself only names it.
+    assert room.media_ids is None
+    assert room.to_json() == SerializedRoom.from_json(room.to_json()).to_json()
+
+
+def test_upgrades_apply_to_stored_rooms_only() -> None:
+    # Built in code, a room is of the current version: nothing is taken for a legacy field.
+    room = SerializedRoom.model_validate(
+        {"roomName": "r", "filters": [{"key": "library", "operator": "=", "value": ["x"]}]}
+    )
+    assert room.schema_version == SCHEMA_VERSION
+    assert room.filters == [Filter(key="library", operator="=", value=["x"])]
+    assert room.libraries == []
+
+
+def test_opened_at_defaults_to_created_and_never_precedes_it() -> None:
+    created = datetime(2026, 1, 2, tzinfo=UTC)
+    assert SerializedRoom(room_name="r", created_at=created).opened_at == created
+    assert SerializedRoom(room_name="r", created_at=created, opened_at=created - timedelta(days=1)).opened_at == created
+    later = created + timedelta(hours=5)
+    assert SerializedRoom(room_name="r", created_at=created, opened_at=later).opened_at == later
+
+
+def test_equal_rooms_give_equal_bytes_whatever_the_order_of_their_maps() -> None:
+    one = SerializedRoom(
+        room_name="r",
+        created_at=datetime(2026, 1, 2, tzinfo=UTC),
+        members={"bob": Member(joined_at=2), "ann": Member(joined_at=1)},
+        ratings={"m2": [("bob", "like", 4)], "m1": [("ann", "like", 3)]},
+        user_progress={"bob": 1, "ann": 1},
+        matches={"m2": 5, "m1": 6},
+    )
+    other = SerializedRoom.from_dict(
+        {**one.to_dict(), "members": {"ann": {"joinedAt": 1}, "bob": {"joinedAt": 2}}, "matches": {"m1": 6, "m2": 5}}
+    )
+    assert other == one
+    assert other.to_json() == one.to_json()
+    assert other.digest() == one.digest()
+    assert SerializedRoom.from_dict({**one.to_dict(), "matches": {"m1": 7, "m2": 5}}).digest() != one.digest()
+
+
+def test_a_deck_digest_is_computed_once_and_shared_by_copies() -> None:
+    room = SerializedRoom(room_name="r", media_ids=["a", "b"])
+    digest = room.deck_digest()
+    assert digest is not None
+    copy = room.copy_deep()
+    assert copy.media_ids is room.media_ids
+    assert copy.deck_digest() == digest
+    # A replaced deck (a room of the original MovieMatch gets one on restore) gets its own digest.
+    room.media_ids = ["b", "a"]
+    assert room.deck_digest() not in (None, digest)
+    assert SerializedRoom(room_name="r", media_ids=["a", "b"]).deck_digest() == digest
+    assert SerializedRoom(room_name="r").deck_digest() is None

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 from collections.abc import MutableMapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from server.names import skeleton
 from server.user import User
@@ -323,6 +324,7 @@ def apply_event(room: SerializedRoom, online: Online, event: Event) -> Presence 
         online[event.name] = Presence(user=event.user, seats={**seats, event.seat: event.process})
         if event.owner is not None:
             room.owner = event.owner
+        room.opened_at = max(room.opened_at, datetime.fromtimestamp(event.member.seen_at / 1000, UTC))
         return previous
     if isinstance(event, Left | Removed):
         previous = online.get(event.name)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Collection, Iterable, Sequence
 
-from server.identity import plex_identity
+from server.identity import HOST, plex_identity
 from server.names import skeleton
 from storage import Rating, SerializedRoom
 
@@ -95,7 +95,9 @@ def owner_of(room: SerializedRoom) -> str:
 
 def is_owner(owner: str, identity: str | None, skeleton: str, *, seated: bool) -> bool:
     """Whether someone acts as the room's owner: the owner's identity; for a room whose creator had
-    none, whoever holds the creator's name's seat."""
+    none, whoever holds the creator's name's seat; and the host, always."""
+    if identity == HOST:
+        return True
     if not owner:
         return False
     if identity is not None and owner == identity:

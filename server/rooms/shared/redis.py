@@ -34,9 +34,9 @@ from storage.redis import (
     SNAPSHOT_WIDTH,
     RedisStorage,
     RoomKeys,
-    decode,
     json_text,
     lookup_key,
+    opened_text,
     queue_snapshot,
     rating_element,
 )
@@ -100,6 +100,8 @@ class RedisLive:
             keys.seq,
             keys.owner,
             keys.removed,
+            keys.deck,
+            keys.opened,
         ]
 
     async def run(self) -> None:
@@ -125,7 +127,7 @@ class RedisLive:
                 pipe.get(keys.seq)
                 pipe.hgetall(keys.online)
                 replies = await pipe.execute()
-            room = decode(*replies[:SNAPSHOT_WIDTH])
+            room = self.storage.decode_room(room_name, keys, tuple(replies[:SNAPSHOT_WIDTH]))
             if room is None:
                 return None
             seq, online = replies[SNAPSHOT_WIDTH:]
@@ -156,6 +158,7 @@ class RedisLive:
             "1" if request.reseat else "0",
             json_text(user)[1:-1],
             keys.digest,
+            opened_text(request.now),
         )
         return _seq_or_refusal(outcome)
 

@@ -112,7 +112,7 @@ local function likers(like_key)
 end
 """
 
-# decide_join. KEYS[10]: this process's room set. ARGV: channel, name, identity ("" for none),
+# decide_join. KEYS[12]: this process's room set. ARGV: channel, name, identity ("" for none),
 # skeleton, seat, process, presented token hash, seat code hash, new token hash, avatar, Plex user id,
 # now (ms), member limit, absence (ms), the owner the caller derives, "1" to re-seat, the public
 # user's JSON after its userName (`"permissions":[...],...`, or ""), room digest.
@@ -195,7 +195,8 @@ if how ~= "beside" then seats = {} end
 seats[seat] = ARGV[6]
 local user = '{"userName":' .. cjson.encode(found) .. (ARGV[17] ~= "" and (',' .. ARGV[17]) or '') .. '}'
 redis.call("HSET", KEYS[6], found, presence(user, seats))
-redis.call("SADD", KEYS[10], ARGV[18])
+redis.call("SADD", KEYS[12], ARGV[18])
+if not reseat then redis.call("SET", KEYS[11], ARGV[19]) end
 return emit('"t":"join","name":' .. cjson.encode(found) .. ',"member":' .. member_json .. ',"seat":'
   .. cjson.encode(seat) .. ',"process":' .. cjson.encode(ARGV[6]) .. ',"user":' .. user
   .. ',"resumed":' .. tostring(raw ~= nil and raw ~= false) .. ',"replaces":' .. tostring(how ~= "beside")
@@ -310,16 +311,16 @@ return emit('"t":"undo","name":' .. cjson.encode(ARGV[2]) .. ',"mediaId":' .. cj
   .. ',"progress":' .. progress .. ',"matchRemoved":' .. tostring(removed))
 """
 
-# decide_delete. KEYS[10], KEYS[11]: the room index and names. ARGV: channel, digest, actor identity
+# decide_delete. KEYS[12], KEYS[13]: the room index and names. ARGV: channel, digest, actor identity
 # ("" for none), actor skeleton, the name the actor's connection is seated as ("" for none), the
 # owner the caller derives.
 DELETE = """
 if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
 local seated = ARGV[5] ~= "" and redis.call("HEXISTS", KEYS[6], ARGV[5]) == 1
 if not is_owner(room_owner(ARGV[6]), ARGV[3] ~= "" and ARGV[3] or nil, ARGV[4], seated) then return -6 end
-redis.call("DEL", KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[8], KEYS[9])
-redis.call("ZREM", KEYS[10], ARGV[2])
-redis.call("HDEL", KEYS[11], ARGV[2])
+redis.call("DEL", KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[8], KEYS[9], KEYS[10], KEYS[11])
+redis.call("ZREM", KEYS[12], ARGV[2])
+redis.call("HDEL", KEYS[13], ARGV[2])
 return emit('"t":"delete"')
 """
 
