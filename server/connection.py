@@ -36,6 +36,7 @@ from server.protocol import (
     ManageMemberRequest,
     NoPayload,
     Payload,
+    PickRequest,
     ProtocolError,
     RateRequest,
     Reply,
@@ -433,6 +434,23 @@ class Connection:
     async def get_members(self, _: Payload) -> None:
         room, user = self._in_room(Reply.GET_MEMBERS_ERROR)
         self.send(encode(Reply.GET_MEMBERS_SUCCESS, self.context.registry.members(room, self, user)))
+
+    @handles("getResults", NoPayload, Reply.GET_RESULTS_ERROR)
+    async def get_results(self, _: Payload) -> None:
+        room, _user = self._in_room(Reply.GET_RESULTS_ERROR)
+        name = room.seat_name(self)
+        if name is None:
+            raise ProtocolError(Reply.GET_RESULTS_ERROR, ErrorName.NOT_IN_ROOM, "join a room first")
+        self.send(encode(Reply.GET_RESULTS_SUCCESS, self.context.registry.results(room, name)))
+
+    @handles("pickForUs", PickRequest, Reply.PICK_ERROR)
+    async def pick_for_us(self, request: PickRequest) -> None:
+        room, user = self._in_room(Reply.PICK_ERROR)
+        await self.context.registry.pick(room, self, user, again=request.again)
+        pick = room.state.pick
+        if pick is None:
+            raise ProtocolError(Reply.PICK_ERROR, ErrorName.NO_MATCHES, "this room has no match to pick from")
+        self.send(encode(Reply.PICK_SUCCESS, {"mediaId": pick.media_id, "at": pick.at}))
 
     @handles("manageMember", ManageMemberRequest, Reply.MANAGE_MEMBER_ERROR)
     async def manage_member(self, request: ManageMemberRequest) -> None:

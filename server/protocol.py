@@ -68,6 +68,12 @@ class Reply(StrEnum):
     REMOVED_FROM_ROOM = "removedFromRoom"
     MEMBER_REMOVED = "memberRemoved"
     OWNER_CHANGED = "ownerChanged"
+    ROOM_ENDED = "roomEnded"
+    GET_RESULTS_SUCCESS = "getResultsSuccess"
+    GET_RESULTS_ERROR = "getResultsError"
+    PICK_SUCCESS = "pickForUsSuccess"
+    PICK_ERROR = "pickForUsError"
+    PICKED = "picked"
 
 
 class ErrorName(StrEnum):
@@ -107,6 +113,8 @@ class ErrorName(StrEnum):
     INVALID_SEAT_CODE = "InvalidSeatCode"
     NO_SUCH_MEMBER = "NoSuchMember"
     INVALID_FILTER = "InvalidFilter"
+    LIKE_CAP_REACHED = "LikeCapReached"
+    NO_MATCHES = "NoMatches"
     PROVIDER_ERROR = "ProviderError"
 
 
@@ -226,6 +234,12 @@ _UNWATCHED_VALUES = {
 }
 
 
+class EndConditions(Payload):
+    matches: int | None = Field(default=None, ge=1, le=1000)
+    minutes: float | None = Field(default=None, gt=0, le=7 * 24 * 60)
+    likes: int | None = Field(default=None, ge=1, le=10000)
+
+
 class CreateRoomRequest(Payload):
     roomName: Name
     password: Text | None = None
@@ -240,6 +254,9 @@ class CreateRoomRequest(Payload):
     genreFilterMode: Literal["and", "or"] = "or"
     ratingFilter: RatingRange | None = None
     contentRatingFilter: ContentRatings | None = None
+    # (ext) When the room ends: after this many matches, after this many minutes, and how many
+    # likes each member may give. None by default (EndOnFirstMatch is a match limit of one).
+    endConditions: EndConditions | None = None
 
     @field_validator("filters")
     @classmethod
@@ -314,6 +331,11 @@ class JoinRoomRequest(Payload):
     memberToken: Text | None = None
     # (ext) The code of a seat the room's owner offered to this device.
     seatCode: Annotated[Text, StringConstraints(max_length=20)] | None = None
+
+
+class PickRequest(Payload):
+    # Pick again though the room has a pick (the owner only).
+    again: bool = False
 
 
 class ManageMemberRequest(Payload):
@@ -420,8 +442,8 @@ def parse_message(text: str, requests: Mapping[str, ClientMessage]) -> tuple[str
             requestType=envelope.type,
         )
     raw = envelope.payload
-    if raw is None and request.payload in (NoPayload, AnyPayload):
-        raw = {}
+    if raw is None and not any(field.is_required() for field in request.payload.model_fields.values()):
+        raw = {}  # a payload of defaults only may be left out
     try:
         return envelope.type, request.payload.model_validate(raw)
     except ValidationError as exc:

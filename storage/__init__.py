@@ -6,13 +6,14 @@ from .factory import create_storage, storage_url
 from .keys import readable_id, room_key
 from .memory import MemoryStorage
 from .passwords import hash_password, verify_password
-from .room import Filter, Member, Rating, RatingValue, SerializedRoom
+from .room import Filter, Member, Pick, Rating, RatingValue, SerializedRoom
 from .summary import RoomSummary, Unreadable
 
 __all__ = [
     "Filter",
     "Member",
     "MemoryStorage",
+    "Pick",
     "Rating",
     "RatingValue",
     "RoomSummary",

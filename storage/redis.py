@@ -13,6 +13,7 @@ Key layout (``mm`` is the key prefix, ``<d>`` the room key's ``storage.keys.key_
     mm:room:{<d>}:removed   HASH    identity (or "name:<skeleton>") the owner removed -> their name
     mm:room:{<d>}:deck      LIST    the room's media ids in order (``mediaIds``), written at creation
     mm:room:{<d>}:opened    STRING  when the room was last opened (``openedAt``, as in the JSON form)
+    mm:room:{<d>}:pick      STRING  the match picked for the room, as JSON {mediaId, at}
     mm:room:{<d>}:online    HASH    userName -> where that member is connected (see ``server.rooms.shared``)
     mm:room:{<d>}:seq       STRING  the number of the room's last event (kept when the room is deleted,
                                     so a process that missed the deletion never takes a new room's
@@ -90,11 +91,11 @@ DECK_CHUNK = 1000
 # the wait for the reply of the whole pipeline the WAIT ends.
 WAIT_TIMEOUT_MS = 1000
 
-# KEYS: meta, index, names, owner, deck, opened, then ratings, progress, members, matches, removed.
-# ARGV: "1" to replace a stored room ("0": leave it and return 0), meta, digest, createdAt, name,
-# owner, openedAt, then for each of the five hashes its field count and its fields and values, then
-# the deck's length and ids. A script rather than a MULTI, so that a WAIT can follow it on the same
-# connection (redis-py ends a transaction pipeline with EXEC).
+# KEYS: meta, index, names, owner, deck, opened, pick, then ratings, progress, members, matches,
+# removed. ARGV: "1" to replace a stored room ("0": leave it and return 0), meta, digest, createdAt,
+# name, owner, openedAt, pick ("" for none), then for each of the five hashes its field count and its
+# fields and values, then the deck's length and ids. A script rather than a MULTI, so that a WAIT
+# can follow it on the same connection (redis-py ends a transaction pipeline with EXEC).
 WRITE_ROOM_SCRIPT = f"""
 if ARGV[1] ~= "1" and redis.call("EXISTS", KEYS[1]) == 1 then return 0 end
 redis.call("SET", KEYS[1], ARGV[2])
@@ -102,8 +103,9 @@ redis.call("ZADD", KEYS[2], ARGV[4], ARGV[3])
 redis.call("HSET", KEYS[3], ARGV[3], ARGV[5])
 redis.call("SET", KEYS[4], ARGV[6])
 redis.call("SET", KEYS[6], ARGV[7])
-local at = 8
-for key = 7, 11 do
+if ARGV[8] == "" then redis.call("DEL", KEYS[7]) else redis.call("SET", KEYS[7], ARGV[8]) end
+local at = 9
+for key = 8, 12 do
   redis.call("DEL", KEYS[key])
   local count = tonumber(ARGV[at])
   for i = 1, count do
@@ -250,6 +252,7 @@ class RoomKeys:
     removed: str
     deck: str
     opened: str
+    pick: str
     online: str
     seq: str
     events: str
@@ -259,7 +262,7 @@ class RoomKeys:
         tagged = f"{prefix}:room:{{{digest}}}"
         names = [
             *("meta", "ratings", "progress", "members", "matches"),
-            *("owner", "removed", "deck", "opened", "online", "seq", "events"),
+            *("owner", "removed", "deck", "opened", "pick", "online", "seq", "events"),
         ]
         return cls(digest, *(f"{tagged}:{name}" for name in names))
 
@@ -279,13 +282,14 @@ class RoomKeys:
             self.removed,
             self.deck,
             self.opened,
+            self.pick,
             self.online,
         )
 
 
 # Fields of SerializedRoom kept in keys of their own, not in ``meta``.
 SPLIT_FIELDS = frozenset(
-    {"ratings", "user_progress", "members", "matches", "owner", "removed", "media_ids", "opened_at"}
+    {"ratings", "user_progress", "members", "matches", "owner", "removed", "pick", "media_ids", "opened_at"}
 )
 
 
@@ -299,6 +303,7 @@ def decode(
     removed: dict[str, str],
     deck: list[str],
     opened: str | None,
+    pick: str | None,
 ) -> SerializedRoom | None:
     """A room from its keys' values (times and counts come as text; the model converts them)."""
     if meta is None:
@@ -321,6 +326,7 @@ def decode(
     data["matches"] = data.get("matches", {}) | matches
     data["owner"] = owner or ""
     data["removed"] = removed
+    data["pick"] = json.loads(pick) if pick else None
     if opened is not None:
         data["openedAt"] = opened
     return SerializedRoom.from_dict(data)
@@ -382,7 +388,7 @@ def _ratings_by_user(room: SerializedRoom) -> dict[str, str]:
     return {user: json_text(list(items.values())) for user, items in elements.items()}
 
 
-SNAPSHOT_WIDTH = 9
+SNAPSHOT_WIDTH = 10
 
 
 def queue_snapshot(pipe: redis.asyncio.client.Pipeline, keys: RoomKeys) -> None:
@@ -394,6 +400,7 @@ def queue_snapshot(pipe: redis.asyncio.client.Pipeline, keys: RoomKeys) -> None:
     pipe.hgetall(keys.removed)
     pipe.lrange(keys.deck, 0, -1)
     pipe.get(keys.opened)
+    pipe.get(keys.pick)
 
 
 def _hashes(keys: RoomKeys, room: SerializedRoom) -> dict[str, dict[FieldT, EncodableT]]:
@@ -413,7 +420,7 @@ def _location(keys: RoomKeys) -> str:
 
 def _summary_keys(keys: RoomKeys) -> list[str]:
     """SUMMARY_SCRIPT's keys: those it reads, then the rest of the room's."""
-    rest = [keys.ratings, keys.online, keys.owner, keys.removed]
+    rest = [keys.ratings, keys.online, keys.owner, keys.removed, keys.pick]
     return [keys.meta, keys.progress, keys.members, keys.matches, keys.deck, keys.opened, *rest]
 
 
@@ -727,7 +734,8 @@ class RedisStorage(Storage):
         """Write the whole room (``replace``: over a stored one); False when one was stored and kept."""
         keys = self.room_keys(room.room_name)
         args: list[EncodableT] = ["1" if replace else "0", encode_meta(room), keys.digest, _created_ms(room)]
-        args += [room.room_name, room.owner, encode_opened(room)]
+        pick = room.pick.model_dump_json(by_alias=True) if room.pick is not None else ""
+        args += [room.room_name, room.owner, encode_opened(room), pick]
         hashes = _hashes(keys, room)
         for mapping in hashes.values():
             args.append(len(mapping))
@@ -739,7 +747,7 @@ class RedisStorage(Storage):
         written = await self._replication.call(
             live.client,
             live.write_room,
-            [keys.meta, self._index_key, self._names_key, keys.owner, keys.deck, keys.opened, *hashes],
+            [keys.meta, self._index_key, self._names_key, keys.owner, keys.deck, keys.opened, keys.pick, *hashes],
             args,
         )
         self._readable(_location(keys))

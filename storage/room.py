@@ -42,6 +42,13 @@ class Filter(_Frozen):
     value: list[str]
 
 
+class Pick(_Frozen):
+    """The match the server picked for the room ("pick one for us"), and when."""
+
+    media_id: str
+    at: int
+
+
 class Member(_Frozen):
     """Someone who joined and has not left with ``leaveRoom`` (a disconnected member still counts)."""
 
@@ -84,6 +91,12 @@ class SerializedRoom(_Model):
     owner: str = ""
     # Who the owner removed (their identity, or "name:<skeleton>") -> the name they had.
     removed: dict[str, str] = Field(default_factory=dict)
+    # End conditions chosen at creation (none by default): after this many matches (v2's
+    # EndOnFirstMatch option is one), at this time (epoch ms), and likes each member may give.
+    match_limit: int | None = Field(default=None, ge=1)
+    ends_at: int | None = None
+    like_cap: int | None = Field(default=None, ge=1)
+    pick: Pick | None = None
     members: dict[str, Member] = Field(default_factory=dict)
     ratings: dict[str, list[Rating]] = Field(default_factory=dict)
     user_progress: dict[str, int] = Field(default_factory=dict)

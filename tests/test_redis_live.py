@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 
 from server.app import create_app
 from server.config import Settings
-from server.rooms.rules import Refusal
+from server.rooms.rules import Ending, Refusal
 from server.rooms.shared.redis import RedisLive
 from server.rooms.shared.subscriber import Subscriber
 from storage import Member, SerializedRoom
@@ -103,9 +103,7 @@ async def test_batched_script_calls_survive_a_flushed_script_cache(redis_url: st
 
         async def rate(name: str, item: str) -> None:
             outcomes.append(
-                await live.rate(
-                    ROOM, name, item, "like", 5, room_type="standard", threshold=99, end_on_first_match=False
-                )
+                await live.rate(ROOM, name, item, "like", 5, room_type="standard", threshold=99, ending=Ending(0, 0, 0))
             )
 
         async with anyio.create_task_group() as tasks:

@@ -68,8 +68,8 @@ async def test_key_layout(storage: RedisStorage, raw: redis.asyncio.Redis) -> No
     digest = key_digest(room_key(ROOM))
     assert keys.meta == f"mm:room:{{{digest}}}:meta"
     types = [await raw.type(key) for key in keys.stored()]
-    # owner a string; nobody removed, nobody online: no such keys
-    assert types == ["string", "hash", "hash", "hash", "hash", "string", "none", "list", "string", "none"]
+    # owner a string; nobody removed, nothing picked, nobody online: no such keys
+    assert types == ["string", "hash", "hash", "hash", "hash", "string", "none", "list", "string", "none", "none"]
     assert await raw.hgetall(keys.ratings) == {"ann": '[["m1","like","7"]]'}
     assert await raw.hgetall(keys.progress) == {"ann": "1"}
     assert await raw.hgetall(keys.members) == {"ann": '{"joinedAt":5}'}

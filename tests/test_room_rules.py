@@ -21,7 +21,7 @@ from hypothesis import event, given, settings, strategies as st
 from server.names import skeleton
 from server.rooms.decisions import Actor, JoinRequest, token_hash
 from server.rooms.events import EVENTS, Event, Joined, Left, Rated, Removed, Undone
-from server.rooms.rules import Refusal, owner_of
+from server.rooms.rules import Ending, Refusal, owner_of
 from server.rooms.shared import Live, MemoryHub, MemoryLive, RedisLive
 from server.user import User
 from storage import MemoryStorage, SerializedRoom
@@ -151,7 +151,7 @@ class History:
                 now,
                 room_type=room.room.room_type,
                 threshold=room.room.match_threshold,
-                end_on_first_match="EndOnFirstMatch" in room.room.options,
+                ending=Ending.of(room.room),
             )
         if action == "undo":
             return await live.undo(ROOM, user, item, room_type=room.room.room_type, threshold=room.room.match_threshold)
@@ -235,11 +235,22 @@ steps_strategy = st.tuples(
     room_type=st.sampled_from(["standard", "unanimous", "unanimous", "solo", "async"]),
     threshold=st.integers(1, 3),
     end_on_first=st.booleans(),
+    match_limit=st.sampled_from([None, None, 1, 2]),
+    minutes=st.sampled_from([None, None, 10, 25]),
+    like_cap=st.sampled_from([None, None, 1, 2]),
     max_members=st.sampled_from([2, 3]),
     steps=steps_strategy,
 )
 def test_python_and_lua_decide_alike(
-    redis_server: RedisServer, room_type: str, threshold: int, end_on_first: bool, max_members: int, steps: list[Step]
+    redis_server: RedisServer,
+    room_type: str,
+    threshold: int,
+    end_on_first: bool,
+    match_limit: int | None,
+    minutes: int | None,
+    like_cap: int | None,
+    max_members: int,
+    steps: list[Step],
 ) -> None:
     """Any history of joins (from two devices, with or without the member's token), leaves,
     disconnects, ratings and undos, by three people: the same refusals, the same decisions (matches,
@@ -252,6 +263,10 @@ def test_python_and_lua_decide_alike(
             "options": ["EndOnFirstMatch"] if end_on_first else [],
             "mediaIds": ITEMS,
             "owner": OWNER,
+            "matchLimit": match_limit,
+            # Steps are a minute apart from 1000 ms: the room may end in the middle of a history.
+            "endsAt": None if minutes is None else 1000 + minutes * 60_000,
+            "likeCap": like_cap,
         }
     )
 

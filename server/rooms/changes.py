@@ -79,6 +79,10 @@ class RoomChanges(ABC):
         self._now_ms = now_ms
         self._dropped: Callable[[Room], None] = lambda _: None
 
+    def now_ms(self) -> int:
+        """The clock every decision uses (epoch ms; tests step it)."""
+        return self._now_ms()
+
     def bind(self, dropped: Callable[[Room], None]) -> None:
         """``dropped(room)`` is called when a room is deleted, here or by another process."""
         self._dropped = dropped
@@ -126,6 +130,10 @@ class RoomChanges(ABC):
     @abstractmethod
     async def manage(self, room: Room, actor: Actor, action: MemberAction, name: str, code_hash: str) -> None:
         """The owner's action on a member (``code_hash``: the new seat code's, for OFFER_SEAT)."""
+
+    @abstractmethod
+    async def pick(self, room: Room, actor: Actor, media_id: str) -> None:
+        """Record ``media_id`` (one of the room's matches) as the room's pick."""
 
     @abstractmethod
     async def delete(self, room: Room, actor: Actor) -> None:
@@ -207,8 +215,18 @@ def rating_refused(refusal: Refusal, user_name: str, media_id: str, *, undoing: 
             return not_rated(user_name, media_id)
         return rating_error(ErrorName.ALREADY_RATED, f"{user_name} has already rated this item", media_id)
     if refusal is Refusal.ROOM_ENDED:
-        return rating_error(ErrorName.ROOM_ENDED, "this room has its match", media_id)
+        return rating_error(ErrorName.ROOM_ENDED, "this room has ended", media_id)
+    if refusal is Refusal.LIKE_CAP:
+        return rating_error(ErrorName.LIKE_CAP_REACHED, "you have given every like this room allows", media_id)
     return not_in_room(media_id, "you are no longer a member of this room")
+
+
+def pick_refused(refusal: Refusal) -> ProtocolError:
+    if refusal is Refusal.NOT_OWNER:
+        return ProtocolError(Reply.PICK_ERROR, ErrorName.NOT_ROOM_OWNER, "only the room's owner picks again")
+    if refusal is Refusal.NOTHING_TO_DO:
+        return ProtocolError(Reply.PICK_ERROR, ErrorName.NO_MATCHES, "this room has no match to pick from")
+    return ProtocolError(Reply.PICK_ERROR, ErrorName.NOT_IN_ROOM, "join the room first")
 
 
 def owner_refused(refusal: Refusal, reply_type: Reply, name: str, **extra: object) -> ProtocolError:

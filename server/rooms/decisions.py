@@ -17,13 +17,14 @@ from datetime import UTC, datetime
 
 from server.names import skeleton
 from server.user import User
-from storage import Member, RatingValue, SerializedRoom
+from storage import Member, Pick, RatingValue, SerializedRoom
 
 from .events import (
     Event,
     Joined,
     Left,
     OwnerChanged,
+    Picked,
     Presence,
     Rated,
     Readmitted,
@@ -38,9 +39,10 @@ from .rules import (
     ban_key,
     completed_by_leave,
     counts_as_present,
-    has_ended,
+    end_reason,
     is_group_match,
     is_owner,
+    like_cap_reached,
     likers,
     seating,
 )
@@ -274,6 +276,20 @@ def decide_member_action(
     )
 
 
+def decide_pick(
+    room: SerializedRoom, online: Online, *, owner: str, actor: Actor, media_id: str, now: int
+) -> Picked | Refusal:
+    """A member asks the server to pick one of the room's matches (``media_id``, chosen by the
+    caller); picking again once there is a pick is the owner's."""
+    if actor.seated_as is None or actor.seated_as not in room.members:
+        return Refusal.NO_SUCH_MEMBER
+    if media_id not in room.matches:
+        return Refusal.NOTHING_TO_DO
+    if room.pick is not None and not acts_as_owner(room, online, owner, actor):
+        return Refusal.NOT_OWNER
+    return Picked(mediaId=media_id, at=now)
+
+
 def decide_delete(room: SerializedRoom, online: Online, *, owner: str, actor: Actor) -> Refusal | None:
     return None if acts_as_owner(room, online, owner, actor) else Refusal.NOT_OWNER
 
@@ -281,10 +297,12 @@ def decide_delete(room: SerializedRoom, online: Online, *, owner: str, actor: Ac
 def decide_rate(room: SerializedRoom, *, name: str, media_id: str, rating: RatingValue, now: int) -> Rated | Refusal:
     if name not in room.members:
         return Refusal.NO_SUCH_MEMBER  # removed meanwhile
-    if has_ended(room, name):
+    if end_reason(room, name, now) is not None:
         return Refusal.ROOM_ENDED
     if has_rated(room, name, media_id):
         return Refusal.NOTHING_TO_DO
+    if rating == "like" and like_cap_reached(room, name):
+        return Refusal.LIKE_CAP
     matched_at = None
     if rating == "like" and room.room_type != "solo":
         matched_at = room.matches.get(media_id)
@@ -352,6 +370,9 @@ def apply_event(room: SerializedRoom, online: Online, event: Event) -> Presence 
         return None
     if isinstance(event, OwnerChanged):
         room.owner = event.owner
+        return None
+    if isinstance(event, Picked):
+        room.pick = Pick(media_id=event.mediaId, at=event.at)
         return None
     if isinstance(event, SeatOffered):
         member = room.members.get(event.name)

@@ -87,6 +87,14 @@ class SeatOffered(_Event):
     until: int
 
 
+class Picked(_Event):
+    """The server picked one of the room's matches for it ("pick one for us")."""
+
+    t: Literal["pick"] = "pick"
+    mediaId: str
+    at: int
+
+
 class Rated(_Event):
     t: Literal["rate"] = "rate"
     name: str
@@ -111,7 +119,7 @@ class Deleted(_Event):
 
 
 Event = Annotated[
-    Joined | Left | Removed | Readmitted | OwnerChanged | SeatOffered | Rated | Undone | Deleted,
+    Joined | Left | Removed | Readmitted | OwnerChanged | SeatOffered | Picked | Rated | Undone | Deleted,
     Field(discriminator="t"),
 ]
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)

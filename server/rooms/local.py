@@ -23,6 +23,7 @@ from .changes import (
     join_refused,
     not_owner,
     owner_refused,
+    pick_refused,
     rating_refused,
 )
 from .decisions import (
@@ -32,6 +33,7 @@ from .decisions import (
     decide_join,
     decide_leave,
     decide_member_action,
+    decide_pick,
     decide_rate,
     decide_undo,
     is_new_match,
@@ -132,6 +134,14 @@ class LocalChanges(RoomChanges):
         )
         if isinstance(decided, Refusal):
             raise owner_refused(decided, Reply.MANAGE_MEMBER_ERROR, name, userName=name, action=action)
+        room.apply(decided)
+
+    async def pick(self, room: Room, actor: Actor, media_id: str) -> None:
+        decided = decide_pick(
+            room.state, room.online, owner=owner_of(room.state), actor=actor, media_id=media_id, now=self._now_ms()
+        )
+        if isinstance(decided, Refusal):
+            raise pick_refused(decided)
         room.apply(decided)
 
     async def delete(self, room: Room, actor: Actor) -> None:

@@ -28,13 +28,26 @@ from server.providers import InvalidFilter, Media, MediaProvider, MediaQuery, Pr
 from server.user import User
 from storage import RatingValue, SerializedRoom, Storage, StorageError, hash_password, room_key, verify_password
 
-from .changes import Build, MemberAction, RoomChanges, Snapshot, new_member_token, new_seat_code, not_owner
+from .changes import (
+    Build,
+    MemberAction,
+    RoomChanges,
+    Snapshot,
+    new_member_token,
+    new_seat_code,
+    not_owner,
+    pick_refused,
+)
 from .decisions import Actor, acts_as_owner, token_hash
 from .deck import order_media, stable_seed
 from .room import Room, Seat
-from .rules import ban_key, owner_of
+from .rules import Refusal, ban_key, end_reason, owner_of
 
 log = logging.getLogger("server.rooms")
+
+# The closest calls a results screen shows, and how often time limits are looked at (seconds).
+CLOSEST_CALLS = 5
+TIME_LIMIT_CHECK = 1.0
 
 
 class RoomRegistry:
@@ -81,7 +94,14 @@ class RoomRegistry:
             if ordered is None:
                 items = await self._media(MediaQuery(state.filters, state.libraries), reply_type)
                 ordered = self._ordered(state, items)
-            room = Room(state, ordered, on_change=self.changes.changed, online=snapshot.online, seq=snapshot.seq)
+            room = Room(
+                state,
+                ordered,
+                on_change=self.changes.changed,
+                now_ms=self.changes.now_ms,
+                online=snapshot.online,
+                seq=snapshot.seq,
+            )
             if unordered:
                 room.changed()  # a legacy room got its order just now: keep it
             self.rooms[room.key] = room
@@ -154,6 +174,7 @@ class RoomRegistry:
                 creator_plex_user_id=creator.plex_id or "",
                 creator_plex_username=creator.userName,
                 owner=ban_key(creator.identity, skeleton(creator.userName)),
+                **_end_conditions(request, self.changes.now_ms()),
                 media_ids=[item.id for item in ordered],
                 media_seed=seed,
             )
@@ -297,6 +318,61 @@ class RoomRegistry:
             raise not_owner(Reply.DELETE_ROOM_ERROR)
         await self.changes.delete(room, _actor(room, seat, user))
 
+    async def pick(self, room: Room, seat: Seat, user: User, *, again: bool) -> None:
+        """Pick one of the room's matches for everyone (``picked`` is broadcast); once the room has
+        a pick, only its owner picks again."""
+        if room.state.pick is not None and not again:
+            return  # the pick stands: the caller is told it
+        matches = sorted(media_id for media_id in room.state.matches if media_id in room.media_by_id)
+        if room.state.pick is not None and len(matches) > 1 and room.state.pick.media_id in matches:
+            matches.remove(room.state.pick.media_id)  # picking again gives another
+        if not matches:
+            raise pick_refused(Refusal.NOTHING_TO_DO)
+        await self.changes.pick(room, _actor(room, seat, user), self._rng.choice(matches))
+
+    def results(self, room: Room, user_name: str) -> dict[str, object]:
+        """The room's matches, the most liked first, its pick, and (once this member has rated every
+        film, or the room has ended) the closest calls: the most liked films that did not match."""
+        state = room.state
+        solo = state.room_type == "solo"
+        liked: dict[str, list[str]] = {
+            media_id: [user for user, value, _ in ratings if value == "like" and (not solo or user == user_name)]
+            for media_id, ratings in state.ratings.items()
+            if media_id in room.media_by_id
+        }
+        matched = {media_id for media_id, users in liked.items() if users} if solo else set(state.matches)
+        order = sorted(
+            (media_id for media_id in matched if media_id in room.media_by_id),
+            key=lambda media_id: (-len(liked.get(media_id, [])), state.matches.get(media_id, 0), media_id),
+        )
+        results: dict[str, object] = {
+            "roomName": room.name,
+            "rules": room.rules(),
+            "matches": [
+                {
+                    "media": room.media_by_id[media_id].wire(),
+                    "likes": len(liked.get(media_id, [])),
+                    "users": liked.get(media_id, []),
+                    "matchedAt": state.matches.get(media_id),
+                }
+                for media_id in order
+            ],
+        }
+        if state.pick is not None and state.pick.media_id in room.media_by_id:
+            results["pick"] = {"mediaId": state.pick.media_id, "at": state.pick.at}
+        done = room.progress(user_name) >= 1 or end_reason(state, user_name, self.changes.now_ms()) is not None
+        results["deckDone"] = done
+        if done and not solo:
+            near = sorted(
+                (media_id for media_id, users in liked.items() if users and media_id not in matched),
+                key=lambda media_id: (-len(liked[media_id]), media_id),
+            )[:CLOSEST_CALLS]
+            results["closestCalls"] = [
+                {"media": room.media_by_id[media_id].wire(), "likes": len(liked[media_id]), "users": liked[media_id]}
+                for media_id in near
+            ]
+        return results
+
     def members(self, room: Room, seat: Seat, user: User) -> dict[str, object]:
         """Every member (connected or not) and, for the owner, who was removed."""
         owner = room.owner_name()
@@ -332,6 +408,7 @@ class RoomRegistry:
         """The background work of the rooms (eviction, and that of ``changes``), until cancelled."""
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(self.changes.run)
+            tasks.start_soon(self._announce_time_limits)
             await self._run_eviction()
 
     async def stop(self, budget: float) -> None:
@@ -359,6 +436,26 @@ class RoomRegistry:
         while True:
             await anyio.sleep(interval)
             await self.evict_idle()
+
+    async def _announce_time_limits(self) -> None:
+        """Tell a room's members the moment its time limit passes (no change makes that happen)."""
+        while True:
+            now = self.changes.now_ms()
+            for room in list(self.rooms.values()):
+                if room.state.ends_at and now >= room.state.ends_at:
+                    room.time_up()
+            await anyio.sleep(TIME_LIMIT_CHECK)
+
+
+def _end_conditions(request: CreateRoomRequest, now: int) -> dict[str, int | None]:
+    ends = request.endConditions
+    if ends is None:
+        return {}
+    return {
+        "match_limit": ends.matches,
+        "ends_at": None if ends.minutes is None else now + round(ends.minutes * 60_000),
+        "like_cap": ends.likes,
+    }
 
 
 def _actor(room: Room, seat: Seat, user: User) -> Actor:

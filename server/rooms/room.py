@@ -18,8 +18,8 @@ from server.providers import Media
 from storage import SerializedRoom
 
 from .decisions import apply_event
-from .events import Deleted, Event, Joined, Left, OwnerChanged, Presence, Rated, Removed, Undone
-from .rules import ban_key, likers, owner_of
+from .events import Deleted, Event, Joined, Left, OwnerChanged, Picked, Presence, Rated, Removed, Undone
+from .rules import ban_key, end_reason, likers, likes_of, match_limit, owner_of
 
 
 class Seat(Protocol):
@@ -51,6 +51,7 @@ class Room:
         media: list[Media],
         *,
         on_change: Callable[[Room], None],
+        now_ms: Callable[[], int],
         online: dict[str, Presence] | None = None,
         seq: int = 0,
     ) -> None:
@@ -65,6 +66,9 @@ class Room:
         # The number of the last shared event applied (0 while no event is numbered).
         self.seq = seq
         self._on_change = on_change
+        self._now_ms = now_ms
+        # A time limit that had passed when the room was opened needs no announcement.
+        self.end_announced = bool(state.ends_at) and now_ms() >= (state.ends_at or 0)
 
     @property
     def key(self) -> str:
@@ -137,6 +141,7 @@ class Room:
     # -- applying (every process) ------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
+        ended_before = isinstance(event, Rated) and self._ended_for(event.name)
         previous = apply_event(self.state, self.online, event)
         if isinstance(event, Joined):
             self._joined(event)
@@ -144,6 +149,13 @@ class Room:
             self._left(event, previous)
         elif isinstance(event, Rated):
             self._rated(event)
+            if not ended_before and self._ended_for(event.name):
+                self._announce_end(event.name)
+        elif isinstance(event, Picked):
+            self._on_change(self)
+            item = self.media_by_id.get(event.mediaId)
+            if item is not None:
+                self.send_all(Reply.PICKED, {"mediaId": event.mediaId, "media": item.wire(), "at": event.at})
         elif isinstance(event, Undone):
             self._undone(event)
         elif isinstance(event, Deleted):
@@ -186,11 +198,51 @@ class Room:
             "roomType": self.state.room_type,
             "memberToken": token,
             "userName": user_name,
+            "rules": self.rules(),
         }
         owner = self.owner_name()
         if owner is not None:
             welcome["roomOwner"] = owner
+        reason = end_reason(self.state, user_name, self._now_ms())
+        if reason is not None:
+            welcome["ended"] = {"reason": reason}
+        if self.state.pick is not None and self.state.pick.media_id in self.media_by_id:
+            item = self.media_by_id[self.state.pick.media_id]
+            welcome["pick"] = {"mediaId": item.id, "media": item.wire(), "at": self.state.pick.at}
+        if self.state.like_cap:
+            welcome["likesLeft"] = max(0, self.state.like_cap - likes_of(self.state, user_name))
         return welcome
+
+    def rules(self) -> dict[str, Any]:
+        """What makes a match and when the room ends, as the room's header tells it."""
+        rules: dict[str, Any] = {"roomType": self.state.room_type, "matchThreshold": self.state.match_threshold}
+        for key, value in (
+            ("matchLimit", match_limit(self.state)),
+            ("endsAt", self.state.ends_at),
+            ("likeCap", self.state.like_cap),
+        ):
+            if value:
+                rules[key] = value
+        return rules
+
+    def _ended_for(self, user_name: str) -> bool:
+        return end_reason(self.state, user_name, self._now_ms()) is not None
+
+    def _announce_end(self, user_name: str) -> None:
+        """The room has just ended (a solo room, for this user): tell whom it concerns."""
+        reason = end_reason(self.state, user_name, self._now_ms())
+        payload = {"roomName": self.name, "reason": reason}
+        if self.state.room_type == "solo" and reason == "matches":
+            self.send_to(user_name, Reply.ROOM_ENDED, payload)
+        else:
+            self.end_announced = reason == "time" or self.end_announced
+            self.send_all(Reply.ROOM_ENDED, payload)
+
+    def time_up(self) -> None:
+        """Called once the room's time limit has passed: say so, once."""
+        if not self.end_announced:
+            self.end_announced = True
+            self.send_all(Reply.ROOM_ENDED, {"roomName": self.name, "reason": "time"})
 
     def _left(self, event: Left | Removed, previous: Presence | None) -> None:
         name = event.name

@@ -19,14 +19,31 @@ local function is_group_match(room_type, threshold, liked_by, members)
   return true
 end
 
--- own_ratings: the user's ratings array as stored (text), or false; match_count: the room's matches.
-local function has_ended(end_on_first_match, room_type, own_ratings, match_count)
-  if not end_on_first_match then return false end
-  if room_type == "solo" then
-    -- Quotes inside ids are escaped, so `,"like",` is found only where an element says "like".
-    return own_ratings and string.find(own_ratings, ',"like",', 1, true) ~= nil
+-- own_ratings: the user's ratings array as stored (text), or false. Quotes inside ids are escaped,
+-- so `,"like",` is found only where an element says "like".
+local function likes_of(own_ratings)
+  local count, at = 0, 1
+  while own_ratings do
+    local found = string.find(own_ratings, ',"like",', at, true)
+    if not found then break end
+    count, at = count + 1, found + 1
   end
-  return match_count > 0
+  return count
+end
+
+-- match_limit, ends_at: 0 for none (the caller passes rules.match_limit and the room's ends_at).
+-- Returns "time", "matches" or nil.
+local function end_reason(match_limit, ends_at, now, room_type, own_ratings, match_count)
+  if ends_at > 0 and now >= ends_at then return "time" end
+  if match_limit == 0 then return nil end
+  local found = match_count
+  if room_type == "solo" then found = likes_of(own_ratings) end
+  if found >= match_limit then return "matches" end
+  return nil
+end
+
+local function like_cap_reached(like_cap, own_ratings)
+  return like_cap > 0 and likes_of(own_ratings) >= like_cap
 end
 
 local NAME_OWNER = "name:"

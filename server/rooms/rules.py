@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 
 from server.identity import HOST, plex_identity
 from server.names import skeleton
@@ -34,6 +35,7 @@ class Refusal(enum.Enum):
     REMOVED = -5
     NOT_OWNER = -6
     NO_SUCH_MEMBER = -7
+    LIKE_CAP = -8
     # Rating an item twice, undoing a rating that is not there, leaving a seat not held.
     NOTHING_TO_DO = 0
 
@@ -67,15 +69,47 @@ def is_group_match(room_type: str, threshold: int, liked_by: Collection[str], me
     return False
 
 
-def has_ended(room: SerializedRoom, user_name: str) -> bool:
-    """EndOnFirstMatch: the room has its match (in a solo room: this user has liked something)."""
-    if "EndOnFirstMatch" not in room.options:
-        return False
-    if room.room_type == "solo":
-        return any(
-            user == user_name and value == "like" for ratings in room.ratings.values() for user, value, _ in ratings
-        )
-    return bool(room.matches)
+@dataclass(frozen=True)
+class Ending:
+    """A room's end conditions as the Lua scripts take them (0 for none)."""
+
+    match_limit: int
+    ends_at: int
+    like_cap: int
+
+    @classmethod
+    def of(cls, room: SerializedRoom) -> Ending:
+        return cls(match_limit(room), room.ends_at or 0, room.like_cap or 0)
+
+
+def match_limit(room: SerializedRoom) -> int:
+    """After how many matches the room ends (0: never); v2's EndOnFirstMatch is a limit of one."""
+    if room.match_limit:
+        return room.match_limit
+    return 1 if "EndOnFirstMatch" in room.options else 0
+
+
+def likes_of(room: SerializedRoom, user_name: str) -> int:
+    return sum(
+        1 for ratings in room.ratings.values() for user, value, _ in ratings if user == user_name and value == "like"
+    )
+
+
+def end_reason(room: SerializedRoom, user_name: str, now: int) -> str | None:
+    """Why the room has ended (for this user, in a solo room), or None: its time is up ("time"),
+    or it has its matches ("matches"; in a solo room, the user's own likes)."""
+    if room.ends_at and now >= room.ends_at:
+        return "time"
+    limit = match_limit(room)
+    if not limit:
+        return None
+    found = likes_of(room, user_name) if room.room_type == "solo" else len(room.matches)
+    return "matches" if found >= limit else None
+
+
+def like_cap_reached(room: SerializedRoom, user_name: str) -> bool:
+    """Whether the user has used every like the room allows each member."""
+    return bool(room.like_cap) and likes_of(room, user_name) >= (room.like_cap or 0)
 
 
 def ban_key(identity: str | None, skeleton: str) -> str:

@@ -33,12 +33,13 @@ from ..changes import (
     join_refused,
     not_owner,
     owner_refused,
+    pick_refused,
     rating_refused,
 )
 from ..decisions import Actor, JoinRequest
 from ..events import EVENTS, Deleted, Left, Presence
 from ..room import Room, Seat
-from ..rules import Refusal, owner_of
+from ..rules import Ending, Refusal, owner_of
 from .live import Live, LiveRoom, Subscription
 
 log = logging.getLogger("server.rooms.shared")
@@ -400,7 +401,7 @@ class SharedChanges(RoomChanges):
                 self._now_ms(),
                 room_type=room.state.room_type,
                 threshold=room.state.match_threshold,
-                end_on_first_match="EndOnFirstMatch" in room.state.options,
+                ending=Ending.of(room.state),
             )
         except StorageError as exc:
             raise storage_unavailable(
@@ -440,6 +441,17 @@ class SharedChanges(RoomChanges):
             ) from exc
         if isinstance(outcome, Refusal):
             raise owner_refused(outcome, reply, name, userName=name, action=action)
+        await self._applied(room, outcome)
+
+    async def pick(self, room: Room, actor: Actor, media_id: str) -> None:
+        try:
+            outcome = await self.live.pick(
+                room.name, actor=actor, media_id=media_id, owner=owner_of(room.state), now_ms=self._now_ms()
+            )
+        except StorageError as exc:
+            raise storage_unavailable(Reply.PICK_ERROR, "the room cannot be changed right now") from exc
+        if isinstance(outcome, Refusal):
+            raise pick_refused(outcome)
         await self._applied(room, outcome)
 
     async def delete(self, room: Room, actor: Actor) -> None:

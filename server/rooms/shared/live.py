@@ -18,7 +18,7 @@ import anyio
 from storage import RatingValue, SerializedRoom
 
 from ..decisions import Actor, JoinRequest
-from ..rules import Refusal
+from ..rules import Ending, Refusal
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class Live(Protocol):
         *,
         room_type: str,
         threshold: int,
-        end_on_first_match: bool,
+        ending: Ending,
     ) -> RateOutcome | Refusal: ...
 
     async def undo(
@@ -103,6 +103,9 @@ class Live(Protocol):
     ) -> int | Refusal:
         """The owner's action on a member (``decisions.decide_member_action``); ``owner`` is the
         room's owner as the caller derives it, for rooms that store none."""
+
+    async def pick(self, room_name: str, *, actor: Actor, media_id: str, owner: str, now_ms: int) -> int | Refusal:
+        """Record the pick of one of the room's matches (``decisions.decide_pick``)."""
 
     async def delete(self, room_name: str, *, actor: Actor, owner: str) -> int | Refusal:
         """Delete the room and tell its processes (the event's number), or why not."""

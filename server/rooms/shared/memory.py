@@ -27,12 +27,13 @@ from ..decisions import (
     decide_join,
     decide_leave,
     decide_member_action,
+    decide_pick,
     decide_rate,
     decide_undo,
     is_new_match,
 )
 from ..events import Deleted, Event, Presence
-from ..rules import Refusal
+from ..rules import Ending, Refusal
 from .live import LiveRoom, OnEvent, OnSubscribed, RateOutcome
 
 
@@ -201,7 +202,7 @@ class MemoryLive:
         *,
         room_type: str,
         threshold: int,
-        end_on_first_match: bool,
+        ending: Ending,
     ) -> RateOutcome | Refusal:
         new_match = False
 
@@ -223,6 +224,12 @@ class MemoryLive:
     ) -> int | Refusal:
         def decide(state: SerializedRoom, online: dict[str, Presence]) -> Event | Refusal:
             return decide_member_action(state, online, state.owner or owner, actor, action, name, code_hash, now_ms)
+
+        return await self._decide(room_name, decide) or Refusal.NO_ROOM
+
+    async def pick(self, room_name: str, *, actor: Actor, media_id: str, owner: str, now_ms: int) -> int | Refusal:
+        def decide(state: SerializedRoom, online: dict[str, Presence]) -> Event | Refusal:
+            return decide_pick(state, online, owner=state.owner or owner, actor=actor, media_id=media_id, now=now_ms)
 
         return await self._decide(room_name, decide) or Refusal.NO_ROOM
 

@@ -42,7 +42,7 @@ from storage.redis import (
 )
 
 from ..decisions import Actor, JoinRequest
-from ..rules import Refusal
+from ..rules import Ending, Refusal
 from .batches import Batches
 from .live import LiveRoom, OnEvent, OnSubscribed, RateOutcome
 from .scripts import HEARTBEAT, ROOM_SCRIPTS, room_script
@@ -102,6 +102,7 @@ class RedisLive:
             keys.removed,
             keys.deck,
             keys.opened,
+            keys.pick,
         ]
 
     async def run(self) -> None:
@@ -181,7 +182,7 @@ class RedisLive:
         *,
         room_type: str,
         threshold: int,
-        end_on_first_match: bool,
+        ending: Ending,
     ) -> RateOutcome | Refusal:
         keys = self.keys(room_name)
         outcome = await self._run(
@@ -197,8 +198,10 @@ class RedisLive:
             at_ms,
             room_type,
             threshold,
-            "1" if end_on_first_match else "0",
+            ending.match_limit,
             like_key(media_id),
+            ending.ends_at,
+            ending.like_cap,
         )
         if outcome[0] != 1:
             return Refusal(outcome[0])
@@ -240,6 +243,22 @@ class RedisLive:
             meta = await self.storage.client.get(keys.meta)
         room_type = json.loads(meta).get("roomType", "standard") if meta else ""
         return str(room_type)
+
+    async def pick(self, room_name: str, *, actor: Actor, media_id: str, owner: str, now_ms: int) -> int | Refusal:
+        keys = self.keys(room_name)
+        outcome = await self._run(
+            "pick",
+            room_name,
+            keys,
+            [],
+            media_id,
+            actor.identity or "",
+            actor.skeleton,
+            actor.seated_as or "",
+            owner,
+            now_ms,
+        )
+        return _seq_or_refusal(outcome)
 
     async def delete(self, room_name: str, *, actor: Actor, owner: str) -> int | Refusal:
         keys = self.keys(room_name)

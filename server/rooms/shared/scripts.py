@@ -7,8 +7,8 @@ rating, they find and splice the text Python wrote. A look-up key is `[<JSON of 
 JSON string a quote is always escaped, so that text occurs only where an element for that item
 starts.
 
-KEYS of every room script: meta, ratings, progress, members, matches, online, seq, owner, removed
-(``ROOM_KEYS``); ARGV[1] is the room's channel. Refusals are the values of ``rules.Refusal``. A
+KEYS of every room script: meta, ratings, progress, members, matches, online, seq, owner, removed,
+pick (``RedisLive._room_keys``); ARGV[1] is the room's channel. Refusals are the values of ``rules.Refusal``. A
 presence entry (``online``) is ``{"user":<public user>,"seats":{<seat>:<process>}}``, written as text
 so the user's JSON is never decoded and encoded again (an empty list would come back as ``{}``).
 """
@@ -112,7 +112,7 @@ local function likers(like_key)
 end
 """
 
-# decide_join. KEYS[12]: this process's room set. ARGV: channel, name, identity ("" for none),
+# decide_join. KEYS[13]: this process's room set. ARGV: channel, name, identity ("" for none),
 # skeleton, seat, process, presented token hash, seat code hash, new token hash, avatar, Plex user id,
 # now (ms), member limit, absence (ms), the owner the caller derives, "1" to re-seat, the public
 # user's JSON after its userName (`"permissions":[...],...`, or ""), room digest.
@@ -195,7 +195,7 @@ if how ~= "beside" then seats = {} end
 seats[seat] = ARGV[6]
 local user = '{"userName":' .. cjson.encode(found) .. (ARGV[17] ~= "" and (',' .. ARGV[17]) or '') .. '}'
 redis.call("HSET", KEYS[6], found, presence(user, seats))
-redis.call("SADD", KEYS[12], ARGV[18])
+redis.call("SADD", KEYS[13], ARGV[18])
 if not reseat then redis.call("SET", KEYS[11], ARGV[19]) end
 return emit('"t":"join","name":' .. cjson.encode(found) .. ',"member":' .. member_json .. ',"seat":'
   .. cjson.encode(seat) .. ',"process":' .. cjson.encode(ARGV[6]) .. ',"user":' .. user
@@ -276,14 +276,18 @@ return emit('"t":"offer","name":' .. cjson.encode(name) .. ',"offer_hash":' .. c
 """
 
 # decide_rate. ARGV: channel, name, look-up key, element, mediaId, rating, now (ms), room type,
-# threshold, "1" for EndOnFirstMatch, like key. Returns {1, seq, 1 if it made a new match} or {refusal}.
+# threshold, match limit (0: none), like key, end time (ms, 0: none), like cap (0: none).
+# Returns {1, seq, 1 if it made a new match} or {refusal}.
 RATE = """
 if redis.call("EXISTS", KEYS[1]) == 0 then return {-1} end
 if redis.call("HEXISTS", KEYS[4], ARGV[2]) == 0 then return {-7} end
-if has_ended(ARGV[10] == "1", ARGV[8], redis.call("HGET", KEYS[2], ARGV[2]), redis.call("HLEN", KEYS[5])) then
+local own = redis.call("HGET", KEYS[2], ARGV[2])
+if end_reason(tonumber(ARGV[10]), tonumber(ARGV[12]), tonumber(ARGV[7]), ARGV[8], own, redis.call("HLEN", KEYS[5])) then
   return {-4}
 end
-if not append_rating(KEYS[2], ARGV[2], ARGV[3], ARGV[4]) then return {0} end
+if own and string.find(own, ARGV[3], 1, true) then return {0} end
+if ARGV[6] == "like" and like_cap_reached(tonumber(ARGV[13]), own) then return {-8} end
+append_rating(KEYS[2], ARGV[2], ARGV[3], ARGV[4])
 local progress = count_rating(KEYS[3], ARGV[2], 1)
 local matched_at, new = false, 0
 if ARGV[6] == "like" and ARGV[8] ~= "solo" then
@@ -311,20 +315,43 @@ return emit('"t":"undo","name":' .. cjson.encode(ARGV[2]) .. ',"mediaId":' .. cj
   .. ',"progress":' .. progress .. ',"matchRemoved":' .. tostring(removed))
 """
 
-# decide_delete. KEYS[12], KEYS[13]: the room index and names. ARGV: channel, digest, actor identity
+# decide_pick. ARGV: channel, the match picked, actor identity ("" for none), actor skeleton, the
+# name the actor's connection is seated as ("" for none), the owner the caller derives, now (ms).
+PICK = """
+if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
+if ARGV[5] == "" or redis.call("HEXISTS", KEYS[4], ARGV[5]) == 0 then return -7 end
+if redis.call("HEXISTS", KEYS[5], ARGV[2]) == 0 then return 0 end
+if redis.call("EXISTS", KEYS[12]) == 1 then
+  local seated = redis.call("HEXISTS", KEYS[6], ARGV[5]) == 1
+  if not is_owner(room_owner(ARGV[6]), ARGV[3] ~= "" and ARGV[3] or nil, ARGV[4], seated) then return -6 end
+end
+redis.call("SET", KEYS[12], '{"mediaId":' .. cjson.encode(ARGV[2]) .. ',"at":' .. ARGV[7] .. '}')
+return emit('"t":"pick","mediaId":' .. cjson.encode(ARGV[2]) .. ',"at":' .. ARGV[7])
+"""
+
+# decide_delete. KEYS[13], KEYS[14]: the room index and names. ARGV: channel, digest, actor identity
 # ("" for none), actor skeleton, the name the actor's connection is seated as ("" for none), the
 # owner the caller derives.
 DELETE = """
 if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
 local seated = ARGV[5] ~= "" and redis.call("HEXISTS", KEYS[6], ARGV[5]) == 1
 if not is_owner(room_owner(ARGV[6]), ARGV[3] ~= "" and ARGV[3] or nil, ARGV[4], seated) then return -6 end
-redis.call("DEL", KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[8], KEYS[9], KEYS[10], KEYS[11])
-redis.call("ZREM", KEYS[12], ARGV[2])
-redis.call("HDEL", KEYS[13], ARGV[2])
+redis.call("DEL", KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[8], KEYS[9], KEYS[10], KEYS[11],
+  KEYS[12])
+redis.call("ZREM", KEYS[13], ARGV[2])
+redis.call("HDEL", KEYS[14], ARGV[2])
 return emit('"t":"delete"')
 """
 
-ROOM_SCRIPTS = {"join": JOIN, "leave": LEAVE, "manage": MANAGE, "rate": RATE, "undo": UNDO, "delete": DELETE}
+ROOM_SCRIPTS = {
+    "join": JOIN,
+    "leave": LEAVE,
+    "manage": MANAGE,
+    "pick": PICK,
+    "rate": RATE,
+    "undo": UNDO,
+    "delete": DELETE,
+}
 
 
 def room_script(body: str) -> str:
