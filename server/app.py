@@ -21,14 +21,14 @@ from server.connection import Connection
 from server.context import AppContext
 from server.limits_redis import RedisWindow
 from server.metrics import Metrics
-from server.middleware import BasicAuthMiddleware, RootPathMiddleware
+from server.middleware import BasicAuthMiddleware, RootPathMiddleware, WebSocketCapMiddleware
 from server.providers import MediaProvider
 from server.providers.combined import CombinedProvider
 from server.providers.configured import client_id, configured_providers, plex_servers
 from server.providers.plex_tv import PlexTvSignIn
 from server.rooms.registry import RoomRegistry
 from server.rooms.shared.redis import RedisLive
-from server.security import OriginMiddleware, SecurityHeadersMiddleware
+from server.security import AllowedHostsMiddleware, OriginMiddleware, SecurityHeadersMiddleware, origin_hosts
 from storage import Storage
 from storage.redis import RedisStorage
 
@@ -127,6 +127,12 @@ def create_app(
     middleware = [
         Middleware(RootPathMiddleware, root_path=settings.root_path),
         Middleware(SecurityHeadersMiddleware, extra_origins=plex_origins),
+        Middleware(
+            AllowedHostsMiddleware,
+            allowed_hosts=settings.allowed_hosts,
+            extra_names=[settings.host.lower(), *origin_hosts(settings.allowed_origins)],
+        ),
+        Middleware(WebSocketCapMiddleware, limit=settings.max_connections_per_address, key=context.guards.client),
     ]
     if settings.auth is not None:
         middleware.append(

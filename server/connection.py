@@ -64,8 +64,9 @@ class Connection:
         self._going_away = anyio.Event()
         self._bucket = context.guards.message_bucket()
         self.seat_id = secrets.token_hex(12)
-        # The client's own address (uvicorn puts a trusted proxy's X-Forwarded-For here).
-        self.address = websocket.client.host if websocket.client else "unknown"
+        # The client's own address (uvicorn puts a trusted proxy's X-Forwarded-For here), as the
+        # per-address limits count it (an IPv6 address by its /64).
+        self.address = context.guards.client(websocket.client.host) if websocket.client else "unknown"
         self._handlers: dict[str, Callable[[Any], Awaitable[None]]] = {
             "login": self.login,
             "logout": self.logout,
