@@ -292,12 +292,19 @@ class GatedHttpProtocol(H11Protocol):
 
 
 class GatedWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's WebSocket protocol, which a connection switches to after its upgrade request: it
-    gives the connection's place at the gate back when the connection ends."""
+    """uvicorn's WebSocket protocol (websockets, sans-I/O), which a connection switches to after
+    its upgrade request: it gives the connection's place at the gate back when the connection ends."""
 
     def connection_lost(self, exc: Exception | None) -> None:
         _gated_config(self.config).gate.release(self.transport)
         super().connection_lost(exc)
+
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body", False):
+            # A refusal (429, 400) was sent whole: without this, uvicorn 0.54 logs "ASGI callable
+            # returned without completing handshake" at ERROR for each one (uvicorn PR #3138).
+            self.handshake_complete = True
 
 
 def connection_limit(settings: Settings, limit: FileLimit) -> int:
