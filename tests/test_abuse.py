@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+import yaml
 from websockets.asyncio.client import ClientConnection, connect as connect_ws
 from websockets.exceptions import InvalidStatus
 from websockets.frames import Frame, Opcode
@@ -195,6 +196,16 @@ def test_trusted_proxies_include_their_ipv4_mapped_twins() -> None:
     both = load_settings("/dev/null", {"FORWARDED_ALLOW_IPS": "10.0.0.0/8", "TRUSTED_PROXIES": "fd00::/8"})
     assert both.trusted_proxies == ("fd00::/8",)
     assert trusted_networks(load_settings("/dev/null", {"TRUSTED_PROXIES": "*"}).trusted_proxies) == ["*"]
+
+
+def test_the_compose_file_trusts_its_own_network_only() -> None:
+    spec = yaml.safe_load((Path(__file__).resolve().parent.parent / "docker-compose.yml").read_text())
+    [subnet] = [entry["subnet"] for entry in spec["networks"]["default"]["ipam"]["config"]]
+    trusted = spec["x-moviematch"]["environment"]["TRUSTED_PROXIES"]
+    assert load_settings("/dev/null", {"TRUSTED_PROXIES": trusted}).trusted_proxies == (subnet,)
+    for name, service in spec["services"].items():
+        if name.startswith("moviematch"):
+            assert "ports" not in service, "a published process could be sent forged X-Forwarded-For"
 
 
 # -- the Host allow-list ---------------------------------------------------------------------------
@@ -498,6 +509,7 @@ async def test_websockets_per_client_address_are_capped_behind_a_proxy_with_ipv6
         opened.append(await _ws(server, "203.0.113.5"))  # its place was given back (eventually)
         for ws in opened:
             await ws.close()
+    assert " ERROR " not in server.output()
 
 
 @slow
