@@ -287,8 +287,9 @@ class Settings(_Section):
     max_connections_per_address: int = _count(64)
     # Seconds a client has to send a request's headers (and body) before the connection is closed.
     header_timeout: float = _seconds(10.0)
-    # CPU-heavy work (password checks, QR codes): run at once, waiting, and per client address.
-    cpu_workers: int = _count(2)
+    # CPU-heavy work (password checks, QR codes): run at once (one leaves the other cores to the
+    # event loop), waiting, and per client address.
+    cpu_workers: int = _count(1)
     cpu_queue: int = _count(32)
     cpu_queue_per_client: int = _count(4)
     # /metrics without Basic auth: open to anyone when metrics is true, else only to these addresses.
