@@ -205,16 +205,20 @@ class SecurityHeadersMiddleware:
 _SECRET_HEADER = re.compile(r"(?im)^([<>]?\s*(?:authorization|proxy-authorization|cookie|x-plex-token)\s*:\s*).+$")
 
 # Message fields that carry a credential (protocol.md: login, joinRoom, createRoom and their
-# replies), and JSON spellings of them: "password": "…", with escapes inside the value, or up to
-# where a log line cuts the text.
+# replies). Their string values are redacted wherever a field is spelled as in JSON
+# ("password": "…"), a Python dict ('password': '…') or a repr (password='…'), escapes inside the
+# value included, and up to the end of the text when a log line cut the value short.
 SECRET_FIELDS = ("password", "plexToken", "memberToken", "token", "authToken", "accessToken", "apiKey", "api_key")
 _FIELD_NAMES = "|".join(SECRET_FIELDS)
-_SECRET_FIELD = re.compile(rf'("(?:{_FIELD_NAMES})"\s*:\s*")(?:[^"\\]|\\.)*(?:"|\\?$)', re.IGNORECASE)
+_SECRET_FIELD = re.compile(
+    rf"""(?P<key>(?P<q>["']?)\b(?:{_FIELD_NAMES})\b(?P=q)\s*[:=]\s*)(?P<v>["'])(?:(?!(?P=v))[^\\]|\\.)*(?:(?P=v)|\\?$)""",
+    re.IGNORECASE,
+)
 
 
 def redact_fields(text: str) -> str:
-    """``text`` with the string value of every ``SECRET_FIELDS`` field of JSON in it replaced by ``***``."""
-    return _SECRET_FIELD.sub(r'\1***"', text)
+    """``text`` with the string value of every ``SECRET_FIELDS`` field in it replaced by ``***``."""
+    return _SECRET_FIELD.sub(lambda match: f"{match['key']}{match['v']}***{match['v']}", text)
 
 
 def _redacted_frame(frame: Frame) -> Frame:

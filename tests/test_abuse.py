@@ -357,12 +357,29 @@ def test_frames_are_redacted_before_websockets_shortens_them() -> None:
     assert line.endswith(""" "memberToken": "***"}}' [575 bytes]""")
 
 
-def test_messages_are_redacted_by_field_name() -> None:
-    record = logging.makeLogRecord(
-        {"msg": "got %s", "args": ('{"type":"login","payload":{"plexToken":"abc\\"def","password":"pw"}}',)}
-    )
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        (
+            '{"type":"login","payload":{"plexToken":"abc\\"def","password":"pw"}}',
+            '{"type":"login","payload":{"plexToken":"***","password":"***"}}',
+        ),
+        (
+            "input_value={'memberToken': 'it\\'s', 'roomName': 'V'}",
+            "input_value={'memberToken': '***', 'roomName': 'V'}",
+        ),
+        (
+            "JoinRoomRequest(roomName='V', password='pw', memberToken=None)",
+            "JoinRoomRequest(roomName='V', password='***', memberToken=None)",
+        ),
+        ('{"password": "cut sho', '{"password": "***"'),  # a line that ends inside the value
+        ('{"hasPassword": true, "roomName": "password"}', '{"hasPassword": true, "roomName": "password"}'),
+    ],
+)
+def test_messages_are_redacted_by_field_name(text: str, redacted: str) -> None:
+    record = logging.makeLogRecord({"msg": "got %s", "args": (text,)})
     RedactSecrets([]).filter(record)
-    assert record.getMessage() == 'got {"type":"login","payload":{"plexToken":"***","password":"***"}}'
+    assert record.getMessage() == f"got {redacted}"
 
 
 # -- against the real server --------------------------------------------------------------------------
