@@ -26,8 +26,10 @@ from server.providers import MediaProvider
 from server.providers.combined import CombinedProvider
 from server.providers.configured import client_id, configured_providers, plex_servers
 from server.providers.plex_tv import PlexTvSignIn
+from server.rooms.changes import RoomChanges
+from server.rooms.local import LocalChanges
 from server.rooms.registry import RoomRegistry
-from server.rooms.shared.redis import RedisLive
+from server.rooms.shared import Live, RedisLive, SharedChanges
 from server.security import AllowedHostsMiddleware, OriginMiddleware, SecurityHeadersMiddleware, origin_hosts
 from storage import Storage
 from storage.redis import RedisStorage
@@ -50,6 +52,37 @@ def plex_sign_in_for(settings: Settings, media: CombinedProvider) -> PlexTvSignI
     return PlexTvSignIn(settings, client_id=client_id(), plex_servers=lambda: plex_servers(media))
 
 
+def room_changes(
+    settings: Settings,
+    storage: Storage,
+    metrics: Metrics,
+    now_ms: Callable[[], int],
+    process_id: str | None,
+    live: Live | None = None,
+) -> RoomChanges:
+    """Who decides changes to rooms: with Redis storage (or a ``live`` given) every room is shared
+    with the other processes using the same Redis (``process_id`` names this one among them);
+    otherwise this process alone serves its rooms."""
+    if live is None and isinstance(storage, RedisStorage):
+        live = RedisLive(storage, process_id or secrets.token_hex(6))
+    if live is not None:
+        return SharedChanges(
+            live,
+            presence_timeout=settings.presence_timeout,
+            max_members=settings.max_room_members,
+            now_ms=now_ms,
+            metrics=metrics,
+        )
+    return LocalChanges(
+        storage,
+        max_members=settings.max_room_members,
+        now_ms=now_ms,
+        save_delay=settings.save_delay,
+        save_max_wait=settings.save_max_wait,
+        observer=metrics,
+    )
+
+
 def create_app(
     settings: Settings,
     *,
@@ -58,12 +91,9 @@ def create_app(
     now_ms: Callable[[], int] = wall_clock_ms,
     rng: random.Random | None = None,
     process_id: str | None = None,
+    live: Live | None = None,
 ) -> Starlette:
-    """Build the app; nothing is opened until the lifespan starts (so tests can build many).
-
-    With Redis storage the rooms are shared with every process using the same Redis; ``process_id``
-    names this one among them (random by default).
-    """
+    """Build the app; nothing is opened until the lifespan starts (so tests can build many)."""
     storage = storage or settings.storage.create()
     media = configured_providers(settings) if provider is None else CombinedProvider([provider])
     plex_sign_in = plex_sign_in_for(settings, media)
@@ -71,13 +101,9 @@ def create_app(
     registry = RoomRegistry(
         storage,
         media,
-        save_delay=settings.save_delay,
-        save_max_wait=settings.save_max_wait,
+        room_changes(settings, storage, metrics, now_ms, process_id, live),
         idle_timeout=settings.room_idle_timeout,
-        now_ms=now_ms,
         rng=rng,
-        observer=metrics,
-        max_members=settings.max_room_members,
     )
     context = AppContext(
         settings=settings,
@@ -96,30 +122,13 @@ def create_app(
             if plex_sign_in is not None:
                 await plex_sign_in.open()
                 services.push_async_callback(plex_sign_in.close)
-            shared = None
             if isinstance(storage, RedisStorage):
-                live = RedisLive(storage, process_id or secrets.token_hex(6))
-                shared = registry.share(live, settings.presence_timeout, metrics)
                 context.guards.share(lambda name, limit, seconds: RedisWindow(storage, name, limit, seconds))
             async with anyio.create_task_group() as background:
-                background.start_soon(registry.saver.run)
-                background.start_soon(registry.run_eviction)
-                if shared is not None:
-                    background.start_soon(shared.run)
+                background.start_soon(registry.run)
                 yield
                 background.cancel_scope.cancel()
-            if shared is not None:
-                with anyio.move_on_after(settings.flush_timeout, shield=True):
-                    await shared.depart()
-            # uvicorn runs this only after every connection ended, so no rating can race the flush.
-            try:
-                with anyio.fail_after(settings.flush_timeout, shield=True):
-                    unsaved = await registry.saver.flush()
-            except TimeoutError:
-                log.error("shutdown: saving rooms took over %.1f s; unsaved changes are lost", settings.flush_timeout)
-            else:
-                for key in unsaved:
-                    log.error("shutdown: room %r could not be saved", key)
+            await registry.stop(settings.flush_timeout)
 
     def plex_origins() -> list[str]:
         return [settings.plex_tv_url] if context.plex_sign_in is not None else []

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 from pydantic import (
@@ -40,6 +40,7 @@ from pydantic_core import ErrorDetails
 
 from storage import Storage, StorageError, create_storage
 from storage.factory import storage_url
+from storage.redis import RedisStorage
 
 DEFAULT_CONFIG_PATH = "config.yaml"
 
@@ -216,6 +217,9 @@ class StorageSettings(_Section):
     url: str | None = None
     type: str | None = None
     path: str | None = None
+    # Redis only: every change waits until this many replicas confirm it (WAIT), so that a failover
+    # loses nothing acknowledged.
+    min_replicas: int = _count(0, minimum=0)
 
     @model_validator(mode="after")
     def _usable(self) -> StorageSettings:
@@ -229,7 +233,12 @@ class StorageSettings(_Section):
 
     def create(self) -> Storage:
         """A new, not yet opened backend; unlike ``storage_url()`` this also handles ``module:Class`` types."""
-        return create_storage(self.url, storage_type=self.type, path=self.path)
+        storage = create_storage(self.url, storage_type=self.type, path=self.path)
+        if self.min_replicas:
+            if not isinstance(storage, RedisStorage):
+                raise StorageError("create_storage", "min_replicas", "only a Redis storage has replicas to wait for")
+            storage.require_replicas(self.min_replicas)
+        return storage
 
 
 class Settings(_Section):
@@ -295,6 +304,8 @@ class Settings(_Section):
     # /metrics without Basic auth: open to anyone when metrics is true, else only to these addresses.
     metrics: StrictBool = Field(False, description=_BOOLEAN)
     metrics_allowed_ips: tuple[Network, ...] = ("127.0.0.1/32", "::1/128")
+    # A WebSocket that has not logged in after this long is closed (it only holds a file descriptor).
+    login_timeout: float = _seconds(300.0)
     # Keepalive: a peer that does not answer a ping within the timeout is disconnected.
     ws_ping_interval: float = _seconds(20.0)
     ws_ping_timeout: float = _seconds(20.0)
@@ -329,7 +340,9 @@ class Settings(_Section):
             password = self.auth.password.get_secret_value()
             found += [password, f"{self.auth.user}:{password}"]
         with contextlib.suppress(ValueError, StorageError):  # an unparsable URL holds no password to find
-            found.append(urlsplit(self.storage_url()).password or "")
+            url = urlsplit(self.storage_url())
+            found.append(url.password or "")
+            found += [value for name, value in parse_qsl(url.query) if name == "sentinel_password"]
         return [secret for secret in found if secret]
 
     def masked(self) -> dict[str, Any]:
@@ -413,6 +426,7 @@ _ENV_VARS: tuple[tuple[str, Loc, Callable[[str], object]], ...] = (
     ("STORAGE_URL", ("storage", "url"), _text),
     ("STORAGE_TYPE", ("storage", "type"), _text),
     ("STORAGE_PATH", ("storage", "path"), _text),
+    ("REDIS_MIN_REPLICAS", ("storage", "min_replicas"), _text),
     ("SAVE_DELAY", ("save_delay",), _text),
     ("SAVE_MAX_WAIT", ("save_max_wait",), _text),
     ("ROOM_IDLE_TIMEOUT", ("room_idle_timeout",), _text),
@@ -426,6 +440,7 @@ _ENV_VARS: tuple[tuple[str, Loc, Callable[[str], object]], ...] = (
     ("MAX_ROOMS_PER_USER", ("max_rooms_per_user",), _text),
     ("MAX_PASSWORD_ATTEMPTS", ("max_password_attempts",), _text),
     ("ALLOWED_ORIGINS", ("allowed_origins",), _items),
+    ("LOGIN_TIMEOUT", ("login_timeout",), _text),
     ("WS_PING_INTERVAL", ("ws_ping_interval",), _text),
     ("WS_PING_TIMEOUT", ("ws_ping_timeout",), _text),
     ("WS_COMPRESSION", ("ws_compression",), _flag),

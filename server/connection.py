@@ -1,19 +1,22 @@
-"""One WebSocket session: connected -> logged in -> in a room -> closed.
+"""One WebSocket session: connected -> logged in -> in a room -> closing.
 
-Parses frames, dispatches them to the rooms, and sends replies. A receiver reads frames in order;
-a sender drains a bounded queue, so a slow reader never holds up a room's other members.
+Parses frames, dispatches them to their handlers (``MESSAGES``: each message type with its payload
+and its handler, declared together), and sends replies. A receiver reads frames in order; a sender
+drains a bounded queue, so a slow reader never holds up a room's other members.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
+from starlette import status
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server.client_config import client_config
@@ -21,19 +24,27 @@ from server.context import AppContext
 from server.i18n import translations
 from server.limits import Verdict
 from server.protocol import (
+    AnyPayload,
+    ClientMessage,
     CreateRoomRequest,
     DeleteRoomRequest,
+    ErrorName,
     FilterValuesRequest,
     JoinRoomRequest,
     LoginRequest,
+    NoPayload,
     Payload,
     ProtocolError,
     RateRequest,
+    Reply,
     SetLocaleRequest,
     UndoRateRequest,
     clean_name,
     encode,
     exceeds,
+    invalid_room_name,
+    malformed,
+    not_in_room,
     parse_message,
 )
 from server.providers import ProviderError
@@ -43,19 +54,41 @@ from server.user import User
 log = logging.getLogger("server.connection")
 
 SEND_QUEUE_SIZE = 512
-# Sent when this client fell too far behind; it may reconnect and resume with its memberToken.
-CLOSE_TOO_SLOW = 1013
-CLOSE_GOING_AWAY = 1001
-# Sent when a client kept flooding after it was told RateLimited.
-CLOSE_POLICY = 1008
 # A close frame waits for the socket to drain; a peer that never reads must not hold the handler.
 CLOSE_TIMEOUT = 5.0
+
+
+class State(enum.Enum):
+    CONNECTED = "connected"
+    LOGGED_IN = "logged in"
+    IN_ROOM = "in a room"
+    CLOSING = "closing"
+
+
+P = TypeVar("P", bound=Payload)
+Handler = Callable[["Connection", Any], Awaitable[None]]
+
+# Every message type clients send: its payload, the reply its errors take, and its handler.
+MESSAGES: dict[str, ClientMessage] = {}
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(
+    message_type: str, payload: type[P], error_reply: Reply = Reply.ERROR
+) -> Callable[[Callable[[Connection, P], Awaitable[None]]], Callable[[Connection, P], Awaitable[None]]]:
+    def register(handler: Callable[[Connection, P], Awaitable[None]]) -> Callable[[Connection, P], Awaitable[None]]:
+        MESSAGES[message_type] = ClientMessage(payload, error_reply)
+        HANDLERS[message_type] = handler
+        return handler
+
+    return register
 
 
 class Connection:
     def __init__(self, websocket: WebSocket, context: AppContext) -> None:
         self.websocket = websocket
         self.context = context
+        self.state = State.CONNECTED
         self.user: User | None = None
         self.room: Room | None = None
         self._queue: asyncio.Queue[str] = asyncio.Queue(SEND_QUEUE_SIZE)
@@ -67,36 +100,39 @@ class Connection:
         # The client's own address (uvicorn puts a trusted proxy's X-Forwarded-For here), as the
         # per-address limits count it (an IPv6 address by its /64).
         self.address = context.guards.client(websocket.client.host) if websocket.client else "unknown"
-        self._handlers: dict[str, Callable[[Any], Awaitable[None]]] = {
-            "login": self.login,
-            "logout": self.logout,
-            "createRoom": self.create_room,
-            "joinRoom": self.join_room,
-            "leaveRoom": self.leave_room,
-            "rate": self.rate,
-            "undoRate": self.undo_rate,
-            "deleteRoom": self.delete_room,
-            "setLocale": self.set_locale,
-            "requestFilters": self.request_filters,
-            "requestFilterValues": self.request_filter_values,
-            "getLibraries": self.get_libraries,
-            "setup": self.setup,
-        }
+
+    # -- states -----------------------------------------------------------------------------
+
+    def _logged_in(self, user: User) -> None:
+        self.user = user
+        if self.state is State.CONNECTED:
+            self.state = State.LOGGED_IN
+
+    def _entered(self, room: Room) -> None:
+        self.room = room
+        self.state = State.IN_ROOM
+
+    def _left(self) -> None:
+        self.room = None
+        if self.state is State.IN_ROOM:
+            self.state = State.LOGGED_IN
 
     # -- transport --------------------------------------------------------------------------
 
     async def serve(self) -> None:
         await self.websocket.accept()
-        self.send(encode("config", client_config(self.context)))
+        self.send(encode(Reply.CONFIG, client_config(self.context)))
         self.context.connected(self)
         self.context.metrics.connections_total += 1
         try:
             async with anyio.create_task_group() as tasks:
                 self._scope = tasks.cancel_scope
                 tasks.start_soon(self._send_loop)
+                tasks.start_soon(self._login_deadline)
                 await self._receive_loop()
                 tasks.cancel_scope.cancel()
         finally:
+            self.state = State.CLOSING
             self.context.disconnected(self)
             # Shielded and bounded: the member's presence must be removed even as the task ends.
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_TIMEOUT):
@@ -104,6 +140,20 @@ class Connection:
         if self._close_code is not None:
             with anyio.move_on_after(CLOSE_TIMEOUT):
                 await self._close(self._close_code)
+
+    async def _login_deadline(self) -> None:
+        """A socket that never logs in holds a file descriptor for nothing: close it after a while."""
+        timeout = self.context.settings.login_timeout
+        await anyio.sleep(timeout)
+        if self.state is State.CONNECTED:
+            log.debug("closing %s: no login within %g s", self._who(), timeout, extra=self._log_extra())
+            self._end(status.WS_1008_POLICY_VIOLATION)
+
+    def _end(self, code: int) -> None:
+        """Close the session with this code once the tasks have stopped."""
+        self._close_code = code
+        if self._scope is not None:
+            self._scope.cancel()
 
     async def _receive_loop(self) -> None:
         while True:
@@ -118,10 +168,10 @@ class Connection:
                 log.warning(
                     "disconnecting %s: it kept flooding after RateLimited", self._who(), extra=self._log_extra()
                 )
-                self._close_code = CLOSE_POLICY
+                self._close_code = status.WS_1008_POLICY_VIOLATION
                 return
             if verdict is Verdict.LIMITED:
-                self._reply_error(ProtocolError("error", "RateLimited", "too many messages; slow down"))
+                self._reply_error(ProtocolError(Reply.ERROR, ErrorName.RATE_LIMITED, "too many messages; slow down"))
                 continue
             text = message.get("text")
             if text is not None:  # binary frames are ignored
@@ -140,7 +190,7 @@ class Connection:
                 self._scope.cancel()
             return
         # Everything queued before the goodbye was sent; the close frame ends the receive loop too.
-        await self._close(CLOSE_GOING_AWAY)
+        await self._close(status.WS_1001_GOING_AWAY)
 
     def going_away(self) -> None:
         """The server is shutting down: close after what is already queued, with 1001 (going away)."""
@@ -158,13 +208,12 @@ class Connection:
         except asyncio.QueueFull:
             if self._close_code is None:
                 log.warning("disconnecting %s: it stopped reading", self._who(), extra=self._log_extra())
-            self._close_code = CLOSE_TOO_SLOW
-            if self._scope is not None:
-                self._scope.cancel()
+            # Try again later: it may reconnect at once and resume with its memberToken.
+            self._end(status.WS_1013_TRY_AGAIN_LATER)
 
     def detach(self, room: Room) -> None:
         if self.room is room:
-            self.room = None
+            self._left()
 
     def _who(self) -> str:
         user = self.user.userName if self.user else "anonymous"
@@ -188,14 +237,16 @@ class Connection:
         try:
             limit = self.context.settings.max_message_bytes
             if exceeds(text, limit):
-                raise ProtocolError("error", "MessageTooLarge", f"messages are limited to {limit} bytes")
-            message_type, payload = parse_message(text)
-            await self._handlers[message_type](payload)
+                raise ProtocolError(Reply.ERROR, ErrorName.MESSAGE_TOO_LARGE, f"messages are limited to {limit} bytes")
+            message_type, payload = parse_message(text, MESSAGES)
+            await HANDLERS[message_type](self, payload)
         except ProtocolError as exc:
             self._reply_error(exc)
         except Exception:
             log.exception("unexpected error handling a message from %s", self._who(), extra=self._log_extra())
-            self._reply_error(ProtocolError("error", "InternalError", "the server could not handle this message"))
+            self._reply_error(
+                ProtocolError(Reply.ERROR, ErrorName.INTERNAL_ERROR, "the server could not handle this message")
+            )
 
     def _reply_error(self, error: ProtocolError) -> None:
         # The message text is not logged: it may quote what the client sent.
@@ -203,105 +254,127 @@ class Connection:
         self.context.metrics.error(error.name)
         self.send(encode(error.reply_type, error.payload()))
 
-    def _require_user(self, reply_type: str, name: str = "NotLoggedInError") -> User:
+    def _require_user(self, reply_type: Reply, name: ErrorName = ErrorName.NOT_LOGGED_IN_ERROR) -> User:
         if self.user is None:
             raise ProtocolError(reply_type, name, "you must log in first")
         return self.user
 
+    def _room_name(self, raw: str, reply_type: Reply, name_error: ErrorName = ErrorName.INVALID_ROOM_NAME) -> str:
+        """A room name as typed, checked once (and with the configured length limit)."""
+        try:
+            return clean_name(raw, self.context.settings.max_name_length)
+        except ValueError as exc:
+            if name_error is ErrorName.INVALID_ROOM_NAME:
+                raise invalid_room_name(reply_type, exc) from exc
+            raise ProtocolError(reply_type, name_error, f"room name {exc}") from exc
+
     async def _leave_room(self, *, permanently: bool) -> None:
-        room, self.room = self.room, None
+        room = self.room
         if room is not None:
+            self._left()
             await self.context.registry.leave(room, self, permanently=permanently)
 
     # -- handlers ---------------------------------------------------------------------------
 
+    @handles("login", LoginRequest, Reply.LOGIN_ERROR)
     async def login(self, request: LoginRequest) -> None:
         if request.userName is not None:
             if self.context.settings.require_plex_login:
-                raise ProtocolError("loginError", "PlexLoginRequired", "sign in with Plex to use this server")
+                raise ProtocolError(
+                    Reply.LOGIN_ERROR, ErrorName.PLEX_LOGIN_REQUIRED, "sign in with Plex to use this server"
+                )
             try:
                 name = clean_name(request.userName, self.context.settings.max_name_length)
             except ValueError as exc:
-                raise ProtocolError("loginError", "InvalidUserName", f"user name {exc}") from exc
+                raise ProtocolError(Reply.LOGIN_ERROR, ErrorName.INVALID_USER_NAME, f"user name {exc}") from exc
             user = User(userName=name)
         elif request.plexToken is not None:
             sign_in = self.context.plex_sign_in
             if sign_in is None:
-                raise ProtocolError("loginError", "PlexAuthInvalid", "Plex sign-in is not configured on this server")
+                raise ProtocolError(
+                    Reply.LOGIN_ERROR, ErrorName.PLEX_AUTH_INVALID, "Plex sign-in is not configured on this server"
+                )
             user = await sign_in(request.plexToken, request.plexClientId or "")
         else:
-            raise ProtocolError("loginError", "MalformedMessage", "login needs a userName or a plexToken")
+            raise malformed(Reply.LOGIN_ERROR, "login needs a userName or a plexToken")
         if self.user is not None and self.user.userName != user.userName:
             await self._leave_room(permanently=False)
-        self.user = user
-        self.send(encode("loginSuccess", user.public()))
+        self._logged_in(user)
+        self.send(encode(Reply.LOGIN_SUCCESS, user.public()))
 
+    @handles("logout", NoPayload)
     async def logout(self, _: Payload) -> None:
         if self.user is None:
-            raise ProtocolError("logoutError", "NotLoggedIn", "this connection has no logged in user")
+            raise ProtocolError(Reply.LOGOUT_ERROR, ErrorName.NOT_LOGGED_IN, "this connection has no logged in user")
         await self._leave_room(permanently=False)
         self.user = None
-        self.send(encode("logoutSuccess"))
+        self.state = State.CONNECTED
+        self.send(encode(Reply.LOGOUT_SUCCESS))
 
+    @handles("createRoom", CreateRoomRequest, Reply.CREATE_ROOM_ERROR)
     async def create_room(self, request: CreateRoomRequest) -> None:
-        user = self._require_user("createRoomError")
+        user = self._require_user(Reply.CREATE_ROOM_ERROR)
         creators = self.context.settings.room_creators
         if (creators == "plex" and user.plex_id is None) or (
             creators == "server-users" and "CanCreateRoom" not in user.permissions
         ):
             raise ProtocolError(
-                "createRoomError", "PlexAuthRequiredError", "sign in with a Plex account of this server to create rooms"
+                Reply.CREATE_ROOM_ERROR,
+                ErrorName.PLEX_AUTH_REQUIRED,
+                "sign in with a Plex account of this server to create rooms",
             )
-        try:
-            clean_name(request.roomName, self.context.settings.max_name_length)
-        except ValueError as exc:
-            raise ProtocolError("createRoomError", "InvalidRoomName", f"room name {exc}") from exc
+        name = self._room_name(request.roomName, Reply.CREATE_ROOM_ERROR)
         creations, creator = self.context.guards.room_creations, self._identity(user)
         if await creations.exhausted(creator):
             raise ProtocolError(
-                "createRoomError", "TooManyRooms", f"you may create {creations.limit} rooms a day; reuse one of yours"
+                Reply.CREATE_ROOM_ERROR,
+                ErrorName.TOO_MANY_ROOMS,
+                f"you may create {creations.limit} rooms a day; reuse one of yours",
             )
-        room = await self.context.registry.create(request, user)
+        room = await self.context.registry.create(name, request, user)
         await creations.record(creator)
         await self._leave_room(permanently=False)
-        await self.context.registry.seat(room, self, user, None, "createRoomSuccess")
-        self.room = room
+        await self.context.registry.seat(room, self, user, None, Reply.CREATE_ROOM_SUCCESS)
+        self._entered(room)
 
+    @handles("joinRoom", JoinRoomRequest, Reply.JOIN_ROOM_ERROR)
     async def join_room(self, request: JoinRoomRequest) -> None:
-        user = self._require_user("joinRoomError")
-        try:
-            name = clean_name(request.roomName, self.context.settings.max_name_length)
-        except ValueError as exc:
-            raise ProtocolError("joinRoomError", "RoomNotFoundError", f"room name {exc}") from exc
+        user = self._require_user(Reply.JOIN_ROOM_ERROR)
+        # A name that cannot exist names no room (v2 clients know only RoomNotFoundError here).
+        name = self._room_name(request.roomName, Reply.JOIN_ROOM_ERROR, ErrorName.ROOM_NOT_FOUND)
         failures = self.context.guards.password_failures
         guessing = request.password is not None
         if guessing and await failures.exhausted(self.address):
-            raise ProtocolError("joinRoomError", "TooManyAttempts", "too many wrong passwords; try again in a minute")
+            raise ProtocolError(
+                Reply.JOIN_ROOM_ERROR, ErrorName.TOO_MANY_ATTEMPTS, "too many wrong passwords; try again in a minute"
+            )
         if self.room is not None and self.room.key != self.context.registry.key_of(name):
             await self._leave_room(permanently=False)
         try:
             room = await self.context.registry.join(name, self, user, request.password, request.memberToken)
         except ProtocolError as exc:
-            if guessing and exc.name == "AccessDeniedError":
+            if guessing and exc.name is ErrorName.ACCESS_DENIED:
                 await failures.record(self.address)
             raise
         if user is not self.user:  # logged out or renamed while the join awaited
             await self.context.registry.leave(room, self, permanently=False)
-            raise ProtocolError("joinRoomError", "NotLoggedInError", "you logged out while joining")
-        self.room = room
+            raise ProtocolError(Reply.JOIN_ROOM_ERROR, ErrorName.NOT_LOGGED_IN_ERROR, "you logged out while joining")
+        self._entered(room)
 
+    @handles("leaveRoom", NoPayload)
     async def leave_room(self, _: Payload) -> None:
         if self.room is None or self.user is None:
-            self.send(encode("leaveRoomError", {"errorType": "NOT_JOINED", "message": "you are not in a room"}))
+            self.send(encode(Reply.LEAVE_ROOM_ERROR, {"errorType": "NOT_JOINED", "message": "you are not in a room"}))
             return
         await self._leave_room(permanently=True)
-        self.send(encode("leaveRoomSuccess"))
+        self.send(encode(Reply.LEAVE_ROOM_SUCCESS))
 
     def _seated(self, media_id: str) -> tuple[Room, User]:
         if self.room is None or self.user is None:
-            raise ProtocolError("rateError", "NotInRoom", "join a room first", mediaId=media_id)
+            raise not_in_room(media_id)
         return self.room, self.user
 
+    @handles("rate", RateRequest, Reply.RATE_ERROR)
     async def rate(self, request: RateRequest) -> None:
         room, user = self._seated(request.mediaId)
         new_match = await self.context.registry.rate(room, user.userName, request.mediaId, request.rating)
@@ -309,42 +382,49 @@ class Connection:
         metrics.ratings_total += 1
         metrics.matches_total += new_match
 
+    @handles("undoRate", UndoRateRequest, Reply.RATE_ERROR)
     async def undo_rate(self, request: UndoRateRequest) -> None:
         room, user = self._seated(request.mediaId)
         await self.context.registry.undo(room, user.userName, request.mediaId)
 
+    @handles("deleteRoom", DeleteRoomRequest, Reply.DELETE_ROOM_ERROR)
     async def delete_room(self, request: DeleteRoomRequest) -> None:
-        user = self._require_user("deleteRoomError", "NotRoomOwner")
+        user = self._require_user(Reply.DELETE_ROOM_ERROR, ErrorName.NOT_ROOM_OWNER)
         await self.context.registry.delete(request.roomName, user)
-        self.send(encode("deleteRoomSuccess", {"roomName": request.roomName}))
+        self.send(encode(Reply.DELETE_ROOM_SUCCESS, {"roomName": request.roomName}))
 
+    @handles("setLocale", SetLocaleRequest)
     async def set_locale(self, request: SetLocaleRequest) -> None:
-        self.send(encode("translations", translations(request.language)))
+        self.send(encode(Reply.TRANSLATIONS, translations(request.language)))
 
+    @handles("requestFilters", NoPayload, Reply.REQUEST_FILTERS_ERROR)
     async def request_filters(self, _: Payload) -> None:
         try:
             filters = await self.context.provider.filters()
         except ProviderError as exc:
-            raise ProtocolError("requestFiltersError", "ProviderError", str(exc)) from exc
-        self.send(encode("requestFiltersSuccess", filters))
+            raise ProtocolError(Reply.REQUEST_FILTERS_ERROR, ErrorName.PROVIDER_ERROR, str(exc)) from exc
+        self.send(encode(Reply.REQUEST_FILTERS_SUCCESS, filters))
 
+    @handles("requestFilterValues", FilterValuesRequest, Reply.REQUEST_FILTER_VALUES_ERROR)
     async def request_filter_values(self, request: FilterValuesRequest) -> None:
         try:
             values = await self.context.provider.filter_values(request.key)
         except ProviderError as exc:
             raise ProtocolError(
-                "requestFilterValuesError", "ProviderError", str(exc), request={"key": request.key}
+                Reply.REQUEST_FILTER_VALUES_ERROR, ErrorName.PROVIDER_ERROR, str(exc), request={"key": request.key}
             ) from exc
-        self.send(encode("requestFilterValuesSuccess", {"request": {"key": request.key}, "values": values}))
+        self.send(encode(Reply.REQUEST_FILTER_VALUES_SUCCESS, {"request": {"key": request.key}, "values": values}))
 
+    @handles("getLibraries", NoPayload, Reply.GET_LIBRARIES_ERROR)
     async def get_libraries(self, _: Payload) -> None:
         try:
             libraries = await self.context.provider.libraries()
         except ProviderError as exc:
-            raise ProtocolError("getLibrariesError", "ProviderError", str(exc)) from exc
-        self.send(encode("getLibrariesSuccess", libraries))
+            raise ProtocolError(Reply.GET_LIBRARIES_ERROR, ErrorName.PROVIDER_ERROR, str(exc)) from exc
+        self.send(encode(Reply.GET_LIBRARIES_SUCCESS, libraries))
 
+    @handles("setup", AnyPayload, Reply.SETUP_ERROR)
     async def setup(self, _: Payload) -> None:
         self.send(
-            encode("setupError", {"type": "NOT_SUPPORTED", "message": "configure this server in its config file"})
+            encode(Reply.SETUP_ERROR, {"type": "NOT_SUPPORTED", "message": "configure this server in its config file"})
         )

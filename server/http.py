@@ -22,6 +22,7 @@ from server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from server.offload import Busy
 from server.providers import MediaProvider, ProviderError
 from server.qr import share_link_problem
+from storage.redis import RedisStorage
 
 log = logging.getLogger("server.http")
 
@@ -51,15 +52,14 @@ async def index(request: Request) -> Response:
 
 
 async def storage_healthy(context: AppContext) -> bool:
-    """The backend answers (a round trip for Redis), a file directory is writable, no room's last
-    save failed (a full disk shows only there), and shared rooms' events can arrive."""
+    """The backend answers (a round trip for Redis; a writable directory for files), and the rooms'
+    changes can be stored (no room's last save failed; shared rooms' events can arrive)."""
     if not await context.storage.healthy():
         return False
-    shared = context.registry.shared
-    if shared is not None and not shared.subscriber.connected.is_set():
-        log.warning("health: not subscribed to the shared rooms' events")
+    if not context.registry.healthy():
+        log.warning("health: room changes cannot be stored or followed right now")
         return False
-    return not context.registry.saver.failing
+    return True
 
 
 async def health(request: Request) -> Response:
@@ -67,11 +67,15 @@ async def health(request: Request) -> Response:
     storage_ok = await storage_healthy(context)
     providers = {provider_id: await one.healthy() for provider_id, one in context.provider.providers.items()}
     healthy = storage_ok and all(providers.values())
-    body = {
+    body: dict[str, object] = {
         "status": "ok" if healthy else "unavailable",
         "storage": "ok" if storage_ok else "unavailable",
         "providers": {provider_id: "ok" if ok else "unavailable" for provider_id, ok in providers.items()},
     }
+    # With Sentinel: which primary this process uses, and how many failovers it followed.
+    failover = context.storage.failover_status() if isinstance(context.storage, RedisStorage) else None
+    if failover is not None:
+        body["redis"] = failover
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import (
@@ -25,10 +28,80 @@ TEXT_MAX_LENGTH = 1000
 LIST_MAX_ITEMS = 100
 
 
+class Reply(StrEnum):
+    """Every message type the server sends (docs/protocol.md lists each one)."""
+
+    CONFIG = "config"
+    TRANSLATIONS = "translations"
+    ERROR = "error"
+    LOGIN_SUCCESS = "loginSuccess"
+    LOGIN_ERROR = "loginError"
+    LOGOUT_SUCCESS = "logoutSuccess"
+    LOGOUT_ERROR = "logoutError"
+    CREATE_ROOM_SUCCESS = "createRoomSuccess"
+    CREATE_ROOM_ERROR = "createRoomError"
+    JOIN_ROOM_SUCCESS = "joinRoomSuccess"
+    JOIN_ROOM_ERROR = "joinRoomError"
+    LEAVE_ROOM_SUCCESS = "leaveRoomSuccess"
+    LEAVE_ROOM_ERROR = "leaveRoomError"
+    RATE_ERROR = "rateError"
+    UNDO_RATE_SUCCESS = "undoRateSuccess"
+    DELETE_ROOM_SUCCESS = "deleteRoomSuccess"
+    DELETE_ROOM_ERROR = "deleteRoomError"
+    REQUEST_FILTERS_SUCCESS = "requestFiltersSuccess"
+    REQUEST_FILTERS_ERROR = "requestFiltersError"
+    REQUEST_FILTER_VALUES_SUCCESS = "requestFilterValuesSuccess"
+    REQUEST_FILTER_VALUES_ERROR = "requestFilterValuesError"
+    GET_LIBRARIES_SUCCESS = "getLibrariesSuccess"
+    GET_LIBRARIES_ERROR = "getLibrariesError"
+    SETUP_ERROR = "setupError"
+    USER_JOINED_ROOM = "userJoinedRoom"
+    USER_LEFT_ROOM = "userLeftRoom"
+    USER_PROGRESS = "userProgress"
+    MATCH = "match"
+    MATCH_REMOVED = "matchRemoved"
+    ROOM_DELETED = "roomDeleted"
+
+
+class ErrorName(StrEnum):
+    """Every ``name`` of an error reply (docs/protocol.md says when each is sent)."""
+
+    MALFORMED_MESSAGE = "MalformedMessage"
+    UNKNOWN_MESSAGE_TYPE = "UnknownMessageType"
+    MESSAGE_TOO_LARGE = "MessageTooLarge"
+    RATE_LIMITED = "RateLimited"
+    INTERNAL_ERROR = "InternalError"
+    STORAGE_UNAVAILABLE = "StorageUnavailable"
+    PLEX_LOGIN_REQUIRED = "PlexLoginRequired"
+    PLEX_AUTH_INVALID = "PlexAuthInvalid"
+    PLEX_UNAVAILABLE = "PlexUnavailable"
+    INVALID_USER_NAME = "InvalidUserName"
+    NOT_LOGGED_IN = "NotLoggedIn"
+    NOT_LOGGED_IN_ERROR = "NotLoggedInError"
+    INVALID_ROOM_NAME = "InvalidRoomName"
+    ROOM_EXISTS = "RoomExistsError"
+    NO_MEDIA = "NoMediaError"
+    PLEX_AUTH_REQUIRED = "PlexAuthRequiredError"
+    UNKNOWN_ERROR = "UnknownError"
+    TOO_MANY_ROOMS = "TooManyRooms"
+    ROOM_NOT_FOUND = "RoomNotFoundError"
+    ACCESS_DENIED = "AccessDeniedError"
+    USER_ALREADY_JOINED = "UserAlreadyJoinedError"
+    ROOM_FULL = "RoomFull"
+    TOO_MANY_ATTEMPTS = "TooManyAttempts"
+    NOT_IN_ROOM = "NotInRoom"
+    UNKNOWN_MEDIA = "UnknownMedia"
+    ALREADY_RATED = "AlreadyRated"
+    ROOM_ENDED = "RoomEnded"
+    NOT_RATED = "NotRated"
+    NOT_ROOM_OWNER = "NotRoomOwner"
+    PROVIDER_ERROR = "ProviderError"
+
+
 class ProtocolError(Exception):
     """A request that gets an error reply: ``{"type": reply_type, "payload": {"name", "message", ...}}``."""
 
-    def __init__(self, reply_type: str, name: str, message: str, **extra: Any) -> None:
+    def __init__(self, reply_type: Reply, name: ErrorName, message: str, **extra: Any) -> None:
         super().__init__(f"{name}: {message}")
         self.reply_type = reply_type
         self.name = name
@@ -39,9 +112,45 @@ class ProtocolError(Exception):
         return {"name": self.name, "message": self.message, **self.extra}
 
 
-def storage_unavailable(reply_type: str, message: str, **extra: Any) -> ProtocolError:
+# One factory for each error reply that more than one place sends.
+
+
+def storage_unavailable(reply_type: Reply, message: str, **extra: Any) -> ProtocolError:
     """Storage could not be reached: the request can be tried again later."""
-    return ProtocolError(reply_type, "StorageUnavailable", message, **extra)
+    return ProtocolError(reply_type, ErrorName.STORAGE_UNAVAILABLE, message, **extra)
+
+
+def room_not_found(reply_type: Reply, room_name: str) -> ProtocolError:
+    return ProtocolError(reply_type, ErrorName.ROOM_NOT_FOUND, f"{room_name} does not exist")
+
+
+def room_full(reply_type: Reply, room_name: str, limit: int) -> ProtocolError:
+    return ProtocolError(reply_type, ErrorName.ROOM_FULL, f"{room_name} has its {limit} members")
+
+
+def name_taken(reply_type: Reply, user_name: str, room_name: str) -> ProtocolError:
+    return ProtocolError(reply_type, ErrorName.USER_ALREADY_JOINED, f"{user_name} is already in room {room_name}")
+
+
+def invalid_room_name(reply_type: Reply, problem: ValueError) -> ProtocolError:
+    return ProtocolError(reply_type, ErrorName.INVALID_ROOM_NAME, f"room name {problem}")
+
+
+def rating_error(name: ErrorName, message: str, media_id: str) -> ProtocolError:
+    """A ``rateError`` (also the reply of a failed ``undoRate``): it always names the item."""
+    return ProtocolError(Reply.RATE_ERROR, name, message, mediaId=media_id)
+
+
+def not_in_room(media_id: str, why: str = "join a room first") -> ProtocolError:
+    return rating_error(ErrorName.NOT_IN_ROOM, why, media_id)
+
+
+def not_rated(user_name: str, media_id: str) -> ProtocolError:
+    return rating_error(ErrorName.NOT_RATED, f"{user_name} has not rated {media_id}", media_id)
+
+
+def malformed(reply_type: Reply, problem: str, **extra: Any) -> ProtocolError:
+    return ProtocolError(reply_type, ErrorName.MALFORMED_MESSAGE, problem, **extra)
 
 
 def clean_name(value: str, max_length: int = NAME_MAX_LENGTH) -> str:
@@ -153,21 +262,13 @@ class AnyPayload(Payload):
     model_config = ConfigDict(extra="allow", frozen=True)
 
 
-PAYLOADS: dict[str, type[Payload]] = {
-    "login": LoginRequest,
-    "logout": NoPayload,
-    "createRoom": CreateRoomRequest,
-    "joinRoom": JoinRoomRequest,
-    "leaveRoom": NoPayload,
-    "rate": RateRequest,
-    "undoRate": UndoRateRequest,
-    "deleteRoom": DeleteRoomRequest,
-    "setLocale": SetLocaleRequest,
-    "requestFilters": NoPayload,
-    "requestFilterValues": FilterValuesRequest,
-    "getLibraries": NoPayload,
-    "setup": AnyPayload,
-}
+@dataclass(frozen=True)
+class ClientMessage:
+    """A message type clients send: its payload's shape, and the reply its errors take (a v2 client
+    shows errors only in the reply it waits for, e.g. ``createRoomError``)."""
+
+    payload: type[Payload]
+    error_reply: Reply = Reply.ERROR
 
 
 class Envelope(BaseModel):
@@ -186,7 +287,7 @@ def exceeds(text: str, limit: int) -> bool:
 
 
 def _malformed(problem: str) -> ProtocolError:
-    return ProtocolError("error", "MalformedMessage", f"not a MovieMatch message ({problem})")
+    return malformed(Reply.ERROR, f"not a MovieMatch message ({problem})")
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -216,29 +317,28 @@ def _first_problem(error: ValidationError) -> str:
     return f"{where}: {problem['msg']}" if where else str(problem["msg"])
 
 
-def parse_message(text: str) -> tuple[str, Payload]:
-    """The message type and its validated payload, or ``ProtocolError`` for the ``error`` reply."""
+def parse_message(text: str, requests: Mapping[str, ClientMessage]) -> tuple[str, Payload]:
+    """The message type and its validated payload, or ``ProtocolError`` for the error reply."""
     try:
         envelope = Envelope.model_validate(_decode(text))
     except ValidationError as exc:
         raise _malformed(_first_problem(exc)) from exc
-    model = PAYLOADS.get(envelope.type)
-    if model is None:
+    request = requests.get(envelope.type)
+    if request is None:
         raise ProtocolError(
-            "error", "UnknownMessageType", f"unknown message type {envelope.type!r}", requestType=envelope.type
+            Reply.ERROR,
+            ErrorName.UNKNOWN_MESSAGE_TYPE,
+            f"unknown message type {envelope.type!r}",
+            requestType=envelope.type,
         )
     raw = envelope.payload
-    if raw is None and model in (NoPayload, AnyPayload):
+    if raw is None and request.payload in (NoPayload, AnyPayload):
         raw = {}
     try:
-        return envelope.type, model.model_validate(raw)
+        return envelope.type, request.payload.model_validate(raw)
     except ValidationError as exc:
-        raise ProtocolError(
-            "error",
-            "MalformedMessage",
-            f"invalid {envelope.type} payload ({_first_problem(exc)})",
-            requestType=envelope.type,
-        ) from exc
+        problem = f"invalid {envelope.type} payload ({_first_problem(exc)})"
+        raise malformed(request.error_reply, problem, requestType=envelope.type) from exc
 
 
 def _dump_model(value: Any) -> Any:
@@ -252,7 +352,7 @@ def _dump_model(value: Any) -> Any:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_dump_model)
 
 
-def encode(message_type: str, payload: Any = None) -> str:
+def encode(message_type: Reply, payload: Any = None) -> str:
     """One outbound frame; pydantic models are dumped in their protocol (JSON) form."""
     if isinstance(payload, BaseModel):
         payload = payload.model_dump(mode="json", exclude_none=True)

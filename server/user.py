@@ -24,3 +24,7 @@ class User(BaseModel):
     def public(self) -> dict[str, Any]:
         """What other members may see (a copy: callers put it into messages)."""
         return dict(self._public)
+
+    def shown(self) -> User:
+        """The user as other members and other processes know it: without what stays on this server."""
+        return self if self.plex_id is None else self.model_copy(update={"plex_id": None})

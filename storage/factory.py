@@ -1,9 +1,9 @@
 """Choosing a backend: one URL is the canonical form; type + path settings map onto it.
 
 Built-in schemes: ``memory://``, ``file:///abs/dir`` or ``file:relative/dir``, ``redis://``,
-``rediss://``, ``unix://``. A third-party backend registers a scheme in the entry-point group
-``moviematch.storage`` (``postgres = "moviematch_pg:PostgresStorage"``), or is named directly as
-``module:Class``. Either way the class is built with ``Class.from_url(url)``.
+``rediss://``, ``unix://``, ``redis+sentinel://``. A third-party backend registers a scheme in the
+entry-point group ``moviematch.storage`` (``postgres = "moviematch_pg:PostgresStorage"``), or is
+named directly as ``module:Class``. Either way the class is built with ``Class.from_url(url)``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ _BUILTIN = {
     "redis": "storage.redis:RedisStorage",
     "rediss": "storage.redis:RedisStorage",
     "unix": "storage.redis:RedisStorage",
+    "redis+sentinel": "storage.redis:RedisStorage",
 }
 
 

@@ -30,16 +30,19 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio
+from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.typing import EncodableT, FieldT
+from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, RedisError
+from redis.typing import EncodableT, FieldT, KeyT
 
 from .base import Storage, storage_errors
 from .errors import StorageError
@@ -48,28 +51,39 @@ from .room import Member, SerializedRoom
 
 logger = logging.getLogger("storage.redis")
 
-SCHEMES = ("redis", "rediss", "unix")
+SENTINEL_SCHEME = "redis+sentinel"
+SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)
 PREFIX_OPTION = "prefix"
 # Query options redis-py parses itself; any other name would reach its connection class as a stray
 # keyword argument and fail only at the first command.
 REDIS_OPTIONS = frozenset({"db", "socket_timeout", "socket_connect_timeout", "ssl_cert_reqs", "ssl_ca_certs"})
+# redis+sentinel:// only: the sentinels' own credentials (the URL's user info is the data nodes').
+SENTINEL_OPTIONS = frozenset({"sentinel_username", "sentinel_password"})
+SENTINEL_PORT = 26379
 # Redis answers in well under a millisecond: a stall of seconds means it is gone, and the caller
 # (a request or a WebSocket message) must get an error rather than wait.
 SOCKET_TIMEOUT = 3.0
 CONNECT_TIMEOUT = 2.0
 MAX_CONNECTIONS = 50
-# Only connection errors are retried (a dropped pooled connection, a restart): a timed-out command
-# may have run, and running a rating again would report a recorded rating as a duplicate.
+# Only connection errors are retried (a dropped pooled connection, a restart, a demoted primary's
+# READONLY): a timed-out command may have run, and running a rating again would report a recorded
+# rating as a duplicate.
 RETRIES = 2
 LIST_BATCH = 100
+# How long a write waits for its replicas (``require_replicas``): within SOCKET_TIMEOUT, which bounds
+# the wait for the reply of the whole pipeline the WAIT ends.
+WAIT_TIMEOUT_MS = 1000
 
-# KEYS: meta, index, names, then ratings, progress, members, matches. ARGV: meta, digest, createdAt,
-# name, then for each of the four hashes its field count and its fields and values.
-CREATE_ROOM_SCRIPT = """
-if not redis.call("SET", KEYS[1], ARGV[1], "NX") then return 0 end
-redis.call("ZADD", KEYS[2], ARGV[3], ARGV[2])
-redis.call("HSET", KEYS[3], ARGV[2], ARGV[4])
-local at = 5
+# KEYS: meta, index, names, then ratings, progress, members, matches. ARGV: "1" to replace a stored
+# room ("0": leave it and return 0), meta, digest, createdAt, name, then for each of the four hashes
+# its field count and its fields and values. A script rather than a MULTI, so that a WAIT can follow
+# it on the same connection (redis-py ends a transaction pipeline with EXEC).
+WRITE_ROOM_SCRIPT = """
+if ARGV[1] ~= "1" and redis.call("EXISTS", KEYS[1]) == 1 then return 0 end
+redis.call("SET", KEYS[1], ARGV[2])
+redis.call("ZADD", KEYS[2], ARGV[4], ARGV[3])
+redis.call("HSET", KEYS[3], ARGV[3], ARGV[5])
+local at = 6
 for key = 4, 7 do
   redis.call("DEL", KEYS[key])
   local count = tonumber(ARGV[at])
@@ -78,6 +92,13 @@ for key = 4, 7 do
   end
   at = at + 1 + 2 * count
 end
+return 1
+"""
+# KEYS: the room's stored keys, then the index and names. ARGV: digest.
+DELETE_ROOM_SCRIPT = """
+redis.call("DEL", unpack(KEYS, 1, #KEYS - 2))
+redis.call("ZREM", KEYS[#KEYS - 1], ARGV[1])
+redis.call("HDEL", KEYS[#KEYS], ARGV[1])
 return 1
 """
 
@@ -95,19 +116,68 @@ def mask_url(url: str) -> str:
     return f"{head}{sep}{'***@' if at else ''}{location}"
 
 
-def split_url(url: str) -> tuple[str, str | None]:
-    """The URL for redis-py (our own options removed) and the ``prefix`` option, if given."""
-    parts = urlsplit(url)
+@dataclass(frozen=True)
+class RedisURL:
+    """A storage URL taken apart by ``split_url``."""
+
+    # For redis-py: the URL without our own options; with Sentinel, one without a host, holding
+    # what every data node is connected with (user info, database, options).
+    url: str
+    prefix: str | None = None
+    # redis+sentinel:// only: where to ask, for which service, with which credentials.
+    sentinels: tuple[tuple[str, int], ...] = ()
+    service: str = ""
+    sentinel_auth: Mapping[str, str] = field(default_factory=dict)
+
+
+def split_url(url: str) -> RedisURL:
+    """The URL for redis-py (our own options removed), the ``prefix`` option, and for
+    ``redis+sentinel://[user:password@]host[:port][,host[:port]...]/service[/db]`` the sentinels."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed [ in a host
+        raise StorageError("create_storage", mask_url(url), f"not a valid URL ({exc})") from None
     if parts.scheme not in SCHEMES:
         raise StorageError("create_storage", mask_url(url), f"not a Redis URL (schemes: {', '.join(SCHEMES)})")
+    sentinel = parts.scheme == SENTINEL_SCHEME
+    allowed = REDIS_OPTIONS | {PREFIX_OPTION} | (SENTINEL_OPTIONS if sentinel else frozenset())
     options = parse_qsl(parts.query, keep_blank_values=True)
-    unknown = sorted({name for name, _ in options} - REDIS_OPTIONS - {PREFIX_OPTION})
+    unknown = sorted({name for name, _ in options} - allowed)
     if unknown:
-        known = ", ".join(sorted(REDIS_OPTIONS | {PREFIX_OPTION}))
+        known = ", ".join(sorted(allowed))
         raise StorageError("create_storage", mask_url(url), f"unknown option(s) {', '.join(unknown)} (known: {known})")
     prefixes = [value for name, value in options if name == PREFIX_OPTION]
-    passed_on = urlencode([(name, value) for name, value in options if name != PREFIX_OPTION])
-    return urlunsplit(parts._replace(query=passed_on)), prefixes[-1] if prefixes else None
+    prefix = prefixes[-1] if prefixes else None
+    passed_on = [(name, value) for name, value in options if name in REDIS_OPTIONS]
+    if not sentinel:
+        return RedisURL(urlunsplit(parts._replace(query=urlencode(passed_on))), prefix)
+    user_info, at, hosts = parts.netloc.rpartition("@")
+    service, _, db = unquote(parts.path).strip("/").partition("/")
+    if not service or "/" in db or not (db or "0").isdigit():
+        raise StorageError("create_storage", mask_url(url), "give the Sentinel service and database as /service[/db]")
+    query = urlencode(passed_on)
+    return RedisURL(
+        f"redis://{user_info}{at}/{db or 0}" + (f"?{query}" if query else ""),
+        prefix,
+        tuple(_sentinel_address(url, host) for host in hosts.split(",")),
+        service,
+        {name.removeprefix("sentinel_"): value for name, value in options if name in SENTINEL_OPTIONS},
+    )
+
+
+def _sentinel_address(url: str, text: str) -> tuple[str, int]:
+    """``host``, ``host:port`` or ``[ipv6]:port`` of one sentinel (port 26379 when none is given)."""
+    host, port = text, ""
+    if text.startswith("["):
+        host, _, port = text[1:].partition("]")
+        port = port.removeprefix(":")
+    elif ":" in text:
+        host, _, port = text.rpartition(":")
+    port = port or str(SENTINEL_PORT)
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        reason = f"bad sentinel address {text!r} (host[:port], comma-separated)"
+        raise StorageError("create_storage", mask_url(url), reason)
+    return host, int(port)
 
 
 def _json(value: object) -> str:
@@ -226,31 +296,163 @@ def _created_ms(room: SerializedRoom) -> int:
     return int(room.created_at.timestamp() * 1000)
 
 
+class NotReplicated(RedisError):
+    """Fewer replicas than required confirmed a write in time: a failover now could lose it."""
+
+
+@dataclass(frozen=True)
+class Replication:
+    """How many replicas must confirm a write (``WAIT``) before it counts as done; 0: none."""
+
+    replicas: int = 0
+    timeout_ms: int = WAIT_TIMEOUT_MS
+
+    def queue_wait(self, pipe: redis.asyncio.client.Pipeline) -> bool:
+        """Queue the WAIT, after the writes it confirms (it waits for all this connection wrote);
+        whether one was queued (its reply comes last)."""
+        if self.replicas:
+            pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
+        return self.replicas > 0
+
+    def check(self, reply: object) -> None:
+        """Raise unless the WAIT's ``reply`` counts enough replicas."""
+        if isinstance(reply, Exception):
+            raise reply
+        if not isinstance(reply, int) or reply < self.replicas:
+            raise NotReplicated(
+                f"{reply} of the {self.replicas} required replica(s) confirmed the write within {self.timeout_ms} ms"
+            )
+
+    async def call(
+        self, client: redis.asyncio.Redis, script: AsyncScript, keys: Sequence[KeyT], args: Sequence[EncodableT]
+    ) -> Any:
+        """Run ``script`` and wait for its replicas. A Redis that lost its script cache (restarted,
+        or a replica just promoted: loaded scripts are not replicated) gets it loaded again."""
+        reply, confirmation = await self._once(client, script, keys, args)
+        if isinstance(reply, NoScriptError):
+            script.sha = await client.script_load(script.script)
+            reply, confirmation = await self._once(client, script, keys, args)
+        if isinstance(reply, Exception):
+            raise reply
+        if self.replicas:
+            self.check(confirmation)
+        return reply
+
+    async def _once(
+        self, client: redis.asyncio.Redis, script: AsyncScript, keys: Sequence[KeyT], args: Sequence[EncodableT]
+    ) -> tuple[Any, Any]:
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            self.queue_wait(pipe)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies[0], replies[-1]
+
+
+class PrimaryPool(SentinelConnectionPool, redis.asyncio.BlockingConnectionPool):
+    """Connections to the server Redis Sentinel names as the primary, blocking when all are in use
+    (as the plain pool); it notices when the primary moves (a failover), logs it once, counts it, and
+    tells its ``listeners`` (the pub/sub subscriber, whose connection is never idle).
+
+    redis-py asks the sentinels whenever it makes a connection: after the old primary's connections
+    broke, or after one got READONLY from a demoted primary (it then drops that connection); a change
+    of address drops the idle connections too, so none keeps talking to the old primary.
+    """
+
+    def __init__(self, service_name: str, sentinel_manager: Sentinel, **kwargs: Any) -> None:
+        super().__init__(service_name, sentinel_manager, **kwargs)  # type: ignore[no-untyped-call]
+        self.primary: tuple[str, int] | None = None
+        self.failovers = 0
+        self.listeners: list[Callable[[], None]] = []
+        self._lost = False
+
+    async def get_master_address(self) -> tuple[str, int]:
+        try:
+            address: tuple[str, int] = await super().get_master_address()  # type: ignore[no-untyped-call]
+        except MasterNotFoundError as exc:
+            if not self._lost:  # once per outage
+                logger.error("Redis Sentinel names no primary for %r (failing over?): %s", self.service_name, exc)
+            self._lost = True
+            raise
+        self._lost = False
+        if address != self.primary:
+            previous, self.primary = self.primary, address
+            if previous is not None:
+                self.failovers += 1
+                logger.warning(
+                    "Redis primary of %r moved from %s to %s (a Sentinel failover): following it",
+                    self.service_name,
+                    _address_text(previous),
+                    _address_text(address),
+                )
+                for listener in self.listeners:
+                    listener()
+        return address
+
+    def status(self) -> dict[str, Any]:
+        primary = None if self.primary is None else _address_text(self.primary)
+        return {"service": self.service_name, "primary": primary, "failovers": self.failovers}
+
+
+class PrimaryConnection(SentinelManagedConnection):
+    """A connection that asks for the primary's address before every attempt to connect: redis-py
+    reconnects inside a command (a pipeline retried after READONLY or a reset) straight to the
+    address it had, the old primary's (redis-py issue #3874)."""
+
+    async def _connect(self) -> None:
+        self.host, self.port = await self.connection_pool.get_master_address()
+        await super()._connect()  # type: ignore[no-untyped-call]
+
+
+def _address_text(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @dataclass(frozen=True)
 class _Connection:
     client: redis.asyncio.Redis
     owned: bool
-    create_room: AsyncScript
+    write_room: AsyncScript
+    delete_room: AsyncScript
+    sentinel: Sentinel | None = None
 
     @classmethod
-    def wrap(cls, client: redis.asyncio.Redis, *, owned: bool) -> _Connection:
-        return cls(client, owned, client.register_script(CREATE_ROOM_SCRIPT))
+    def wrap(cls, client: redis.asyncio.Redis, *, owned: bool, sentinel: Sentinel | None = None) -> _Connection:
+        write, delete = (client.register_script(body) for body in (WRITE_ROOM_SCRIPT, DELETE_ROOM_SCRIPT))
+        return cls(client, owned, write, delete, sentinel)
 
     @classmethod
-    def connect(cls, url: str) -> _Connection:
+    def connect(cls, url: RedisURL) -> _Connection:
         retry = Retry(ExponentialBackoff(cap=0.25, base=0.05), RETRIES, supported_errors=(RedisConnectionError,))
         # Blocking: a burst of commands beyond the pool's connections waits for a free one (a plain
         # pool refuses it with "Too many connections"); a wait of seconds means Redis is gone.
-        pool = redis.asyncio.BlockingConnectionPool.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=SOCKET_TIMEOUT,
-            socket_connect_timeout=CONNECT_TIMEOUT,
-            retry=retry,
-            max_connections=MAX_CONNECTIONS,
-            timeout=SOCKET_TIMEOUT,
+        options: dict[str, Any] = {
+            "decode_responses": True,
+            "socket_timeout": SOCKET_TIMEOUT,
+            "socket_connect_timeout": CONNECT_TIMEOUT,
+            "retry": retry,
+            "max_connections": MAX_CONNECTIONS,
+            "timeout": SOCKET_TIMEOUT,
+        }
+        if not url.sentinels:
+            pool = redis.asyncio.BlockingConnectionPool.from_url(url.url, **options)
+            return cls.wrap(redis.asyncio.Redis.from_pool(pool), owned=True)
+        timeouts = {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": CONNECT_TIMEOUT}
+        sentinel = Sentinel(url.sentinels, sentinel_kwargs={**timeouts, **url.sentinel_auth})  # type: ignore[no-untyped-call]
+        # url.url names no host: it holds the data nodes' credentials, database and options.
+        client = sentinel.master_for(
+            url.service,
+            connection_pool_class=PrimaryPool,
+            connection_class=PrimaryConnection,
+            **options,
+            **parse_url(url.url),
         )
-        return cls.wrap(redis.asyncio.Redis.from_pool(pool), owned=True)
+        return cls.wrap(client, owned=True, sentinel=sentinel)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        if self.sentinel is not None:
+            await self.sentinel.aclose()
 
 
 class RedisStorage(Storage):
@@ -258,7 +460,8 @@ class RedisStorage(Storage):
 
     Give either a ``client`` (left open by ``close``: the caller owns it) or a ``url``, whose client
     is created by ``open`` on the running event loop. A ``prefix`` option in the URL overrides
-    ``key_prefix``.
+    ``key_prefix``. A ``redis+sentinel://`` URL finds the primary through Redis Sentinel and follows
+    its failovers (``PrimaryPool``).
     """
 
     def __init__(
@@ -267,12 +470,12 @@ class RedisStorage(Storage):
         super().__init__()
         if (client is None) == (url is None):
             raise TypeError("RedisStorage needs exactly one of client and url")
-        self._url: str | None = None
+        self._url: RedisURL | None = None
         self._target = "redis client"
         if url is not None:
             self._target = mask_url(url)
-            self._url, url_prefix = split_url(url)
-            key_prefix = url_prefix if url_prefix is not None else key_prefix
+            self._url = split_url(url)
+            key_prefix = self._url.prefix if self._url.prefix is not None else key_prefix
         if not key_prefix or "{" in key_prefix or "}" in key_prefix:
             # Braces in the prefix would become the hash tag and put every room in one slot.
             raise StorageError("create_storage", self._target, f"bad key prefix {key_prefix!r} (non-empty, no braces)")
@@ -280,10 +483,28 @@ class RedisStorage(Storage):
         self._index_key = f"{key_prefix}:rooms"
         self._names_key = f"{key_prefix}:room-names"
         self._connection = None if client is None else _Connection.wrap(client, owned=False)
+        self._replication = Replication()
 
     @classmethod
     def from_url(cls, url: str) -> RedisStorage:
         return cls(url=url)
+
+    def require_replicas(self, count: int) -> None:
+        """Make every write wait until ``count`` replicas confirm it (``WAIT``), so that a failover
+        loses no write that was reported done; one they do not confirm in time is a ``StorageError``
+        (though the primary keeps it, and a failover may or may not)."""
+        self._replication = Replication(count)
+
+    @property
+    def replication(self) -> Replication:
+        return self._replication
+
+    def failover_status(self) -> dict[str, Any] | None:
+        """With Sentinel: the service, the primary in use (None while none is known) and how many
+        failovers this process followed; None without Sentinel."""
+        connection = self._connection
+        pool = None if connection is None else connection.client.connection_pool
+        return pool.status() if isinstance(pool, PrimaryPool) else None
 
     async def open(self) -> None:
         if self._connection is None and self._url is not None:
@@ -302,7 +523,7 @@ class RedisStorage(Storage):
             return
         self._connection = None
         with storage_errors("close", self._target):
-            await connection.client.aclose()
+            await connection.close()
 
     @property
     def client(self) -> redis.asyncio.Redis:
@@ -330,32 +551,28 @@ class RedisStorage(Storage):
         return self._connection
 
     async def save_room(self, room: SerializedRoom) -> None:
-        keys = self.room_keys(room.room_name)
         with storage_errors("save_room", repr(room.room_name)):
-            hashes = _hashes(keys, room)
-            async with self._live("save_room").client.pipeline(transaction=True) as pipe:
-                pipe.delete(*hashes)
-                pipe.set(keys.meta, encode_meta(room))
-                for key, mapping in hashes.items():
-                    if mapping:
-                        pipe.hset(key, mapping=mapping)
-                pipe.zadd(self._index_key, {keys.digest: _created_ms(room)})
-                pipe.hset(self._names_key, keys.digest, room.room_name)
-                await pipe.execute()
+            await self._write_room("save_room", room, replace=True)
 
     async def create_room(self, room: SerializedRoom) -> bool:
-        keys = self.room_keys(room.room_name)
         with storage_errors("create_room", repr(room.room_name)):
-            args: list[EncodableT] = [encode_meta(room), keys.digest, _created_ms(room), room.room_name]
-            hashes = _hashes(keys, room)
-            for mapping in hashes.values():
-                args.append(len(mapping))
-                for field, value in mapping.items():
-                    args += [field, value]
-            created = await self._live("create_room").create_room(
-                keys=[keys.meta, self._index_key, self._names_key, *hashes], args=args
-            )
-            return bool(created)
+            return await self._write_room("create_room", room, replace=False)
+
+    async def _write_room(self, operation: str, room: SerializedRoom, *, replace: bool) -> bool:
+        """Write the whole room (``replace``: over a stored one); False when one was stored and kept."""
+        keys = self.room_keys(room.room_name)
+        args: list[EncodableT] = ["1" if replace else "0", encode_meta(room), keys.digest, _created_ms(room)]
+        args.append(room.room_name)
+        hashes = _hashes(keys, room)
+        for mapping in hashes.values():
+            args.append(len(mapping))
+            for name, value in mapping.items():
+                args += [name, value]
+        live = self._live(operation)
+        written = await self._replication.call(
+            live.client, live.write_room, [keys.meta, self._index_key, self._names_key, *hashes], args
+        )
+        return bool(written)
 
     async def get_room(self, room_name: str) -> SerializedRoom | None:
         with storage_errors("get_room", repr(room_name)):
@@ -365,11 +582,10 @@ class RedisStorage(Storage):
     async def delete_room(self, room_name: str) -> None:
         keys = self.room_keys(room_name)
         with storage_errors("delete_room", repr(room_name)):
-            async with self._live("delete_room").client.pipeline(transaction=True) as pipe:
-                pipe.delete(*keys.stored())
-                pipe.zrem(self._index_key, keys.digest)
-                pipe.hdel(self._names_key, keys.digest)
-                await pipe.execute()
+            live = self._live("delete_room")
+            await self._replication.call(
+                live.client, live.delete_room, [*keys.stored(), self._index_key, self._names_key], [keys.digest]
+            )
 
     async def has_room(self, room_name: str) -> bool:
         with storage_errors("has_room", repr(room_name)):

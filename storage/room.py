@@ -56,7 +56,7 @@ class SerializedRoom(_Model):
     password_hash: str | None = None
     sort: Literal["random", "rating"] = "random"
     sort_order: Literal["random", "newest", "oldest", "rating"] | None = None
-    room_type: Literal["standard", "unanimous", "solo"] = "standard"
+    room_type: Literal["standard", "unanimous", "solo", "async"] = "standard"
     match_threshold: int = Field(default=2, ge=1)
     options: list[str] = Field(default_factory=list)
     filters: list[Filter] = Field(default_factory=list)

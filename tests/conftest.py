@@ -8,6 +8,17 @@ import redis
 
 from tests.services import RedisServer, running_redis
 
+# Fixtures that start (or reuse) a redis-server: a test using any of them needs the binary.
+REDIS_FIXTURES = frozenset({"redis_server", "redis_url", "clusters"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs redis-server carries the ``redis`` marker (``-m "not redis"`` runs the
+    rest); tests that start one themselves carry it explicitly."""
+    for item in items:
+        if REDIS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.redis)
+
 
 @pytest.fixture
 def anyio_backend() -> str:

@@ -1,7 +1,8 @@
 """The README's scale-out deployment, for real: its nginx example, filled in with two real server
 processes sharing one redis-server, balances requests and WebSockets over both, and two people who
-land on different processes share a room; docker-compose.yml says what the README says; and the
-package installed as the Dockerfile installs it (``pip install .``, not editable) serves the client.
+land on different processes share a room; its sentinel.conf runs on a real Redis Sentinel;
+docker-compose.yml says what the README says (its sentinel profile included); and the package
+installed as the Dockerfile installs it (``pip install .``, not editable) serves the client.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,14 +20,26 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 import yaml
 
 from tests.fakes import eventually
 from tests.peers import over_network
-from tests.services import ServerProcess, free_port, in_ci, running_nginx
+from tests.services import (
+    SENTINEL_SERVICE,
+    RedisServer,
+    ServerProcess,
+    free_port,
+    in_ci,
+    require_tool,
+    running_nginx,
+    running_redis,
+    wait_for_port,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 README_MARKER = "<!-- tests/test_deployment.py runs this block"
+SENTINEL_MARKER = "<!-- tests/test_deployment.py runs this block with real sentinels -->"
 UPSTREAM_SERVER = re.compile(r"^(\s*server\s+)[\w.-]+:\d+;", re.MULTILINE)
 LISTEN = re.compile(r"^(\s*listen\s+)\S+;", re.MULTILINE)
 
@@ -39,9 +53,27 @@ def readme_nginx_example() -> str:
     return block.group(1)
 
 
+def readme_sentinel_conf() -> str:
+    """The sentinel.conf block that follows its marker in the README."""
+    readme = (REPO / "README.md").read_text()
+    assert SENTINEL_MARKER in readme, "the README's sentinel.conf lost its marker comment"
+    block = re.search(r"```conf\n(.*?)```", readme[readme.index(SENTINEL_MARKER) :], re.DOTALL)
+    assert block is not None, "no ```conf block after the README's sentinel marker"
+    return block.group(1)
+
+
 def compose() -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     return loaded
+
+
+def interpolated(value: str) -> str:
+    """A compose value as compose reads it with the variable unset: ``${NAME:-default}`` is the default."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
+
+
+def words(text: str) -> list[list[str]]:
+    return [line.split() for line in text.splitlines() if line.strip()]
 
 
 def with_addresses(example: str, upstreams: list[str], listen: str) -> str:
@@ -127,18 +159,89 @@ def test_the_compose_file_runs_the_readme_setup() -> None:
     nginx = spec["configs"]["nginx-moviematch"]["content"].replace("$$", "$")  # compose's escape
     upstreams = [match.group(0).split()[1].rstrip(";") for match in UPSTREAM_SERVER.finditer(nginx)]
     expected = with_addresses(readme_nginx_example(), upstreams, "80")
-
-    def words(text: str) -> list[list[str]]:
-        return [line.split() for line in text.splitlines() if line.strip()]
-
     assert words(nginx) == words(expected)
     assert len(upstreams) >= 2
     for upstream in upstreams:
         host, port = upstream.split(":")
         assert port == "8000"
         assert services[host]["build"] == "."
-        assert services[host]["environment"]["STORAGE_URL"] == "redis://redis:6379/0"
+        assert interpolated(services[host]["environment"]["STORAGE_URL"]) == "redis://redis:6379/0"
+        assert interpolated(services[host]["environment"]["REDIS_MIN_REPLICAS"]) == "0"
     assert spec["services"]["nginx"]["configs"][0]["source"] == "nginx-moviematch"
+    hosts = [upstream.split(":")[0] for upstream in upstreams]
+    assert not any("profiles" in services[name] for name in ("redis", "nginx", *hosts))  # no profile needed
+
+
+def test_the_compose_sentinel_profile_runs_the_readme_failover_setup() -> None:
+    spec = compose()
+    services = spec["services"]
+    profiled = {name: service for name, service in services.items() if service.get("profiles") == ["sentinel"]}
+    sentinels = sorted(name for name, service in profiled.items() if "--sentinel" in " ".join(service["command"]))
+    replicas = sorted(set(profiled) - set(sentinels))
+    # Its sentinel.conf is the README's; the primary it monitors is the plain setup's redis.
+    conf = spec["configs"]["sentinel"]["content"]
+    assert words(conf) == words(readme_sentinel_conf())
+    [monitor] = [line for line in words(conf) if line[:2] == ["sentinel", "monitor"]]
+    service_name, host, port, quorum = monitor[2:]
+    assert (host, port) == ("redis", "6379")
+    assert len(sentinels) >= 3
+    assert int(quorum) == len(sentinels) // 2 + 1
+    for name in sentinels:
+        assert profiled[name]["configs"][0]["source"] == "sentinel"
+        assert any(volume.endswith(":/data") for volume in profiled[name]["volumes"])  # it rewrites its file
+    # Replicas of redis, persisted, known to the sentinels by name.
+    assert len(replicas) >= 2
+    for name in replicas:
+        command = " ".join(profiled[name]["command"])
+        assert "--appendonly yes" in command
+        assert "--replicaof redis 6379" in command
+        assert f"--replica-announce-ip {name}" in command
+    # The URL the README and the compose file give the processes names these sentinels and service.
+    readme = (REPO / "README.md").read_text()
+    urls = set(re.findall(r"STORAGE_URL=(redis\+sentinel://[\w,-]+/\w+)", readme))
+    urls |= set(re.findall(r"STORAGE_URL=(redis\+sentinel://[\w,-]+/\w+)", (REPO / "docker-compose.yml").read_text()))
+    assert urls == {f"redis+sentinel://{','.join(sentinels)}/{service_name}"}
+    for process in ("moviematch-1", "moviematch-2"):
+        depends = services[process]["depends_on"]
+        assert all(depends[name] == {"condition": "service_started", "required": False} for name in sentinels)
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_the_readme_sentinel_conf_runs_on_a_real_sentinel(tmp_path: Path) -> None:
+    """The block as written (its host and ports made local) starts a sentinel that watches the primary
+    as the README says, and finds its replica."""
+    (tmp_path / "primary").mkdir()
+    (tmp_path / "replica").mkdir()
+    (tmp_path / "sentinel").mkdir()
+    with running_redis(tmp_path / "primary") as primary:
+        replica = RedisServer(tmp_path / "replica", args=["--replicaof", "127.0.0.1", str(primary.port)])
+        replica.start()
+        port = free_port()
+        conf = readme_sentinel_conf().replace("redis 6379", f"localhost {primary.port}")
+        conf = conf.replace("port 26379", f"port {port}\nbind 127.0.0.1\ndir {tmp_path / 'sentinel'}")
+        (tmp_path / "sentinel" / "sentinel.conf").write_text(conf)
+        sentinel = subprocess.Popen(
+            [require_tool("redis-server"), str(tmp_path / "sentinel" / "sentinel.conf"), "--sentinel"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for_port(port)
+            with redis.Redis(port=port, decode_responses=True) as client:
+                state = client.sentinel_master(SENTINEL_SERVICE)
+                assert (state["port"], state["quorum"]) == (primary.port, 2)
+                assert (state["down-after-milliseconds"], state["failover-timeout"]) == (5000, 60000)
+
+                deadline = time.monotonic() + 60  # a hang; sentinels ask the primary every 10 s
+                while [found["port"] for found in client.sentinel_slaves(SENTINEL_SERVICE)] != [replica.port]:
+                    assert time.monotonic() < deadline, "the sentinel never found the replica"
+                    time.sleep(0.2)
+        finally:
+            sentinel.terminate()
+            output = sentinel.communicate(timeout=10)[0].decode(errors="replace")
+            replica.stop()
+        assert "FATAL" not in output, output
 
 
 # -- the package as the Dockerfile installs it ---------------------------------------------------

@@ -93,7 +93,7 @@ def check_room_files(directory: Path) -> None:
         assert rated == {name: count for name, count in room.user_progress.items() if count}, path
 
 
-@pytest.mark.parametrize("backend", ["file", "redis"])
+@pytest.mark.parametrize("backend", ["file", pytest.param("redis", marks=pytest.mark.redis)])
 async def test_acknowledged_ratings_survive_repeated_sigkill(
     tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
@@ -134,7 +134,7 @@ async def test_acknowledged_ratings_survive_repeated_sigkill(
     assert "Traceback" not in server.output()
 
 
-@pytest.mark.parametrize("backend", ["file", "redis"])
+@pytest.mark.parametrize("backend", ["file", pytest.param("redis", marks=pytest.mark.redis)])
 async def test_sigterm_during_a_storm_loses_nothing_acknowledged(
     tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:

@@ -1,6 +1,7 @@
-"""protocol.md, message by message, against two servers: the app in this event loop (memory
-storage), and three real server processes sharing rooms through a real redis-server, with the
-scenario's connections spread over them in turn.
+"""docs/protocol.md, message by message, against three kinds of server: the app in this event loop
+(memory storage); two apps in this event loop sharing rooms through the in-memory stand-in for Redis;
+and three real server processes sharing rooms through a real redis-server. Where several serve, the
+scenario's connections are spread over them in turn.
 
 Every test of the three-process variant gets three fresh processes and a fresh Redis key prefix:
 the same isolation as a fresh in-process app (room names, per-address limits and rooms kept in a
@@ -21,10 +22,12 @@ import pytest
 
 from server.app import create_app
 from server.config import Settings
+from server.rooms.local import LocalChanges
+from server.rooms.shared import MemoryHub, MemoryLive
 from storage import MemoryStorage, SerializedRoom, Storage
 from tests.cluster import ClusterPool, cluster_pool
 from tests.library import ListProvider
-from tests.peers import Connect, Peer, in_process, over_network
+from tests.peers import Connect, Peer, in_process, in_processes, over_network
 
 pytestmark = pytest.mark.anyio
 
@@ -92,10 +95,42 @@ def in_process_world(**overrides: Any) -> AsyncIterator[World]:
     app = create_app(
         settings(**overrides), storage=storage, provider=provider, now_ms=lambda: next(clock), rng=random.Random(7)
     )
+    changes = app.state.context.registry.changes
+    assert isinstance(changes, LocalChanges)
 
     async def open_world() -> AsyncIterator[World]:
         async with in_process(app) as connect:
-            yield World(connect, storage, provider, flush=app.state.context.registry.saver.flush)
+            yield World(connect, storage, provider, flush=changes.saver.flush)
+
+    return open_world()
+
+
+def shared_in_memory_world(**overrides: Any) -> AsyncIterator[World]:
+    """Two apps ("processes") sharing their rooms through one ``MemoryHub``."""
+    storage = MemoryStorage()
+    provider = ListProvider()
+    clock = itertools.count(1_000_000)
+    hub = MemoryHub(storage)
+    apps = [
+        create_app(
+            settings(**overrides),
+            storage=storage,
+            provider=provider,
+            now_ms=lambda: next(clock),
+            rng=random.Random(7),
+            live=MemoryLive(hub, f"process-{number}"),
+        )
+        for number in range(2)
+    ]
+
+    async def open_world() -> AsyncIterator[World]:
+        async with in_processes(*apps) as connects:
+            turns = itertools.cycle(connects)
+
+            async def connect(name: str = "") -> Peer:
+                return await next(turns)(name)
+
+            yield World(connect, storage, provider)
 
     return open_world()
 
@@ -109,10 +144,18 @@ def three_process_world(pool: ClusterPool, **overrides: Any) -> AsyncIterator[Wo
     return open_world()
 
 
-@pytest.fixture(params=["in_process", pytest.param("three_processes", marks=[pytest.mark.redis, pytest.mark.slow])])
+@pytest.fixture(
+    params=[
+        "in_process",
+        "shared_in_memory",
+        pytest.param("three_processes", marks=[pytest.mark.redis, pytest.mark.slow]),
+    ]
+)
 def make_world(request: pytest.FixtureRequest) -> Callable[..., AsyncIterator[World]]:
     if request.param == "in_process":
         return in_process_world
+    if request.param == "shared_in_memory":
+        return shared_in_memory_world
     pool: ClusterPool = request.getfixturevalue("clusters")  # skips without redis-server (fails under CI=true)
     return lambda **overrides: three_process_world(pool, **overrides)
 
@@ -238,6 +281,21 @@ async def test_create_room_errors(world: World) -> None:
     world.provider.fail = True
     await peer.send("createRoom", {"roomName": "down"})
     assert (await peer.expect("createRoomError"))["name"] == "UnknownError"
+
+
+async def test_a_raised_name_length_limit_applies_to_rooms_and_users(
+    make_world: Callable[..., AsyncIterator[World]],
+) -> None:
+    async for world in make_world(max_name_length=200):
+        long_name = "n" * 200
+        ann = await world.user(long_name)
+        created = await ann.create("r" * 200)
+        assert created["roomName"] == "r" * 200
+        await ann.send("createRoom", {"roomName": "r" * 201})
+        assert (await ann.expect("createRoomError"))["name"] == "InvalidRoomName"
+        bob = await world.user("bob")
+        await bob.join("R" * 200)
+        assert (await ann.expect("userJoinedRoom"))["user"]["userName"] == "bob"
 
 
 @pytest.mark.parametrize("creators", ["plex", "server-users"])
@@ -531,20 +589,23 @@ async def test_setup_is_refused(world: World) -> None:
 
 
 @pytest.mark.parametrize(
-    ("frame", "name"),
+    ("frame", "reply", "name"),
     [
-        ("not json", "MalformedMessage"),
-        ("[1,2]", "MalformedMessage"),
-        ('{"payload": {}}', "MalformedMessage"),
-        ('{"type": "rate", "payload": {"mediaId": "x", "rating": "meh"}}', "MalformedMessage"),
-        ('{"type": "joinRoom", "payload": 5}', "MalformedMessage"),
-        ('{"type": "fly"}', "UnknownMessageType"),
+        ("not json", "error", "MalformedMessage"),
+        ("[1,2]", "error", "MalformedMessage"),
+        ('{"payload": {}}', "error", "MalformedMessage"),
+        # A request with an error reply of its own gets the payload's error there (v2 clients
+        # show errors only in the reply they wait for).
+        ('{"type": "rate", "payload": {"mediaId": "x", "rating": "meh"}}', "rateError", "MalformedMessage"),
+        ('{"type": "joinRoom", "payload": 5}', "joinRoomError", "MalformedMessage"),
+        ('{"type": "setLocale", "payload": {}}', "error", "MalformedMessage"),
+        ('{"type": "fly"}', "error", "UnknownMessageType"),
     ],
 )
-async def test_bad_frames_get_an_error_and_the_session_goes_on(world: World, frame: str, name: str) -> None:
+async def test_bad_frames_get_an_error_and_the_session_goes_on(world: World, frame: str, reply: str, name: str) -> None:
     a, b = await world.room_of()
     await a.send_raw(frame)
-    error = await a.expect("error")
+    error = await a.expect(reply)
     assert error["name"] == name
     await a.send("rate", {"mediaId": "test:1", "rating": "like"})
     assert (await a.expect("userProgress"))["progress"] == 0.1

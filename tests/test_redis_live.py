@@ -1,9 +1,11 @@
-"""Shared rooms at the Redis level: the scripts decide as one process does, events, presence."""
+"""What shared rooms do on a real Redis only: one subscription per process, script batches, a
+silent subscription, shared limits, garbage in Redis, outages. (``tests/test_shared_rooms.py``
+runs the shared rooms' logic on Redis and on its in-memory stand-in; ``tests/test_room_rules.py``
+checks that the scripts decide as the Python decisions do.)
+"""
 
 from __future__ import annotations
 
-import json
-import logging
 import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,196 +16,24 @@ import anyio
 import anyio.lowlevel
 import pytest
 import redis.asyncio
-from hypothesis import given, settings, strategies as st
 from starlette.applications import Starlette
 
 from server.app import create_app
 from server.config import Settings
-from server.protocol import ProtocolError
-from server.rooms.events import EVENTS, Event, Joined, Left, Rated, Undone
-from server.rooms.room import Room, new_member
-from server.rooms.shared.redis import RedisLive, Refusal
+from server.rooms.rules import Refusal
+from server.rooms.shared.redis import RedisLive
 from server.rooms.shared.subscriber import Subscriber
-from server.user import User
-from storage import RatingValue, SerializedRoom
+from storage import SerializedRoom
 from storage.redis import RedisStorage
-from tests.library import ListProvider, film
+from tests.library import ListProvider
 from tests.peers import Peer, in_process, in_processes
-from tests.services import RedisServer, running_redis
+from tests.services import running_redis
 
 pytestmark = pytest.mark.anyio
 
 ROOM = "Movie Night"
+# Ids made of JSON's own syntax: the scripts find and splice ratings as text.
 ITEMS = ['a"]', "b,[", "c"]
-USERS = ["ann", "bob", 'c"d']
-MAX_MEMBERS = 2
-
-Step = tuple[str, str, str, str]  # action, user, item, rating
-
-
-def _decision(event: Event) -> tuple[Any, ...]:
-    """What a script decides, without what only one side knows (seats, tokens, numbers)."""
-    if isinstance(event, Joined):
-        return ("join", event.name, event.resumed, event.progress)
-    if isinstance(event, Left):
-        return ("leave", event.name, event.permanent, sorted(event.matched))
-    if isinstance(event, Rated):
-        return ("rate", event.name, event.mediaId, event.rating, event.progress, event.matchedAt)
-    if isinstance(event, Undone):
-        return ("undo", event.name, event.mediaId, event.progress, event.matchRemoved)
-    return ("delete",)
-
-
-class _Seat:
-    def __init__(self, name: str) -> None:
-        self.seat_id = f"seat-{name}"
-
-    def send(self, frame: str) -> None:
-        pass
-
-    def detach(self, room: Room) -> None:
-        pass
-
-
-REFUSALS = {
-    "RoomFull": Refusal.ROOM_FULL,
-    "RoomEnded": Refusal.ROOM_ENDED,
-    "AlreadyRated": Refusal.NOTHING_TO_DO,
-    "NotRated": Refusal.NOTHING_TO_DO,
-}
-
-
-async def run_in_process(start: SerializedRoom, steps: list[Step]) -> tuple[list[Any], SerializedRoom]:
-    now = [1000]
-    decided: list[Any] = []
-    room = Room(
-        start.copy_deep(),
-        [film(1, id=item) for item in ITEMS],
-        now_ms=lambda: now[0],
-        on_change=lambda _: None,
-        max_members=MAX_MEMBERS,
-    )
-    applied = room.apply
-
-    def record(event: Event) -> None:
-        decided.append(_decision(event))
-        applied(event)
-
-    room.apply = record  # type: ignore[method-assign]
-    seats = {name: _Seat(name) for name in USERS}
-    for step, (action, user, item, rating) in enumerate(steps):
-        now[0] = 1000 + step
-        try:
-            if action == "join":
-                room.join(seats[user], User(userName=user), None, "joinRoomSuccess")
-            elif action in ("leave", "disconnect"):
-                room.leave(seats[user], permanently=action == "leave")
-            elif action == "rate":
-                room.rate(user, item, "like" if rating == "like" else "dislike")
-            else:
-                room.undo(user, item)
-        except ProtocolError as refused:
-            decided.append(REFUSALS[refused.name])
-    return decided, room.state
-
-
-async def run_in_redis(
-    live: RedisLive, client: redis.asyncio.Redis, start: SerializedRoom, steps: list[Step]
-) -> tuple[list[Any], SerializedRoom]:
-    storage = live.storage
-    await storage.delete_room(ROOM)
-    await client.delete(live.keys(ROOM).seq)
-    assert await storage.create_room(start)
-    decided: list[Any] = []
-    room_type, threshold = start.room_type, start.match_threshold
-    ended = "EndOnFirstMatch" in start.options
-    async with client.pubsub() as pubsub:
-        await pubsub.subscribe(live.keys(ROOM).events)
-        await pubsub.get_message(timeout=1)  # the confirmation
-        for step, (action, user, item, rating) in enumerate(steps):
-            now = 1000 + step
-            outcome: Any
-            if action == "join":
-                member = new_member(User(userName=user), None, now)[0]
-                outcome = await live.join(
-                    ROOM,
-                    user,
-                    presented_token_hash="",
-                    member=member,
-                    user_json=json.dumps({"userName": user}),
-                    seat=f"seat-{user}",
-                    max_members=MAX_MEMBERS,
-                )
-            elif action in ("leave", "disconnect"):
-                outcome = await live.leave(
-                    ROOM, user, f"seat-{user}", permanent=action == "leave", room_type=room_type, now_ms=now
-                )
-            elif action == "rate":
-                value: RatingValue = "like" if rating == "like" else "dislike"
-                outcome = await live.rate(
-                    ROOM, user, item, value, now, room_type=room_type, threshold=threshold, end_on_first_match=ended
-                )
-            else:
-                outcome = await live.undo(ROOM, user, item, room_type=room_type, threshold=threshold)
-            if isinstance(outcome, Refusal):
-                decided.append(outcome)
-            elif outcome is not None:
-                message = await pubsub.get_message(timeout=1)
-                assert message is not None
-                decided.append(_decision(EVENTS.validate_json(message["data"])))
-    stored = await storage.get_room(ROOM)
-    assert stored is not None
-    return decided, stored
-
-
-steps_strategy = st.lists(
-    st.tuples(
-        st.sampled_from(["join", "join", "leave", "disconnect", "rate", "rate", "rate", "undo"]),
-        st.sampled_from(USERS),
-        st.sampled_from(ITEMS),
-        st.sampled_from(["like", "like", "dislike"]),
-    ),
-    max_size=30,
-)
-
-
-@settings(max_examples=80, deadline=None)
-@given(
-    room_type=st.sampled_from(["standard", "unanimous", "solo"]),
-    threshold=st.integers(1, 3),
-    end_on_first=st.booleans(),
-    steps=steps_strategy,
-)
-def test_the_scripts_decide_as_one_process_does(
-    redis_server: RedisServer, room_type: str, threshold: int, end_on_first: bool, steps: list[Step]
-) -> None:
-    """Any sequence of joins, leaves, ratings and undos, on ids made of JSON's own syntax, gets the
-    same refusals, matches and removed matches from the Redis scripts as from the in-process room,
-    and ends in the same stored room."""
-    start = SerializedRoom.model_validate(
-        {
-            "roomName": ROOM,
-            "roomType": room_type,
-            "matchThreshold": threshold,
-            "options": ["EndOnFirstMatch"] if end_on_first else [],
-            "mediaIds": ITEMS,
-        }
-    )
-
-    async def compare() -> None:
-        async with RedisStorage(url=redis_server.url, key_prefix="live-model") as storage:
-            live = RedisLive(storage, "model")
-            expected, in_process = await run_in_process(start, steps)
-            decided, stored = await run_in_redis(live, storage.client, start, steps)
-            assert decided == expected
-            assert stored.ratings == in_process.ratings
-            assert stored.user_progress == in_process.user_progress
-            assert stored.matches == in_process.matches
-            assert sorted(stored.members) == sorted(in_process.members)
-
-    anyio.run(compare)
-
-
 # -- several processes in this event loop ---------------------------------------------------------
 
 
@@ -259,101 +89,6 @@ async def test_each_process_has_one_subscription_connection(redis_prefix: str, r
         keys = [first.state.context.storage.room_keys(f"Room {index}").events for index in range(6)]
         assert [count for _, count in await raw.pubsub_numsub(*keys)] == [2] * 6
         assert await subscribed_connections(raw) - before == 2
-
-
-async def test_missed_events_are_made_up_for_when_the_subscription_returns(
-    redis_prefix: str, raw: redis.asyncio.Redis, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO, "server.rooms.shared")
-    async with two_members(redis_prefix) as (apps, ann, bob):
-        # Both apps lose their subscription; bob's like is published while they are away.
-        for client in await raw.client_list():
-            if int(client.get("sub", 0)) > 0:
-                await raw.client_kill_filter(_id=client["id"])
-        await bob.send("rate", {"mediaId": "test:1", "rating": "like"})
-        assert (await ann.wait_for("userProgress"))["user"]["userName"] == "bob"
-        await ann.send("rate", {"mediaId": "test:1", "rating": "like"})
-        for peer in (ann, bob):
-            assert sorted((await peer.wait_for("match"))["users"]) == ["ann", "bob"]
-            # The match is announced once.
-            assert all(message["type"] != "match" for message in peer.backlog)
-            peer.backlog.clear()
-            await peer.no_message(0.5)
-    assert [r for r in caplog.records if r.getMessage().startswith(f"room {ROOM!r} read again")]
-    assert sum(app.state.context.metrics.room_rereads for app in apps) >= 1
-
-
-async def test_the_members_of_a_process_that_stopped_heartbeating_leave(redis_prefix: str) -> None:
-    app = shared_app(redis_prefix, "alive", presence_timeout=0.6)
-    async with in_process(app) as connect:
-        ann = await user(connect, "ann")
-        await ann.create(ROOM)
-        storage = app.state.context.storage
-        dead = RedisLive(storage, "dead")
-        await dead.heartbeat(0.3)
-        member = new_member(User(userName="ghost"), None, 1)[0]
-        seq = await dead.join(
-            ROOM,
-            "ghost",
-            presented_token_hash="",
-            member=member,
-            user_json='{"userName":"ghost"}',
-            seat="ghost-seat",
-            max_members=50,
-        )
-        assert isinstance(seq, int)
-        assert (await ann.expect("userJoinedRoom"))["user"]["userName"] == "ghost"
-        with anyio.fail_after(3):
-            assert (await ann.wait_for("userLeftRoom"))["userName"] == "ghost"
-        live = await dead.read(ROOM)
-        assert live is not None
-        assert list(live.online) == ["ann"]
-        assert "ghost" in live.room.members  # a lapsed process's members stay members
-        assert app.state.context.metrics.members_reaped == 1
-
-
-async def test_a_process_stopping_overwrites_nothing_and_its_members_leave_at_once(redis_prefix: str) -> None:
-    first, second = shared_app(redis_prefix, "first"), shared_app(redis_prefix, "second")
-    async with in_process(first) as on_first:
-        ann = await user(on_first, "ann")
-        await ann.create(ROOM)
-        await ann.send("rate", {"mediaId": "test:1", "rating": "like"})
-        await ann.expect("userProgress")
-        async with in_process(second) as on_second:
-            bob = await user(on_second, "bob")
-            await bob.join(ROOM)
-            await ann.expect("userJoinedRoom")
-            for item in ("test:2", "test:3"):
-                await bob.send("rate", {"mediaId": item, "rating": "dislike"})
-                assert (await ann.expect("userProgress"))["user"]["userName"] == "bob"
-        # The second process stopped: its member left the room at once, and nothing it held in
-        # memory replaced what the first one records next.
-        with anyio.fail_after(2):
-            assert (await ann.expect("userLeftRoom"))["userName"] == "bob"
-        await ann.send("rate", {"mediaId": "test:4", "rating": "like"})
-        await ann.expect("userProgress")
-        stored = await first.state.context.storage.get_room(ROOM)
-    assert stored is not None
-    assert stored.user_progress == {"ann": 2, "bob": 2}
-    assert {item: [user for user, _, _ in triples] for item, triples in stored.ratings.items()} == {
-        "test:1": ["ann"],
-        "test:2": ["bob"],
-        "test:3": ["bob"],
-        "test:4": ["ann"],
-    }
-
-
-async def test_a_process_taken_for_dead_takes_its_seats_back(redis_prefix: str) -> None:
-    async with two_members(redis_prefix) as ((_, second), ann, bob):
-        # As if the first app had stalled past its presence timeout: another process reaps it.
-        assert await RedisLive(second.state.context.storage, "reaper").reap("first", 1) == 1
-        assert (await bob.expect("userLeftRoom"))["userName"] == "ann"
-        assert (await bob.expect("userJoinedRoom"))["user"]["userName"] == "ann"
-        await bob.send("rate", {"mediaId": "test:1", "rating": "like"})
-        assert (await ann.wait_for("userProgress"))["user"]["userName"] == "bob"
-        live = await RedisLive(second.state.context.storage, "reader").read(ROOM)
-        assert live is not None
-        assert sorted(live.online) == ["ann", "bob"]
 
 
 async def test_batched_script_calls_survive_a_flushed_script_cache(redis_url: str) -> None:
@@ -489,6 +224,7 @@ async def test_garbage_in_redis_never_stops_a_process(
     assert any("unreadable event" in record.getMessage() for record in caplog.records)
 
 
+@pytest.mark.redis
 async def test_a_departure_during_an_outage_is_recorded_once_redis_is_back(tmp_path: Path) -> None:
     with running_redis(tmp_path, appendonly=True) as redis_server:
         timing = {"presence_timeout": 1.5}

@@ -15,7 +15,7 @@ from redis.crc import key_slot
 
 from storage import SerializedRoom, StorageError, room_key
 from storage.keys import key_digest
-from storage.redis import SOCKET_TIMEOUT, RedisStorage
+from storage.redis import MAX_CONNECTIONS, SOCKET_TIMEOUT, RedisStorage
 from tests.services import free_port, running_redis
 
 pytestmark = pytest.mark.anyio
@@ -129,6 +129,7 @@ async def test_a_server_that_never_answers_is_a_storage_error() -> None:
     assert isinstance(caught.value.__cause__, redis.TimeoutError)
 
 
+@pytest.mark.redis
 async def test_a_server_stopped_mid_session_gives_storage_errors(tmp_path: Path) -> None:
     with running_redis(tmp_path) as server:
         async with RedisStorage.from_url(server.url) as storage:
@@ -223,11 +224,13 @@ async def test_a_storage_used_before_open_says_so(redis_url: str) -> None:
 
 async def test_a_burst_beyond_the_connection_pool_waits_instead_of_failing(redis_url: str) -> None:
     async with RedisStorage.from_url(redis_url + "?prefix=burst") as storage:
+        await storage.save_room(make_room())
+        found: list[bool] = []
 
-        async def create(number: int) -> None:
-            assert await storage.create_room(make_room(f"Room {number}"))
+        async def look_up() -> None:
+            found.append(await storage.has_room(ROOM))
 
         async with anyio.create_task_group() as tasks:
-            for number in range(300):  # six times the pool's connections at once
-                tasks.start_soon(create, number)
-        assert len(await storage.list_room_names()) == 300
+            for _ in range(3 * MAX_CONNECTIONS):  # more at once than the pool has connections
+                tasks.start_soon(look_up)
+        assert found == [True] * 3 * MAX_CONNECTIONS

@@ -14,7 +14,7 @@ from tests.strategies import rooms
 
 pytestmark = pytest.mark.anyio
 
-BACKENDS = ["memory", "file", "redis"]
+BACKENDS = ["memory", "file", pytest.param("redis", marks=pytest.mark.redis)]
 
 
 def url_for(kind: str, request: pytest.FixtureRequest, directory: Path) -> str:

@@ -15,7 +15,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from server.config import Settings
-from server.protocol import ProtocolError, clean_name
+from server.protocol import ErrorName, ProtocolError, Reply, clean_name
 from server.user import User
 
 from .plex import TIMEOUT, PlexProvider, plex_headers
@@ -50,12 +50,12 @@ _RESOURCES = TypeAdapter(list[_Resource])
 
 
 def _invalid(message: str) -> ProtocolError:
-    return ProtocolError("loginError", "PlexAuthInvalid", message)
+    return ProtocolError(Reply.LOGIN_ERROR, ErrorName.PLEX_AUTH_INVALID, message)
 
 
 def _unavailable(message: str) -> ProtocolError:
     # Not PlexAuthInvalid: a client may forget a token it is told is invalid, and this one may be fine.
-    return ProtocolError("loginError", "PlexUnavailable", message)
+    return ProtocolError(Reply.LOGIN_ERROR, ErrorName.PLEX_UNAVAILABLE, message)
 
 
 class PlexTvSignIn:
@@ -97,7 +97,7 @@ class PlexTvSignIn:
         try:
             name = clean_name(account.username or account.title, self._settings.max_name_length)
         except ValueError as exc:
-            raise ProtocolError("loginError", "InvalidUserName", f"the Plex user name {exc}") from exc
+            raise ProtocolError(Reply.LOGIN_ERROR, ErrorName.INVALID_USER_NAME, f"the Plex user name {exc}") from exc
         may_create = self._settings.room_creators != "server-users" or await self._uses_our_server(headers)
         return User(
             userName=name,

@@ -1,7 +1,8 @@
 """What happened in a room, as every process serving it applies it.
 
-One process decides these itself (``Room``); processes sharing rooms get them from Redis, decided
-by its scripts and numbered by ``seq`` (``server.rooms.shared``). Field names are the JSON keys.
+Decided in this process (``server.rooms.decisions``) or, for rooms shared through Redis, by the
+scripts of ``server.rooms.shared.scripts``, which publish them numbered by ``seq``. Field names are
+the JSON keys of the events the scripts publish.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class _Event(BaseModel):
 
 
 class OnlineSeat(BaseModel):
-    """Where a connected member sits: one connection (``seat``) of one process."""
+    """Where a connected member sits: one connection (``seat``) of one process, and the public user."""
 
     model_config = ConfigDict(frozen=True)
     seat: str

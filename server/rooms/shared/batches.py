@@ -2,24 +2,41 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import redis.asyncio
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError
 
+from storage.redis import Replication
 
-@dataclass
+log = logging.getLogger("server.rooms.shared")
+
+
 @dataclass
 class _Call:
     script: AsyncScript
     keys: list[str]
     args: list[str | int]
+    channel: str | None
+    # Whether a reply says the script wrote something (a refusal writes nothing: nothing to confirm).
+    wrote: Callable[[Any], bool]
     done: anyio.Event
     reply: Any = None
     error: BaseException | None = None
+
+
+class EventGate(Protocol):
+    """Where the rooms' events arrive (the subscriber): those of changes on their way to the replicas
+    wait there until the replicas confirm them."""
+
+    def hold(self, channels: Collection[str]) -> None: ...
+
+    def release(self, confirmed: Collection[str], doubtful: Collection[str]) -> None: ...
 
 
 class Batches:
@@ -29,18 +46,43 @@ class Batches:
     hundred members rating at once then queue behind each other. One pipeline at a time carries
     every call made meanwhile, so under load the calls batch themselves, and alone a call goes at
     once. Without ``run`` (a tool, a test), every call is sent on its own.
+
+    When ``replication`` requires replicas, each pipeline ends with a WAIT, and a call is answered
+    only once they confirmed it: a call they did not confirm in time fails (``NotReplicated``), so
+    its member is told the change could not be recorded. Its script has published the change's
+    event already, though, and every process serving the room gets it at once. The ``gate`` (the
+    subscriber) keeps this process's copy of those events until the WAIT's answer: confirmed, they
+    are delivered (a member's own ``userProgress`` is thus a confirmed rating); not confirmed, they
+    are dropped and the room read again, so this process shows what the primary holds. Members on
+    other processes may have seen the change meanwhile: if the primary keeps it (it usually does:
+    the replicas were only slow), everyone agrees, and its author's retry finds it done; if a
+    failover loses it, every process reads its rooms again after following the failover and tells
+    its members what changed (``userProgress`` back down, ``matchRemoved``).
     """
 
-    def __init__(self, client: redis.asyncio.Redis) -> None:
+    def __init__(self, client: redis.asyncio.Redis, replication: Replication | None = None) -> None:
         self._client = client
+        self._replication = replication or Replication()
+        self.gate: EventGate | None = None
         self._queue: list[_Call] = []
         self._wake = anyio.Event()
         self._running = False
+        self._unconfirmed = False  # the last WAIT fell short (logged once, until one succeeds)
 
-    async def call(self, script: AsyncScript, keys: list[str], args: list[str | int]) -> Any:
+    async def call(
+        self,
+        script: AsyncScript,
+        keys: list[str],
+        args: list[str | int],
+        *,
+        channel: str | None = None,
+        wrote: Callable[[Any], bool] = lambda _: True,
+    ) -> Any:
+        """The script's reply; ``channel`` is where it publishes its event, if it does; ``wrote``
+        tells from a reply whether the script changed anything."""
         if not self._running:
-            return await script(keys=keys, args=args)
-        call = _Call(script, keys, args, anyio.Event())
+            return await self._replication.call(self._client, script, keys, args)
+        call = _Call(script, keys, args, channel, wrote, anyio.Event())
         self._queue.append(call)
         self._wake.set()
         await call.done.wait()
@@ -65,21 +107,45 @@ class Batches:
                 call.done.set()
 
     async def _send(self, batch: list[_Call]) -> None:
+        # One batch at a time (``run``): the gate holds at most one batch's channels.
+        gate = self.gate if self._replication.replicas else None
+        channels = {call.channel for call in batch if call.channel is not None}
+        if gate is not None:
+            gate.hold(channels)
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for call in batch:
                     pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+                waits = self._replication.queue_wait(pipe)
                 replies = await pipe.execute(raise_on_error=False)
         except Exception as exc:  # the connection: every call of the batch failed alike
-            replies = [exc] * len(batch)
+            waits, replies = False, [exc] * len(batch)
+        unconfirmed: Exception | None = None
+        if waits:
+            try:
+                self._replication.check(replies.pop())
+            except RedisError as exc:
+                unconfirmed = exc
+                if not self._unconfirmed:
+                    log.error("changes are refused until the replicas confirm them again: %s", exc)
+            else:
+                if self._unconfirmed:
+                    log.warning("the replicas confirm changes again")
+            self._unconfirmed = unconfirmed is not None
         for call, reply in zip(batch, replies, strict=True):
-            if isinstance(reply, NoScriptError):  # Redis restarted and lost its script cache
+            if isinstance(reply, NoScriptError):  # Redis restarted, or failed over, and lost its script cache
                 try:
-                    reply = await call.script(keys=call.keys, args=call.args)
+                    reply = await self._replication.call(self._client, call.script, call.keys, call.args)
                 except Exception as exc:
                     reply = exc
+            elif unconfirmed is not None and not isinstance(reply, Exception) and call.wrote(reply):
+                reply = unconfirmed
             if isinstance(reply, Exception):
                 call.error = reply
             else:
                 call.reply = reply
+        if gate is not None:
+            doubtful = {call.channel for call in batch if call.channel is not None and call.error is not None}
+            gate.release(channels - doubtful, doubtful)
+        for call in batch:
             call.done.set()

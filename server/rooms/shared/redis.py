@@ -20,13 +20,15 @@ Layout (besides the room keys of ``storage.redis``)::
 
 from __future__ import annotations
 
-import enum
 import json
 import logging
-from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-from storage import Member, RatingValue, SerializedRoom
+from redis.commands.core import AsyncScript
+
+from server.user import User
+from storage import Member, RatingValue
 from storage.base import storage_errors
 from storage.redis import (
     SNAPSHOT_WIDTH,
@@ -39,64 +41,51 @@ from storage.redis import (
     rating_element,
 )
 
+from ..rules import Refusal
 from .batches import Batches
-from .scripts import DELETE, HEARTBEAT, JOIN, LEAVE, PRELUDE, RATE, RATING_FUNCTIONS, UNDO
+from .live import LiveRoom, OnEvent, OnSubscribed, RateOutcome
+from .scripts import HEARTBEAT, ROOM_SCRIPTS, room_script
+from .subscriber import Subscriber
 
 log = logging.getLogger("server.rooms.shared")
 
 
-class Refusal(enum.Enum):
-    """Why a script did not change the room."""
-
-    NO_ROOM = -1
-    ROOM_FULL = -2
-    NAME_TAKEN = -3
-    ROOM_ENDED = -4
-    # Rating an item twice, or undoing a rating that is not there.
-    NOTHING_TO_DO = 0
-
-
-@dataclass(frozen=True)
-class LiveRoom:
-    """A room as stored, who is connected to it, and the number of the last event it reflects."""
-
-    room: SerializedRoom
-    online: dict[str, dict[str, Any]]
-    seq: int
-
-
-@dataclass(frozen=True)
-class Rated:
-    seq: int
-    new_match: bool
-
-
 class RedisLive:
-    """The shared-room operations of one server process (``process_id``) on a ``RedisStorage``."""
+    """``Live`` on a ``RedisStorage``: the scripts of ``scripts.py``, one channel per room."""
 
     def __init__(self, storage: RedisStorage, process_id: str) -> None:
         self.storage = storage
         self.process_id = process_id
         self._processes_key = f"{storage.prefix}:processes"
-        client = storage.client
-        self._batches = Batches(client)
-        self._scripts = {
-            name: client.register_script(body if name == "heartbeat" else RATING_FUNCTIONS + PRELUDE + body)
-            for name, body in {
-                "join": JOIN,
-                "leave": LEAVE,
-                "rate": RATE,
-                "undo": UNDO,
-                "delete": DELETE,
-                "heartbeat": HEARTBEAT,
-            }.items()
-        }
+
+    # Made on first use, once the storage is open (the app is built before its storage opens).
+
+    @cached_property
+    def _batches(self) -> Batches:
+        return Batches(self.storage.client, self.storage.replication)
+
+    @cached_property
+    def _scripts(self) -> dict[str, AsyncScript]:
+        return {name: self.storage.client.register_script(room_script(body)) for name, body in ROOM_SCRIPTS.items()}
+
+    @cached_property
+    def _heartbeat(self) -> AsyncScript:
+        return self.storage.client.register_script(HEARTBEAT)
 
     def _process_rooms_key(self, process_id: str) -> str:
         return f"{self.storage.prefix}:process:{process_id}:rooms"
 
     def keys(self, room_name: str) -> RoomKeys:
         return self.storage.room_keys(room_name)
+
+    def channel(self, room_name: str) -> str:
+        return self.keys(room_name).events
+
+    def subscription(self, on_event: OnEvent, on_subscribed: OnSubscribed) -> Subscriber:
+        subscriber = Subscriber(self.storage.client, f"{self.storage.prefix}:control", on_event, on_subscribed)
+        # The subscription keeps the events of changes until the replicas confirm them (see ``Batches``).
+        self._batches.gate = subscriber
+        return subscriber
 
     @staticmethod
     def _room_keys(keys: RoomKeys) -> list[str]:
@@ -109,11 +98,15 @@ class RedisLive:
     async def _run(self, script: str, room_name: str, keys: RoomKeys, extra_keys: list[str], *args: str | int) -> Any:
         with storage_errors(script, repr(room_name)):
             return await self._batches.call(
-                self._scripts[script], [*self._room_keys(keys), *extra_keys], [keys.events, *args]
+                self._scripts[script],
+                [*self._room_keys(keys), *extra_keys],
+                [keys.events, *args],
+                channel=keys.events,
+                wrote=_decided,
             )
 
     async def read(self, room_name: str) -> LiveRoom | None:
-        """The room with its connected members and event number, read in one transaction."""
+        # One transaction: the state, who is online and the number agree.
         keys = self.keys(room_name)
         with storage_errors("read_live_room", repr(room_name)):
             async with self.storage.client.pipeline(transaction=True) as pipe:
@@ -130,32 +123,33 @@ class RedisLive:
     async def join(
         self,
         room_name: str,
-        name: str,
         *,
-        presented_token_hash: str,
-        member: Member,
-        user_json: str,
+        user: User,
         seat: str,
+        presented_token_hash: str,
+        new_token_hash: str,
+        joined_at: int,
         max_members: int,
         reseat: bool = False,
     ) -> int | Refusal:
-        """Seat a member (the event's ``seq``), or why not; ``reseat`` puts back a seat whose place
-        was lost (its process was taken for dead) and never changes the member."""
         keys = self.keys(room_name)
+        member = Member(
+            joined_at=joined_at, token_hash=new_token_hash, avatar_image=user.avatarImage, plex_user_id=user.plex_id
+        )
         outcome = await self._run(
             "join",
             room_name,
             keys,
             [self._process_rooms_key(self.process_id)],
-            name,
+            user.userName,
             presented_token_hash,
             encode_member(member),
-            member.token_hash or "",
-            member.avatar_image or "",
+            new_token_hash,
+            user.avatarImage or "",
             max_members,
             seat,
             self.process_id,
-            user_json,
+            user.shown().model_dump_json(exclude_none=True),
             keys.digest,
             "1" if reseat else "0",
         )
@@ -164,7 +158,6 @@ class RedisLive:
     async def leave(
         self, room_name: str, name: str, seat: str, *, permanent: bool, room_type: str, now_ms: int
     ) -> int | None:
-        """Unseat a member (the event's ``seq``); None when that seat no longer holds the name."""
         keys = self.keys(room_name)
         outcome = await self._run(
             "leave", room_name, keys, [], name, seat, "1" if permanent else "0", room_type, now_ms
@@ -182,7 +175,7 @@ class RedisLive:
         room_type: str,
         threshold: int,
         end_on_first_match: bool,
-    ) -> Rated | Refusal:
+    ) -> RateOutcome | Refusal:
         keys = self.keys(room_name)
         outcome = await self._run(
             "rate",
@@ -202,7 +195,7 @@ class RedisLive:
         )
         if outcome[0] != 1:
             return Refusal(outcome[0])
-        return Rated(int(outcome[1]), outcome[2] == 1)
+        return RateOutcome(int(outcome[1]), outcome[2] == 1)
 
     async def undo(self, room_name: str, name: str, media_id: str, *, room_type: str, threshold: int) -> int | Refusal:
         keys = self.keys(room_name)
@@ -212,7 +205,6 @@ class RedisLive:
         return _seq_or_refusal(outcome)
 
     async def delete(self, room_name: str) -> int | None:
-        """Delete the room and tell its processes (the event's ``seq``); None when it did not exist."""
         keys = self.keys(room_name)
         extra = [self.storage.index_key, self.storage.names_key]
         return int(await self._run("delete", room_name, keys, extra, keys.digest)) or None
@@ -220,15 +212,11 @@ class RedisLive:
     # -- presence ------------------------------------------------------------------------------
 
     async def heartbeat(self, lifetime: float) -> list[str]:
-        """Say this process lives for ``lifetime`` more seconds; returns the processes that did not."""
         with storage_errors("heartbeat", self.process_id):
-            lapsed = await self._scripts["heartbeat"](
-                keys=[self._processes_key], args=[self.process_id, int(lifetime * 1000)]
-            )
+            lapsed = await self._heartbeat(keys=[self._processes_key], args=[self.process_id, int(lifetime * 1000)])
         return [process for process in lapsed if process != self.process_id]
 
     async def reap(self, process_id: str, now_ms: int) -> int:
-        """Unseat every member a lapsed process had seated; returns how many."""
         rooms_key = self._process_rooms_key(process_id)
         client = self.storage.client
         unseated = 0
@@ -248,7 +236,6 @@ class RedisLive:
         return unseated
 
     async def depart(self) -> None:
-        """This process stops (its seats are already unseated): forget it."""
         await self.reap(self.process_id, 0)
 
 
@@ -269,6 +256,12 @@ def _readable(room_name: str, online: dict[str, str]) -> dict[str, dict[str, Any
 
 def like_key(media_id: str) -> str:
     return f'{lookup_key(media_id)}"like",'
+
+
+def _decided(reply: Any) -> bool:
+    """Whether a room script's reply is an event's number (a change made), not a refusal."""
+    outcome = reply[0] if isinstance(reply, list) else reply
+    return isinstance(outcome, int) and outcome > 0
 
 
 def _seq_or_refusal(outcome: int) -> int | Refusal:

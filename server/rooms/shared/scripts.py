@@ -1,15 +1,23 @@
-"""The Lua scripts of shared rooms: each decides and records one change and publishes its event.
+"""The Lua scripts of shared rooms: each decides one change, records it and publishes its event.
 
-A room's ratings are stored by ``storage.redis`` as one JSON array per user (see its layout); the
-scripts never parse JSON there, they find and splice the text Python wrote.
+Each room script is the twin of a decision of ``server.rooms.decisions`` and decides with the rules
+of ``server/rooms/rules.lua`` (the twins of ``rules.py``). A room's ratings are stored by
+``storage.redis`` as one JSON array per user; the scripts never parse that JSON to find or change a
+rating, they find and splice the text Python wrote. A look-up key is `[<JSON of mediaId>,`: inside a
+JSON string a quote is always escaped, so that text occurs only where an element for that item
+starts.
+
+KEYS of every room script: meta, ratings, progress, members, matches, online, seq; ARGV[1] is the
+room's channel. Refusals are the values of ``rules.Refusal``.
 """
 
 from __future__ import annotations
 
-# The scripts never parse JSON: Python writes every array element and the look-up key, and the
-# scripts find and splice text. A look-up key is `[<JSON of mediaId>,`: inside a JSON string a quote
-# is always escaped, so that text occurs only where an element for that item starts.
-RATING_FUNCTIONS = """
+from pathlib import Path
+
+RULES = (Path(__file__).parent.parent / "rules.lua").read_text("utf-8")
+
+MECHANICS = """
 local function append_rating(key, user, lookup, element)
   local list = redis.call("HGET", key, user)
   if not list or list == "[]" then
@@ -46,79 +54,37 @@ local function count_rating(key, user, delta)
   end
   return count
 end
-"""
-# KEYS: meta, ratings, progress. ARGV: user name, look-up key, the new element.
-# -1: no such room; 0: the user had rated the item; 1: recorded.
-ADD_RATING_SCRIPT = (
-    RATING_FUNCTIONS
-    + """
-if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
-if not append_rating(KEYS[2], ARGV[1], ARGV[2], ARGV[3]) then return 0 end
-count_rating(KEYS[3], ARGV[1], 1)
-return 1
-"""
-)
-# KEYS and ARGV[1..2] as above.
-REMOVE_RATING_SCRIPT = (
-    RATING_FUNCTIONS
-    + """
-if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
-if not cut_rating(KEYS[2], ARGV[1], ARGV[2]) then return 0 end
-count_rating(KEYS[3], ARGV[1], -1)
-return 1
-"""
-)
-
-# Shared by the room scripts. KEYS of every room script: meta, ratings, progress, members, matches,
-# online, seq; ARGV[1] is the room's channel.
-PRELUDE = """
 local function emit(body)
   local seq = redis.call("INCR", KEYS[7])
   redis.call("PUBLISH", ARGV[1], '{"seq":' .. seq .. ',' .. body .. '}')
   return seq
 end
-local function liked(user, like_key)
-  local list = redis.call("HGET", KEYS[2], user)
-  return list and string.find(list, like_key, 1, true) ~= nil
-end
--- protocol.md's group match rules; like_key is `[<mediaId>,"like",`, found only where that
--- item's element starts with a like (quotes inside ids are escaped).
-local function is_match(room_type, threshold, like_key)
-  if room_type == "standard" then
-    local count = 0
-    for _, list in ipairs(redis.call("HVALS", KEYS[2])) do
-      if string.find(list, like_key, 1, true) then
-        count = count + 1
-        if count >= threshold then return true end
-      end
-    end
-    return false
+-- Who liked an item, as a set; like_key is `[<mediaId>,"like",`, found only where that item's
+-- element says "like".
+local function likers(like_key)
+  local liked_by = {}
+  local fields = redis.call("HGETALL", KEYS[2])
+  for i = 1, #fields, 2 do
+    if string.find(fields[i + 1], like_key, 1, true) then liked_by[fields[i]] = true end
   end
-  if room_type ~= "unanimous" then return false end
-  local names = redis.call("HKEYS", KEYS[4])
-  if #names < 2 then return false end
-  for _, name in ipairs(names) do
-    if not liked(name, like_key) then return false end
-  end
-  return true
+  return liked_by
 end
 """
 
-# KEYS[8]: this process's room set. ARGV: channel, name, presented token hash ("" for none), the
-# new member as JSON, new token hash, avatar ("" for none), member limit, seat, process, public user
-# JSON, room digest, "1" to re-seat (only a name nobody holds, never a new member).
+# decide_join. KEYS[8]: this process's room set. ARGV: channel, name, presented token hash ("" for
+# none), the new member as JSON, new token hash, avatar ("" for none), member limit, seat, process,
+# public user JSON, room digest, "1" to re-seat (only a name nobody holds, never a new member).
 JOIN = """
 if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
-local name = ARGV[2]
+local name, reseat = ARGV[2], ARGV[12] == "1"
 local member = redis.call("HGET", KEYS[4], name)
-if ARGV[12] == "1" and not member then return -1 end
-if not member and redis.call("HLEN", KEYS[4]) >= tonumber(ARGV[7]) then return -2 end
+if reseat and not member then return -1 end
 local holder = redis.call("HGET", KEYS[6], name)
-if holder and cjson.decode(holder).seat ~= ARGV[8] then
-  local token = member and cjson.decode(member).tokenHash
-  if ARGV[12] == "1" or token ~= ARGV[3] then return -3 end
-end
-if ARGV[12] ~= "1" then
+local token = member and cjson.decode(member).tokenHash
+local refusal = may_join(redis.call("HLEN", KEYS[4]), member, tonumber(ARGV[7]),
+  holder and cjson.decode(holder).seat ~= ARGV[8], not reseat and token == ARGV[3])
+if refusal then return refusal end
+if not reseat then
   if member then
     local fields = cjson.decode(member)
     fields.tokenHash = ARGV[5]
@@ -138,8 +104,7 @@ return emit('"t":"join","name":' .. cjson.encode(name) .. ',"member":' .. member
   .. ',"resumed":' .. tostring(holder ~= false) .. ',"progress":' .. redis.call("HGET", KEYS[3], name))
 """
 
-# ARGV: channel, name, seat, "1" when leaving for good, room type, now (ms). Only the seat holding
-# the name may leave; leaving for good can complete unanimous matches.
+# decide_leave. ARGV: channel, name, seat, "1" when leaving for good, room type, now (ms).
 LEAVE = """
 local holder = redis.call("HGET", KEYS[6], ARGV[2])
 if not holder or cjson.decode(holder).seat ~= ARGV[3] then return 0 end
@@ -147,21 +112,13 @@ redis.call("HDEL", KEYS[6], ARGV[2])
 local matched = {}
 if ARGV[4] == "1" then
   redis.call("HDEL", KEYS[4], ARGV[2])
-  local names = redis.call("HKEYS", KEYS[4])
-  if ARGV[5] == "unanimous" and #names >= 2 then
-    local likes = {}
-    for _, name in ipairs(names) do
-      local list = redis.call("HGET", KEYS[2], name)
-      for _, element in ipairs(list and cjson.decode(list) or {}) do
-        if element[2] == "like" then likes[element[1]] = (likes[element[1]] or 0) + 1 end
-      end
-    end
-    for media_id, count in pairs(likes) do
-      if count == #names and redis.call("HSETNX", KEYS[5], media_id, ARGV[6]) == 1 then
-        table.insert(matched, media_id)
-      end
-    end
-    table.sort(matched)
+  if ARGV[5] == "unanimous" then
+    local ratings, already = {}, {}
+    local fields = redis.call("HGETALL", KEYS[2])
+    for i = 1, #fields, 2 do ratings[fields[i]] = cjson.decode(fields[i + 1]) end
+    for _, media_id in ipairs(redis.call("HKEYS", KEYS[5])) do already[media_id] = true end
+    matched = completed_by_leave(ARGV[5], ratings, already, redis.call("HKEYS", KEYS[4]))
+    for _, media_id in ipairs(matched) do redis.call("HSET", KEYS[5], media_id, ARGV[6]) end
   end
 end
 return emit('"t":"leave","name":' .. cjson.encode(ARGV[2]) .. ',"seat":' .. cjson.encode(ARGV[3])
@@ -169,24 +126,19 @@ return emit('"t":"leave","name":' .. cjson.encode(ARGV[2]) .. ',"seat":' .. cjso
   .. ',"matched":' .. (#matched > 0 and cjson.encode(matched) or "[]"))
 """
 
-# ARGV: channel, name, look-up key, element, mediaId, rating, now (ms), room type, threshold,
-# "1" for EndOnFirstMatch, like key. Returns {1, seq, 1 if it made a new match} or a refusal.
+# decide_rate. ARGV: channel, name, look-up key, element, mediaId, rating, now (ms), room type,
+# threshold, "1" for EndOnFirstMatch, like key. Returns {1, seq, 1 if it made a new match} or {refusal}.
 RATE = """
 if redis.call("EXISTS", KEYS[1]) == 0 then return {-1} end
-local list = redis.call("HGET", KEYS[2], ARGV[2])
-if ARGV[10] == "1" then
-  if ARGV[8] == "solo" then
-    if list and string.find(list, ',"like",', 1, true) then return {-4} end
-  elseif redis.call("HLEN", KEYS[5]) > 0 then
-    return {-4}
-  end
+if has_ended(ARGV[10] == "1", ARGV[8], redis.call("HGET", KEYS[2], ARGV[2]), redis.call("HLEN", KEYS[5])) then
+  return {-4}
 end
 if not append_rating(KEYS[2], ARGV[2], ARGV[3], ARGV[4]) then return {0} end
 local progress = count_rating(KEYS[3], ARGV[2], 1)
 local matched_at, new = false, 0
 if ARGV[6] == "like" and ARGV[8] ~= "solo" then
   matched_at = redis.call("HGET", KEYS[5], ARGV[5])
-  if not matched_at and is_match(ARGV[8], tonumber(ARGV[9]), ARGV[11]) then
+  if not matched_at and is_group_match(ARGV[8], tonumber(ARGV[9]), likers(ARGV[11]), redis.call("HKEYS", KEYS[4])) then
     redis.call("HSET", KEYS[5], ARGV[5], ARGV[7])
     matched_at, new = ARGV[7], 1
   end
@@ -197,13 +149,13 @@ local seq = emit('"t":"rate","name":' .. cjson.encode(ARGV[2]) .. ',"mediaId":' 
 return {1, seq, new}
 """
 
-# ARGV: channel, name, look-up key, mediaId, room type, threshold, like key.
+# decide_undo. ARGV: channel, name, look-up key, mediaId, room type, threshold, like key.
 UNDO = """
 if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
 if not cut_rating(KEYS[2], ARGV[2], ARGV[3]) then return 0 end
 local progress = count_rating(KEYS[3], ARGV[2], -1)
 local removed = ARGV[5] ~= "solo" and redis.call("HEXISTS", KEYS[5], ARGV[4]) == 1
-  and not is_match(ARGV[5], tonumber(ARGV[6]), ARGV[7])
+  and not is_group_match(ARGV[5], tonumber(ARGV[6]), likers(ARGV[7]), redis.call("HKEYS", KEYS[4]))
 if removed then redis.call("HDEL", KEYS[5], ARGV[4]) end
 return emit('"t":"undo","name":' .. cjson.encode(ARGV[2]) .. ',"mediaId":' .. cjson.encode(ARGV[4])
   .. ',"progress":' .. progress .. ',"matchRemoved":' .. tostring(removed))
@@ -217,6 +169,14 @@ redis.call("ZREM", KEYS[8], ARGV[2])
 redis.call("HDEL", KEYS[9], ARGV[2])
 return emit('"t":"delete"')
 """
+
+ROOM_SCRIPTS = {"join": JOIN, "leave": LEAVE, "rate": RATE, "undo": UNDO, "delete": DELETE}
+
+
+def room_script(body: str) -> str:
+    """A room script with what every room script uses before it."""
+    return RULES + MECHANICS + body
+
 
 # KEYS: the process index. ARGV: process id, timeout (ms). Returns the processes whose deadline passed.
 HEARTBEAT = """

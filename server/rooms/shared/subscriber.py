@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import anyio
@@ -14,6 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
 
 from storage import StorageError
 from storage.base import storage_errors
+from storage.redis import PrimaryPool
 
 log = logging.getLogger("server.rooms.shared")
 
@@ -24,6 +25,13 @@ class Subscriber:
     ``on_subscribed(channel)`` is called for every confirmed subscription, the first and those
     after a reconnection (when events may have been missed). The connection is re-made until
     ``run`` is cancelled; a control channel keeps it open while the process serves no room.
+
+    With Sentinel, the connection is re-made when the primary moves: a demoted primary that
+    reconnected as a replica would still pass on the events it replicates, but not those published
+    while it was away, and nothing would say they were missed.
+
+    Events of the channels ``hold`` names wait (see ``Batches``) until ``release`` delivers them
+    (``confirmed``) or drops them and calls ``on_subscribed`` (``doubtful``: the room is read again).
     """
 
     RECONNECT_DELAYS = (0.1, 0.25, 0.5, 1.0, 2.0)
@@ -44,7 +52,14 @@ class Subscriber:
         self._channels: set[str] = set()
         self._pubsub: PubSub | None = None
         self._confirmed: dict[str, anyio.Event] = {}
+        self._held: dict[str, list[str]] = {}
+        self._listening: anyio.CancelScope | None = None
+        self._moved = anyio.Event()  # the primary moved: reconnect now, not after the delay
+        self._failures = 0  # reconnections since the subscription last worked
         self.connected = anyio.Event()
+        pool = client.connection_pool
+        if isinstance(pool, PrimaryPool):
+            pool.listeners.append(self._primary_moved)
 
     async def subscribe(self, channel: str) -> None:
         """Subscribe and wait for the confirmation: events published after it are delivered."""
@@ -72,24 +87,44 @@ class Subscriber:
                 await self._pubsub.unsubscribe(channel)
 
     async def run(self) -> None:
-        failures = 0
         while True:
-            delay = self.RECONNECT_DELAYS[0]
             try:
                 async with self._client.pubsub() as pubsub:
                     await pubsub.subscribe(self._control, *self._channels)
                     self._pubsub = pubsub
-                    await self._listen(pubsub)
-                    failures = 0
+                    with anyio.CancelScope() as listening:
+                        self._listening = listening
+                        await self._listen(pubsub)
+                    raise RedisConnectionError("the Redis primary moved")  # listening was cancelled
             except (RedisError, OSError) as exc:
-                if failures == 0:
+                if self._failures == 0:
                     log.error("lost the Redis subscription, reconnecting: %s", exc)
-                delay = self.RECONNECT_DELAYS[min(failures, len(self.RECONNECT_DELAYS) - 1)]
-                failures += 1
+                delay = self.RECONNECT_DELAYS[min(self._failures, len(self.RECONNECT_DELAYS) - 1)]
+                self._failures += 1
             finally:
-                self._pubsub = None
+                self._pubsub = self._listening = None
                 self.connected = anyio.Event()
-            await anyio.sleep(delay)
+            with anyio.move_on_after(delay):
+                await self._moved.wait()
+            self._moved = anyio.Event()
+
+    def _primary_moved(self) -> None:
+        if self._listening is not None:
+            self._listening.cancel()
+        self._moved.set()
+
+    def hold(self, channels: Collection[str]) -> None:
+        for channel in channels:
+            self._held.setdefault(channel, [])
+
+    def release(self, confirmed: Collection[str], doubtful: Collection[str]) -> None:
+        for channel in confirmed:
+            for data in self._held.pop(channel, []):
+                self._on_event(channel, data)
+        for channel in doubtful:
+            self._held.pop(channel, None)
+            if self.connected.is_set():  # else the subscription, when back, has the room read again
+                self._on_subscribed(channel)
 
     async def _listen(self, pubsub: PubSub) -> None:
         """Deliver messages; a connection that stays silent through a ping is taken for dead (a
@@ -107,10 +142,15 @@ class Subscriber:
     def _receive(self, message: dict[str, Any]) -> None:
         channel = message["channel"]
         if message["type"] == "message":
-            self._on_event(channel, message["data"])
+            held = self._held.get(channel)
+            if held is None:
+                self._on_event(channel, message["data"])
+            else:
+                held.append(message["data"])
         elif message["type"] == "subscribe":
             if channel == self._control:
                 self.connected.set()
+                self._failures = 0
                 return
             confirmed = self._confirmed.get(channel)
             if confirmed is not None:

@@ -1,16 +1,18 @@
-"""Rooms shared with other server processes through Redis (see ``server.rooms.shared``).
+"""Rooms shared with other server processes: Redis (or its stand-in) decides, every replica applies.
 
 Each process keeps a replica of the rooms its members are in. A change is decided and recorded by
-one Redis script, which publishes it as a numbered event; every replica, the deciding process's
-included, applies the events in number order, so members on different processes get the same
-messages in the same order. A replica that misses events (its subscription dropped, or Redis
-restarted) reads the room again and tells its members what changed meanwhile.
+the ``Live`` (one Redis script), which publishes it as a numbered event; every replica, the deciding
+process's included, applies the events in number order, so members on different processes get the
+same messages in the same order. A replica that misses events (its subscription dropped, or Redis
+restarted) reads the room again and tells its members what changed meanwhile. Nothing is saved from
+memory: a replica's snapshot would overwrite other processes' changes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
+from functools import cached_property
 from typing import Any
 
 import anyio
@@ -18,14 +20,16 @@ from anyio.abc import TaskGroup
 from pydantic import ValidationError
 
 from server.metrics import Metrics
-from server.protocol import ProtocolError, storage_unavailable
+from server.protocol import Reply, storage_unavailable
 from server.user import User
-from storage import RatingValue, StorageError
+from storage import RatingValue, SerializedRoom, StorageError
 
+from ..changes import Build, RoomChanges, Snapshot, error_reply_of, join_refused, rating_refused
+from ..decisions import token_hash
 from ..events import EVENTS, Deleted, Left, OnlineSeat
-from ..room import Arrival, Room, Seat, already_rated, new_member, not_rated, rating_error, token_hash
-from .redis import LiveRoom, RedisLive, Refusal
-from .subscriber import Subscriber
+from ..room import Room, Seat
+from ..rules import Refusal
+from .live import Live, LiveRoom, Subscription
 
 log = logging.getLogger("server.rooms.shared")
 
@@ -33,32 +37,24 @@ log = logging.getLogger("server.rooms.shared")
 APPLY_WAIT = 2.0
 
 
-class SharedRooms:
-    """This process's side of the shared rooms: actions, event delivery, presence."""
-
+class SharedChanges(RoomChanges):
     def __init__(
         self,
-        live: RedisLive,
+        live: Live,
         *,
         presence_timeout: float,
         max_members: int,
         now_ms: Callable[[], int],
-        forget: Callable[[Room], None],
         metrics: Metrics,
         clock: Callable[[], float] = anyio.current_time,
     ) -> None:
+        super().__init__(max_members=max_members, now_ms=now_ms, process_id=live.process_id)
         self.live = live
         self.metrics = metrics
         self.presence_timeout = presence_timeout
-        self.max_members = max_members
-        self._now_ms = now_ms
-        self._forget_room = forget
         self._clock = clock
-        self.subscriber = Subscriber(
-            live.storage.client, f"{live.storage.prefix}:control", self._on_event, self._on_subscribed
-        )
         self._rooms: dict[str, Room] = {}  # by channel
-        # Events that arrive while a room is read (restored or re-read), applied after the read.
+        # Events that arrive while a room is read (opened or re-read), applied after the read.
         self._held: dict[str, list[str]] = {}
         self._rereads: dict[str, anyio.Event] = {}
         self._waiters: dict[str, list[tuple[int, anyio.Event]]] = {}
@@ -67,10 +63,18 @@ class SharedRooms:
         self._stale: set[str] = set()
         self._tasks: TaskGroup | None = None
 
-    def channel(self, room_name: str) -> str:
-        return self.live.keys(room_name).events
+    @cached_property
+    def subscriber(self) -> Subscription:
+        # Made on first use, once the storage is open (the app is built before its storage opens).
+        return self.live.subscription(self._on_event, self._on_subscribed)
 
-    # -- lifetime ------------------------------------------------------------------------------
+    def channel(self, room_name: str) -> str:
+        return self.live.channel(room_name)
+
+    # -- the process's life ---------------------------------------------------------------------
+
+    def healthy(self) -> bool:
+        return self.subscriber.connected.is_set()
 
     async def run(self) -> None:
         async with anyio.create_task_group() as tasks:
@@ -79,14 +83,15 @@ class SharedRooms:
             tasks.start_soon(self.live.run)
             await self._keep_presence()
 
-    async def depart(self) -> None:
-        """The process stops: remove what is left of its presence (its connections have closed)."""
-        try:
-            await self.live.depart()
-        except StorageError as exc:
-            log.warning(
-                "could not remove this process's presence (others will, in %g s): %s", self.presence_timeout, exc
-            )
+    async def stop(self, budget: float) -> None:
+        """Remove what is left of this process's presence (its connections have closed)."""
+        with anyio.move_on_after(budget, shield=True):
+            try:
+                await self.live.depart()
+            except StorageError as exc:
+                log.warning(
+                    "could not remove this process's presence (others will, in %g s): %s", self.presence_timeout, exc
+                )
 
     async def _keep_presence(self) -> None:
         """Heartbeat; reap processes whose heartbeat lapsed; retry what failed while Redis was away."""
@@ -125,14 +130,14 @@ class SharedRooms:
 
     # -- replicas ------------------------------------------------------------------------------
 
-    async def restore(self, room_name: str, build: Callable[[LiveRoom], Awaitable[Room]]) -> Room | None:
+    async def open(self, room_name: str, build: Build) -> Room | None:
         """Follow the room's events, then read it: no event can fall between the two."""
         channel = self.channel(room_name)
         self._held[channel] = []
         try:
             await self.subscriber.subscribe(channel)
             live = await self.live.read(room_name)
-            room = None if live is None else await build(live)
+            room = None if live is None else await build(Snapshot(live.room, online_seats(room_name, live), live.seq))
         except BaseException:
             await self.subscriber.unsubscribe(channel)
             raise
@@ -146,12 +151,19 @@ class SharedRooms:
             self._deliver(room, data)
         return room
 
-    async def forget(self, room: Room) -> None:
-        """Stop following a room this process no longer serves."""
+    async def adopt(self, state: SerializedRoom, build: Build) -> Room | None:
+        # Read back from Redis, with the events that may already have followed the creation.
+        return await self.open(state.room_name, build)
+
+    async def release(self, room: Room) -> None:
         channel = self.channel(room.name)
         if self._rooms.get(channel) is room:
             del self._rooms[channel]
-            await self.subscriber.unsubscribe(channel)
+            if channel not in self._held:  # not being opened again meanwhile
+                await self.subscriber.unsubscribe(channel)
+
+    def changed(self, room: Room) -> None:
+        """Nothing to save: each change was stored by the script that decided it."""
 
     def _on_event(self, channel: str, data: str) -> None:
         held = self._held.get(channel)
@@ -215,7 +227,7 @@ class SharedRooms:
         channel = self.channel(room.name)
         if self._rooms.get(channel) is room:
             del self._rooms[channel]
-            self._forget_room(room)
+            self._dropped(room)
             self._soon(lambda _: self.subscriber.unsubscribe(channel), room)
 
     def _wake(self, room: Room) -> None:
@@ -282,17 +294,17 @@ class SharedRooms:
         room.state, room.seq = live.room, live.seq
         room.online = online_seats(room.name, live)
         for name in sorted(online_before.keys() - room.online.keys()):
-            room.send_all("userLeftRoom", online_before[name].user.public())
+            room.send_all(Reply.USER_LEFT_ROOM, online_before[name].user.public())
         for name in sorted(room.online.keys() - online_before.keys()):
             joined = {"user": room.online[name].user.public(), "progress": room.progress(name)}
-            room.send_all("userJoinedRoom", joined, exclude=name)
+            room.send_all(Reply.USER_JOINED_ROOM, joined, exclude=name)
         for name, count in sorted(room.state.user_progress.items()):
             if before.user_progress.get(name) != count:
-                room.send_all("userProgress", {"user": room.public_user(name), "progress": room.progress(name)})
+                room.send_all(Reply.USER_PROGRESS, {"user": room.public_user(name), "progress": room.progress(name)})
         for media_id in sorted(room.state.matches.keys() - before.matches.keys()):
             room.announce_match(media_id)
         for media_id in sorted(before.matches.keys() - room.state.matches.keys()):
-            room.send_all("matchRemoved", {"mediaId": media_id})
+            room.send_all(Reply.MATCH_REMOVED, {"mediaId": media_id})
         for name, online in room.online.items():
             room.seat_arrival(name, online.seat)  # a join whose event was missed
         lost: list[tuple[Seat, OnlineSeat]] = []
@@ -311,11 +323,11 @@ class SharedRooms:
         try:
             outcome = await self.live.join(
                 room.name,
-                name,
-                presented_token_hash="",
-                member=new_member(held.user, None, self._now_ms())[0],
-                user_json=_public_json(held.user),
+                user=held.user,
                 seat=seat.seat_id,
+                presented_token_hash="",
+                new_token_hash="",
+                joined_at=self._now_ms(),
                 max_members=self.max_members,
                 reseat=True,
             )
@@ -326,28 +338,27 @@ class SharedRooms:
             del room.seats[name]  # left for good, or the name was taken meanwhile
             seat.detach(room)
 
-    # -- actions -----------------------------------------------------------------------------
+    # -- changes ---------------------------------------------------------------------------------
 
-    async def join(self, room: Room, seat: Seat, user: User, member_token: str | None, reply_type: str) -> None:
-        error_type = reply_type.replace("Success", "Error")
-        member, token = new_member(user, None, self._now_ms())
-        room.arrivals[seat.seat_id] = Arrival(seat, token, reply_type)
+    async def join(self, room: Room, seat: Seat, user: User, member_token: str | None, reply_type: Reply) -> None:
+        error_reply = error_reply_of(reply_type)
+        online, token = self.arriving(room, seat, user, reply_type)
         try:
             outcome = await self.live.join(
                 room.name,
-                user.userName,
+                user=user,
+                seat=online.seat,
                 presented_token_hash=token_hash(member_token) if member_token else "",
-                member=member,
-                user_json=_public_json(user),
-                seat=seat.seat_id,
+                new_token_hash=token_hash(token),
+                joined_at=self._now_ms(),
                 max_members=self.max_members,
             )
         except StorageError as exc:
             room.arrivals.pop(seat.seat_id, None)
-            raise storage_unavailable(error_type, "this room cannot be joined right now") from exc
+            raise storage_unavailable(error_reply, "this room cannot be joined right now") from exc
         if isinstance(outcome, Refusal):
             room.arrivals.pop(seat.seat_id, None)
-            raise _join_refusal(outcome, error_type, user.userName, room)
+            raise join_refused(outcome, error_reply, user.userName, room, self.max_members)
         await self._applied(room, outcome)
 
     async def leave(self, room: Room, seat: Seat, *, permanently: bool) -> None:
@@ -369,13 +380,10 @@ class SharedRooms:
             if permanently:
                 # errorType: the key v2 clients read in leaveRoomError.
                 raise storage_unavailable(
-                    "leaveRoomError", "leaving cannot be recorded right now", errorType="StorageUnavailable"
+                    Reply.LEAVE_ROOM_ERROR, "leaving cannot be recorded right now", errorType="StorageUnavailable"
                 ) from exc
 
     async def rate(self, room: Room, user_name: str, media_id: str, rating: RatingValue) -> bool:
-        room.check_rating(user_name, media_id)
-        if any(user == user_name for user, _, _ in room.state.ratings.get(media_id, [])):
-            raise already_rated(user_name, media_id)
         try:
             outcome = await self.live.rate(
                 room.name,
@@ -385,39 +393,35 @@ class SharedRooms:
                 self._now_ms(),
                 room_type=room.state.room_type,
                 threshold=room.state.match_threshold,
-                end_on_first_match=room.end_on_first_match,
+                end_on_first_match="EndOnFirstMatch" in room.state.options,
             )
         except StorageError as exc:
-            raise storage_unavailable("rateError", "ratings cannot be recorded right now", mediaId=media_id) from exc
-        if outcome is Refusal.NOTHING_TO_DO:
-            raise already_rated(user_name, media_id)
-        if outcome is Refusal.ROOM_ENDED:
-            raise rating_error("RoomEnded", "this room has its match", media_id)
+            raise storage_unavailable(
+                Reply.RATE_ERROR, "ratings cannot be recorded right now", mediaId=media_id
+            ) from exc
         if isinstance(outcome, Refusal):
-            raise rating_error("NotInRoom", "this room no longer exists", media_id)
+            raise rating_refused(outcome, user_name, media_id)
         return outcome.new_match
 
     async def undo(self, room: Room, user_name: str, media_id: str) -> None:
-        if media_id not in room.media_by_id:
-            raise not_rated(user_name, media_id)
         try:
             outcome = await self.live.undo(
                 room.name, user_name, media_id, room_type=room.state.room_type, threshold=room.state.match_threshold
             )
         except StorageError as exc:
-            raise storage_unavailable("rateError", "ratings cannot be changed right now", mediaId=media_id) from exc
-        if outcome is Refusal.NOTHING_TO_DO:
-            raise not_rated(user_name, media_id)
+            raise storage_unavailable(
+                Reply.RATE_ERROR, "ratings cannot be changed right now", mediaId=media_id
+            ) from exc
         if isinstance(outcome, Refusal):
-            raise rating_error("NotInRoom", "this room no longer exists", media_id)
+            raise rating_refused(outcome, user_name, media_id, undoing=True)
 
     async def delete(self, room: Room) -> None:
         try:
             seq = await self.live.delete(room.name)
         except StorageError as exc:
-            raise storage_unavailable("deleteRoomError", "the room could not be deleted") from exc
+            raise storage_unavailable(Reply.DELETE_ROOM_ERROR, "the room could not be deleted") from exc
         if seq is not None:
-            await self._applied(room, seq)
+            await self._applied(room, seq)  # every process drops the room when its event arrives
 
 
 def online_seats(room_name: str, live: LiveRoom) -> dict[str, OnlineSeat]:
@@ -429,15 +433,3 @@ def online_seats(room_name: str, live: LiveRoom) -> dict[str, OnlineSeat]:
         except ValidationError:
             log.warning("room %r: presence entry of %r ignored (not a seat)", room_name, name)
     return seats
-
-
-def _public_json(user: User) -> str:
-    return user.model_dump_json(exclude_none=True, exclude={"plex_id"})
-
-
-def _join_refusal(refusal: Refusal, reply_type: str, name: str, room: Room) -> ProtocolError:
-    if refusal is Refusal.ROOM_FULL:
-        return ProtocolError(reply_type, "RoomFull", f"{room.name} has its {room.max_members} members")
-    if refusal is Refusal.NAME_TAKEN:
-        return ProtocolError(reply_type, "UserAlreadyJoinedError", f"{name} is already in room {room.name}")
-    return ProtocolError(reply_type, "RoomNotFoundError", f"{room.name} does not exist")

@@ -1,0 +1,121 @@
+"""What shared rooms need from the place that decides their changes: Redis, or a stand-in in memory.
+
+A ``Live`` decides each change atomically, records it, and publishes its event, numbered by the
+room's sequence, on the room's channel; it keeps presence (which process seats whom) with
+heartbeats. ``server.rooms.shared.redis.RedisLive`` does it with Lua scripts; ``memory.MemoryLive``
+does it in this process, with the Python decisions, so the shared rooms' logic is testable without
+a Redis server (the way encode/broadcaster has a memory backend).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anyio
+
+from server.user import User
+from storage import RatingValue, SerializedRoom
+
+from ..rules import Refusal
+
+
+@dataclass(frozen=True)
+class LiveRoom:
+    """A room as stored, who is connected to it (raw entries), and the number of its last event."""
+
+    room: SerializedRoom
+    online: dict[str, dict[str, Any]]
+    seq: int
+
+
+@dataclass(frozen=True)
+class RateOutcome:
+    seq: int
+    new_match: bool
+
+
+class Subscription(Protocol):
+    """The process's one subscription to room channels: events in, in publication order."""
+
+    @property
+    def connected(self) -> anyio.Event: ...
+
+    async def subscribe(self, channel: str) -> None:
+        """Subscribe and wait for the confirmation: events published after it are delivered."""
+
+    async def unsubscribe(self, channel: str) -> None: ...
+
+    async def run(self) -> None:
+        """Keep the subscription up (re-made after any failure) until cancelled."""
+
+
+# on_event(channel, data): an event arrived. on_subscribed(channel): a subscription was confirmed,
+# the first one or one re-made after a lost connection (events may have been missed meanwhile).
+OnEvent = Callable[[str, str], None]
+OnSubscribed = Callable[[str], None]
+
+
+class Live(Protocol):
+    """The operations of one server process (``process_id``) on the rooms it shares."""
+
+    process_id: str
+
+    def channel(self, room_name: str) -> str: ...
+
+    def subscription(self, on_event: OnEvent, on_subscribed: OnSubscribed) -> Subscription: ...
+
+    async def run(self) -> None:
+        """Background work of the transport, until cancelled."""
+
+    async def read(self, room_name: str) -> LiveRoom | None:
+        """The room, who is connected, and its event number, read at one instant."""
+
+    async def join(
+        self,
+        room_name: str,
+        *,
+        user: User,
+        seat: str,
+        presented_token_hash: str,
+        new_token_hash: str,
+        joined_at: int,
+        max_members: int,
+        reseat: bool = False,
+    ) -> int | Refusal:
+        """Seat a member (the event's number), or why not (``decisions.decide_join``)."""
+
+    async def leave(
+        self, room_name: str, name: str, seat: str, *, permanent: bool, room_type: str, now_ms: int
+    ) -> int | None:
+        """Unseat a member (the event's number); None when that seat no longer holds the name."""
+
+    async def rate(
+        self,
+        room_name: str,
+        name: str,
+        media_id: str,
+        rating: RatingValue,
+        at_ms: int,
+        *,
+        room_type: str,
+        threshold: int,
+        end_on_first_match: bool,
+    ) -> RateOutcome | Refusal: ...
+
+    async def undo(
+        self, room_name: str, name: str, media_id: str, *, room_type: str, threshold: int
+    ) -> int | Refusal: ...
+
+    async def delete(self, room_name: str) -> int | None:
+        """Delete the room and tell its processes (the event's number); None when there was none."""
+
+    async def heartbeat(self, lifetime: float) -> list[str]:
+        """Say this process lives ``lifetime`` more seconds; returns the processes whose time ran out."""
+
+    async def reap(self, process_id: str, now_ms: int) -> int:
+        """Unseat every member a lapsed process had seated; returns how many."""
+
+    async def depart(self) -> None:
+        """This process stops (its seats are already unseated): forget it."""

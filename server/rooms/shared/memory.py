@@ -1,0 +1,250 @@
+"""A stand-in for Redis in this process: shared rooms decided with the Python decisions.
+
+``MemoryHub`` is what several "processes" (apps in one event loop) share in place of a Redis server:
+the stored rooms (a ``MemoryStorage``), who is connected where, event numbers, heartbeats and the
+channels. Each ``MemoryLive`` is one process's ``Live`` on it. Events are published as the JSON the
+Lua scripts publish and delivered asynchronously, in order, as Redis delivers them; a subscription
+can be cut and restored, to test what happens when events are missed.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import anyio
+
+from server.user import User
+from storage import MemoryStorage, RatingValue, SerializedRoom, room_key
+
+from ..decisions import apply_event, decide_join, decide_leave, decide_rate, decide_undo, is_new_match
+from ..events import Deleted, Event, OnlineSeat
+from ..rules import Refusal
+from .live import LiveRoom, OnEvent, OnSubscribed, RateOutcome
+
+
+class MemoryHub:
+    def __init__(self, storage: MemoryStorage, clock: Callable[[], float] = anyio.current_time) -> None:
+        self.storage = storage
+        self.online: dict[str, dict[str, OnlineSeat]] = {}
+        self.seq: dict[str, int] = {}
+        self.deadlines: dict[str, float] = {}
+        self.process_rooms: dict[str, set[str]] = {}
+        self.subscriptions: weakref.WeakSet[MemorySubscription] = weakref.WeakSet()
+        self._clock = clock
+        self._locks: dict[str, anyio.Lock] = {}
+
+    def now(self) -> float:
+        return self._clock()
+
+    @asynccontextmanager
+    async def deciding(self, room_name: str) -> AsyncIterator[None]:
+        """One change of a room at a time, as Redis runs one script at a time."""
+        lock = self._locks.setdefault(room_key(room_name), anyio.Lock())
+        async with lock:
+            yield
+
+    def publish(self, channel: str, data: str) -> None:
+        for subscription in list(self.subscriptions):
+            subscription.deliver(channel, data)
+
+
+class MemorySubscription:
+    """A ``Subscription`` to the hub's channels. ``cut`` drops the connection (events are missed
+    until ``restore``, which confirms every subscription again, as a Redis reconnection does);
+    ``miss`` loses events silently."""
+
+    def __init__(self, hub: MemoryHub, on_event: OnEvent, on_subscribed: OnSubscribed) -> None:
+        self._on_event = on_event
+        self._on_subscribed = on_subscribed
+        self._channels: set[str] = set()
+        self._connected = anyio.Event()
+        self._inbox: deque[tuple[str, str]] = deque()
+        self._arrived = anyio.Event()
+        self._missing = 0
+        hub.subscriptions.add(self)
+
+    @property
+    def connected(self) -> anyio.Event:
+        return self._connected
+
+    def deliver(self, channel: str, data: str) -> None:
+        if self._connected.is_set() and channel in self._channels:
+            if self._missing:
+                self._missing -= 1
+                return
+            self._inbox.append((channel, data))
+            self._arrived.set()
+
+    def miss(self, count: int) -> None:
+        """Lose the next ``count`` events without noticing (only a gap in the numbers shows it)."""
+        self._missing += count
+
+    async def subscribe(self, channel: str) -> None:
+        self._channels.add(channel)
+        self._on_subscribed(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)
+
+    def cut(self) -> None:
+        self._connected = anyio.Event()
+
+    def restore(self) -> None:
+        self._connected.set()
+        for channel in list(self._channels):
+            self._on_subscribed(channel)
+
+    async def run(self) -> None:
+        self._connected.set()
+        while True:
+            await self._arrived.wait()
+            self._arrived = anyio.Event()
+            while self._inbox:
+                self._on_event(*self._inbox.popleft())
+
+
+class MemoryLive:
+    """``Live`` on a ``MemoryHub``, for the process ``process_id``."""
+
+    def __init__(self, hub: MemoryHub, process_id: str) -> None:
+        self.hub = hub
+        self.process_id = process_id
+        self.subscriptions: list[MemorySubscription] = []
+
+    def channel(self, room_name: str) -> str:
+        return f"events:{room_key(room_name)}"
+
+    def subscription(self, on_event: OnEvent, on_subscribed: OnSubscribed) -> MemorySubscription:
+        subscription = MemorySubscription(self.hub, on_event, on_subscribed)
+        self.subscriptions.append(subscription)
+        return subscription
+
+    async def run(self) -> None:
+        await anyio.sleep_forever()
+
+    def _online(self, room_name: str) -> dict[str, OnlineSeat]:
+        return self.hub.online.setdefault(room_key(room_name), {})
+
+    async def read(self, room_name: str) -> LiveRoom | None:
+        async with self.hub.deciding(room_name):
+            state = await self.hub.storage.get_room(room_name)
+            if state is None:
+                return None
+            online = {name: seat.model_dump(mode="json") for name, seat in self._online(room_name).items()}
+            return LiveRoom(state, online, self.hub.seq.get(room_key(room_name), 0))
+
+    async def _record(self, room_name: str, state: SerializedRoom, event: Event) -> int:
+        """Apply, store and publish a decided event; returns its number."""
+        apply_event(state, self._online(room_name), event)
+        if not isinstance(event, Deleted):
+            await self.hub.storage.save_room(state)
+        key = room_key(room_name)
+        seq = self.hub.seq[key] = self.hub.seq.get(key, 0) + 1
+        self.hub.publish(self.channel(room_name), event.model_copy(update={"seq": seq}).model_dump_json())
+        return seq
+
+    async def join(
+        self,
+        room_name: str,
+        *,
+        user: User,
+        seat: str,
+        presented_token_hash: str,
+        new_token_hash: str,
+        joined_at: int,
+        max_members: int,
+        reseat: bool = False,
+    ) -> int | Refusal:
+        async with self.hub.deciding(room_name):
+            state = await self.hub.storage.get_room(room_name)
+            if state is None:
+                return Refusal.NO_ROOM
+            decided = decide_join(
+                state,
+                self._online(room_name),
+                user=user,
+                seat=OnlineSeat(seat=seat, process=self.process_id, user=user.shown()),
+                presented_token_hash=presented_token_hash,
+                new_token_hash=new_token_hash,
+                joined_at=joined_at,
+                max_members=max_members,
+                reseat=reseat,
+            )
+            if isinstance(decided, Refusal):
+                return decided
+            self.hub.process_rooms.setdefault(self.process_id, set()).add(room_name)
+            return await self._record(room_name, state, decided)
+
+    async def leave(
+        self, room_name: str, name: str, seat: str, *, permanent: bool, room_type: str, now_ms: int
+    ) -> int | None:
+        async with self.hub.deciding(room_name):
+            state = await self.hub.storage.get_room(room_name)
+            if state is None:
+                self._online(room_name).pop(name, None)
+                return None
+            event = decide_leave(state, self._online(room_name), name=name, seat=seat, permanent=permanent, now=now_ms)
+            return None if event is None else await self._record(room_name, state, event)
+
+    async def rate(
+        self,
+        room_name: str,
+        name: str,
+        media_id: str,
+        rating: RatingValue,
+        at_ms: int,
+        *,
+        room_type: str,
+        threshold: int,
+        end_on_first_match: bool,
+    ) -> RateOutcome | Refusal:
+        async with self.hub.deciding(room_name):
+            state = await self.hub.storage.get_room(room_name)
+            if state is None:
+                return Refusal.NO_ROOM
+            decided = decide_rate(state, name=name, media_id=media_id, rating=rating, now=at_ms)
+            if isinstance(decided, Refusal):
+                return decided
+            new_match = is_new_match(state, decided)
+            return RateOutcome(await self._record(room_name, state, decided), new_match)
+
+    async def undo(self, room_name: str, name: str, media_id: str, *, room_type: str, threshold: int) -> int | Refusal:
+        async with self.hub.deciding(room_name):
+            state = await self.hub.storage.get_room(room_name)
+            if state is None:
+                return Refusal.NO_ROOM
+            decided = decide_undo(state, name=name, media_id=media_id)
+            return decided if isinstance(decided, Refusal) else await self._record(room_name, state, decided)
+
+    async def delete(self, room_name: str) -> int | None:
+        async with self.hub.deciding(room_name):
+            state = await self.hub.storage.get_room(room_name)
+            if state is None:
+                return None
+            await self.hub.storage.delete_room(room_name)
+            return await self._record(room_name, state, Deleted())
+
+    async def heartbeat(self, lifetime: float) -> list[str]:
+        now = self.hub.now()
+        self.hub.deadlines[self.process_id] = now + lifetime
+        return [
+            process
+            for process, deadline in self.hub.deadlines.items()
+            if deadline <= now and process != self.process_id
+        ]
+
+    async def reap(self, process_id: str, now_ms: int) -> int:
+        unseated = 0
+        for room_name in sorted(self.hub.process_rooms.pop(process_id, set())):
+            for name, seat in list(self._online(room_name).items()):
+                if seat.process == process_id:
+                    await self.leave(room_name, name, seat.seat, permanent=False, room_type="", now_ms=now_ms)
+                    unseated += 1
+        self.hub.deadlines.pop(process_id, None)
+        return unseated
+
+    async def depart(self) -> None:
+        await self.reap(self.process_id, 0)
