@@ -2,18 +2,28 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# What the server needs (`make run`), then the test and lint tools on top (`make test`).
+SERVER_STAMP := $(VENV)/.installed-server
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint bench bench-load clean
+.PHONY: run test test-fast lint screenshots bench bench-load clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
-	touch $(STAMP)
 
-run: $(STAMP)
-	$(BIN)/moviematch
+# The server's dependencies (pyproject.toml's), pinned; the checkout itself runs in place, so that
+# nothing is built (and no build backend fetched) before the first `make run`.
+$(SERVER_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"], sep="\n")' > $(VENV)/server-requirements.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -r $(VENV)/server-requirements.txt
+	touch $@
+
+$(STAMP): $(SERVER_STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+run: $(SERVER_STAMP)
+	$(BIN)/python -m server
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -26,6 +36,10 @@ test: lint
 # The inner loop: lint, then every test that starts no subprocess or server (about a minute).
 test-fast: lint
 	$(BIN)/pytest -m "not slow"
+
+# Renews docs/screenshots/ (the pictures of the screens kept in the repository) from the browser tests.
+screenshots: $(STAMP)
+	KEEP_SCREENSHOTS=1 $(BIN)/pytest -q tests/test_web_client.py -k "wider_than_a_phone or refuses_websockets or opens_offline or share"
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.storage

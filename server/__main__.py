@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import json
 import logging
 import os
 import socket
 import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
@@ -20,6 +19,7 @@ from server import __version__
 from server.config import ConfigError, Settings, load_settings
 from server.listener import ServerConfig, gate_for, trusted_networks
 from server.security import RedactSecrets
+from server.startup import StartupErrors, StartupProblem, banner, check_port
 
 if TYPE_CHECKING:
     from server.context import AppContext
@@ -30,8 +30,6 @@ TEXT_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Every attribute a bare LogRecord has; the rest of a record's attributes came from `extra=`.
 # uvicorn's color_message is its ANSI-coloured copy of the message: noise in a JSON line.
 _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
-
-_ALL_INTERFACES = ("0.0.0.0", "::")  # noqa: S104 (compared with, not bound to)
 
 
 def _extra_fields(record: logging.LogRecord) -> dict[str, object]:
@@ -90,49 +88,26 @@ def configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
 
 
-def lan_addresses(family: socket.AddressFamily) -> list[str]:
-    """This machine's addresses other than loopback, from its own host name (no packets sent)."""
-    try:
-        infos = socket.getaddrinfo(socket.gethostname(), None, family, socket.SOCK_STREAM)
-    except OSError:
-        return []
-    found: list[str] = []
-    for *_, sockaddr in infos:
-        address = ipaddress.ip_address(sockaddr[0])
-        if not (address.is_loopback or address.is_link_local) and str(address) not in found:
-            found.append(str(address))
-    return found
-
-
-def urls(settings: Settings, port: int) -> list[str]:
-    """Where a browser can reach the server."""
-    scheme = "https" if settings.tls else "http"
-    if settings.host in _ALL_INTERFACES:
-        # 0.0.0.0 listens on IPv4 only, so only IPv4 addresses are worth offering.
-        family = socket.AF_INET if settings.host == "0.0.0.0" else socket.AF_UNSPEC  # noqa: S104
-        hosts = ["localhost", *lan_addresses(family)]
-    else:
-        hosts = [settings.host]
-    return [f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}{settings.root_path}/" for host in hosts]
-
-
 class GoingAwayServer(uvicorn.Server):
-    """Prints where to open the app once it listens, and closes WebSockets with 1001 (going away)
-    before uvicorn's own shutdown, which uses 1012."""
+    """Says where to open the app once it listens (or, in one line, why it cannot start), and closes
+    WebSockets with 1001 (going away) before uvicorn's own shutdown, which uses 1012."""
 
-    def __init__(self, config: uvicorn.Config, context: AppContext, settings: Settings) -> None:
+    def __init__(self, config: uvicorn.Config, context: AppContext, settings: Settings, errors: StartupErrors) -> None:
         super().__init__(config)
         self.context = context
         self.settings = settings
+        self.errors = errors
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        if sockets is None:
+            await check_port(self.settings.host, self.settings.port)
         # uvicorn binds the port itself: a socket bound beforehand (for port 0's real number) would
         # lose TCP_NODELAY on its connections (asyncio sets it only for sockets made as IPPROTO_TCP),
         # and Nagle's algorithm then holds back the small frames every rating sends.
         await super().startup(sockets)
         if self.started:
             port = self.servers[0].sockets[0].getsockname()[1]
-            print(*urls(self.settings, port), sep="\n", flush=True)
+            print_banner(banner(self.settings, port))
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         await self.context.say_goodbye()
@@ -145,9 +120,10 @@ def build_server(settings: Settings, provider: MediaProvider | None = None) -> G
     from server.app import create_app
 
     app = create_app(settings, provider=provider)
+    errors = StartupErrors(app, settings)
     trusted = trusted_networks(settings.trusted_proxies)
     config = ServerConfig(
-        app,
+        errors,
         gate=gate_for(settings, trusted),
         header_timeout=settings.header_timeout,
         host=settings.host,
@@ -168,15 +144,37 @@ def build_server(settings: Settings, provider: MediaProvider | None = None) -> G
         ssl_certfile=settings.tls.cert if settings.tls else None,
         ssl_keyfile=settings.tls.key if settings.tls else None,
     )
-    return GoingAwayServer(config, app.state.context, settings)
+    return GoingAwayServer(config, app.state.context, settings, errors)
+
+
+def print_banner(text: str) -> None:
+    """On stdout (logs go to stderr); without the QR code where the terminal cannot show it."""
+    encoding = sys.stdout.encoding or "ascii"
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        text = text.encode(encoding, "ignore").decode(encoding)
+    print(text, flush=True)
 
 
 def serve(settings: Settings, provider: MediaProvider | None = None) -> None:
     server = build_server(settings, provider)
-    with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C: uvicorn re-raises it after shutting down
-        server.run()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl+C: uvicorn re-raises it after shutting down
+            server.run()
+    except StartupProblem as problem:  # the port cannot be had
+        exit_with(problem)
+    except SystemExit:
+        if server.errors.problem is not None:  # the storage cannot be opened
+            exit_with(server.errors.problem)
+        raise
     if not server.started:  # the app failed to start (uvicorn has logged why)
         sys.exit(STARTUP_FAILURE)
+
+
+def exit_with(problem: StartupProblem) -> NoReturn:
+    print(f"moviematch: cannot start: {problem}", file=sys.stderr, flush=True)
+    sys.exit(STARTUP_FAILURE)
 
 
 def main(argv: list[str] | None = None, provider: MediaProvider | None = None) -> None:

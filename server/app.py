@@ -70,12 +70,14 @@ def room_changes(
             live,
             presence_timeout=settings.presence_timeout,
             max_members=settings.max_room_members,
+            absence_ms=settings.member_absence_ms,
             now_ms=now_ms,
             metrics=metrics,
         )
     return LocalChanges(
         storage,
         max_members=settings.max_room_members,
+        absence_ms=settings.member_absence_ms,
         now_ms=now_ms,
         save_delay=settings.save_delay,
         save_max_wait=settings.save_max_wait,

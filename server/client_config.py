@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.addresses import current_hosts
 from server.context import AppContext
 
 
@@ -13,4 +14,10 @@ def client_config(context: AppContext) -> dict[str, Any]:
     config: dict[str, Any] = {"requiresConfiguration": False, "requirePlexLogin": settings.require_plex_login}
     if context.plex_sign_in is not None:  # extension: the browser runs the plex.tv PIN flow itself
         config |= {"plexSignIn": True, "plexTvUrl": settings.plex_tv_url, "plexAppUrl": settings.plex_app_url}
+    # Extension: what share links are built from. The host's own browser may show the app at
+    # localhost, which no phone can open; it then puts a LAN address in its place.
+    if settings.public_url is not None:
+        config["publicUrl"] = settings.public_url
+    else:
+        config["lanAddresses"] = current_hosts(settings.host)
     return config

@@ -112,6 +112,16 @@ def _http_url(value: str) -> str:
     return url.rstrip("/")
 
 
+def _public_url(value: str) -> str:
+    url = _http_url(value)
+    parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        raise ValueError(
+            "must be the app's address without ?query or #fragment, e.g. https://movies.example.com/moviematch/"
+        )
+    return url + "/"  # share links are relative to it
+
+
 def _origin(value: str) -> str:
     origin = value.strip().rstrip("/").lower()
     if re.fullmatch(r"https?://[^/?#\s@]+", origin) is None:
@@ -251,6 +261,8 @@ class Settings(_Section):
     )
     log_format: Annotated[Literal["text", "json"], BeforeValidator(_lower)] = Field("text", description="text or json")
     root_path: Annotated[str, AfterValidator(_root_path)] = ""
+    # Behind a reverse proxy: the address people open; share links are built from it.
+    public_url: Annotated[str, AfterValidator(_public_url)] | None = None
     require_plex_login: StrictBool = Field(False, description=_BOOLEAN)
     # Who may create rooms: anyone; users signed in with Plex; or Plex users with access to a
     # configured Plex server (its owner, or friends it is shared with).
@@ -278,6 +290,8 @@ class Settings(_Section):
     rate_limit_per_second: float = Field(20.0, gt=0, description="a number greater than 0")
     rate_limit_burst: int = _count(40)
     max_room_members: int = _count(50)
+    # Members not connected for this many days no longer take up a place in the room.
+    member_absence_days: float = Field(14.0, gt=0, description="a number of days greater than 0")
     max_name_length: int = _count(100)
     # Per Plex account, else per client address; a sliding day.
     max_rooms_per_user: int = _count(20)
@@ -294,8 +308,9 @@ class Settings(_Section):
     # Connections at once: all of them (0: what the file limit allows), and per client address.
     max_connections: int = _count(0, minimum=0)
     max_connections_per_address: int = _count(64)
-    # Seconds a client has to send a request's headers (and body) before the connection is closed.
-    header_timeout: float = _seconds(10.0)
+    # Seconds a client has to send a request's headers (and body) before the connection is closed:
+    # above the 10 s after which Chromium drops a connection it opened ahead and never used.
+    header_timeout: float = _seconds(20.0)
     # CPU-heavy work (password checks, QR codes): run at once (one leaves the other cores to the
     # event loop), waiting, and per client address.
     cpu_workers: int = _count(1)
@@ -319,6 +334,10 @@ class Settings(_Section):
         if delay is not None and value < delay:
             raise ValueError(f"must be at least save_delay ({delay:g})")
         return value
+
+    @property
+    def member_absence_ms(self) -> int:
+        return int(self.member_absence_days * 24 * 3600 * 1000)
 
     @property
     def drain_timeout(self) -> float:
@@ -409,6 +428,7 @@ _ENV_VARS: tuple[tuple[str, Loc, Callable[[str], object]], ...] = (
     ("LOG_LEVEL", ("log_level",), _text),
     ("LOG_FORMAT", ("log_format",), _text),
     ("ROOT_PATH", ("root_path",), _text),
+    ("PUBLIC_URL", ("public_url",), _text),
     ("REQUIRE_PLEX_LOGIN", ("require_plex_login",), _flag),
     ("ROOM_CREATORS", ("room_creators",), _text),
     ("PLEX_TV_URL", ("plex_tv_url",), _text),
@@ -436,6 +456,7 @@ _ENV_VARS: tuple[tuple[str, Loc, Callable[[str], object]], ...] = (
     ("RATE_LIMIT_PER_SECOND", ("rate_limit_per_second",), _text),
     ("RATE_LIMIT_BURST", ("rate_limit_burst",), _text),
     ("MAX_ROOM_MEMBERS", ("max_room_members",), _text),
+    ("MEMBER_ABSENCE_DAYS", ("member_absence_days",), _text),
     ("MAX_NAME_LENGTH", ("max_name_length",), _text),
     ("MAX_ROOMS_PER_USER", ("max_rooms_per_user",), _text),
     ("MAX_PASSWORD_ATTEMPTS", ("max_password_attempts",), _text),

@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from server.client_config import client_config
 from server.context import AppContext
 from server.i18n import translations
+from server.identity import InvalidIdentity, device_identity, issue_token, plex_identity
 from server.limits import Verdict
 from server.protocol import (
     AnyPayload,
@@ -32,6 +33,7 @@ from server.protocol import (
     FilterValuesRequest,
     JoinRoomRequest,
     LoginRequest,
+    ManageMemberRequest,
     NoPayload,
     Payload,
     ProtocolError,
@@ -48,6 +50,8 @@ from server.protocol import (
     parse_message,
 )
 from server.providers import ProviderError
+from server.rooms.changes import MemberAction
+from server.rooms.decisions import SEAT_OFFER_MS
 from server.rooms.room import Room
 from server.user import User
 
@@ -287,20 +291,38 @@ class Connection:
                 name = clean_name(request.userName, self.context.settings.max_name_length)
             except ValueError as exc:
                 raise ProtocolError(Reply.LOGIN_ERROR, ErrorName.INVALID_USER_NAME, f"user name {exc}") from exc
-            user = User(userName=name)
+            identity, issued = self._identity_for(request)
+            user = User(userName=name, identity=identity)
         elif request.plexToken is not None:
             sign_in = self.context.plex_sign_in
             if sign_in is None:
                 raise ProtocolError(
                     Reply.LOGIN_ERROR, ErrorName.PLEX_AUTH_INVALID, "Plex sign-in is not configured on this server"
                 )
-            user = await sign_in(request.plexToken, request.plexClientId or "")
+            signed_in = await sign_in(request.plexToken, request.plexClientId or "")
+            user = signed_in.model_copy(update={"identity": plex_identity(signed_in.plex_id or "")})
+            issued = None
         else:
             raise malformed(Reply.LOGIN_ERROR, "login needs a userName or a plexToken")
-        if self.user is not None and self.user.userName != user.userName:
+        if self.user is not None and (self.user.userName, self.user.identity) != (user.userName, user.identity):
             await self._leave_room(permanently=False)
         self._logged_in(user)
-        self.send(encode(Reply.LOGIN_SUCCESS, user.public()))
+        # (ext) A new identity's token goes to this browser once; it presents it at later logins.
+        self.send(encode(Reply.LOGIN_SUCCESS, user.public() | ({"identityToken": issued} if issued else {})))
+
+    @staticmethod
+    def _identity_for(request: LoginRequest) -> tuple[str | None, str | None]:
+        """The identity a login by name presents (and the token, when one is issued now); none for a
+        client that knows nothing of identities (MovieMatch v2)."""
+        if request.identityToken is not None:
+            try:
+                return device_identity(request.identityToken), None
+            except InvalidIdentity as exc:
+                raise ProtocolError(Reply.LOGIN_ERROR, ErrorName.INVALID_IDENTITY, str(exc)) from exc
+        if request.newIdentity:
+            token = issue_token()
+            return device_identity(token), token
+        return None, None
 
     @handles("logout", NoPayload)
     async def logout(self, _: Payload) -> None:
@@ -334,7 +356,7 @@ class Connection:
         room = await self.context.registry.create(name, request, user)
         await creations.record(creator)
         await self._leave_room(permanently=False)
-        await self.context.registry.seat(room, self, user, None, Reply.CREATE_ROOM_SUCCESS)
+        await self.context.registry.seat(room, self, user, Reply.CREATE_ROOM_SUCCESS)
         self._entered(room)
 
     @handles("joinRoom", JoinRoomRequest, Reply.JOIN_ROOM_ERROR)
@@ -343,7 +365,8 @@ class Connection:
         # A name that cannot exist names no room (v2 clients know only RoomNotFoundError here).
         name = self._room_name(request.roomName, Reply.JOIN_ROOM_ERROR, ErrorName.ROOM_NOT_FOUND)
         failures = self.context.guards.password_failures
-        guessing = request.password is not None
+        # Seat codes are guessed like passwords, and counted with them.
+        guessing = request.password is not None or request.seatCode is not None
         if guessing and await failures.exhausted(self.address):
             raise ProtocolError(
                 Reply.JOIN_ROOM_ERROR, ErrorName.TOO_MANY_ATTEMPTS, "too many wrong passwords; try again in a minute"
@@ -351,9 +374,16 @@ class Connection:
         if self.room is not None and self.room.key != self.context.registry.key_of(name):
             await self._leave_room(permanently=False)
         try:
-            room = await self.context.registry.join(name, self, user, request.password, request.memberToken)
+            room = await self.context.registry.join(
+                name,
+                self,
+                user,
+                password=request.password,
+                member_token=request.memberToken,
+                seat_code=request.seatCode,
+            )
         except ProtocolError as exc:
-            if guessing and exc.name is ErrorName.ACCESS_DENIED:
+            if guessing and exc.name in (ErrorName.ACCESS_DENIED, ErrorName.INVALID_SEAT_CODE):
                 await failures.record(self.address)
             raise
         if user is not self.user:  # logged out or renamed while the join awaited
@@ -369,29 +399,51 @@ class Connection:
         await self._leave_room(permanently=True)
         self.send(encode(Reply.LEAVE_ROOM_SUCCESS))
 
-    def _seated(self, media_id: str) -> tuple[Room, User]:
-        if self.room is None or self.user is None:
+    def _seated(self, media_id: str) -> tuple[Room, str]:
+        """The room and the member name this connection rates as (the seat's, whatever the login)."""
+        name = self.room.seat_name(self) if self.room is not None else None
+        if self.room is None or name is None:
             raise not_in_room(media_id)
-        return self.room, self.user
+        return self.room, name
 
     @handles("rate", RateRequest, Reply.RATE_ERROR)
     async def rate(self, request: RateRequest) -> None:
-        room, user = self._seated(request.mediaId)
-        new_match = await self.context.registry.rate(room, user.userName, request.mediaId, request.rating)
+        room, name = self._seated(request.mediaId)
+        new_match = await self.context.registry.rate(room, name, request.mediaId, request.rating)
         metrics = self.context.metrics
         metrics.ratings_total += 1
         metrics.matches_total += new_match
 
     @handles("undoRate", UndoRateRequest, Reply.RATE_ERROR)
     async def undo_rate(self, request: UndoRateRequest) -> None:
-        room, user = self._seated(request.mediaId)
-        await self.context.registry.undo(room, user.userName, request.mediaId)
+        room, name = self._seated(request.mediaId)
+        await self.context.registry.undo(room, name, request.mediaId)
 
     @handles("deleteRoom", DeleteRoomRequest, Reply.DELETE_ROOM_ERROR)
     async def delete_room(self, request: DeleteRoomRequest) -> None:
         user = self._require_user(Reply.DELETE_ROOM_ERROR, ErrorName.NOT_ROOM_OWNER)
-        await self.context.registry.delete(request.roomName, user)
+        await self.context.registry.delete(request.roomName, self, user)
         self.send(encode(Reply.DELETE_ROOM_SUCCESS, {"roomName": request.roomName}))
+
+    def _in_room(self, reply_type: Reply) -> tuple[Room, User]:
+        if self.room is None or self.user is None:
+            raise ProtocolError(reply_type, ErrorName.NOT_IN_ROOM, "join a room first")
+        return self.room, self.user
+
+    @handles("getMembers", NoPayload, Reply.GET_MEMBERS_ERROR)
+    async def get_members(self, _: Payload) -> None:
+        room, user = self._in_room(Reply.GET_MEMBERS_ERROR)
+        self.send(encode(Reply.GET_MEMBERS_SUCCESS, self.context.registry.members(room, self, user)))
+
+    @handles("manageMember", ManageMemberRequest, Reply.MANAGE_MEMBER_ERROR)
+    async def manage_member(self, request: ManageMemberRequest) -> None:
+        room, user = self._in_room(Reply.MANAGE_MEMBER_ERROR)
+        action = MemberAction(request.action)
+        code = await self.context.registry.manage(room, self, user, action, request.userName)
+        reply: dict[str, object] = {"userName": request.userName, "action": action}
+        if code is not None:
+            reply |= {"seatCode": code, "expiresIn": SEAT_OFFER_MS // 1000}
+        self.send(encode(Reply.MANAGE_MEMBER_SUCCESS, reply))
 
     @handles("setLocale", SetLocaleRequest)
     async def set_locale(self, request: SetLocaleRequest) -> None:

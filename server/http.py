@@ -8,6 +8,7 @@ import logging
 import os
 from os import PathLike
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
@@ -16,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Scope
 
 from server import __version__
+from server.addresses import current_hosts
 from server.context import AppContext
 from server.i18n import negotiate
 from server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -156,16 +158,29 @@ def client_files() -> ASGIApp:
     return GZipMiddleware(ClientFiles(directory=STATIC_DIR), minimum_size=1024)
 
 
+def lan_hosts(context: AppContext, host: str) -> list[str]:
+    """The server's LAN addresses at the port of ``host``: what a page opened at localhost puts in
+    its share links (``config.lanAddresses``)."""
+    try:
+        port = urlsplit(f"//{host}").port
+    except ValueError:
+        return []
+    suffix = f":{port}" if port else ""
+    return [f"[{lan}]{suffix}" if ":" in lan else f"{lan}{suffix}" for lan in current_hosts(context.settings.host)]
+
+
 async def qr_code(request: Request) -> Response:
     """A QR code (SVG) of a share link of this server (``server.qr``), made here so the page needs
     nothing from the internet; drawn in a worker process, and kept."""
     context = context_of(request)
     text = request.query_params.get("text", "")
+    host = request.headers.get("host", "")
     problem = share_link_problem(
         text,
-        hosts=[request.headers.get("host", ""), *request.headers.get("x-forwarded-host", "").split(",")],
+        hosts=[host, *request.headers.get("x-forwarded-host", "").split(","), *lan_hosts(context, host)],
         allowed_origins=context.settings.allowed_origins,
         root_path=root_path_of(request),
+        public_url=context.settings.public_url,
         max_name_length=context.settings.max_name_length,
     )
     if problem is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -20,9 +19,9 @@ from pydantic import (
     field_validator,
 )
 
+from server.names import clean_name as clean_name
 from storage import Filter
 
-NAME_MAX_LENGTH = 100
 # Bounds for what no real client comes near; the frame size limit bounds the whole message anyway.
 TEXT_MAX_LENGTH = 1000
 LIST_MAX_ITEMS = 100
@@ -61,6 +60,13 @@ class Reply(StrEnum):
     MATCH = "match"
     MATCH_REMOVED = "matchRemoved"
     ROOM_DELETED = "roomDeleted"
+    GET_MEMBERS_SUCCESS = "getMembersSuccess"
+    GET_MEMBERS_ERROR = "getMembersError"
+    MANAGE_MEMBER_SUCCESS = "manageMemberSuccess"
+    MANAGE_MEMBER_ERROR = "manageMemberError"
+    REMOVED_FROM_ROOM = "removedFromRoom"
+    MEMBER_REMOVED = "memberRemoved"
+    OWNER_CHANGED = "ownerChanged"
 
 
 class ErrorName(StrEnum):
@@ -95,6 +101,10 @@ class ErrorName(StrEnum):
     ROOM_ENDED = "RoomEnded"
     NOT_RATED = "NotRated"
     NOT_ROOM_OWNER = "NotRoomOwner"
+    INVALID_IDENTITY = "InvalidIdentity"
+    REMOVED_FROM_ROOM = "RemovedFromRoom"
+    INVALID_SEAT_CODE = "InvalidSeatCode"
+    NO_SUCH_MEMBER = "NoSuchMember"
     PROVIDER_ERROR = "ProviderError"
 
 
@@ -153,18 +163,6 @@ def malformed(reply_type: Reply, problem: str, **extra: Any) -> ProtocolError:
     return ProtocolError(reply_type, ErrorName.MALFORMED_MESSAGE, problem, **extra)
 
 
-def clean_name(value: str, max_length: int = NAME_MAX_LENGTH) -> str:
-    """Trimmed, 1..max_length characters, no control characters (room and user names)."""
-    name = value.strip()
-    if not name:
-        raise ValueError("must not be blank")
-    if len(name) > max_length:
-        raise ValueError(f"must be at most {max_length} characters")
-    if any(unicodedata.category(char) in ("Cc", "Cs") for char in name):
-        raise ValueError("must not contain control characters")
-    return name
-
-
 def _encodable(value: str) -> str:
     # JSON can spell a lone surrogate ("\ud800"); it cannot be encoded as UTF-8, so it would break
     # the reply frame, a file name or a Redis key far from here. (pydantic's str refuses it in some
@@ -200,6 +198,9 @@ class LoginRequest(Payload):
     userName: Name | None = None
     plexToken: Text | None = None
     plexClientId: Text | None = None
+    # (ext) The identity token this server issued to this browser, or a request for one.
+    identityToken: Annotated[Text, StringConstraints(max_length=100)] | None = None
+    newIdentity: bool = False
 
 
 class CreateRoomRequest(Payload):
@@ -231,6 +232,13 @@ class JoinRoomRequest(Payload):
     roomName: Name
     password: Text | None = None
     memberToken: Text | None = None
+    # (ext) The code of a seat the room's owner offered to this device.
+    seatCode: Annotated[Text, StringConstraints(max_length=20)] | None = None
+
+
+class ManageMemberRequest(Payload):
+    userName: Text
+    action: Literal["remove", "readmit", "makeOwner", "offerSeat"]
 
 
 class RateRequest(Payload):

@@ -8,6 +8,8 @@ Key layout (``mm`` is the key prefix, ``<d>`` the room key's ``storage.keys.key_
     mm:room:{<d>}:progress  HASH    userName -> number of items rated
     mm:room:{<d>}:members   HASH    userName -> the member as JSON
     mm:room:{<d>}:matches   HASH    mediaId -> epoch ms it became a match
+    mm:room:{<d>}:owner     STRING  who owns the room (an identity, see ``server.identity``)
+    mm:room:{<d>}:removed   HASH    identity (or "name:<skeleton>") the owner removed -> their name
     mm:room:{<d>}:online    HASH    userName -> where that member is connected (see ``server.rooms.shared``)
     mm:room:{<d>}:seq       STRING  the number of the room's last event (kept when the room is deleted,
                                     so a process that missed the deletion never takes a new room's
@@ -74,17 +76,18 @@ LIST_BATCH = 100
 # the wait for the reply of the whole pipeline the WAIT ends.
 WAIT_TIMEOUT_MS = 1000
 
-# KEYS: meta, index, names, then ratings, progress, members, matches. ARGV: "1" to replace a stored
-# room ("0": leave it and return 0), meta, digest, createdAt, name, then for each of the four hashes
-# its field count and its fields and values. A script rather than a MULTI, so that a WAIT can follow
-# it on the same connection (redis-py ends a transaction pipeline with EXEC).
+# KEYS: meta, index, names, owner, then ratings, progress, members, matches, removed. ARGV: "1" to
+# replace a stored room ("0": leave it and return 0), meta, digest, createdAt, name, owner, then for
+# each of the five hashes its field count and its fields and values. A script rather than a MULTI,
+# so that a WAIT can follow it on the same connection (redis-py ends a transaction pipeline with EXEC).
 WRITE_ROOM_SCRIPT = """
 if ARGV[1] ~= "1" and redis.call("EXISTS", KEYS[1]) == 1 then return 0 end
 redis.call("SET", KEYS[1], ARGV[2])
 redis.call("ZADD", KEYS[2], ARGV[4], ARGV[3])
 redis.call("HSET", KEYS[3], ARGV[3], ARGV[5])
-local at = 6
-for key = 4, 7 do
+redis.call("SET", KEYS[4], ARGV[6])
+local at = 7
+for key = 5, 9 do
   redis.call("DEL", KEYS[key])
   local count = tonumber(ARGV[at])
   for i = 1, count do
@@ -180,19 +183,19 @@ def _sentinel_address(url: str, text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _json(value: object) -> str:
+def json_text(value: object) -> str:
     # One spelling everywhere: the scripts find items by the exact text Python wrote.
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def lookup_key(media_id: str) -> str:
     """The text that starts the element of ``media_id`` in a user's ratings array."""
-    return f"[{_json(media_id)},"
+    return f"[{json_text(media_id)},"
 
 
 def rating_element(media_id: str, rating: str, at_ms: int) -> str:
     # The time as text: Lua (and JSON) numbers would round epoch milliseconds past 2**53.
-    return _json([media_id, rating, str(at_ms)])
+    return json_text([media_id, rating, str(at_ms)])
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,8 @@ class RoomKeys:
     progress: str
     members: str
     matches: str
+    owner: str
+    removed: str
     online: str
     seq: str
     events: str
@@ -212,7 +217,7 @@ class RoomKeys:
     @classmethod
     def for_digest(cls, prefix: str, digest: str) -> RoomKeys:
         tagged = f"{prefix}:room:{{{digest}}}"
-        names = ("meta", "ratings", "progress", "members", "matches", "online", "seq", "events")
+        names = ("meta", "ratings", "progress", "members", "matches", "owner", "removed", "online", "seq", "events")
         return cls(digest, *(f"{tagged}:{name}" for name in names))
 
     @classmethod
@@ -221,11 +226,11 @@ class RoomKeys:
 
     def stored(self) -> tuple[str, ...]:
         """The keys a room's deletion removes (all but ``seq``)."""
-        return self.meta, self.ratings, self.progress, self.members, self.matches, self.online
+        return self.meta, self.ratings, self.progress, self.members, self.matches, self.owner, self.removed, self.online
 
 
 # Fields of SerializedRoom kept in keys of their own, not in ``meta``.
-SPLIT_FIELDS = frozenset({"ratings", "user_progress", "members", "matches"})
+SPLIT_FIELDS = frozenset({"ratings", "user_progress", "members", "matches", "owner", "removed"})
 
 
 def decode(
@@ -234,6 +239,8 @@ def decode(
     progress: dict[str, str],
     members: dict[str, str],
     matches: dict[str, str],
+    owner: str | None,
+    removed: dict[str, str],
 ) -> SerializedRoom | None:
     """A room from its keys' values (times and counts come as text; the model converts them)."""
     if meta is None:
@@ -250,6 +257,8 @@ def decode(
     # Rooms stored before members and matches had keys of their own carry them in meta.
     data["members"] = data.get("members", {}) | {name: json.loads(member) for name, member in members.items()}
     data["matches"] = data.get("matches", {}) | matches
+    data["owner"] = owner or ""
+    data["removed"] = removed
     return SerializedRoom.model_validate(data)
 
 
@@ -258,7 +267,7 @@ def encode_meta(room: SerializedRoom) -> str:
 
 
 def encode_member(member: Member) -> str:
-    return member.model_dump_json(by_alias=True, exclude_none=True)
+    return member.model_dump_json(by_alias=True, exclude_defaults=True)
 
 
 def _ratings_by_user(room: SerializedRoom) -> dict[str, str]:
@@ -269,10 +278,10 @@ def _ratings_by_user(room: SerializedRoom) -> dict[str, str]:
         for user_name, rating, at_ms in triples:
             elements.setdefault(user_name, {}).setdefault(media_id, [media_id, rating, str(at_ms)])
     # One dumps per user, spelled exactly as rating_element spells each element.
-    return {user: _json(list(items.values())) for user, items in elements.items()}
+    return {user: json_text(list(items.values())) for user, items in elements.items()}
 
 
-SNAPSHOT_WIDTH = 5
+SNAPSHOT_WIDTH = 7
 
 
 def queue_snapshot(pipe: redis.asyncio.client.Pipeline, keys: RoomKeys) -> None:
@@ -280,15 +289,18 @@ def queue_snapshot(pipe: redis.asyncio.client.Pipeline, keys: RoomKeys) -> None:
     pipe.get(keys.meta)
     for key in (keys.ratings, keys.progress, keys.members, keys.matches):
         pipe.hgetall(key)
+    pipe.get(keys.owner)
+    pipe.hgetall(keys.removed)
 
 
 def _hashes(keys: RoomKeys, room: SerializedRoom) -> dict[str, dict[FieldT, EncodableT]]:
-    """The room's hash keys and their fields: ratings, progress, members, matches, in that order."""
+    """The room's hash keys and their fields: ratings, progress, members, matches, removed, in that order."""
     return {
         keys.ratings: {user: array for user, array in _ratings_by_user(room).items()},
         keys.progress: {user: count for user, count in room.user_progress.items()},
         keys.members: {name: encode_member(member) for name, member in room.members.items()},
         keys.matches: {media_id: at for media_id, at in room.matches.items()},
+        keys.removed: {ban: name for ban, name in room.removed.items()},
     }
 
 
@@ -562,7 +574,7 @@ class RedisStorage(Storage):
         """Write the whole room (``replace``: over a stored one); False when one was stored and kept."""
         keys = self.room_keys(room.room_name)
         args: list[EncodableT] = ["1" if replace else "0", encode_meta(room), keys.digest, _created_ms(room)]
-        args.append(room.room_name)
+        args += [room.room_name, room.owner]
         hashes = _hashes(keys, room)
         for mapping in hashes.values():
             args.append(len(mapping))
@@ -570,7 +582,7 @@ class RedisStorage(Storage):
                 args += [name, value]
         live = self._live(operation)
         written = await self._replication.call(
-            live.client, live.write_room, [keys.meta, self._index_key, self._names_key, *hashes], args
+            live.client, live.write_room, [keys.meta, self._index_key, self._names_key, keys.owner, *hashes], args
         )
         return bool(written)
 

@@ -47,6 +47,15 @@ class Member(_Frozen):
     token_hash: str | None = None
     avatar_image: str | None = None
     plex_user_id: str | None = None
+    # Who holds the seat (``server.identity``); None: a seat held by name alone (MovieMatch v2).
+    identity: str | None = None
+    # The name's confusable skeleton (``server.names``): look-alike names are one member.
+    skeleton: str = ""
+    # When the member was last connected (epoch ms); 0: not known (``joined_at`` stands in).
+    seen_at: int = 0
+    # A seat the owner offered to a new device: the SHA-256 of its one-time code, valid until (ms).
+    offer_hash: str | None = None
+    offer_until: int = 0
 
 
 class SerializedRoom(_Model):
@@ -64,6 +73,11 @@ class SerializedRoom(_Model):
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     creator_plex_user_id: str = ""
     creator_plex_username: str = ""
+    # Who owns the room (``server.identity``, or "name:<skeleton>" for a creator without one); empty
+    # in rooms stored before owners were (``server.rooms.rules.owner_of`` derives theirs).
+    owner: str = ""
+    # Who the owner removed (their identity, or "name:<skeleton>") -> the name they had.
+    removed: dict[str, str] = Field(default_factory=dict)
     members: dict[str, Member] = Field(default_factory=dict)
     ratings: dict[str, list[Rating]] = Field(default_factory=dict)
     user_progress: dict[str, int] = Field(default_factory=dict)
@@ -144,6 +158,7 @@ class SerializedRoom(_Model):
                 "members": dict(self.members),
                 "ratings": {media_id: list(triples) for media_id, triples in self.ratings.items()},
                 "user_progress": dict(self.user_progress),
+                "removed": dict(self.removed),
                 "media_ids": None if self.media_ids is None else list(self.media_ids),
                 "matches": dict(self.matches),
             }

@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Protocol
 
 import anyio
+import anyio.abc
 import httpx
 from asgi_lifespan import LifespanManager
 from httpx_ws import aconnect_ws
@@ -24,6 +25,7 @@ RECEIVE_TIMEOUT = 60.0
 class Socket(Protocol):
     async def send_text(self, text: str) -> None: ...
     async def receive_text(self) -> str: ...
+    async def close(self) -> None: ...
 
 
 class Peer:
@@ -50,6 +52,10 @@ class Peer:
 
     async def send_raw(self, text: str) -> None:
         await self.socket.send_text(text)
+
+    async def close(self) -> None:
+        """The tab is closed (or the phone lost its connection)."""
+        await self.socket.close()
 
     async def next(self) -> dict[str, Any]:
         if self.backlog:
@@ -110,11 +116,46 @@ async def _serve_in_process(stack: AsyncExitStack, app: Starlette) -> tuple[Conn
         httpx.AsyncClient(transport=ASGIWebSocketTransport(manager.app), base_url="http://testserver")
     )
 
+    # Each connection lives in a task of its own, so one can close while the others go on.
+    tasks = await stack.enter_async_context(anyio.create_task_group())
+    stack.callback(tasks.cancel_scope.cancel)
+
     async def connect(name: str = "") -> Peer:
-        socket: Socket = await stack.enter_async_context(aconnect_ws("http://testserver/api/ws", client))
+        socket: _InProcessSocket = await tasks.start(_in_process_socket, client)
         return await Peer.greeted(socket, name)
 
     return connect, client
+
+
+class _InProcessSocket:
+    def __init__(self, session: Any) -> None:
+        self.session: Any = session
+        self.closing = anyio.Event()
+        self.closed = anyio.Event()
+
+    async def send_text(self, text: str) -> None:
+        await self.session.send_text(text)
+
+    async def receive_text(self) -> str:
+        text: str = await self.session.receive_text()
+        return text
+
+    async def close(self) -> None:
+        self.closing.set()
+        await self.closed.wait()
+
+
+async def _in_process_socket(client: httpx.AsyncClient, *, task_status: anyio.abc.TaskStatus[_InProcessSocket]) -> None:
+    socket: _InProcessSocket | None = None
+    try:
+        session: Any
+        async with aconnect_ws("http://testserver/api/ws", client) as session:
+            socket = _InProcessSocket(session)
+            task_status.started(socket)
+            await socket.closing.wait()
+    finally:
+        if socket is not None:
+            socket.closed.set()
 
 
 @asynccontextmanager
@@ -149,6 +190,9 @@ class _NetworkSocket:
         message = await self.connection.recv()
         return message if isinstance(message, str) else message.decode()
 
+    async def close(self) -> None:
+        await self.connection.close()
+
 
 @asynccontextmanager
 async def over_network(urls: str | Sequence[str], **options: Any) -> AsyncIterator[Connect]:
@@ -158,7 +202,7 @@ async def over_network(urls: str | Sequence[str], **options: Any) -> AsyncIterat
     async with AsyncExitStack() as stack:
 
         async def connect(name: str = "") -> Peer:
-            connection = await stack.enter_async_context(connect_ws(next(turns), open_timeout=5, **options))
+            connection = await stack.enter_async_context(connect_ws(next(turns), open_timeout=30, **options))
             return await Peer.greeted(_NetworkSocket(connection), name)
 
         yield connect

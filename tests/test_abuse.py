@@ -241,9 +241,10 @@ def test_hosts_allowed(host: str, allowed: bool) -> None:
 def _problem(text: str, root_path: str = "") -> str | None:
     return share_link_problem(
         text,
-        hosts=["192.168.1.10:8000"],
+        hosts=["localhost:8000", "192.168.1.10:8000"],  # the page's host, and a LAN address of the server
         allowed_origins=["https://movies.example.com"],
         root_path=root_path,
+        public_url="https://public.example.org/moviematch/",
         max_name_length=100,
     )
 
@@ -251,8 +252,10 @@ def _problem(text: str, root_path: str = "") -> str | None:
 @pytest.mark.parametrize(
     "text",
     [
+        "http://localhost:8000/?roomName=Movie+Night",
         "http://192.168.1.10:8000/?roomName=Movie+Night",
         "https://movies.example.com/?roomName=%F0%9F%8E%AC" + "%F0%9F%8E%AC" * 99,
+        "https://public.example.org/moviematch/?roomName=Night",  # PUBLIC_URL, whatever the root path
     ],
 )
 def test_share_links_of_this_server_get_a_qr_code(text: str) -> None:
@@ -276,6 +279,8 @@ def test_share_links_of_this_server_get_a_qr_code(text: str) -> None:
         ("http://192.168.1.10:8000/?roomName=Night#frag", ""),
         ("http://192.168.1.10:8000/?roomName=%00", ""),
         ("http://192.168.1.10:8000/?other=Night", ""),
+        ("https://public.example.org/elsewhere/?roomName=Night", ""),
+        ("https://public.example.org/moviematch/?roomName=Night#x", ""),
     ],
 )
 def test_other_texts_get_no_qr_code(text: str, root_path: str) -> None:
@@ -307,6 +312,14 @@ async def test_the_qr_route_draws_share_links_once_and_refuses_other_text() -> N
             refused = await client.get("/api/qr", params={"text": text})
             assert refused.status_code == 400
         assert list(context.qr_codes._kept) == [link]
+
+
+async def test_the_qr_route_draws_links_of_the_public_url() -> None:
+    async with app_client(public_url="https://movies.example.org/mm/") as (client, _):
+        public = await client.get("/api/qr", params={"text": "https://movies.example.org/mm/?roomName=Night"})
+        assert public.status_code == 200, public.text
+        elsewhere = await client.get("/api/qr", params={"text": "https://movies.example.org/other/?roomName=Night"})
+        assert elsewhere.status_code == 400
 
 
 async def test_a_busy_pool_answers_503_at_once() -> None:

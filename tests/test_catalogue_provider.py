@@ -108,7 +108,7 @@ async def test_a_yaml_list_loads(tmp_path: Path, opened: OpenProvider) -> None:
         "description": "In space no one can hear you scream.",
         "tagline": "The eighth passenger.",
         "year": 1979,
-        "posterUrl": "api/poster/catalogue/alien-1979",
+        "posterUrl": "/api/poster/catalogue/alien-1979",
         "linkUrl": "api/link/catalogue/alien-1979",
         "genres": ["Horror", "Science Fiction"],
         "duration": 117 * 60_000,
@@ -238,7 +238,7 @@ async def test_the_provider_id_qualifies_ids_and_urls(tmp_path: Path, opened: Op
     film = (await everything(provider))[0]
     assert (film.id, film.posterUrl, film.linkUrl) == (
         "club:alien-1979",
-        "api/poster/club/alien-1979",
+        "/api/poster/club/alien-1979",
         "api/link/club/alien-1979",
     )
 
@@ -593,7 +593,7 @@ async def test_a_remote_poster_is_fetched_by_the_server(
     transport = remote.transport({url: httpx.Response(200, headers={"Content-Type": "image/webp"}, content=PNG)})
     provider = await opened(catalogue_with_poster(tmp_path, url), transport=transport)
     [film] = await everything(provider)
-    assert film.posterUrl == "api/poster/catalogue/alien-1979"  # the browser stays on this server
+    assert film.posterUrl == "/api/poster/catalogue/alien-1979"  # the browser stays on this server
     poster = await provider.poster("alien-1979", None)
     assert poster.content_type == "image/webp"
     assert await poster_bytes(poster) == PNG

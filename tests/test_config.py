@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -394,24 +392,6 @@ def test_python_m_server_with_a_bad_config_exits_2(tmp_path: Path) -> None:
     ]
     assert TOKEN not in done.stderr
     assert done.stdout == ""
-
-
-def test_urls_for_all_interfaces_list_localhost_then_lan(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cli, "lan_addresses", lambda family: ["192.168.1.20"])
-    assert cli.urls(settings_with(ROOT_PATH="/mm"), 8000) == [
-        "http://localhost:8000/mm/",
-        "http://192.168.1.20:8000/mm/",
-    ]
-
-
-def test_urls_for_one_address(tmp_path: Path) -> None:
-    cert, key = write(tmp_path / "c.pem", "c"), write(tmp_path / "k.pem", "k")
-    assert cli.urls(settings_with(HOST="::1", TLS_CERT=cert, TLS_KEY=key), 8443) == ["https://[::1]:8443/"]
-
-
-def test_lan_addresses_skip_loopback() -> None:
-    addresses = cli.lan_addresses(socket.AF_UNSPEC)
-    assert not any(ipaddress.ip_address(address).is_loopback for address in addresses)
 
 
 def test_json_log_lines_carry_extra_fields() -> None:

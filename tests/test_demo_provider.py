@@ -92,7 +92,7 @@ async def test_media_has_the_protocol_shape(provider: DemoProvider) -> None:
     assert nosferatu.duration == 94 * 60_000
     assert nosferatu.directors == ["F. W. Murnau"]
     # Relative to the app root, so that the app works under any root path.
-    assert nosferatu.posterUrl == "api/poster/demo/nosferatu-1922"
+    assert nosferatu.posterUrl == "/api/poster/demo/nosferatu-1922"
     assert nosferatu.linkUrl == "api/link/demo/nosferatu-1922"
 
 
@@ -382,3 +382,13 @@ def test_short_titles_do_not_split_words() -> None:
 
 def test_an_empty_title_still_renders() -> None:
     assert "Untitled" in "".join(parse(render_poster("empty", "  ")).itertext())
+
+
+def test_the_title_and_year_stand_in_the_posters_upper_part() -> None:
+    """Clients lay the facts over a poster's lower part (the web client's card covers about its
+    lowest quarter): the poster's own title stays clear of it, however many lines it takes."""
+    for title in ("Our Hospitality", "The Extraordinary and Thoroughly Unlikely Adventures of a Very Long Title"):
+        svg = parse(render_poster(title, title, year=1923, genres=["Comedy"]))
+        baselines = [float(span.get("y", "0")) for span in svg.iter(f"{SVG}tspan")]
+        year = next(text for text in svg.iter(f"{SVG}text") if text.text == "1923")
+        assert max([*baselines, float(year.get("y", "0"))]) < 600 / 2

@@ -514,6 +514,9 @@ class _Recording:
         self.seen.append(text)
         return text
 
+    async def close(self) -> None:
+        await self.ws.close()
+
 
 async def _rated_room(connect: Connect, names: list[str], room: str) -> tuple[list[Peer], list[str]]:
     peers = [await connect(name) for name in names]

@@ -381,7 +381,7 @@ async def test_items_become_cards(url: str, opened: OpenProvider) -> None:
         "description": "Overview of Movies 1.",
         "tagline": "Tagline 1.",
         "year": 1951,
-        "posterUrl": f"api/poster/jellyfin-1/{MOVIES.item_id(1)}",
+        "posterUrl": f"/api/poster/jellyfin-1/{MOVIES.item_id(1)}",
         "linkUrl": f"api/link/jellyfin-1/{MOVIES.item_id(1)}",
         "genres": ["Comedy", "Action"],
         "duration": 81 * 60_000,

@@ -290,7 +290,7 @@ async def test_items_map_to_cards(fake: FakePlex, provider: PlexProvider) -> Non
     assert full.description == raw["summary"]
     assert full.tagline == raw["tagline"]
     assert full.year == raw["year"]
-    assert full.posterUrl == f"api/poster/plex-test/{raw['ratingKey']}"
+    assert full.posterUrl == f"/api/poster/plex-test/{raw['ratingKey']}"
     assert full.linkUrl == f"api/link/plex-test/{raw['ratingKey']}"
     assert full.genres == [tag["tag"] for tag in raw["Genre"]]
     assert full.duration == raw["duration"]

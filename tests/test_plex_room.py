@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from server.addresses import reachable_hosts
 from server.app import create_app
 from server.config import Settings
 from storage import MemoryStorage
@@ -64,7 +65,7 @@ async def test_plex_users_sign_in_and_rooms_draw_from_plex(plex_urls: tuple[str,
         media = created["media"]
         assert media
         first = next(item for item in media if "posterUrl" in item)
-        poster = await client.get("/" + first["posterUrl"], params={"width": 300})
+        poster = await client.get(first["posterUrl"], params={"width": 300})  # a path from the app root
         assert poster.status_code == 200
         assert poster.headers["content-type"].startswith("image/")
         link = await client.get("/" + first["linkUrl"], headers={"user-agent": "Mozilla/5.0 (X11; Linux)"})
@@ -108,10 +109,12 @@ async def test_plex_sign_in_is_announced_to_browsers(plex_urls: tuple[str, str])
             "plexSignIn": True,
             "plexTvUrl": plex_urls[1],
             "plexAppUrl": "https://app.plex.tv",
+            "lanAddresses": reachable_hosts(Settings().host),
         }
 
 
 async def test_no_plex_sign_in_without_a_plex_server() -> None:
     async for connect, _ in running(Settings()):
         peer = await connect()
-        assert peer.config == {"requiresConfiguration": False, "requirePlexLogin": False}
+        lan = reachable_hosts(Settings().host)
+        assert peer.config == {"requiresConfiguration": False, "requirePlexLogin": False, "lanAddresses": lan}

@@ -1,169 +1,19 @@
-"""docs/protocol.md, message by message, against three kinds of server: the app in this event loop
-(memory storage); two apps in this event loop sharing rooms through the in-memory stand-in for Redis;
-and three real server processes sharing rooms through a real redis-server. Where several serve, the
-scenario's connections are spread over them in turn.
-
-Every test of the three-process variant gets three fresh processes and a fresh Redis key prefix:
-the same isolation as a fresh in-process app (room names, per-address limits and rooms kept in a
-process's memory never leak from one test into the next). The next test's processes are started
-while a test runs.
-"""
+"""docs/protocol.md, message by message, against every kind of server (``tests/worlds.py``): in
+this event loop, shared through the in-memory stand-in for Redis, a real process on files, and
+three real processes sharing rooms through a real redis-server."""
 
 from __future__ import annotations
 
-import itertools
-import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
 import pytest
 
-from server.app import create_app
-from server.config import Settings
-from server.rooms.local import LocalChanges
-from server.rooms.shared import MemoryHub, MemoryLive
-from storage import MemoryStorage, SerializedRoom, Storage
-from tests.cluster import ClusterPool, cluster_pool
-from tests.library import ListProvider
-from tests.peers import Connect, Peer, in_process, in_processes, over_network
+from tests.peers import Peer
+from tests.worlds import World
 
 pytestmark = pytest.mark.anyio
-
-
-class World:
-    def __init__(
-        self,
-        connect: Connect,
-        storage: Storage,
-        provider: ListProvider,
-        flush: Callable[[], Awaitable[object]] | None = None,
-    ) -> None:
-        self.connect = connect
-        self.storage = storage
-        self.provider = provider  # `provider.fail = True` takes the library down (in every process)
-        self._flush = flush
-
-    async def user(self, name: str) -> Peer:
-        peer = await self.connect(name)
-        await peer.login(name)
-        return peer
-
-    async def room_of(self, room_type: str = "standard", members: int = 2, **request: Any) -> list[Peer]:
-        """The first peer created the room 'Movie Night'; the others joined in order."""
-        peers = [await self.user(f"user{i}") for i in range(members)]
-        await peers[0].create("Movie Night", roomType=room_type, **request)
-        for index, peer in enumerate(peers[1:], start=1):
-            await peer.join("Movie Night")
-            for earlier in peers[:index]:
-                await earlier.expect("userJoinedRoom")
-        return peers
-
-    async def stored(self, room_name: str) -> SerializedRoom:
-        """The room as stored once the server has written everything it acknowledged. The in-process
-        server writes a changed room after ``save_delay``: it is flushed first. The processes of a
-        cluster decide every change in Redis before announcing it."""
-        if self._flush is not None:
-            await self._flush()
-        room = await self.storage.get_room(room_name)
-        assert room is not None, f"{room_name} is not stored"
-        return room
-
-
-def settings(**overrides: Any) -> Settings:
-    return Settings.model_validate(overrides)
-
-
-def environment(overrides: dict[str, Any]) -> dict[str, str]:
-    """Settings overrides as the environment variables of a server process."""
-    return {
-        name.upper(): str(value).lower() if isinstance(value, bool) else str(value) for name, value in overrides.items()
-    }
-
-
-@pytest.fixture(scope="module")
-def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterPool]:
-    with cluster_pool(Path(tmp_path_factory.mktemp("clusters")), prefetch=True) as pool:
-        yield pool
-
-
-def in_process_world(**overrides: Any) -> AsyncIterator[World]:
-    storage = MemoryStorage()
-    provider = ListProvider()
-    clock = itertools.count(1_000_000)
-    app = create_app(
-        settings(**overrides), storage=storage, provider=provider, now_ms=lambda: next(clock), rng=random.Random(7)
-    )
-    changes = app.state.context.registry.changes
-    assert isinstance(changes, LocalChanges)
-
-    async def open_world() -> AsyncIterator[World]:
-        async with in_process(app) as connect:
-            yield World(connect, storage, provider, flush=changes.saver.flush)
-
-    return open_world()
-
-
-def shared_in_memory_world(**overrides: Any) -> AsyncIterator[World]:
-    """Two apps ("processes") sharing their rooms through one ``MemoryHub``."""
-    storage = MemoryStorage()
-    provider = ListProvider()
-    clock = itertools.count(1_000_000)
-    hub = MemoryHub(storage)
-    apps = [
-        create_app(
-            settings(**overrides),
-            storage=storage,
-            provider=provider,
-            now_ms=lambda: next(clock),
-            rng=random.Random(7),
-            live=MemoryLive(hub, f"process-{number}"),
-        )
-        for number in range(2)
-    ]
-
-    async def open_world() -> AsyncIterator[World]:
-        async with in_processes(*apps) as connects:
-            turns = itertools.cycle(connects)
-
-            async def connect(name: str = "") -> Peer:
-                return await next(turns)(name)
-
-            yield World(connect, storage, provider)
-
-    return open_world()
-
-
-def three_process_world(pool: ClusterPool, **overrides: Any) -> AsyncIterator[World]:
-    async def open_world() -> AsyncIterator[World]:
-        with pool.cluster(environment(overrides)) as cluster:
-            async with cluster.storage() as storage, over_network(cluster.ws_urls) as connect:
-                yield World(connect, storage, cluster.provider())
-
-    return open_world()
-
-
-@pytest.fixture(
-    params=[
-        "in_process",
-        "shared_in_memory",
-        pytest.param("three_processes", marks=[pytest.mark.redis, pytest.mark.slow]),
-    ]
-)
-def make_world(request: pytest.FixtureRequest) -> Callable[..., AsyncIterator[World]]:
-    if request.param == "in_process":
-        return in_process_world
-    if request.param == "shared_in_memory":
-        return shared_in_memory_world
-    pool: ClusterPool = request.getfixturevalue("clusters")  # skips without redis-server (fails under CI=true)
-    return lambda **overrides: three_process_world(pool, **overrides)
-
-
-@pytest.fixture
-async def world(make_world: Callable[..., AsyncIterator[World]]) -> AsyncIterator[World]:
-    async for opened in make_world():
-        yield opened
 
 
 # RACING: two members' likes sent one after the other, without waiting for the first to be
@@ -187,7 +37,10 @@ async def created_deck(world: World) -> list[str]:
 
 async def test_config_is_sent_first_and_holds_no_secret(world: World) -> None:
     peer = await world.connect("a")
-    assert peer.config == {"requiresConfiguration": False, "requirePlexLogin": False}
+    # lanAddresses (ext): this machine's addresses, for share links (tests/test_addresses.py).
+    config = dict(peer.config)
+    assert isinstance(config.pop("lanAddresses"), list)
+    assert config == {"requiresConfiguration": False, "requirePlexLogin": False}
     await peer.send("setLocale", {"language": "en"})
     assert (await peer.expect("translations"))["LANG"] == "en"
 
@@ -538,9 +391,11 @@ async def test_simultaneous_ratings_never_corrupt_a_room(world: World) -> None:
 async def test_owner_deletes_the_room(world: World) -> None:
     a, b = await world.room_of()
     await b.send("deleteRoom", {"roomName": "Movie Night"})
-    assert (await b.expect("deleteRoomError"))["name"] == "NotRoomOwner"
-    await a.send("deleteRoom", {"roomName": "nope"})
-    assert (await a.expect("deleteRoomError"))["name"] == "RoomNotFoundError"
+    refused = await b.expect("deleteRoomError")
+    # A room that does not exist gets the same answer: nobody learns which rooms exist.
+    await b.send("deleteRoom", {"roomName": "nope"})
+    assert await b.expect("deleteRoomError") == refused
+    assert refused["name"] == "NotRoomOwner"
     await a.send("deleteRoom", {"roomName": "movie night"})
     assert await b.expect("roomDeleted") == {"roomName": "Movie Night"}
     assert await a.expect("roomDeleted") == {"roomName": "Movie Night"}

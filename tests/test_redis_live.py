@@ -23,7 +23,7 @@ from server.config import Settings
 from server.rooms.rules import Refusal
 from server.rooms.shared.redis import RedisLive
 from server.rooms.shared.subscriber import Subscriber
-from storage import SerializedRoom
+from storage import Member, SerializedRoom
 from storage.redis import RedisStorage
 from tests.library import ListProvider
 from tests.peers import Peer, in_process, in_processes
@@ -97,7 +97,8 @@ async def test_batched_script_calls_survive_a_flushed_script_cache(redis_url: st
     async with RedisStorage.from_url(redis_url + "?prefix=batches") as storage:
         live = RedisLive(storage, "batching")
         await storage.delete_room(ROOM)
-        assert await storage.create_room(SerializedRoom(room_name=ROOM, media_ids=ITEMS))
+        members = {f"user{number}": Member(joined_at=1) for number in range(60)}
+        assert await storage.create_room(SerializedRoom(room_name=ROOM, media_ids=ITEMS, members=members))
         outcomes: list[Any] = []
 
         async def rate(name: str, item: str) -> None:

@@ -60,7 +60,8 @@ async def test_key_layout(storage: RedisStorage, raw: redis.asyncio.Redis) -> No
     keys = storage.room_keys("movie night")
     digest = key_digest(room_key(ROOM))
     assert keys.meta == f"mm:room:{{{digest}}}:meta"
-    assert [await raw.type(key) for key in keys.stored()] == ["string", "hash", "hash", "hash", "hash", "none"]
+    types = ["string", "hash", "hash", "hash", "hash", "string", "none", "none"]  # nobody removed, online
+    assert [await raw.type(key) for key in keys.stored()] == types
     assert await raw.hgetall(keys.ratings) == {"ann": '[["m1","like","7"]]'}
     assert await raw.hgetall(keys.progress) == {"ann": "1"}
     assert await raw.hgetall(keys.members) == {"ann": '{"joinedAt":5}'}

@@ -60,6 +60,7 @@ class Clock:
 
 
 MODES = ["local", "shared"]
+DAY = 24 * 3600 * 1000
 
 
 def registry(storage: MemoryStorage, clock: Clock, idle_timeout: float = 60, mode: str = "local") -> RoomRegistry:
@@ -68,12 +69,14 @@ def registry(storage: MemoryStorage, clock: Clock, idle_timeout: float = 60, mod
     counter = itertools.count(1)
     changes: RoomChanges
     if mode == "local":
-        changes = LocalChanges(storage, max_members=50, now_ms=lambda: next(counter), save_delay=1, save_max_wait=5)
+        changes = LocalChanges(
+            storage, max_members=50, absence_ms=DAY, now_ms=lambda: next(counter), save_delay=1, save_max_wait=5
+        )
     else:
         hub = HUBS.setdefault(id(storage), MemoryHub(storage))
         live = MemoryLive(hub, f"process-{next(PROCESSES)}")
         changes = SharedChanges(
-            live, presence_timeout=15, max_members=50, now_ms=lambda: next(counter), metrics=Metrics()
+            live, presence_timeout=15, max_members=50, absence_ms=DAY, now_ms=lambda: next(counter), metrics=Metrics()
         )
     return RoomRegistry(storage, ListProvider(), changes, idle_timeout=idle_timeout, rng=random.Random(3), clock=clock)
 
@@ -101,7 +104,7 @@ async def test_idle_rooms_leave_memory_but_not_storage(mode: str) -> None:
     async with running(rooms):
         room = await rooms.create("Movie Night", CreateRoomRequest(roomName="Movie Night"), User(userName="ann"))
         seat = FakeSeat("ann")
-        await rooms.seat(room, seat, seat.user, None, Reply.CREATE_ROOM_SUCCESS)
+        await rooms.seat(room, seat, seat.user, Reply.CREATE_ROOM_SUCCESS)
         await rooms.rate(room, "ann", room.media[0].id, "like")
         await delivered()
         await idle_then_evicted(rooms, room, seat, clock)
@@ -141,7 +144,7 @@ async def test_concurrent_joins_restore_a_room_once(mode: str) -> None:
     joined: list[Room] = []
 
     async def join(seat: FakeSeat) -> None:
-        room = await second.join("movie night", seat, seat.user, None, None)
+        room = await second.join("movie night", seat, seat.user, password=None, member_token=None)
         joined.append(room)
 
     async with running(first, second):
@@ -193,8 +196,8 @@ async def test_room_broadcasts_reach_every_seat_in_order(mode: str) -> None:
     a, b = FakeSeat("a"), FakeSeat("b")
     async with running(rooms):
         room = await rooms.create("r", CreateRoomRequest(roomName="r"), User(userName="a"))
-        await rooms.seat(room, a, a.user, None, Reply.CREATE_ROOM_SUCCESS)
-        await rooms.seat(room, b, b.user, None, Reply.JOIN_ROOM_SUCCESS)
+        await rooms.seat(room, a, a.user, Reply.CREATE_ROOM_SUCCESS)
+        await rooms.seat(room, b, b.user, Reply.JOIN_ROOM_SUCCESS)
         await rooms.rate(room, "a", "test:1", "like")
         await rooms.rate(room, "b", "test:1", "like")
         await delivered()

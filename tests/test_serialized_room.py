@@ -118,7 +118,8 @@ def test_the_json_form_uses_camel_case_keys() -> None:
     design_keys |= {"filters", "options", "ratings", "userProgress"}
     assert design_keys <= data.keys()
     assert {"roomKey", "roomType", "matchThreshold", "mediaIds", "mediaSeed", "members"} <= data.keys()
-    assert data["members"]["ann_b"] == {"joinedAt": 1, "tokenHash": "t", "avatarImage": "a", "plexUserId": "p"}
+    member = {"joinedAt": 1, "tokenHash": "t", "avatarImage": "a", "plexUserId": "p", "identity": None}
+    assert data["members"]["ann_b"] == member | {"skeleton": "", "seenAt": 0, "offerHash": None, "offerUntil": 0}
     # Ratings are the original triples, in time order; user and media ids are kept as given.
     assert data["ratings"] == {"media_1": [["bob", "dislike", 999], ["ann_b", "like", 1000]]}
     assert data["userProgress"] == {"ann_b": 1, "bob": 1}

@@ -12,10 +12,12 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from server.__main__ import build_server
-from server.config import Settings
+from server.addresses import lan_addresses
+from server.config import Settings, load_settings
+from server.startup import banner, qr_code
 from tests.fakes import eventually
 from tests.peers import Peer, over_network
-from tests.services import running_server
+from tests.services import ServerProcess, running_server
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -131,3 +133,59 @@ async def test_connections_send_small_frames_at_once(tmp_path: Path) -> None:
             accepted = connection.transport.get_extra_info("socket")
             assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         server.should_exit = True
+
+
+# -- what the terminal says at startup -------------------------------------------------------------
+
+
+def failed_start(server: ServerProcess) -> tuple[int, list[str]]:
+    """Start a server that must not start: its exit status, and the lines saying why."""
+    server.launch()
+    code = server.wait(timeout=30)
+    output = server.output()
+    assert "Traceback" not in output
+    assert [line for line in output.splitlines() if " ERROR " in line] == [], "no other complaint than the line"
+    return code, [line for line in output.splitlines() if line.startswith("moviematch:")]
+
+
+def test_a_second_server_on_the_same_rooms_says_so_in_one_line(tmp_path: Path) -> None:
+    rooms = tmp_path / "rooms"
+    with running_server(rooms):
+        holder = (rooms / ".lock").read_text().strip()  # the first server's pid
+        code, lines = failed_start(ServerProcess(rooms))
+    assert code != 0
+    assert lines == [
+        f"moviematch: cannot start: {rooms} is in use by another MovieMatch process (pid {holder}). "
+        "Stop that process, or give this one another directory with STORAGE_URL (storage: url: in config.yaml)."
+    ]
+
+
+def test_a_taken_port_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = ServerProcess(tmp_path / "rooms", PORT=str(port))
+        code, lines = failed_start(server)
+    assert code != 0
+    assert lines == [
+        f"moviematch: cannot start: port {port} is already in use on 127.0.0.1 (is MovieMatch running already?). "
+        "Stop that program, or choose another port with PORT (port: in config.yaml, or --port)."
+    ]
+    assert not (tmp_path / "rooms" / ".lock").exists(), "the storage was not even opened"
+
+
+def test_startup_prints_the_lan_address_and_its_qr_code(tmp_path: Path) -> None:
+    env = {"HOST": "0.0.0.0"}  # noqa: S104 (what `make run` listens on)
+    with running_server(tmp_path / "rooms", **env) as server:
+        settings = load_settings(None, {**env, "PORT": str(server.port)})
+        expected = banner(settings, server.port)  # read from this machine's interfaces, as the server did
+        for _ in range(100):
+            if expected in server.output():
+                break
+            time.sleep(0.05)
+        assert expected in server.output()
+    lan = lan_addresses(ipv6=False)
+    if lan:
+        assert f"  On your network:    http://{lan[0]}:{server.port}/" in expected
+        assert expected.endswith(qr_code(f"http://{lan[0]}:{server.port}/"))

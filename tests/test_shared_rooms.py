@@ -18,6 +18,8 @@ from starlette.applications import Starlette
 
 from server.app import create_app
 from server.config import Settings
+from server.names import skeleton
+from server.rooms.decisions import JoinRequest
 from server.rooms.shared import Live, MemoryHub, MemoryLive, RedisLive
 from server.user import User
 from storage import MemoryStorage, SerializedRoom, Storage
@@ -99,6 +101,27 @@ def shared(request: pytest.FixtureRequest) -> Shared:
     return OnRedis(url, f"t-{abs(hash(request.node.nodeid))}")
 
 
+def ghost_joins(process: str) -> JoinRequest:
+    """A member named ghost, seated by ``process``."""
+    ghost = User(userName="ghost")
+    return JoinRequest(
+        user=ghost,
+        name="ghost",
+        identity=None,
+        skeleton=skeleton("ghost"),
+        seat="ghost-seat",
+        process=process,
+        presented_token_hash="",
+        seat_code_hash="",
+        new_token_hash="",
+        avatar=None,
+        plex_user_id=None,
+        now=1,
+        max_members=50,
+        absence_ms=1000,
+    )
+
+
 async def user(connect: Any, name: str) -> Peer:
     peer: Peer = await connect(name)
     await peer.login(name)
@@ -170,15 +193,7 @@ async def test_the_members_of_a_process_that_stopped_heartbeating_leave(shared: 
         await ann.create(ROOM)
         dead = shared.live(app, "dead")
         await dead.heartbeat(0.3)
-        seq = await dead.join(
-            ROOM,
-            user=User(userName="ghost"),
-            seat="ghost-seat",
-            presented_token_hash="",
-            new_token_hash="",
-            joined_at=1,
-            max_members=50,
-        )
+        seq = await dead.join(ROOM, ghost_joins(dead.process_id))
         assert isinstance(seq, int)
         assert (await ann.expect("userJoinedRoom"))["user"]["userName"] == "ghost"
         with anyio.fail_after(30):

@@ -2,22 +2,29 @@
 
 Two people in two browser contexts create, share, join, rate (drag, touch, buttons, keys), match and
 undo; a reload and a server restart resume the room; the same flow works through nginx on a
-sub-path, with and without the proxy stripping it; with two processes sharing Redis behind nginx,
-a page whose process is killed resumes on the other. Any JavaScript error, console error, failed
-request or HTTP error in a page fails the test. Screenshots of every screen at a phone and a
-desktop size go to test-artifacts/screenshots/ for a person to look at.
+sub-path, with and without the proxy stripping it (the MovieMatch v2 client's posters and links
+too); with two processes sharing Redis behind nginx, a page whose process is killed resumes on the
+other. The connection's state is put in words (a proxy refusing WebSockets named as such); share
+links point where others can open them; the installed app opens offline and never loads an old
+client; no screen is wider than a phone, upright or sideways, in any of the six languages; forms
+open afresh, the keyboard reaches the card first, a match vibrates. Any JavaScript error, console
+error, failed request or HTTP error in a page fails the test. Screenshots of every screen at a phone
+and a desktop size go to test-artifacts/screenshots/ for a person to look at; `make screenshots`
+renews the kept ones of docs/screenshots/.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -25,6 +32,7 @@ from playwright.sync_api import (
     Browser,
     BrowserContext,
     ConsoleMessage,
+    FloatRect,
     Page,
     Playwright,
     Request,
@@ -34,14 +42,18 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
+from server.addresses import lan_addresses
 from tests.fake_plex import PLEX_TOKEN, FakePlex, serving
 from tests.fake_plex_tv import FakePlexTv, serving_plex_tv
 from tests.services import ServerProcess, free_port, require_tool, running_nginx, running_server
+from tests.test_client_files import built_in
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+# `make screenshots` (KEEP_SCREENSHOTS=1) renews the repository's pictures of the new screens.
+KEPT_SCREENSHOTS = REPO / "docs" / "screenshots" if os.environ.get("KEEP_SCREENSHOTS") == "1" else None
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -134,19 +146,27 @@ class Pages:
         self.problems = PageProblems()
         self.contexts: list[BrowserContext] = []
 
-    def new(self, who: str, *, phone: bool, reduced_motion: bool = False) -> Page:
+    def new(
+        self,
+        who: str,
+        *,
+        phone: bool,
+        reduced_motion: bool = False,
+        locale: str = "en-US",
+        viewport: ViewportSize | None = None,
+    ) -> Page:
         motion: Literal["reduce", "no-preference"] = "reduce" if reduced_motion else "no-preference"
         if phone:
             context = self.browser.new_context(
-                viewport=PHONE,
+                viewport=viewport or PHONE,
                 device_scale_factor=2,
                 is_mobile=True,
                 has_touch=True,
-                locale="en-US",
+                locale=locale,
                 reduced_motion=motion,
             )
         else:
-            context = self.browser.new_context(viewport=DESKTOP, locale="en-US", reduced_motion=motion)
+            context = self.browser.new_context(viewport=viewport or DESKTOP, locale=locale, reduced_motion=motion)
         context.set_default_timeout(TIMEOUT_MS)
         self.contexts.append(context)
         return self.problems.watch(context.new_page(), who)
@@ -176,14 +196,21 @@ def pages(browser: Browser) -> Iterator[Pages]:
 # -- what a person does ----------------------------------------------------------------------------
 
 
-def shoot(page: Page, name: str) -> None:
-    """Screenshots of the current screen at the phone and the desktop size."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def shoot(page: Page, name: str, sizes: tuple[ViewportSize, ...] = (PHONE, DESKTOP), *, keep: bool = False) -> None:
+    """Screenshots of the current screen at the phone and the desktop size; ``keep``: also in
+    docs/screenshots/ with `make screenshots` (the repository's pictures, at CSS pixel size)."""
+    kept = KEPT_SCREENSHOTS if keep else None
+    for folder in (SCREENSHOTS, kept):
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
     original = page.viewport_size
-    for size in (PHONE, DESKTOP):
+    for size in sizes:
         page.set_viewport_size(size)
         page.wait_for_timeout(120)  # layout and transitions settle
-        page.screenshot(path=SCREENSHOTS / f"{name}-{size['width']}x{size['height']}.png", animations="disabled")
+        file = f"{name}-{size['width']}x{size['height']}.png"
+        page.screenshot(path=SCREENSHOTS / file, animations="disabled")
+        if kept is not None:
+            page.screenshot(path=kept / file, animations="disabled", scale="css")
     if original is not None:
         page.set_viewport_size(original)
 
@@ -295,7 +322,7 @@ def test_two_people_create_share_join_rate_match_and_undo(server: ServerProcess,
     shoot(ann, "4-room")
 
     # Share: a link with the room name, and a QR code the server draws.
-    ann.locator("[data-action=share]").first.click()
+    ann.locator("[data-action=share]:visible").first.click()
     expect(ann.locator("#share-dialog")).to_be_visible()
     link = ann.locator("#share-url").input_value()
     assert link == f"{server.http_url}/?roomName=Friday+Films"
@@ -356,6 +383,7 @@ def test_two_people_create_share_join_rate_match_and_undo(server: ServerProcess,
     ann.select_option("#matches-sort", "likes")
     bob.click(".tab[data-tab=matches]")
     expect(bob.locator("#matches-list .match-item")).to_have_count(2)
+    expect(bob.locator("#tab-matches-badge")).to_be_hidden()  # seen now
     shoot(bob, "7-matches")
 
     # Members with their progress.
@@ -417,6 +445,8 @@ def test_reload_and_server_restart_resume_the_room(server: ServerProcess, pages:
         assert server.wait(timeout=15) in (0, -signal.SIGTERM)
         expect(page.locator("body")).to_have_class(re.compile(r"\boffline\b"))
         expect(page.locator("#action-like")).to_be_disabled()
+        # A few attempts later, the banner says that the server itself does not answer.
+        expect(page.locator("#connection")).to_have_text(built_in()["en"]["SERVER_UNREACHABLE"])
         server.start()
         expect(page.locator("body")).not_to_have_class(re.compile(r"\boffline\b"), timeout=20_000)
         expect(page.locator("#action-like")).to_be_enabled()
@@ -515,6 +545,304 @@ def test_password_room_and_errors(server: ServerProcess, pages: Pages) -> None:
     expect(guest.locator("#signin-name")).to_be_visible()
 
 
+def test_the_banner_counts_from_the_drop_not_from_each_retry(server: ServerProcess, pages: Pages) -> None:
+    """The banner shows 1.2 s after the connection dropped, however many retries fail meanwhile
+    (its timer used to start again with each one: 4.5 s). Time is the page's fake clock."""
+    page = pages.new("gil", phone=True)
+    page.clock.install()
+    page.goto(server.http_url + "/")
+    sign_in(page, "Gil")
+    expect(page.locator("#join-room")).to_be_visible()
+    page.clock.pause_at(page.evaluate("Date.now()") + 1000)
+    sockets: list[object] = []
+    page.on("websocket", lambda socket: sockets.append(socket))
+    with pages.problems.tolerate(r"WebSocket connection to .* failed|ERR_CONNECTION_REFUSED"):
+        server.signal(signal.SIGTERM)
+        server.wait(timeout=15)
+        expect(page.locator("body")).to_have_class(re.compile(r"\boffline\b"))
+        for _ in range(11):  # 1.1 s of the page's time, the failed attempts' events in between
+            page.clock.run_for(100)
+            page.wait_for_timeout(40)
+        assert page.locator("#connection").is_hidden()
+        assert len(sockets) >= 2, "retries failed meanwhile"
+        page.clock.run_for(150)
+        expect(page.locator("#connection")).to_be_visible()
+        expect(page.locator("#connection")).to_have_text(re.compile("Connection lost|does not answer"))
+        box = page.locator("#connection").bounding_box()
+        bar = page.locator("#screen-lobby .topbar").bounding_box()
+        assert box is not None
+        assert bar is not None
+        assert box["y"] >= bar["y"] + bar["height"], "the banner leaves the top bar readable"
+        assert box["height"] < 48, "one line"
+
+
+def test_forms_open_afresh_and_the_keyboard_reaches_the_card_first(server: ServerProcess, pages: Pages) -> None:
+    page = pages.new("hal", phone=False)
+    page.goto(server.http_url + "/")
+    sign_in(page, "Hal")
+    page.fill("#join-room", "Nowhere")
+    page.click("#join-submit")
+    expect(page.locator("#join-error")).to_contain_text("There is no room")
+
+    # An attempt abandoned: another room type, end on the first match, a filter.
+    page.click("#lobby-create")
+    expect(page.locator("#create-name")).to_have_value("Nowhere")  # what was typed in the lobby
+    page.check("#type-unanimous")
+    page.check("#create-end-first")
+    page.click("#add-filter")
+    page.select_option(".filter select >> nth=0", "genre")
+    page.fill(".filter input", "Horror")
+    page.keyboard.press("Enter")
+    page.click("#create-back")
+    expect(page.locator("#join-error")).to_be_empty()
+    expect(page.locator("#join-room")).to_have_value("Nowhere")
+
+    # Opened again, the form is fresh.
+    page.click("#lobby-create")
+    expect(page.locator("#type-standard")).to_be_checked()
+    expect(page.locator("#create-end-first")).not_to_be_checked()
+    expect(page.locator("#create-filters .filter")).to_have_count(0)
+    page.fill("#create-name", "Fresh Start")
+    page.click("#create-submit")
+    expect(page.locator("#room-name")).to_have_text("Fresh Start")
+    expect(page.locator("#room-type")).to_have_text("Group")
+
+    # From the room's name, Tab reaches the card and its buttons before the room's menu.
+    expect(page.locator("#room-name")).to_be_focused()
+    stops = []
+    for _ in range(4):
+        page.keyboard.press("Tab")
+        stops.append(page.evaluate("document.activeElement.id || document.activeElement.className"))
+    assert stops == ["card", "action-dislike", "action-info", "action-like"]  # undo is disabled yet
+
+    # Back in the lobby from a room: nothing of before is left in the join form.
+    page.click("#room-leave")
+    page.click("#confirm-yes")
+    expect(page.locator("#join-room")).to_have_value("")
+    expect(page.locator("#join-error")).to_be_empty()
+
+
+def share_link(page: Page, room: str) -> str:
+    """Create ``room`` and open its share dialog; the link in it."""
+    sign_in(page, "Host")
+    create_room(page, room)
+    page.locator("[data-action=share]:visible").first.click()
+    expect(page.locator("#share-dialog")).to_be_visible()
+    expect(page.locator("#share-qr")).to_have_js_property("complete", True)
+    link = page.locator("#share-url").input_value()
+    qr_text = page.locator("#share-qr").evaluate("img => new URL(img.src).searchParams.get('text')")
+    assert qr_text == link
+    return link
+
+
+def test_share_links_only_this_machine_can_open_come_with_a_warning(server: ServerProcess, pages: Pages) -> None:
+    """The test server listens on 127.0.0.1 only: no other device can open its links."""
+    page = pages.new("host", phone=True)
+    page.goto(server.http_url + "/")
+    assert share_link(page, "Local Only") == f"{server.http_url}/?roomName=Local+Only"
+    expect(page.locator("#share-local")).to_be_visible()
+    expect(page.locator("#share-local")).to_contain_text("HOST=0.0.0.0")
+    shoot(page, "share-local-only", sizes=(PHONE,), keep=True)
+
+
+def test_share_links_from_localhost_use_the_lan_address(tmp_path: Path, pages: Pages) -> None:
+    """The host's own browser at 127.0.0.1 shares the machine's LAN address (the server listens on
+    every interface), port and path kept; the page never goes there (no traffic leaves loopback)."""
+    lan = lan_addresses(ipv6=False)
+    with running_server(tmp_path / "rooms", HOST="0.0.0.0") as server:  # noqa: S104 (as make run does)
+        page = pages.new("host", phone=True)
+        page.goto(f"http://127.0.0.1:{server.port}/")
+        host = lan[0] if lan else "127.0.0.1"  # a machine with loopback only keeps it, and the warning
+        assert share_link(page, "Lan Party") == f"http://{host}:{server.port}/?roomName=Lan+Party"
+        expect(page.locator("#share-local")).to_be_visible(visible=not lan)
+        shoot(page, "share-lan", sizes=(PHONE,), keep=True)
+        pages.close()
+
+
+def test_share_links_use_public_url(tmp_path: Path, pages: Pages) -> None:
+    with running_server(tmp_path / "rooms", PUBLIC_URL="https://movies.example.com/mm") as server:
+        page = pages.new("host", phone=False)
+        page.goto(server.http_url + "/")
+        assert share_link(page, "Big Screen") == "https://movies.example.com/mm/?roomName=Big+Screen"
+        expect(page.locator("#share-local")).to_be_hidden()
+        pages.close()
+
+
+# navigator.vibrate, recorded (the headless browser has nothing to vibrate).
+RECORD_VIBRATION = "navigator.vibrate = (pattern) => { (window.vibrations ??= []).push(pattern); return true; };"
+
+
+def test_a_match_vibrates_unless_motion_is_reduced(server: ServerProcess, pages: Pages) -> None:
+    moving = pages.new("ivy", phone=True)
+    still = pages.new("jon", phone=True, reduced_motion=True)
+    for page in (moving, still):
+        page.add_init_script(RECORD_VIBRATION)
+    moving.goto(server.http_url + "/")
+    sign_in(moving, "Ivy")
+    create_room(moving, "Buzz")
+    still.goto(server.http_url + "/?roomName=Buzz")
+    sign_in(still, "Jon")
+    expect(still.locator("#room-name")).to_have_text("Buzz")
+    first = top_title(moving)
+    rated(moving, first, lambda: moving.click("#action-like"))
+    rated(still, first, lambda: still.click("#action-like"))
+    for page in (moving, still):
+        expect_match(page, first)
+    assert moving.evaluate("window.vibrations") == [[40, 60, 120]]
+    assert still.evaluate("window.vibrations ?? []") == []
+
+
+# -- every screen, every language, phones upright and sideways --------------------------------------
+
+LANGUAGES = ["en", "de", "fr", "es", "nl", "pl"]
+LANDSCAPE: ViewportSize = {"width": 844, "height": 390}
+LONG_ROOM = "The Extraordinarily Long Friday Night Film Club of the Neighbourhood Association, Season 2024/2025!!"
+assert len(LONG_ROOM) == 100
+LONG_USER = "Wiktoria Przybyszewska-Kowalczyk"
+
+# Elements sticking out of the viewport, counting only what their clipping ancestors let show (but
+# the body's clip: what it cuts off is lost to the user, as the Like button was at 497 px). The
+# width is the phone's: a mobile browser widens its layout viewport to fit wider content.
+OUTSIDE_VIEWPORT = """(width) => {
+    const clipOf = (el) => {
+        for (let up = el.parentElement; up && up !== document.body; up = up.parentElement) {
+            if (getComputedStyle(up).overflowX !== "visible") return up.getBoundingClientRect();
+        }
+        return null;
+    };
+    const found = [];
+    for (const el of document.querySelectorAll("body *")) {
+        if (el.closest(".card--leaving, .sprite, [hidden]")) continue;
+        const box = el.getBoundingClientRect();
+        if (!box.width || !box.height) continue;
+        const clip = clipOf(el);
+        const left = clip ? Math.max(box.left, clip.left) : box.left;
+        const right = clip ? Math.min(box.right, clip.right) : box.right;
+        if (right > left && (right > width + 1 || left < -1)) {
+            found.push(`${el.tagName.toLowerCase()}#${el.id}.${[...el.classList].join(".")}: ${left}..${right}`);
+        }
+    }
+    if (document.documentElement.scrollWidth > width) found.push(`page: ${document.documentElement.scrollWidth}px`);
+    return found;
+}"""
+
+
+def fits(page: Page, screen: str) -> None:
+    """Upright and sideways: nothing wider than the phone's screen (screenshots of both)."""
+    for size in (PHONE, LANDSCAPE):
+        page.set_viewport_size(size)
+        page.wait_for_timeout(150)  # layout and transitions settle
+        outside = page.evaluate(OUTSIDE_VIEWPORT, size["width"])
+        assert outside == [], f"{screen} at {size['width']}x{size['height']}: wider than the screen: {outside[:8]}"
+    page.set_viewport_size(PHONE)
+
+
+def another_member_likes(page: Page, user: str, room: str, likes: int) -> None:
+    """Someone else joins the room on a socket of their own (opened from the page, and kept open)
+    and likes its first ``likes`` cards."""
+    page.evaluate(
+        """async ({ user, room, likes }) => {
+            const ws = new WebSocket(new URL("api/ws", document.baseURI).href.replace(/^http/, "ws"));
+            const reply = (type) => new Promise((resolve) => ws.addEventListener("message", function listen(event) {
+                const message = JSON.parse(event.data);
+                if (message.type !== type) return;
+                ws.removeEventListener("message", listen);
+                resolve(message.payload);
+            }));
+            await new Promise((resolve) => ws.addEventListener("open", resolve, { once: true }));
+            const send = (type, payload) => ws.send(JSON.stringify({ type, payload }));
+            send("login", { userName: user });
+            await reply("loginSuccess");
+            send("joinRoom", { roomName: room });
+            const { media } = await reply("joinRoomSuccess");
+            for (const item of media.slice(0, likes)) {
+                send("rate", { mediaId: item.id, rating: "like" });
+                await reply("userProgress");
+            }
+            (window.otherMembers ??= []).push(ws);
+        }""",
+        {"user": user, "room": room, "likes": likes},
+    )
+
+
+def overlaps(a: FloatRect | None, b: FloatRect | None) -> bool:
+    assert a is not None
+    assert b is not None
+    return not (
+        a["x"] + a["width"] <= b["x"]
+        or b["x"] + b["width"] <= a["x"]
+        or a["y"] + a["height"] <= b["y"]
+        or b["y"] + b["height"] <= a["y"]
+    )
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_no_screen_is_wider_than_a_phone(server: ServerProcess, pages: Pages, language: str) -> None:
+    """A 100-character room name, in every language, upright (390x844) and sideways (844x390)."""
+    page = pages.new(f"phone ({language})", phone=True, locale=language)
+    page.goto(server.http_url + "/")
+    expect(page.locator("#signin-name")).to_be_visible()
+    fits(page, "sign in")
+    sign_in(page, LONG_USER)
+    expect(page.locator("#lobby-user")).to_have_text(LONG_USER)
+    fits(page, "lobby")
+    # The header: the name shrinks (cut short) between the brand and the sign-out button, on one line.
+    brand = page.locator("#screen-lobby .topbar__brand").bounding_box()
+    user = page.locator("#lobby-user").bounding_box()
+    signout = page.locator("#lobby-signout").bounding_box()
+    assert brand is not None
+    assert user is not None
+    assert signout is not None
+    assert brand["x"] + brand["width"] <= user["x"] <= user["x"] + user["width"] <= signout["x"]
+    assert signout["height"] <= 44, "the sign-out button is one line"
+    if language in ("en", "pl"):
+        shoot(page, f"lobby-{language}", sizes=(PHONE,), keep=True)
+
+    page.click("#lobby-create")
+    page.fill("#create-name", LONG_ROOM)
+    fits(page, "create")
+    page.click("#create-submit")
+    expect(page.locator("#room-name")).to_have_text(LONG_ROOM)
+    expect(page.locator(f"{TOP_CARD} .card__poster")).to_have_js_property("complete", True)
+    fits(page, "room")
+    page.set_viewport_size(LANDSCAPE)
+    poster = page.locator(f"{TOP_CARD} .card__poster").bounding_box()
+    assert poster is not None
+    assert poster["width"] >= 120, "sideways, the poster still shows"
+    if language in ("en", "pl"):
+        shoot(page, f"room-{language}", sizes=(PHONE, LANDSCAPE), keep=True)
+    page.set_viewport_size(PHONE)
+
+    # Someone joins: the toast stays clear of the buttons.
+    another_member_likes(page, "Zoë", LONG_ROOM, likes=1)
+    toast = page.locator(".toast").last
+    expect(toast).to_be_visible()
+    for size in (PHONE, LANDSCAPE):
+        page.set_viewport_size(size)
+        for control in ("#action-like", "#action-dislike", ".tabs"):
+            assert not overlaps(toast.bounding_box(), page.locator(control).bounding_box()), (control, size)
+    page.set_viewport_size(PHONE)
+
+    page.click("#action-like")
+    expect(page.locator("#match-dialog")).to_be_visible()
+    fits(page, "match")
+    if language == "en":
+        shoot(page, "match-en", sizes=(PHONE, LANDSCAPE), keep=True)
+    page.click("#match-close")
+
+    for tab in ("matches", "people"):
+        page.click(f".tab[data-tab={tab}]")
+        fits(page, tab)
+    page.locator("[data-action=share]:visible").first.click()
+    expect(page.locator("#share-dialog")).to_be_visible()
+    fits(page, "share")
+    page.keyboard.press("Escape")
+    page.click(".tab[data-tab=swipe]")
+    page.locator(TOP_CARD).click()
+    expect(page.locator("#details")).to_be_visible()
+    fits(page, "details")
+
+
 # -- behind nginx on a sub-path -----------------------------------------------------------------
 
 
@@ -563,7 +891,7 @@ def test_behind_nginx_on_a_sub_path(tmp_path: Path, pages: Pages, strip: bool) -
         poster = fay.locator(f"{TOP_CARD} img")
         expect(poster).to_have_js_property("complete", True)
         assert poster.evaluate("img => img.naturalWidth") > 0
-        fay.locator("[data-action=share]").first.click()
+        fay.locator("[data-action=share]:visible").first.click()
         link = fay.locator("#share-url").input_value()
         assert link == f"{base}?roomName=Proxy+Party"
         expect(fay.locator("#share-qr")).to_have_js_property("complete", True)
@@ -580,14 +908,154 @@ def test_behind_nginx_on_a_sub_path(tmp_path: Path, pages: Pages, strip: bool) -
         for page in (fay, gus):
             expect_match(page, first)
 
-        # A dropped connection through the proxy comes back too.
-        with pages.problems.tolerate(r"WebSocket connection to .* failed|ERR_CONNECTION_REFUSED|HTTP 502"):
+        # The original MovieMatch v2 client puts its root path before posterUrl, and uses linkUrl as
+        # the href it is: both lead to this server under the sub-path.
+        v2 = v2_poster_and_link(gus, "Proxy Party")
+        assert v2["src"].startswith(f"{base}api/poster/")
+        assert v2["naturalWidth"] > 0
+        assert v2["link"].startswith(f"{base}api/link/")
+        redirect = httpx.get(v2["link"], follow_redirects=False)
+        assert redirect.status_code == 302
+        assert redirect.headers["location"].startswith("https://")
+
+        # A dropped connection through the proxy comes back too: offline while the server is down
+        # (it cannot be anything else then), online again once it is back. Reloaded meanwhile, the
+        # app opens from its service worker's copy (nginx answers 502) and says it is reconnecting.
+        wait_for_service_worker(gus)
+        with pages.problems.tolerate(
+            r"WebSocket connection to .* failed|ERR_CONNECTION_REFUSED|HTTP 502|status of 502"
+        ):
             server.signal(signal.SIGTERM)
             server.wait(timeout=15)
-            server.start()
             expect(gus.locator("body")).to_have_class(re.compile(r"\boffline\b"))
-            expect(gus.locator("body")).not_to_have_class(re.compile(r"\boffline\b"), timeout=20_000)
+            reloaded = gus.reload()
+            assert reloaded is not None
+            assert reloaded.from_service_worker
+            expect(gus.locator("#boot-status")).not_to_be_empty()
+            server.start()
+            for page in (gus, fay):
+                expect(page.locator("body")).not_to_have_class(re.compile(r"\boffline\b"), timeout=20_000)
+        expect(gus.locator("#room-name")).to_have_text("Proxy Party")
         expect(gus.locator("#matches-list .match-item")).to_have_count(1)
+        pages.close()
+
+
+def wait_for_service_worker(page: Page) -> None:
+    """Until the service worker has kept its copies and serves the page."""
+    page.wait_for_function("navigator.serviceWorker.controller !== null")
+
+
+KEPT_BY_THE_SERVICE_WORKER = """async () => {
+    const urls = [];
+    for (const name of await caches.keys()) {
+        for (const request of await (await caches.open(name)).keys()) urls.push(request.url);
+    }
+    return urls;
+}"""
+
+
+def test_the_installed_app_opens_offline_and_never_serves_an_old_client(tmp_path: Path, pages: Pages) -> None:
+    """The service worker keeps the page and its files, and only those; without the server the app
+    opens from them and shows it is reconnecting; after an upgrade the new client is what loads
+    (network first), even under the same version number."""
+    app = tmp_path / "app"  # a copy of the server and its client, to upgrade
+    for part in ("server", "static"):
+        shutil.copytree(REPO / part, app / part, ignore=shutil.ignore_patterns("__pycache__"))
+    server = ServerProcess(tmp_path / "rooms", PYTHONPATH=str(app))
+    server.start()
+    try:
+        page = pages.new("kim", phone=True)
+        page.goto(server.http_url + "/")
+        sign_in(page, "Kim")
+        create_room(page, "Offline Night")
+        wait_for_service_worker(page)
+        kept = {url.removeprefix(server.http_url + "/") for url in page.evaluate(KEPT_BY_THE_SERVICE_WORKER)}
+        assert {"", "css/app.css", "js/main.js", "js/screens/create.js"} <= kept
+        assert not [url for url in kept if url.startswith(("api/", "health", "manifest"))], kept
+
+        with pages.problems.tolerate(r"WebSocket connection to .* failed|ERR_CONNECTION_REFUSED"):
+            server.signal(signal.SIGTERM)
+            server.wait(timeout=15)
+            reloaded = page.reload()
+            assert reloaded is not None
+            assert reloaded.from_service_worker
+            expect(page.locator("#boot-status")).to_have_text(built_in()["en"]["SERVER_UNREACHABLE"])
+            shoot(page, "offline-start", sizes=(PHONE,), keep=True)
+
+            # The upgrade: a changed client, the version number left as it was.
+            main = app / "static" / "js" / "main.js"
+            main.write_text(main.read_text("utf-8") + '\ndocument.body.dataset.upgraded = "yes";\n', "utf-8")
+            server.start()
+            expect(page.locator("#room-name")).to_have_text("Offline Night", timeout=20_000)
+        page.reload()
+        expect(page.locator("body")).to_have_attribute("data-upgraded", "yes")
+        expect(page.locator("#room-name")).to_have_text("Offline Night")
+        pages.close()
+    finally:
+        server.stop()
+
+
+def v2_poster_and_link(page: Page, room: str) -> dict[str, Any]:
+    """What the MovieMatch v2 web client does with a card: joins over its own socket, shows
+    `${rootPath}${posterUrl}` (root path from the page's data-root-path) and links to linkUrl."""
+    found: dict[str, Any] = page.evaluate(
+        """async (room) => {
+            const ws = new WebSocket(new URL("api/ws", document.baseURI).href.replace(/^http/, "ws"));
+            const reply = (type) => new Promise((resolve) => ws.addEventListener("message", function listen(event) {
+                const message = JSON.parse(event.data);
+                if (message.type !== type) return;
+                ws.removeEventListener("message", listen);
+                resolve(message.payload);
+            }));
+            await new Promise((resolve) => ws.addEventListener("open", resolve, { once: true }));
+            const send = (type, payload) => ws.send(JSON.stringify({ type, payload }));
+            send("login", { userName: "v2 client" });
+            await reply("loginSuccess");
+            send("joinRoom", { roomName: room });
+            const [media] = (await reply("joinRoomSuccess")).media;
+            ws.close();
+            const img = new Image();
+            img.src = `${document.body.dataset.rootPath}${media.posterUrl}?width=300`;
+            await img.decode();
+            const link = Object.assign(document.createElement("a"), { href: media.linkUrl }).href;
+            return { src: img.src, naturalWidth: img.naturalWidth, link };
+        }""",
+        room,
+    )
+    return found
+
+
+def no_websocket_site(listen: int, upstream: int) -> str:
+    """nginx publishing the app on a sub-path without passing WebSocket upgrades on (no Upgrade and
+    Connection headers, HTTP/1.0 upstream): the usual mistake in a proxy's configuration."""
+    return f"""
+    server {{
+        listen 127.0.0.1:{listen};
+        location /moviematch/ {{
+            proxy_pass http://127.0.0.1:{upstream}/;
+            proxy_set_header X-Forwarded-Prefix /moviematch;
+            proxy_set_header Host $http_host;
+        }}
+    }}
+"""
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_a_proxy_that_refuses_websockets_is_named(tmp_path: Path, pages: Pages, language: str) -> None:
+    """No endless spinner: the page says, in the browser's language, that the server answers but its
+    WebSocket cannot be reached, and points to the README's proxy section."""
+    listen = free_port()
+    with (
+        running_server(tmp_path / "rooms") as server,
+        running_nginx(tmp_path / "nginx", no_websocket_site(listen, server.port), listen),
+        pages.problems.tolerate(r"WebSocket connection to .* failed|HTTP 404: GET .*/api/ws"),
+    ):
+        page = pages.new("behind a bad proxy", phone=True, locale=language)
+        page.goto(f"http://127.0.0.1:{listen}/moviematch/")
+        expect(page.locator("#boot-status")).to_have_text(built_in()[language]["WEBSOCKET_BLOCKED"])
+        expect(page.locator("#boot-status")).to_contain_text("Behind a reverse proxy")
+        expect(page.locator("#boot-spinner")).to_be_hidden()
+        shoot(page, f"websocket-blocked-{language}", sizes=(PHONE,), keep=language == "en")
         pages.close()
 
 

@@ -605,7 +605,7 @@ class JellyfinProvider(MediaProvider):
             tagline=next((line for line in item.taglines if line.strip()), None),
             year=item.production_year,
             # Relative to the app root, so they work under any root path.
-            posterUrl=f"api/poster/{self.id}/{item.id}" if "Primary" in item.image_tags else None,
+            posterUrl=f"/api/poster/{self.id}/{item.id}" if "Primary" in item.image_tags else None,
             linkUrl=f"api/link/{self.id}/{item.id}",
             genres=item.genres,
             duration=item.run_time_ticks // 10_000,  # ticks of 100 ns

@@ -33,8 +33,9 @@ def card(provider_id: str, key: str, film: LocalFilm) -> Media:
         description=film.synopsis,
         tagline=film.tagline,
         year=film.year,
-        # Relative to the app root, so they work under any root path.
-        posterUrl=f"api/poster/{provider_id}/{key}",
+        # Under any root path: a poster path from the app root (MovieMatch v2 clients put their root
+        # path before it), a link relative to the page (v2 clients use it as the href it is).
+        posterUrl=f"/api/poster/{provider_id}/{key}",
         linkUrl=f"api/link/{provider_id}/{key}",
         genres=list(film.genres),
         duration=(film.runtime or 0) * 60_000,

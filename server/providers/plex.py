@@ -450,7 +450,7 @@ class PlexProvider(MediaProvider):
             description=item.summary,
             tagline=item.tagline,
             year=item.year,
-            posterUrl=f"api/poster/{self.id}/{item.ratingKey}" if item.thumb else None,
+            posterUrl=f"/api/poster/{self.id}/{item.ratingKey}" if item.thumb else None,
             linkUrl=f"api/link/{self.id}/{item.ratingKey}",
             genres=[tag.tag for tag in item.Genre],
             duration=item.duration,

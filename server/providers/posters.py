@@ -26,7 +26,12 @@ _BOX_W = 400
 _BOX_H = 600
 _FONT = "Georgia, 'Times New Roman', serif"
 _TITLE_WIDTH = 360
-_TITLE_BASELINE = 530
+# The title stands at the top: clients show the facts on a panel over the poster's lower part
+# (the web client's card crops and covers about its lowest quarter), where it would be half hidden.
+_TITLE_TOP = 72
+# Motifs are drawn for the box's upper part and moved down, below the title; those that fill the
+# whole box reach up by as much.
+_MOTIF_SHIFT = 150
 _TITLE_SIZES = (52, 44, 38, 32, 26)
 _TITLE_MAX_LINES = 4
 # Average advance of a bold serif glyph in em, to guess how many characters fit on a line.
@@ -68,18 +73,19 @@ def render_poster(
         # In user space, so that a shape filled with it (the moon's shadow) blends into the background.
         '<linearGradient id="bg" gradientUnits="userSpaceOnUse" x1="0" y1="0" x2="120" y2="600">'
         f'<stop offset="0" stop-color="{top}"/><stop offset="1" stop-color="{bottom}"/></linearGradient>',
-        '<linearGradient id="shade" x1="0" y1="0" x2="0" y2="1"><stop offset="0" stop-color="#000" stop-opacity="0"/>'
-        '<stop offset="1" stop-color="#000" stop-opacity="0.85"/></linearGradient>',
+        '<linearGradient id="shade" x1="0" y1="0" x2="0" y2="1"><stop offset="0" stop-color="#000" stop-opacity="0.8"/>'
+        '<stop offset="1" stop-color="#000" stop-opacity="0"/></linearGradient>',
         "</defs>",
         f'<rect width="{_BOX_W}" height="{_BOX_H}" fill="url(#bg)"/>',
-        motif(rng, accent),
-        f'<rect y="330" width="{_BOX_W}" height="{_BOX_H - 330}" fill="url(#shade)"/>',
+        f'<g transform="translate(0 {_MOTIF_SHIFT})">{motif(rng, accent)}</g>',
+        f'<rect width="{_BOX_W}" height="320" fill="url(#shade)"/>',
         _genre_line(genres),
-        _title_block(name),
     ]
+    title, last_baseline = _title_block(name)
+    parts.append(title)
     if year is not None:
         parts.append(
-            f'<text x="200" y="572" text-anchor="middle" font-family="{_FONT}" font-size="22"'
+            f'<text x="200" y="{last_baseline + 34}" text-anchor="middle" font-family="{_FONT}" font-size="22"'
             f' fill="#fff" fill-opacity="0.75">{year}</text>'
         )
     parts.append("</svg>")
@@ -109,7 +115,8 @@ def _genre_line(genres: Sequence[str]) -> str:
     )
 
 
-def _title_block(title: str) -> str:
+def _title_block(title: str) -> tuple[str, int]:
+    """The title's text element at the top, and the baseline of its last line."""
     # The largest size at which the title fits without splitting a word; else the smallest, split.
     for size in _TITLE_SIZES:
         per_line = max(1, int(_TITLE_WIDTH / (size * _GLYPH_EM)))
@@ -122,14 +129,15 @@ def _title_block(title: str) -> str:
             lines = lines[:_TITLE_MAX_LINES]
             lines[-1] = lines[-1][: per_line - 1].rstrip() + "…"
     step = round(size * 1.12)
-    first = _TITLE_BASELINE - step * (len(lines) - 1)
+    first = _TITLE_TOP + round(size * 0.8)
     spans = "".join(
         f'<tspan x="200" y="{first + index * step}">{_escape(line)}</tspan>' for index, line in enumerate(lines)
     )
-    return (
+    text = (
         f'<text text-anchor="middle" font-family="{_FONT}" font-size="{size}" font-weight="bold"'
         f' fill="#fff">{spans}</text>'
     )
+    return text, first + step * (len(lines) - 1)
 
 
 # -- motifs: simple shapes in the upper part of the box, hinting at the genre ------------------------
@@ -204,7 +212,8 @@ def _ray(degrees: float) -> str:
 def _blinds(rng: random.Random, accent: str) -> str:
     slope = rng.uniform(60, 140)
     slats = "".join(
-        f'<polygon points="0,{y} 400,{y - slope:.0f} 400,{y - slope + 16:.0f} 0,{y + 16}"/>' for y in range(40, 520, 34)
+        f'<polygon points="0,{y} 400,{y - slope:.0f} 400,{y - slope + 16:.0f} 0,{y + 16}"/>'
+        for y in range(40 - _MOTIF_SHIFT, _BOX_H - _MOTIF_SHIFT, 34)
     )
     return f'<g fill="#000" fill-opacity="0.35">{slats}</g>'
 
@@ -231,7 +240,8 @@ def _peaks(rng: random.Random, accent: str) -> str:
 
 def _searchlights(rng: random.Random, accent: str) -> str:
     beams = "".join(
-        f'<polygon points="{base:.0f},600 {base + lean - 30:.0f},0 {base + lean + 30:.0f},0"/>'
+        f'<polygon points="{base:.0f},{_BOX_H - _MOTIF_SHIFT} {base + lean - 30:.0f},{-_MOTIF_SHIFT}'
+        f' {base + lean + 30:.0f},{-_MOTIF_SHIFT}"/>'
         for base, lean in (
             (rng.uniform(40, 160), rng.uniform(40, 160)),
             (rng.uniform(240, 360), rng.uniform(-160, -40)),
@@ -242,12 +252,14 @@ def _searchlights(rng: random.Random, accent: str) -> str:
 
 def _filmstrip(rng: random.Random, accent: str) -> str:
     holes = "".join(
-        f'<rect x="{x}" y="{y}" width="14" height="18" rx="3"/>' for x in (8, 378) for y in range(12, 600, 34)
+        f'<rect x="{x}" y="{y}" width="14" height="18" rx="3"/>'
+        for x in (8, 378)
+        for y in range(12 - _MOTIF_SHIFT, _BOX_H - _MOTIF_SHIFT, 34)
     )
-    frames = "".join(f'<rect x="50" y="{y}" width="300" height="130" rx="6"/>' for y in (40, 190))
+    frames = "".join(f'<rect x="50" y="{y}" width="300" height="130" rx="6"/>' for y in (80, 230))
     return (
-        '<rect width="30" height="600" fill="#000" fill-opacity="0.5"/>'
-        '<rect x="370" width="30" height="600" fill="#000" fill-opacity="0.5"/>'
+        f'<rect y="{-_MOTIF_SHIFT}" width="30" height="{_BOX_H}" fill="#000" fill-opacity="0.5"/>'
+        f'<rect x="370" y="{-_MOTIF_SHIFT}" width="30" height="{_BOX_H}" fill="#000" fill-opacity="0.5"/>'
         f'<g fill="#fff" fill-opacity="0.5">{holes}</g>'
         f'<g fill="none" stroke="{accent}" stroke-opacity="0.7" stroke-width="4">{frames}</g>'
     )

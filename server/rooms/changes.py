@@ -1,18 +1,20 @@
 """Deciding and applying a change to a room: one interface, two implementations.
 
-``RoomChanges`` is what the registry calls for every change (join, leave, rate, undo, delete) and
-for a room's life in memory (opened, released). ``server.rooms.local.LocalChanges`` decides in this
-process and saves rooms from memory; ``server.rooms.shared.SharedChanges`` has Redis decide, for
-rooms that several processes serve. The app picks one when it is wired (``server.app``).
+``RoomChanges`` is what the registry calls for every change (join, leave, rate, undo, the owner's
+actions, delete) and for a room's life in memory (opened, released). ``server.rooms.local.LocalChanges``
+decides in this process and saves rooms from memory; ``server.rooms.shared.SharedChanges`` has Redis
+decide, for rooms that several processes serve. The app picks one when it is wired (``server.app``).
 """
 
 from __future__ import annotations
 
+import enum
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from server.names import skeleton
 from server.protocol import (
     ErrorName,
     ProtocolError,
@@ -27,9 +29,23 @@ from server.protocol import (
 from server.user import User
 from storage import RatingValue, SerializedRoom
 
-from .events import OnlineSeat
+from .decisions import Actor, JoinRequest, token_hash
+from .events import Presence
 from .room import Room, Seat
-from .rules import Refusal
+from .rules import Refusal, owner_of
+
+# Seat codes are read aloud and typed on a phone: no look-alike characters (0/O, 1/I/L).
+SEAT_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+SEAT_CODE_LENGTH = 6
+
+
+class MemberAction(enum.StrEnum):
+    """What the owner of a room may do to a member."""
+
+    REMOVE = "remove"
+    READMIT = "readmit"
+    MAKE_OWNER = "makeOwner"
+    OFFER_SEAT = "offerSeat"
 
 
 @dataclass(frozen=True)
@@ -37,7 +53,7 @@ class Snapshot:
     """A room as read from where it is decided: its state, who is connected, its last event's number."""
 
     state: SerializedRoom
-    online: dict[str, OnlineSeat] = field(default_factory=dict)
+    online: dict[str, Presence] = field(default_factory=dict)
     seq: int = 0
 
 
@@ -45,11 +61,20 @@ class Snapshot:
 Build = Callable[[Snapshot], Awaitable[Room]]
 
 
+def normal_seat_code(code: str) -> str:
+    return "".join(code.split()).upper()
+
+
+def new_seat_code() -> str:
+    return "".join(secrets.choice(SEAT_CODE_ALPHABET) for _ in range(SEAT_CODE_LENGTH))
+
+
 class RoomChanges(ABC):
     """Decides and applies changes to the rooms this process serves."""
 
-    def __init__(self, *, max_members: int, now_ms: Callable[[], int], process_id: str = "") -> None:
+    def __init__(self, *, max_members: int, absence_ms: int, now_ms: Callable[[], int], process_id: str = "") -> None:
         self.max_members = max_members
+        self.absence_ms = absence_ms
         self.process_id = process_id
         self._now_ms = now_ms
         self._dropped: Callable[[Room], None] = lambda _: None
@@ -83,8 +108,9 @@ class RoomChanges(ABC):
     # -- changes ---------------------------------------------------------------------------------
 
     @abstractmethod
-    async def join(self, room: Room, seat: Seat, user: User, member_token: str | None, reply_type: Reply) -> None:
-        """Seat a connection; it is sent ``reply_type`` with the room once seated."""
+    async def join(self, room: Room, seat: Seat, request: JoinRequest, arrival: tuple[str, Reply]) -> None:
+        """Seat a connection (see ``join_request``); once seated it is sent ``arrival``'s reply
+        type with the room and ``arrival``'s member token."""
 
     @abstractmethod
     async def leave(self, room: Room, seat: Seat, *, permanently: bool) -> None:
@@ -98,8 +124,12 @@ class RoomChanges(ABC):
     async def undo(self, room: Room, user_name: str, media_id: str) -> None: ...
 
     @abstractmethod
-    async def delete(self, room: Room) -> None:
-        """Delete the room from storage and tell its members everywhere."""
+    async def manage(self, room: Room, actor: Actor, action: MemberAction, name: str, code_hash: str) -> None:
+        """The owner's action on a member (``code_hash``: the new seat code's, for OFFER_SEAT)."""
+
+    @abstractmethod
+    async def delete(self, room: Room, actor: Actor) -> None:
+        """Delete the room from storage and tell its members everywhere (its owner only)."""
 
     # -- the process's life ---------------------------------------------------------------------
 
@@ -117,11 +147,39 @@ class RoomChanges(ABC):
 
     # -- shared by both implementations ---------------------------------------------------------
 
-    def arriving(self, room: Room, seat: Seat, user: User, reply_type: Reply) -> tuple[OnlineSeat, str]:
-        """Where a joining seat will sit, and its new member token (the room expects it now)."""
-        token = secrets.token_urlsafe(32)
-        room.expect(seat, token, reply_type)
-        return OnlineSeat(seat=seat.seat_id, process=self.process_id, user=user.shown()), token
+    def join_request(
+        self,
+        room: Room,
+        seat: Seat,
+        user: User,
+        *,
+        member_token: str | None,
+        seat_code: str | None,
+        new_token: str,
+        reseat: bool = False,
+    ) -> JoinRequest:
+        return JoinRequest(
+            user=user.shown(),
+            name=user.userName,
+            identity=user.identity,
+            skeleton=skeleton(user.userName),
+            seat=seat.seat_id,
+            process=self.process_id,
+            presented_token_hash=token_hash(member_token) if member_token else "",
+            seat_code_hash=token_hash(normal_seat_code(seat_code)) if seat_code else "",
+            new_token_hash=token_hash(new_token) if new_token else "",
+            avatar=user.avatarImage,
+            plex_user_id=user.plex_id,
+            now=self._now_ms(),
+            max_members=self.max_members,
+            absence_ms=self.absence_ms,
+            owner=owner_of(room.state),
+            reseat=reseat,
+        )
+
+
+def new_member_token() -> str:
+    return secrets.token_urlsafe(32)
 
 
 def error_reply_of(reply_type: Reply) -> Reply:
@@ -129,11 +187,17 @@ def error_reply_of(reply_type: Reply) -> Reply:
     return Reply(reply_type.replace("Success", "Error"))
 
 
-def join_refused(refusal: Refusal, reply_type: Reply, user_name: str, room: Room, max_members: int) -> ProtocolError:
+def join_refused(
+    refusal: Refusal, reply_type: Reply, request: JoinRequest, room: Room, max_members: int
+) -> ProtocolError:
     if refusal is Refusal.ROOM_FULL:
         return room_full(reply_type, room.name, max_members)
+    if refusal is Refusal.REMOVED:
+        return ProtocolError(reply_type, ErrorName.REMOVED_FROM_ROOM, f"the owner of {room.name} removed you from it")
+    if refusal is Refusal.NAME_TAKEN and request.seat_code_hash:
+        return ProtocolError(reply_type, ErrorName.INVALID_SEAT_CODE, "that seat code is wrong or has expired")
     if refusal is Refusal.NAME_TAKEN:
-        return name_taken(reply_type, user_name, room.name)
+        return name_taken(reply_type, request.name, room.name)
     return room_not_found(reply_type, room.name)
 
 
@@ -144,4 +208,15 @@ def rating_refused(refusal: Refusal, user_name: str, media_id: str, *, undoing: 
         return rating_error(ErrorName.ALREADY_RATED, f"{user_name} has already rated this item", media_id)
     if refusal is Refusal.ROOM_ENDED:
         return rating_error(ErrorName.ROOM_ENDED, "this room has its match", media_id)
-    return not_in_room(media_id, "this room no longer exists")
+    return not_in_room(media_id, "you are no longer a member of this room")
+
+
+def owner_refused(refusal: Refusal, reply_type: Reply, name: str, **extra: object) -> ProtocolError:
+    if refusal is Refusal.NO_SUCH_MEMBER:
+        return ProtocolError(reply_type, ErrorName.NO_SUCH_MEMBER, f"{name} is not a member of this room", **extra)
+    return not_owner(reply_type, **extra)
+
+
+def not_owner(reply_type: Reply, **extra: object) -> ProtocolError:
+    # The same answer whether or not the room exists: an outsider learns nothing from it.
+    return ProtocolError(reply_type, ErrorName.NOT_ROOM_OWNER, "you do not own a room of that name", **extra)

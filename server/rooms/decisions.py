@@ -12,18 +12,46 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import MutableMapping
+from dataclasses import dataclass
 
+from server.names import skeleton
 from server.user import User
 from storage import Member, RatingValue, SerializedRoom
 
-from .events import Event, Joined, Left, OnlineSeat, Rated, Undone
-from .rules import Refusal, completed_by_leave, has_ended, is_group_match, likers, may_join
+from .events import (
+    Event,
+    Joined,
+    Left,
+    OwnerChanged,
+    Presence,
+    Rated,
+    Readmitted,
+    Removed,
+    SeatOffered,
+    Undone,
+)
+from .rules import (
+    NAME_OWNER,
+    Refusal,
+    Seating,
+    ban_key,
+    completed_by_leave,
+    counts_as_present,
+    has_ended,
+    is_group_match,
+    is_owner,
+    likers,
+    seating,
+)
 
-Online = MutableMapping[str, OnlineSeat]
+Online = MutableMapping[str, Presence]
+
+# A seat the owner offers to a new device can be taken with its code for this long.
+SEAT_OFFER_MS = 10 * 60 * 1000
 
 
 def token_hash(token: str) -> str:
-    # Member tokens are 256-bit random strings, so one SHA-256 is enough (no key stretching needed).
+    # Member tokens, seat codes: random strings checked for a short while, so one SHA-256 is enough.
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -31,56 +59,227 @@ def has_rated(room: SerializedRoom, user_name: str, media_id: str) -> bool:
     return any(user == user_name for user, _, _ in room.ratings.get(media_id, ()))
 
 
-def decide_join(
+@dataclass(frozen=True)
+class Actor:
+    """Who asks for a change: their identity (None for a name-only login), the skeleton of their
+    name, and the seat of this room their connection holds (if any)."""
+
+    identity: str | None
+    skeleton: str
+    seated_as: str | None = None
+
+
+def acts_as_owner(room: SerializedRoom, online: Online, owner: str, actor: Actor) -> bool:
+    """``owner`` is the room's owner as ``rules.owner_of`` derives it (legacy rooms store none)."""
+    seated = actor.seated_as is not None and actor.seated_as in online
+    return is_owner(owner, actor.identity, actor.skeleton, seated=seated)
+
+
+@dataclass(frozen=True)
+class JoinRequest:
+    # As the others will see the member (``User.shown``).
+    user: User
+    name: str
+    identity: str | None
+    skeleton: str
+    seat: str
+    process: str
+    presented_token_hash: str
+    seat_code_hash: str
+    new_token_hash: str
+    avatar: str | None
+    plex_user_id: str | None
+    now: int
+    max_members: int
+    absence_ms: int
+    # The owner the room had when this is the member who created it (legacy rooms store none).
+    owner: str = ""
+    reseat: bool = False
+
+
+def _member_for(room: SerializedRoom, request: JoinRequest) -> tuple[str, Member, bool] | None:
+    """The member a join asks for, and whether it is the one a seat code was offered for: by the
+    code, else by the identity, else by the name, else by a name that looks alike (the first in
+    name order, so both languages pick the same)."""
+    members = sorted(room.members.items())
+    if request.seat_code_hash:
+        for name, member in members:
+            offered = member.offer_hash is not None and member.offer_until >= request.now
+            if offered and hmac.compare_digest(member.offer_hash or "", request.seat_code_hash):
+                return name, member, True
+        return None
+    if request.identity is not None:
+        for name, member in members:
+            if member.identity == request.identity:
+                return name, member, False
+    if request.name in room.members:
+        return request.name, room.members[request.name], False
+    for name, member in members:
+        if member.skeleton == request.skeleton:
+            return name, member, False
+    return None
+
+
+def decide_join(room: SerializedRoom, online: Online, request: JoinRequest) -> Joined | Refusal:
+    """Seat a connection as a member (a new one, or one whose seat it may take), or why not.
+    ``reseat`` puts back a connection whose place was lost (its process was taken for dead)."""
+    if ban_key(request.identity, request.skeleton) in room.removed:
+        return Refusal.REMOVED
+    found = _member_for(room, request)
+    if found is None and request.seat_code_hash:
+        return Refusal.NAME_TAKEN  # a code that opens no seat
+    if found is None:
+        if request.reseat:
+            return Refusal.NO_ROOM
+        present = sum(
+            counts_as_present(name in online, member.seen_at or member.joined_at, request.now, request.absence_ms)
+            for name, member in room.members.items()
+        )
+        if present >= request.max_members:
+            return Refusal.ROOM_FULL
+        member = Member(
+            joined_at=request.now,
+            plex_user_id=request.plex_user_id,
+            identity=request.identity,
+            skeleton=request.skeleton,
+            seen_at=request.now,
+        )
+        return _joined(room, online, request, request.name, member, Seating.BESIDE)
+    name, member, offered = found
+    presence = online.get(name)
+    if request.reseat:
+        return _joined(room, online, request, name, member, Seating.BESIDE, reseat=True)
+    stored_hash = member.token_hash
+    how = seating(
+        member.identity,
+        request.identity,
+        token_matches=stored_hash is not None and hmac.compare_digest(request.presented_token_hash, stored_hash),
+        elsewhere=presence is not None and any(seat != request.seat for seat in presence.seats),
+        offered=offered,
+    )
+    if how is None:
+        return Refusal.NAME_TAKEN
+    return _joined(room, online, request, name, member, how)
+
+
+def _joined(
     room: SerializedRoom,
     online: Online,
+    request: JoinRequest,
+    name: str,
+    member: Member,
+    how: Seating,
     *,
-    user: User,
-    seat: OnlineSeat,
-    presented_token_hash: str,
-    new_token_hash: str,
-    joined_at: int,
-    max_members: int,
     reseat: bool = False,
-) -> Joined | Refusal:
-    """Seat ``user`` at ``seat`` with a new member token, or why not. ``reseat`` puts back a seat whose
-    place was lost (its process was taken for dead): never a new member, never a changed one."""
-    name = user.userName
-    member = room.members.get(name)
-    if reseat and member is None:
-        return Refusal.NO_ROOM
-    holder = online.get(name)
-    stored_hash = member.token_hash if member is not None else None
-    refusal = may_join(
-        room.members,
-        member,
-        max_members,
-        holder_elsewhere=holder is not None and holder.seat != seat.seat,
-        token_matches=not reseat and stored_hash is not None and hmac.compare_digest(presented_token_hash, stored_hash),
-    )
-    if refusal is not None:
-        return refusal
-    if member is None:
-        member = Member(joined_at=joined_at, plex_user_id=user.plex_id)
+) -> Joined:
+    claimed = how is Seating.CLAIMED
+    owner = None
     if not reseat:
-        member = member.model_copy(update={"token_hash": new_token_hash, "avatar_image": user.avatarImage})
+        update: dict[str, object] = {"token_hash": request.new_token_hash, "avatar_image": request.avatar}
+        update["seen_at"] = request.now
+        if claimed:
+            update |= {"identity": request.identity, "offer_hash": None, "offer_until": 0}
+            # The creator's name-only seat claimed by its own member token: the identity owns the room.
+            if request.owner == NAME_OWNER + (member.skeleton or request.skeleton) and request.identity is not None:
+                owner = request.identity
+        if not member.skeleton:
+            update["skeleton"] = request.skeleton
+        member = member.model_copy(update=update)
     return Joined(
-        name=name, member=member, online=seat, resumed=holder is not None, progress=room.user_progress.get(name, 0)
+        name=name,
+        member=member,
+        seat=request.seat,
+        process=request.process,
+        user=request.user if request.user.userName == name else request.user.model_copy(update={"userName": name}),
+        resumed=name in online,
+        replaces=how is not Seating.BESIDE,
+        progress=room.user_progress.get(name, 0),
+        owner=owner,
     )
 
 
 def decide_leave(
     room: SerializedRoom, online: Online, *, name: str, seat: str, permanent: bool, now: int
 ) -> Left | None:
-    """A seat leaves (for good: ``leaveRoom``); None when that seat does not hold the name."""
-    holder = online.get(name)
-    if holder is None or holder.seat != seat:
+    """A connection leaves (for good: ``leaveRoom``); None when that seat does not hold the name."""
+    presence = online.get(name)
+    if presence is None or seat not in presence.seats:
         return None
     matched = completed_by_leave(room, [member for member in room.members if member != name]) if permanent else []
-    return Left(name=name, seat=seat, permanent=permanent, matched=matched, matchedAt=now)
+    return Left(name=name, seat=seat, permanent=permanent, matched=matched, at=now)
+
+
+def decide_remove(
+    room: SerializedRoom, online: Online, *, owner: str, actor: Actor, name: str, now: int
+) -> Removed | Refusal:
+    if not acts_as_owner(room, online, owner, actor):
+        return Refusal.NOT_OWNER
+    member = room.members.get(name)
+    if member is None:
+        return Refusal.NO_SUCH_MEMBER
+    matched = completed_by_leave(room, [other for other in room.members if other != name])
+    return Removed(name=name, ban=ban_key(member.identity, member.skeleton or skeleton(name)), matched=matched, at=now)
+
+
+def decide_readmit(
+    room: SerializedRoom, online: Online, *, owner: str, actor: Actor, name: str
+) -> Readmitted | Refusal:
+    if not acts_as_owner(room, online, owner, actor):
+        return Refusal.NOT_OWNER
+    ban = next((ban for ban, removed in sorted(room.removed.items()) if removed == name), None)
+    return Refusal.NO_SUCH_MEMBER if ban is None else Readmitted(ban=ban)
+
+
+def decide_transfer(
+    room: SerializedRoom, online: Online, *, owner: str, actor: Actor, name: str
+) -> OwnerChanged | Refusal:
+    if not acts_as_owner(room, online, owner, actor):
+        return Refusal.NOT_OWNER
+    member = room.members.get(name)
+    if member is None:
+        return Refusal.NO_SUCH_MEMBER
+    return OwnerChanged(owner=ban_key(member.identity, member.skeleton or skeleton(name)))
+
+
+def decide_offer(
+    room: SerializedRoom, online: Online, *, owner: str, actor: Actor, name: str, code_hash: str, until: int
+) -> SeatOffered | Refusal:
+    if not acts_as_owner(room, online, owner, actor):
+        return Refusal.NOT_OWNER
+    if name not in room.members:
+        return Refusal.NO_SUCH_MEMBER
+    return SeatOffered(name=name, offer_hash=code_hash, until=until)
+
+
+def decide_member_action(
+    room: SerializedRoom,
+    online: Online,
+    owner: str,
+    actor: Actor,
+    action: str,
+    name: str,
+    code_hash: str,
+    now: int,
+) -> Removed | Readmitted | OwnerChanged | SeatOffered | Refusal:
+    """The owner's action on a member (``changes.MemberAction``), or why not."""
+    if action == "remove":
+        return decide_remove(room, online, owner=owner, actor=actor, name=name, now=now)
+    if action == "readmit":
+        return decide_readmit(room, online, owner=owner, actor=actor, name=name)
+    if action == "makeOwner":
+        return decide_transfer(room, online, owner=owner, actor=actor, name=name)
+    return decide_offer(
+        room, online, owner=owner, actor=actor, name=name, code_hash=code_hash, until=now + SEAT_OFFER_MS
+    )
+
+
+def decide_delete(room: SerializedRoom, online: Online, *, owner: str, actor: Actor) -> Refusal | None:
+    return None if acts_as_owner(room, online, owner, actor) else Refusal.NOT_OWNER
 
 
 def decide_rate(room: SerializedRoom, *, name: str, media_id: str, rating: RatingValue, now: int) -> Rated | Refusal:
+    if name not in room.members:
+        return Refusal.NO_SUCH_MEMBER  # removed meanwhile
     if has_ended(room, name):
         return Refusal.ROOM_ENDED
     if has_rated(room, name, media_id):
@@ -113,24 +312,52 @@ def is_new_match(room: SerializedRoom, event: Rated) -> bool:
     return event.matchedAt is not None and event.mediaId not in room.matches
 
 
-def apply_event(room: SerializedRoom, online: Online, event: Event) -> OnlineSeat | None:
-    """Change the state as the event says; returns the seat the event unseated or replaced, if any."""
+def apply_event(room: SerializedRoom, online: Online, event: Event) -> Presence | None:
+    """Change the state as the event says; returns the presence of the name before, if the event
+    changed it (who was connected, for the messages the event causes)."""
     if isinstance(event, Joined):
         previous = online.get(event.name)
         room.members[event.name] = event.member
         room.user_progress[event.name] = event.progress
-        online[event.name] = event.online
+        seats = {} if previous is None or event.replaces else dict(previous.seats)
+        online[event.name] = Presence(user=event.user, seats={**seats, event.seat: event.process})
+        if event.owner is not None:
+            room.owner = event.owner
         return previous
-    if isinstance(event, Left):
-        held = online.get(event.name)
-        unseated = None
-        if held is not None and held.seat == event.seat:
-            unseated = online.pop(event.name)
-        if event.permanent:
+    if isinstance(event, Left | Removed):
+        previous = online.get(event.name)
+        member = room.members.get(event.name)
+        if isinstance(event, Removed):
+            online.pop(event.name, None)
             room.members.pop(event.name, None)
+            room.removed[event.ban] = event.name
+        elif event.permanent:
+            online.pop(event.name, None)
+            room.members.pop(event.name, None)
+        elif previous is not None and event.seat in previous.seats:
+            seats = {seat: process for seat, process in previous.seats.items() if seat != event.seat}
+            if seats:
+                online[event.name] = previous.model_copy(update={"seats": seats})
+            else:
+                del online[event.name]
+                if member is not None:
+                    room.members[event.name] = member.model_copy(update={"seen_at": event.at})
         for media_id in event.matched:
-            room.matches.setdefault(media_id, event.matchedAt)
-        return unseated
+            room.matches.setdefault(media_id, event.at)
+        return previous
+    if isinstance(event, Readmitted):
+        room.removed.pop(event.ban, None)
+        return None
+    if isinstance(event, OwnerChanged):
+        room.owner = event.owner
+        return None
+    if isinstance(event, SeatOffered):
+        member = room.members.get(event.name)
+        if member is not None:
+            room.members[event.name] = member.model_copy(
+                update={"offer_hash": event.offer_hash, "offer_until": event.until}
+            )
+        return None
     if isinstance(event, Rated):
         room.ratings.setdefault(event.mediaId, []).append((event.name, event.rating, event.at))
         room.user_progress[event.name] = event.progress

@@ -15,43 +15,81 @@ from server.user import User
 from storage import Member, RatingValue
 
 
-class _Event(BaseModel):
+class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+class Presence(_Frozen):
+    """A connected member: who they are to the others, and their connections (seat id -> process)."""
+
+    user: User
+    seats: dict[str, str]
+
+
+class _Event(_Frozen):
     # 0 for events decided in this process (not numbered).
     seq: int = 0
-    name: str
-
-
-class OnlineSeat(BaseModel):
-    """Where a connected member sits: one connection (``seat``) of one process, and the public user."""
-
-    model_config = ConfigDict(frozen=True)
-    seat: str
-    process: str = ""
-    user: User
 
 
 class Joined(_Event):
     t: Literal["join"] = "join"
+    name: str
     member: Member
-    online: OnlineSeat
-    # The name was connected already (a reconnect): the others are not told it joined.
+    seat: str
+    process: str = ""
+    user: User
+    # The name's seat was connected already (another tab, or a reconnect): the others are not told.
     resumed: bool
+    # The name's other connections are dropped (a name-only seat taken over, a seat handed over).
+    replaces: bool = False
     progress: int
+    # Set when this join makes its identity the room's owner (a creator's seat claimed).
+    owner: str | None = None
 
 
 class Left(_Event):
     t: Literal["leave"] = "leave"
+    name: str
     seat: str
-    # leaveRoom (the member leaves the room), not a disconnect.
+    # leaveRoom: the member leaves the room, from all its connections; else one connection closed.
     permanent: bool
-    # Unanimous matches the departure completed, all matched at ``matchedAt``.
+    # Unanimous matches the departure completed, all matched at ``at``.
     matched: list[str] = []
-    matchedAt: int = 0
+    at: int = 0
+
+
+class Removed(_Event):
+    """The owner removed a member, who may not come back (``ban``) unless readmitted."""
+
+    t: Literal["remove"] = "remove"
+    name: str
+    ban: str
+    matched: list[str] = []
+    at: int = 0
+
+
+class Readmitted(_Event):
+    t: Literal["readmit"] = "readmit"
+    ban: str
+
+
+class OwnerChanged(_Event):
+    t: Literal["owner"] = "owner"
+    owner: str
+
+
+class SeatOffered(_Event):
+    """The owner offered a member's seat to a new device (the code itself is never published)."""
+
+    t: Literal["offer"] = "offer"
+    name: str
+    offer_hash: str
+    until: int
 
 
 class Rated(_Event):
     t: Literal["rate"] = "rate"
+    name: str
     mediaId: str
     rating: RatingValue
     at: int
@@ -62,16 +100,18 @@ class Rated(_Event):
 
 class Undone(_Event):
     t: Literal["undo"] = "undo"
+    name: str
     mediaId: str
     progress: int
     matchRemoved: bool
 
 
-class Deleted(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class Deleted(_Event):
     t: Literal["delete"] = "delete"
-    seq: int = 0
 
 
-Event = Annotated[Joined | Left | Rated | Undone | Deleted, Field(discriminator="t")]
+Event = Annotated[
+    Joined | Left | Removed | Readmitted | OwnerChanged | SeatOffered | Rated | Undone | Deleted,
+    Field(discriminator="t"),
+]
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)

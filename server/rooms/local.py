@@ -12,14 +12,33 @@ from collections.abc import Callable
 import anyio
 
 from server.protocol import ErrorName, ProtocolError, Reply, encode, storage_unavailable
-from server.user import User
 from storage import RatingValue, SerializedRoom, Storage, StorageError
 
-from .changes import Build, RoomChanges, Snapshot, error_reply_of, join_refused, rating_refused
-from .decisions import decide_join, decide_leave, decide_rate, decide_undo, is_new_match, token_hash
+from .changes import (
+    Build,
+    MemberAction,
+    RoomChanges,
+    Snapshot,
+    error_reply_of,
+    join_refused,
+    not_owner,
+    owner_refused,
+    rating_refused,
+)
+from .decisions import (
+    Actor,
+    JoinRequest,
+    decide_delete,
+    decide_join,
+    decide_leave,
+    decide_member_action,
+    decide_rate,
+    decide_undo,
+    is_new_match,
+)
 from .events import Deleted
 from .room import Room, Seat
-from .rules import Refusal
+from .rules import Refusal, owner_of
 from .saver import SaveObserver, Saver
 
 log = logging.getLogger("server.rooms")
@@ -31,13 +50,14 @@ class LocalChanges(RoomChanges):
         storage: Storage,
         *,
         max_members: int,
+        absence_ms: int,
         now_ms: Callable[[], int],
         save_delay: float,
         save_max_wait: float,
         clock: Callable[[], float] = anyio.current_time,
         observer: SaveObserver | None = None,
     ) -> None:
-        super().__init__(max_members=max_members, now_ms=now_ms)
+        super().__init__(max_members=max_members, absence_ms=absence_ms, now_ms=now_ms)
         self.storage = storage
         self._observer = observer
         self._rooms: dict[str, Room] = {}
@@ -75,21 +95,11 @@ class LocalChanges(RoomChanges):
 
     # -- changes ---------------------------------------------------------------------------------
 
-    async def join(self, room: Room, seat: Seat, user: User, member_token: str | None, reply_type: Reply) -> None:
-        online, token = self.arriving(room, seat, user, reply_type)
-        decided = decide_join(
-            room.state,
-            room.online,
-            user=user,
-            seat=online,
-            presented_token_hash=token_hash(member_token) if member_token else "",
-            new_token_hash=token_hash(token),
-            joined_at=self._now_ms(),
-            max_members=self.max_members,
-        )
+    async def join(self, room: Room, seat: Seat, request: JoinRequest, arrival: tuple[str, Reply]) -> None:
+        decided = decide_join(room.state, room.online, request)
         if isinstance(decided, Refusal):
-            room.arrivals.pop(seat.seat_id, None)
-            raise join_refused(decided, error_reply_of(reply_type), user.userName, room, self.max_members)
+            raise join_refused(decided, error_reply_of(arrival[1]), request, room, self.max_members)
+        room.expect(seat, *arrival)
         room.apply(decided)
 
     async def leave(self, room: Room, seat: Seat, *, permanently: bool) -> None:
@@ -116,7 +126,17 @@ class LocalChanges(RoomChanges):
             raise rating_refused(decided, user_name, media_id, undoing=True)
         room.apply(decided)
 
-    async def delete(self, room: Room) -> None:
+    async def manage(self, room: Room, actor: Actor, action: MemberAction, name: str, code_hash: str) -> None:
+        decided = decide_member_action(
+            room.state, room.online, owner_of(room.state), actor, action, name, code_hash, self._now_ms()
+        )
+        if isinstance(decided, Refusal):
+            raise owner_refused(decided, Reply.MANAGE_MEMBER_ERROR, name, userName=name, action=action)
+        room.apply(decided)
+
+    async def delete(self, room: Room, actor: Actor) -> None:
+        if decide_delete(room.state, room.online, owner=owner_of(room.state), actor=actor) is not None:
+            raise not_owner(Reply.DELETE_ROOM_ERROR)
         try:
             await self.storage.delete_room(room.name)
         except StorageError as exc:
@@ -143,8 +163,9 @@ class LocalChanges(RoomChanges):
                 Reply.ERROR, ErrorName.STORAGE_UNAVAILABLE, "changes to this room cannot be saved right now"
             )
             frame = encode(Reply.ERROR, notice.payload())
-            for seat in list(room.seats.values()):
-                seat.send(frame)
+            for seats in list(room.seats.values()):
+                for seat in list(seats.values()):
+                    seat.send(frame)
 
     # -- the process's life ---------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import anyio
 
+from server.names import skeleton
 from server.protocol import (
     CreateRoomRequest,
     ErrorName,
@@ -27,9 +28,11 @@ from server.providers import Media, MediaProvider, MediaQuery, ProviderError
 from server.user import User
 from storage import RatingValue, SerializedRoom, Storage, StorageError, hash_password, room_key, verify_password
 
-from .changes import Build, RoomChanges, Snapshot
+from .changes import Build, MemberAction, RoomChanges, Snapshot, new_member_token, new_seat_code, not_owner
+from .decisions import Actor, acts_as_owner, token_hash
 from .deck import order_media, stable_seed
 from .room import Room, Seat
+from .rules import ban_key, owner_of
 
 log = logging.getLogger("server.rooms")
 
@@ -54,6 +57,8 @@ class RoomRegistry:
         self._clock = clock
         self._idle_since: dict[str, float] = {}
         self._locks: weakref.WeakValueDictionary[str, anyio.Lock] = weakref.WeakValueDictionary()
+        # Room names' skeletons, computed once each (creating a room compares with every other).
+        self._skeletons: dict[str, str] = {}
         changes.bind(self._dropped)
 
     @staticmethod
@@ -117,6 +122,13 @@ class RoomRegistry:
         async with self._lock(key):
             if key in self.rooms or await self._stored(name, Reply.CREATE_ROOM_ERROR):
                 raise _room_exists(name)
+            alike = await self._look_alike(name)
+            if alike is not None:
+                raise ProtocolError(
+                    Reply.CREATE_ROOM_ERROR,
+                    ErrorName.ROOM_EXISTS,
+                    f"a room called {alike} exists, and {name} would look the same; choose another name",
+                )
             items = await self._media(MediaQuery(request.filters, request.libraries), Reply.CREATE_ROOM_ERROR)
             if not items:
                 raise ProtocolError(
@@ -139,6 +151,7 @@ class RoomRegistry:
                 libraries=list(request.libraries),
                 creator_plex_user_id=creator.plex_id or "",
                 creator_plex_username=creator.userName,
+                owner=ban_key(creator.identity, skeleton(creator.userName)),
                 media_ids=[item.id for item in ordered],
                 media_seed=seed,
             )
@@ -159,6 +172,21 @@ class RoomRegistry:
         if room is None:
             raise ProtocolError(Reply.CREATE_ROOM_ERROR, ErrorName.ROOM_NOT_FOUND, f"{name} was deleted meanwhile")
         return room
+
+    async def _look_alike(self, name: str) -> str | None:
+        """A stored room whose name looks like ``name`` (but is not the same name), if any."""
+        wanted = skeleton(name)
+        try:
+            names = await self.storage.list_room_names()
+        except StorageError as exc:
+            raise storage_unavailable(Reply.CREATE_ROOM_ERROR, "rooms cannot be read right now") from exc
+        key = room_key(name)
+        for other in names:
+            if other not in self._skeletons:
+                self._skeletons[other] = skeleton(other)
+            if self._skeletons[other] == wanted and room_key(other) != key:
+                return other
+        return None
 
     async def _stored(self, name: str, reply_type: Reply) -> bool:
         try:
@@ -185,26 +213,49 @@ class RoomRegistry:
 
     # -- membership and ratings -----------------------------------------------------------------
 
-    async def join(self, name: str, seat: Seat, user: User, password: str | None, member_token: str | None) -> Room:
+    async def join(
+        self,
+        name: str,
+        seat: Seat,
+        user: User,
+        *,
+        password: str | None,
+        member_token: str | None,
+        seat_code: str | None = None,
+    ) -> Room:
         """Seat a connection in a room (it is sent joinRoomSuccess)."""
         while True:
             room = await self.get(name)
             if room is None:
                 raise room_not_found(Reply.JOIN_ROOM_ERROR, name)
             stored_hash = room.state.password_hash
-            if stored_hash is not None and not await anyio.to_thread.run_sync(
-                verify_password, password or "", stored_hash
+            # No password for a password room is refused at once: no key stretching for nothing.
+            if stored_hash is not None and (
+                not password or not await anyio.to_thread.run_sync(verify_password, password, stored_hash)
             ):
                 raise ProtocolError(Reply.JOIN_ROOM_ERROR, ErrorName.ACCESS_DENIED, f"{room.name} requires a password")
             # The password check awaited: the room may have been evicted meanwhile; then open it again.
             if self.rooms.get(room.key) is room:
                 break
-        await self.seat(room, seat, user, member_token, Reply.JOIN_ROOM_SUCCESS)
+        await self.seat(room, seat, user, Reply.JOIN_ROOM_SUCCESS, member_token=member_token, seat_code=seat_code)
         return room
 
-    async def seat(self, room: Room, seat: Seat, user: User, member_token: str | None, reply_type: Reply) -> None:
+    async def seat(
+        self,
+        room: Room,
+        seat: Seat,
+        user: User,
+        reply_type: Reply,
+        *,
+        member_token: str | None = None,
+        seat_code: str | None = None,
+    ) -> None:
         """Seat a connection in a room it may enter; it is sent ``reply_type`` with the room."""
-        await self.changes.join(room, seat, user, member_token, reply_type)
+        token = new_member_token()
+        request = self.changes.join_request(
+            room, seat, user, member_token=member_token, seat_code=seat_code, new_token=token
+        )
+        await self.changes.join(room, seat, request, (token, reply_type))
         self._idle_since.pop(room.key, None)
 
     async def leave(self, room: Room, seat: Seat, *, permanently: bool) -> None:
@@ -226,15 +277,43 @@ class RoomRegistry:
             raise not_rated(user_name, media_id)
         await self.changes.undo(room, user_name, media_id)
 
-    async def delete(self, name: str, user: User) -> None:
-        room = await self.get(name, Reply.DELETE_ROOM_ERROR)
+    async def manage(self, room: Room, seat: Seat, user: User, action: MemberAction, name: str) -> str | None:
+        """The owner's action on a member of their room; returns the seat code of an offered seat."""
+        code = new_seat_code() if action is MemberAction.OFFER_SEAT else None
+        code_hash = token_hash(code) if code else ""
+        await self.changes.manage(room, _actor(room, seat, user), action, name, code_hash)
+        return code
+
+    async def delete(self, name: str, seat: Seat, user: User) -> None:
+        try:
+            room = await self.get(name, Reply.DELETE_ROOM_ERROR)
+        except ProtocolError as exc:
+            if exc.name is ErrorName.STORAGE_UNAVAILABLE:
+                raise
+            room = None  # a room that cannot be opened (its library failed) is not deleted from here
         if room is None:
-            raise room_not_found(Reply.DELETE_ROOM_ERROR, name)
-        if not room.is_owner(user):
-            raise ProtocolError(
-                Reply.DELETE_ROOM_ERROR, ErrorName.NOT_ROOM_OWNER, "only the creator of a room can delete it"
-            )
-        await self.changes.delete(room)
+            raise not_owner(Reply.DELETE_ROOM_ERROR)
+        await self.changes.delete(room, _actor(room, seat, user))
+
+    def members(self, room: Room, seat: Seat, user: User) -> dict[str, object]:
+        """Every member (connected or not) and, for the owner, who was removed."""
+        owner = room.owner_name()
+        listing: dict[str, object] = {
+            "roomName": room.name,
+            "members": [
+                {
+                    "userName": name,
+                    "online": name in room.online,
+                    "progress": room.progress(name),
+                    "owner": name == owner,
+                    "lastSeen": member.seen_at or member.joined_at,
+                }
+                for name, member in sorted(room.state.members.items(), key=lambda item: item[1].joined_at)
+            ],
+        }
+        if acts_as_owner(room.state, room.online, owner_of(room.state), _actor(room, seat, user)):
+            listing["removed"] = sorted(room.state.removed.values())
+        return listing
 
     def _dropped(self, room: Room) -> None:
         """The room was deleted (here or by another process): forget it."""
@@ -278,6 +357,10 @@ class RoomRegistry:
         while True:
             await anyio.sleep(interval)
             await self.evict_idle()
+
+
+def _actor(room: Room, seat: Seat, user: User) -> Actor:
+    return Actor(identity=user.identity, skeleton=skeleton(user.userName), seated_as=room.seat_name(seat))
 
 
 def _room_exists(name: str) -> ProtocolError:

@@ -12,14 +12,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from server.names import skeleton
 from server.protocol import Reply, encode
 from server.providers import Media
-from server.user import User
 from storage import SerializedRoom
 
 from .decisions import apply_event
-from .events import Deleted, Event, Joined, Left, OnlineSeat, Rated, Undone
-from .rules import likers
+from .events import Deleted, Event, Joined, Left, OwnerChanged, Presence, Rated, Removed, Undone
+from .rules import ban_key, likers, owner_of
 
 
 class Seat(Protocol):
@@ -51,16 +51,16 @@ class Room:
         media: list[Media],
         *,
         on_change: Callable[[Room], None],
-        online: dict[str, OnlineSeat] | None = None,
+        online: dict[str, Presence] | None = None,
         seq: int = 0,
     ) -> None:
         self.state = state
         self.media = media
         self.media_by_id = {item.id: item for item in media}
-        # This process's connections, by member name.
-        self.seats: dict[str, Seat] = {}
+        # This process's connections, by member name, then seat id (a member may use several).
+        self.seats: dict[str, dict[str, Seat]] = {}
         # Every connected member, whichever process serves them.
-        self.online: dict[str, OnlineSeat] = dict(online or {})
+        self.online: dict[str, Presence] = dict(online or {})
         self.arrivals: dict[str, Arrival] = {}
         # The number of the last shared event applied (0 while no event is numbered).
         self.seq = seq
@@ -86,27 +86,49 @@ class Room:
 
     def send_all(self, message_type: Reply, payload: Any, *, exclude: str | None = None) -> None:
         frame = encode(message_type, payload)
-        for user_name, seat in list(self.seats.items()):
+        for user_name, seats in list(self.seats.items()):
             if user_name != exclude:
-                seat.send(frame)
+                for seat in list(seats.values()):
+                    seat.send(frame)
 
     def send_to(self, user_name: str, message_type: Reply, payload: Any) -> None:
-        seat = self.seats.get(user_name)
-        if seat is not None:
-            seat.send(encode(message_type, payload))
+        """To every connection of one member."""
+        frame = encode(message_type, payload)
+        for seat in list(self.seats.get(user_name, {}).values()):
+            seat.send(frame)
 
     def public_user(self, user_name: str) -> dict[str, Any]:
-        seat = self.online.get(user_name)
-        return seat.user.public() if seat is not None else {"userName": user_name}
+        presence = self.online.get(user_name)
+        return presence.user.public() if presence is not None else {"userName": user_name}
 
-    def is_owner(self, user: User) -> bool:
-        if self.state.creator_plex_user_id:
-            return user.plex_id == self.state.creator_plex_user_id
-        return user.userName == self.state.creator_plex_username
+    def owner_name(self) -> str | None:
+        """The name of the member who owns the room (None when no member does)."""
+        owner = owner_of(self.state)
+        return next(
+            (
+                name
+                for name, member in self.state.members.items()
+                if ban_key(member.identity, member.skeleton or skeleton(name)) == owner
+            ),
+            None,
+        )
 
     def seat_name(self, seat: Seat) -> str | None:
-        """The name this seat holds here (None if another connection holds it now)."""
-        return next((held for held, candidate in self.seats.items() if candidate is seat), None)
+        """The name this seat holds here (None if it holds none now)."""
+        return next((name for name, seats in self.seats.items() if seats.get(seat.seat_id) is seat), None)
+
+    def _unseat(self, name: str, keep: str | None = None, *, told: tuple[Reply, Any] | None = None) -> None:
+        """Release this process's connections of a member (all but ``keep``), telling them first."""
+        seats = self.seats.get(name, {})
+        for seat_id, seat in list(seats.items()):
+            if seat_id == keep:
+                continue
+            del seats[seat_id]
+            if told is not None:
+                seat.send(encode(*told))
+            seat.detach(self)
+        if not seats:
+            self.seats.pop(name, None)
 
     def expect(self, seat: Seat, token: str, reply_type: Reply) -> None:
         """A seat whose ``Joined`` event is on its way: it is seated and told when it is applied."""
@@ -118,55 +140,75 @@ class Room:
         previous = apply_event(self.state, self.online, event)
         if isinstance(event, Joined):
             self._joined(event)
-        elif isinstance(event, Left):
+        elif isinstance(event, Left | Removed):
             self._left(event, previous)
         elif isinstance(event, Rated):
             self._rated(event)
         elif isinstance(event, Undone):
             self._undone(event)
-        else:
+        elif isinstance(event, Deleted):
             self._deleted(event)
+        else:
+            self._on_change(self)
+            if isinstance(event, OwnerChanged):
+                self.send_all(Reply.OWNER_CHANGED, {"userName": self.owner_name()})
         if event.seq:
             self.seq = event.seq
 
     def _joined(self, event: Joined) -> None:
         name = event.name
-        current = self.seats.get(name)
-        if current is not None and current.seat_id != event.online.seat:
-            del self.seats[name]
-            current.detach(self)
+        if event.replaces:
+            self._unseat(name, keep=event.seat)
         self._on_change(self)
         if not event.resumed:
-            joined = {"user": event.online.user.public(), "progress": self.progress(name)}
+            joined = {"user": event.user.public(), "progress": self.progress(name)}
             self.send_all(Reply.USER_JOINED_ROOM, joined, exclude=name)
-        self.seat_arrival(name, event.online.seat)
+        if event.owner is not None:
+            self.send_all(Reply.OWNER_CHANGED, {"userName": name}, exclude=name)
+        self.seat_arrival(name, event.seat)
 
     def seat_arrival(self, name: str, seat_id: str) -> None:
         """Seat the connection waiting for this seat (if any) and send it the room."""
         arrival = self.arrivals.pop(seat_id, None)
         if arrival is not None:
-            self.seats[name] = arrival.seat
+            self.seats.setdefault(name, {})[seat_id] = arrival.seat
             arrival.seat.send(encode(arrival.reply_type, self.welcome(name, arrival.token)))
 
     def welcome(self, user_name: str, token: str) -> dict[str, Any]:
         """The JoinRoomSuccess payload for a member just seated."""
-        return {
+        welcome: dict[str, Any] = {
             "previousMatches": self.previous_matches(user_name),
             "media": [item.model_dump(mode="json", exclude_none=True) for item in self.media_for(user_name)],
-            "users": [{"user": seat.user.public(), "progress": self.progress(n)} for n, seat in self.online.items()],
+            "users": [
+                {"user": presence.user.public(), "progress": self.progress(n)} for n, presence in self.online.items()
+            ],
             "roomName": self.name,
             "roomType": self.state.room_type,
             "memberToken": token,
+            "userName": user_name,
         }
+        owner = self.owner_name()
+        if owner is not None:
+            welcome["roomOwner"] = owner
+        return welcome
 
-    def _left(self, event: Left, unseated: OnlineSeat | None) -> None:
-        seat = self.seats.get(event.name)
-        if seat is not None and seat.seat_id == event.seat:
-            del self.seats[event.name]
-        if unseated is not None:
-            self.send_all(Reply.USER_LEFT_ROOM, unseated.user.public())
-        if event.permanent:
-            self._on_change(self)
+    def _left(self, event: Left | Removed, previous: Presence | None) -> None:
+        name = event.name
+        if isinstance(event, Removed):
+            self._unseat(name, told=(Reply.REMOVED_FROM_ROOM, {"roomName": self.name}))
+        elif event.permanent:
+            # Its other connections leave with it; the one that asked is told by its own reply.
+            self.seats.get(name, {}).pop(event.seat, None)
+            self._unseat(name, told=(Reply.LEAVE_ROOM_SUCCESS, None))
+        else:
+            self.seats.get(name, {}).pop(event.seat, None)
+            if not self.seats.get(name):
+                self.seats.pop(name, None)
+        if previous is not None and name not in self.online:
+            self.send_all(Reply.USER_LEFT_ROOM, previous.user.public())
+        self._on_change(self)
+        if isinstance(event, Removed):
+            self.send_all(Reply.MEMBER_REMOVED, {"userName": name})
         for media_id in event.matched:
             self.announce_match(media_id)
 
@@ -190,11 +232,8 @@ class Room:
 
     def _deleted(self, _: Deleted) -> None:
         """Tell every seat the room is gone and release them all."""
-        self.send_all(Reply.ROOM_DELETED, {"roomName": self.name})
-        seats = list(self.seats.values())
-        self.seats.clear()
-        for seat in seats:
-            seat.detach(self)
+        for name in list(self.seats):
+            self._unseat(name, told=(Reply.ROOM_DELETED, {"roomName": self.name}))
 
     def _announce_progress(self, user_name: str) -> None:
         self.send_all(Reply.USER_PROGRESS, {"user": self.public_user(user_name), "progress": self.progress(user_name)})

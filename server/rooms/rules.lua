@@ -29,10 +29,35 @@ local function has_ended(end_on_first_match, room_type, own_ratings, match_count
   return match_count > 0
 end
 
--- Returns the refusal code of rules.py's Refusal, or nil.
-local function may_join(member_count, member, max_members, holder_elsewhere, token_matches)
-  if not member and member_count >= max_members then return -2 end
-  if holder_elsewhere and not (member and token_matches) then return -3 end
+local NAME_OWNER = "name:"
+
+-- identity: nil for a name-only login.
+local function ban_key(identity, skeleton)
+  return identity or (NAME_OWNER .. skeleton)
+end
+
+local function is_owner(owner, identity, skeleton, seated)
+  if owner == "" then return false end
+  if identity and owner == identity then return true end
+  return seated and owner == NAME_OWNER .. skeleton
+end
+
+local function counts_as_present(online, seen_at, now, absence_ms)
+  return online or now - seen_at < absence_ms
+end
+
+-- Returns "beside", "instead", "claimed" (rules.py's Seating), or nil.
+local function seating(member_identity, identity, token_matches, elsewhere, offered)
+  if offered then return "claimed" end
+  if member_identity then
+    if identity == member_identity then return "beside" end
+    return nil
+  end
+  if identity then
+    if token_matches then return "claimed" end
+    return nil
+  end
+  if token_matches or not elsewhere then return "instead" end
   return nil
 end
 

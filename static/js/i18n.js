@@ -1,5 +1,7 @@
-// UI strings: the server's `translations` message (key -> string), cached for the next visit.
+// UI strings: the server's `translations` message (key -> string), cached for the next visit; the
+// connection's state is built in, for before the socket works.
 
+import { BUILT_IN } from "./builtin-strings.js";
 import { load, save } from "./storage.js";
 
 const CACHE_KEY = "moviematch.translations";
@@ -36,7 +38,7 @@ export const onTranslations = (listener) => listeners.add(listener);
 
 /** t("MATCHES_SECTION_CARD_LIKERS", {users: "A and B", movie: "Alien"}) */
 export function t(key, values = {}) {
-  const text = strings[key] ?? "";
+  const text = strings[key] ?? (BUILT_IN[language] ?? BUILT_IN.en)[key] ?? "";
   return text.replace(/\$\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
 }
 

@@ -1,13 +1,13 @@
 // Start-up: wire the screens to the session, and show the right screen once strings are here.
 
-import { showConnection } from "./connection.js";
+import { initConnection, showConnection } from "./connection.js";
 import { initDialogs } from "./dialogs.js";
 import { byId } from "./dom.js";
 import { onTranslations, ready, restore } from "./i18n.js";
 import { initLobby } from "./screens/lobby.js";
 import { initRoom } from "./screens/room.js";
 import { initSignIn } from "./screens/signin.js";
-import { setScreen, start } from "./session.js";
+import { setScreen, socket, start } from "./session.js";
 import { emit, on, state } from "./state.js";
 import { toast } from "./toast.js";
 
@@ -71,12 +71,24 @@ function closeCreateScreen() {
 if (history.state?.screen === "create") history.replaceState(null, "");
 restore();
 initDialogs();
+initConnection();
 initSignIn();
 initLobby({ openCreate: openCreateScreen });
 initRoom();
 on("screen", render);
-on("status", showConnection);
+on("status", (status) => showConnection(status, socket.failures));
 on("toast", toast);
 onTranslations(render);
 render();
 start();
+showConnection(socket.status);
+
+// Offline start for the installed app (static/sw.js); its scope is the app's root, under any sub-path.
+if ("serviceWorker" in navigator) {
+  addEventListener("load", () => {
+    const version = encodeURIComponent(document.body.dataset.version || "");
+    navigator.serviceWorker.register(`sw.js?v=${version}`).catch(() => {
+      // No offline start (a private window, or plain http on a LAN address): the app works as before.
+    });
+  });
+}

@@ -15,17 +15,17 @@ function sortMatches(matches, order) {
   return [...matches].sort(SORTS[order] ?? SORTS.recent);
 }
 
-/** Render the list; onOpen(media) shows a match's details. */
-export function renderMatches(matches, { order, onOpen }) {
+/** Render the list; onOpen(media) shows a match's details; the badge counts those not in `seen`. */
+export function renderMatches(matches, { order, onOpen, seen }) {
   const list = clear(byId("matches-list"));
   const sorted = sortMatches(matches, order);
   byId("matches-empty").hidden = sorted.length > 0;
   for (const match of sorted) list.append(matchItem(match, onOpen));
-  const count = sorted.length ? String(sorted.length) : "";
-  byId("matches-count").textContent = count;
+  byId("matches-count").textContent = sorted.length ? String(sorted.length) : "";
+  const unseen = sorted.filter((match) => !seen.has(match.media.id)).length;
   const badge = byId("tab-matches-badge");
-  badge.textContent = count;
-  badge.hidden = !count;
+  badge.textContent = unseen ? String(unseen) : "";
+  badge.hidden = !unseen;
 }
 
 function matchItem(match, onOpen) {

@@ -3,6 +3,13 @@
 const query = matchMedia("(prefers-reduced-motion: reduce)");
 export const reducedMotion = () => query.matches;
 
+/** A short vibration (a match), unless motion is reduced; browsers allow it only after a tap. */
+export function buzz(pattern) {
+  if (reducedMotion() || typeof navigator.vibrate !== "function") return;
+  if (navigator.userActivation && !navigator.userActivation.hasBeenActive) return;
+  navigator.vibrate(pattern);
+}
+
 /** Resolve after the element's transition ends (or at once without motion, or after `timeout`). */
 export function afterTransition(el, timeout = 500) {
   if (reducedMotion()) return Promise.resolve();

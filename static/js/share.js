@@ -1,7 +1,8 @@
 // Sharing a room: the system share sheet when there is one, a copyable link, and a QR code.
 
 import { byId } from "./dom.js";
-import { qrCodeUrl, roomLink } from "./links.js";
+import { isLoopback, qrCodeUrl, roomLink, shareBase } from "./links.js";
+import { state } from "./state.js";
 import { toast } from "./toast.js";
 
 const dialog = byId("share-dialog");
@@ -22,7 +23,9 @@ export function initShare() {
 }
 
 export function openShare(room) {
-  current = roomLink(room.name);
+  const base = shareBase(state.config);
+  current = roomLink(room.name, base);
+  byId("share-local").hidden = !isLoopback(base.hostname);
   byId("share-room").textContent = room.name;
   byId("share-url").value = current;
   const qr = byId("share-qr");

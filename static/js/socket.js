@@ -20,6 +20,7 @@ export class Socket {
     this.handlers = new Map();
     this.statusListeners = new Set();
     this.status = "connecting"; // connecting | open | closed
+    this.failures = 0; // attempts in a row that never opened
     this.hiddenAt = 0;
     addEventListener("online", () => this.reconnectNow());
     document.addEventListener("visibilitychange", () => {
@@ -75,8 +76,12 @@ export class Socket {
     const ws = new WebSocket(this.url);
     this.ws = ws;
     this.setStatus("connecting");
+    let opened = false;
     ws.addEventListener("open", () => {
-      if (this.ws === ws) this.setStatus("open");
+      opened = true;
+      if (this.ws !== ws) return;
+      this.failures = 0;
+      this.setStatus("open");
     });
     ws.addEventListener("message", (event) => {
       if (this.ws !== ws || typeof event.data !== "string") return;
@@ -91,6 +96,7 @@ export class Socket {
     });
     ws.addEventListener("close", () => {
       if (this.ws !== ws) return;
+      if (!opened) this.failures += 1;
       this.ws = null;
       this.setStatus("closed");
       this.schedule();

@@ -24,8 +24,11 @@ const MEMBER_TOKENS = "moviematch.memberTokens";
 const RECENT_ROOMS = "moviematch.recentRooms";
 const CURRENT_ROOM = "moviematch.currentRoom";
 const HISTORY = "moviematch.history";
+const SEEN_MATCHES = "moviematch.seenMatches";
 const RECENT_LIMIT = 5;
 const TOKEN_LIMIT = 30;
+const SEEN_ROOMS_LIMIT = 20;
+const SEEN_PER_ROOM_LIMIT = 500;
 
 /** Who signs in automatically: {userName} or {plexToken, plexClientId}. */
 export const identity = {
@@ -79,6 +82,19 @@ export const currentRoom = {
   get: () => load(sessionStorage, CURRENT_ROOM),
   set: (value) => save(sessionStorage, CURRENT_ROOM, value),
   clear: () => save(sessionStorage, CURRENT_ROOM, null),
+};
+
+/** The matches of a room this device has shown in its list: the badge counts the others. */
+export const seenMatches = {
+  get: (roomName) => new Set((load(localStorage, SEEN_MATCHES) ?? {})[roomKey(roomName)] ?? []),
+  add(roomName, mediaIds) {
+    const rooms = load(localStorage, SEEN_MATCHES) ?? {};
+    const key = roomKey(roomName);
+    const seen = new Set([...(rooms[key] ?? []), ...mediaIds]);
+    delete rooms[key];
+    rooms[key] = [...seen].slice(-SEEN_PER_ROOM_LIMIT);
+    save(localStorage, SEEN_MATCHES, Object.fromEntries(Object.entries(rooms).slice(-SEEN_ROOMS_LIMIT)));
+  },
 };
 
 /** The last ratings of this tab in a room (for undo after a reload). */

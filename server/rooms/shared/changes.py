@@ -24,11 +24,21 @@ from server.protocol import Reply, storage_unavailable
 from server.user import User
 from storage import RatingValue, SerializedRoom, StorageError
 
-from ..changes import Build, RoomChanges, Snapshot, error_reply_of, join_refused, rating_refused
-from ..decisions import token_hash
-from ..events import EVENTS, Deleted, Left, OnlineSeat
+from ..changes import (
+    Build,
+    MemberAction,
+    RoomChanges,
+    Snapshot,
+    error_reply_of,
+    join_refused,
+    not_owner,
+    owner_refused,
+    rating_refused,
+)
+from ..decisions import Actor, JoinRequest
+from ..events import EVENTS, Deleted, Left, Presence
 from ..room import Room, Seat
-from ..rules import Refusal
+from ..rules import Refusal, owner_of
 from .live import Live, LiveRoom, Subscription
 
 log = logging.getLogger("server.rooms.shared")
@@ -44,11 +54,12 @@ class SharedChanges(RoomChanges):
         *,
         presence_timeout: float,
         max_members: int,
+        absence_ms: int,
         now_ms: Callable[[], int],
         metrics: Metrics,
         clock: Callable[[], float] = anyio.current_time,
     ) -> None:
-        super().__init__(max_members=max_members, now_ms=now_ms, process_id=live.process_id)
+        super().__init__(max_members=max_members, absence_ms=absence_ms, now_ms=now_ms, process_id=live.process_id)
         self.live = live
         self.metrics = metrics
         self.presence_timeout = presence_timeout
@@ -137,7 +148,7 @@ class SharedChanges(RoomChanges):
         try:
             await self.subscriber.subscribe(channel)
             live = await self.live.read(room_name)
-            room = None if live is None else await build(Snapshot(live.room, online_seats(room_name, live), live.seq))
+            room = None if live is None else await build(Snapshot(live.room, presences(room_name, live), live.seq))
         except BaseException:
             await self.subscriber.unsubscribe(channel)
             raise
@@ -207,9 +218,9 @@ class SharedChanges(RoomChanges):
             return
         # A seat of this process unseated by another: this process was taken for dead (it could not
         # heartbeat in time). Its own departures unseat locally first, so they never match here.
-        taken = held = None
+        taken = None
         if isinstance(event, Left) and not event.permanent:
-            taken, held = room.seats.get(event.name), room.online.get(event.name)
+            taken = room.seats.get(event.name, {}).get(event.seat)
         try:
             room.apply(event)
         except Exception:  # the process serves on; the room's state is read again instead
@@ -219,9 +230,9 @@ class SharedChanges(RoomChanges):
         if isinstance(event, Deleted):
             self._deleted(room)
         self._wake(room)
-        if taken is not None and held is not None and held.seat == taken.seat_id:
-            room.seats[held.user.userName] = taken
-            self._soon(lambda again: self._reseat(again, taken, held), room)
+        if taken is not None and isinstance(event, Left):
+            room.seats.setdefault(event.name, {})[event.seat] = taken
+            self._soon(lambda again: self._reseat(again, taken, event.name), room)
 
     def _deleted(self, room: Room) -> None:
         channel = self.channel(room.name)
@@ -284,15 +295,15 @@ class SharedChanges(RoomChanges):
         self._wake(room)
         for data in held:
             self._deliver(room, data)
-        for seat, held_by in lost:
-            await self._reseat(room, seat, held_by)
+        for seat, name in lost:
+            await self._reseat(room, seat, name)
 
-    def _refresh(self, room: Room, live: LiveRoom) -> list[tuple[Seat, OnlineSeat]]:
+    def _refresh(self, room: Room, live: LiveRoom) -> list[tuple[Seat, str]]:
         """Replace the replica's state, sending the differences; returns this process's seats that
         lost their place (their presence was reaped while this process could not heartbeat)."""
         before, online_before = room.state, room.online
         room.state, room.seq = live.room, live.seq
-        room.online = online_seats(room.name, live)
+        room.online = presences(room.name, live)
         for name in sorted(online_before.keys() - room.online.keys()):
             room.send_all(Reply.USER_LEFT_ROOM, online_before[name].user.public())
         for name in sorted(room.online.keys() - online_before.keys()):
@@ -305,67 +316,63 @@ class SharedChanges(RoomChanges):
             room.announce_match(media_id)
         for media_id in sorted(before.matches.keys() - room.state.matches.keys()):
             room.send_all(Reply.MATCH_REMOVED, {"mediaId": media_id})
-        for name, online in room.online.items():
-            room.seat_arrival(name, online.seat)  # a join whose event was missed
-        lost: list[tuple[Seat, OnlineSeat]] = []
-        for name, seat in list(room.seats.items()):
-            holder = room.online.get(name)
-            if holder is None and name in online_before:
-                lost.append((seat, online_before[name]))
-            elif holder is None or holder.seat != seat.seat_id:
-                del room.seats[name]
-                seat.detach(room)
+        for name, presence in room.online.items():
+            for seat_id in presence.seats:
+                room.seat_arrival(name, seat_id)  # a join whose event was missed
+        lost: list[tuple[Seat, str]] = []
+        for name, seats in list(room.seats.items()):
+            for seat_id, seat in list(seats.items()):
+                if seat_id in _seats_of(room.online, name):
+                    continue
+                if seat_id in _seats_of(online_before, name) and name in room.state.members:
+                    lost.append((seat, name))
+                else:
+                    del seats[seat_id]
+                    seat.detach(room)
+            if not seats:
+                room.seats.pop(name, None)
         return lost
 
-    async def _reseat(self, room: Room, seat: Seat, held: OnlineSeat) -> None:
+    async def _reseat(self, room: Room, seat: Seat, name: str) -> None:
         """Put back a seat of this process whose presence was reaped (never a new member)."""
-        name = held.user.userName
+        presence = room.online.get(name)
+        user = presence.user if presence is not None else User(userName=name)
+        request = self.join_request(room, seat, user, member_token=None, seat_code=None, new_token="", reseat=True)
         try:
-            outcome = await self.live.join(
-                room.name,
-                user=held.user,
-                seat=seat.seat_id,
-                presented_token_hash="",
-                new_token_hash="",
-                joined_at=self._now_ms(),
-                max_members=self.max_members,
-                reseat=True,
-            )
+            outcome = await self.live.join(room.name, request)
         except StorageError:
             self._stale.add(self.channel(room.name))
             return
-        if isinstance(outcome, Refusal) and room.seats.get(name) is seat:
-            del room.seats[name]  # left for good, or the name was taken meanwhile
+        seats = room.seats.get(name, {})
+        if isinstance(outcome, Refusal) and seats.get(seat.seat_id) is seat:
+            del seats[seat.seat_id]  # left for good, or removed, meanwhile
+            if not seats:
+                room.seats.pop(name, None)
             seat.detach(room)
 
     # -- changes ---------------------------------------------------------------------------------
 
-    async def join(self, room: Room, seat: Seat, user: User, member_token: str | None, reply_type: Reply) -> None:
-        error_reply = error_reply_of(reply_type)
-        online, token = self.arriving(room, seat, user, reply_type)
+    async def join(self, room: Room, seat: Seat, request: JoinRequest, arrival: tuple[str, Reply]) -> None:
+        error_reply = error_reply_of(arrival[1])
+        room.expect(seat, *arrival)
         try:
-            outcome = await self.live.join(
-                room.name,
-                user=user,
-                seat=online.seat,
-                presented_token_hash=token_hash(member_token) if member_token else "",
-                new_token_hash=token_hash(token),
-                joined_at=self._now_ms(),
-                max_members=self.max_members,
-            )
+            outcome = await self.live.join(room.name, request)
         except StorageError as exc:
             room.arrivals.pop(seat.seat_id, None)
             raise storage_unavailable(error_reply, "this room cannot be joined right now") from exc
         if isinstance(outcome, Refusal):
             room.arrivals.pop(seat.seat_id, None)
-            raise join_refused(outcome, error_reply, user.userName, room, self.max_members)
+            raise join_refused(outcome, error_reply, request, room, self.max_members)
         await self._applied(room, outcome)
 
     async def leave(self, room: Room, seat: Seat, *, permanently: bool) -> None:
         name = room.seat_name(seat)
         if name is None:
             return
-        del room.seats[name]  # from now on this connection gets nothing of this room
+        seats = room.seats[name]
+        del seats[seat.seat_id]  # from now on this connection gets nothing of this room
+        if not seats:
+            del room.seats[name]
         try:
             await self.live.leave(
                 room.name,
@@ -415,21 +422,47 @@ class SharedChanges(RoomChanges):
         if isinstance(outcome, Refusal):
             raise rating_refused(outcome, user_name, media_id, undoing=True)
 
-    async def delete(self, room: Room) -> None:
+    async def manage(self, room: Room, actor: Actor, action: MemberAction, name: str, code_hash: str) -> None:
+        reply = Reply.MANAGE_MEMBER_ERROR
         try:
-            seq = await self.live.delete(room.name)
+            outcome = await self.live.manage(
+                room.name,
+                actor=actor,
+                action=action,
+                name=name,
+                code_hash=code_hash,
+                owner=owner_of(room.state),
+                now_ms=self._now_ms(),
+            )
+        except StorageError as exc:
+            raise storage_unavailable(
+                reply, "the room cannot be changed right now", userName=name, action=action
+            ) from exc
+        if isinstance(outcome, Refusal):
+            raise owner_refused(outcome, reply, name, userName=name, action=action)
+        await self._applied(room, outcome)
+
+    async def delete(self, room: Room, actor: Actor) -> None:
+        try:
+            outcome = await self.live.delete(room.name, actor=actor, owner=owner_of(room.state))
         except StorageError as exc:
             raise storage_unavailable(Reply.DELETE_ROOM_ERROR, "the room could not be deleted") from exc
-        if seq is not None:
-            await self._applied(room, seq)  # every process drops the room when its event arrives
+        if isinstance(outcome, Refusal):
+            raise not_owner(Reply.DELETE_ROOM_ERROR)
+        await self._applied(room, outcome)  # every process drops the room when its event arrives
 
 
-def online_seats(room_name: str, live: LiveRoom) -> dict[str, OnlineSeat]:
+def presences(room_name: str, live: LiveRoom) -> dict[str, Presence]:
     """Who is connected, by name; an entry of the wrong shape is left out (and logged)."""
-    seats = {}
-    for name, seat in live.online.items():
+    found = {}
+    for name, presence in live.online.items():
         try:
-            seats[name] = OnlineSeat.model_validate(seat)
+            found[name] = Presence.model_validate(presence)
         except ValidationError:
-            log.warning("room %r: presence entry of %r ignored (not a seat)", room_name, name)
-    return seats
+            log.warning("room %r: presence entry of %r ignored (not a presence)", room_name, name)
+    return found
+
+
+def _seats_of(online: dict[str, Presence], name: str) -> dict[str, str]:
+    presence = online.get(name)
+    return presence.seats if presence is not None else {}

@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 import anyio
 
-from server.user import User
 from storage import RatingValue, SerializedRoom
 
+from ..decisions import Actor, JoinRequest
 from ..rules import Refusal
 
 
@@ -72,19 +72,9 @@ class Live(Protocol):
     async def read(self, room_name: str) -> LiveRoom | None:
         """The room, who is connected, and its event number, read at one instant."""
 
-    async def join(
-        self,
-        room_name: str,
-        *,
-        user: User,
-        seat: str,
-        presented_token_hash: str,
-        new_token_hash: str,
-        joined_at: int,
-        max_members: int,
-        reseat: bool = False,
-    ) -> int | Refusal:
-        """Seat a member (the event's number), or why not (``decisions.decide_join``)."""
+    async def join(self, room_name: str, request: JoinRequest) -> int | Refusal:
+        """Seat a connection (the event's number), or why not (``decisions.decide_join``); the
+        request's process is this one."""
 
     async def leave(
         self, room_name: str, name: str, seat: str, *, permanent: bool, room_type: str, now_ms: int
@@ -108,8 +98,14 @@ class Live(Protocol):
         self, room_name: str, name: str, media_id: str, *, room_type: str, threshold: int
     ) -> int | Refusal: ...
 
-    async def delete(self, room_name: str) -> int | None:
-        """Delete the room and tell its processes (the event's number); None when there was none."""
+    async def manage(
+        self, room_name: str, *, actor: Actor, action: str, name: str, code_hash: str, owner: str, now_ms: int
+    ) -> int | Refusal:
+        """The owner's action on a member (``decisions.decide_member_action``); ``owner`` is the
+        room's owner as the caller derives it, for rooms that store none."""
+
+    async def delete(self, room_name: str, *, actor: Actor, owner: str) -> int | Refusal:
+        """Delete the room and tell its processes (the event's number), or why not."""
 
     async def heartbeat(self, lifetime: float) -> list[str]:
         """Say this process lives ``lifetime`` more seconds; returns the processes whose time ran out."""

@@ -13,14 +13,25 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 import anyio
 
-from server.user import User
 from storage import MemoryStorage, RatingValue, SerializedRoom, room_key
 
-from ..decisions import apply_event, decide_join, decide_leave, decide_rate, decide_undo, is_new_match
-from ..events import Deleted, Event, OnlineSeat
+from ..decisions import (
+    Actor,
+    JoinRequest,
+    apply_event,
+    decide_delete,
+    decide_join,
+    decide_leave,
+    decide_member_action,
+    decide_rate,
+    decide_undo,
+    is_new_match,
+)
+from ..events import Deleted, Event, Presence
 from ..rules import Refusal
 from .live import LiveRoom, OnEvent, OnSubscribed, RateOutcome
 
@@ -28,7 +39,7 @@ from .live import LiveRoom, OnEvent, OnSubscribed, RateOutcome
 class MemoryHub:
     def __init__(self, storage: MemoryStorage, clock: Callable[[], float] = anyio.current_time) -> None:
         self.storage = storage
-        self.online: dict[str, dict[str, OnlineSeat]] = {}
+        self.online: dict[str, dict[str, Presence]] = {}
         self.seq: dict[str, int] = {}
         self.deadlines: dict[str, float] = {}
         self.process_rooms: dict[str, set[str]] = {}
@@ -107,7 +118,8 @@ class MemorySubscription:
 
 
 class MemoryLive:
-    """``Live`` on a ``MemoryHub``, for the process ``process_id``."""
+    """``Live`` on a ``MemoryHub``, for the process ``process_id``: each operation decides with the
+    Python decisions, under the room's lock, as a Redis script runs alone."""
 
     def __init__(self, hub: MemoryHub, process_id: str) -> None:
         self.hub = hub
@@ -125,7 +137,7 @@ class MemoryLive:
     async def run(self) -> None:
         await anyio.sleep_forever()
 
-    def _online(self, room_name: str) -> dict[str, OnlineSeat]:
+    def _online(self, room_name: str) -> dict[str, Presence]:
         return self.hub.online.setdefault(room_key(room_name), {})
 
     async def read(self, room_name: str) -> LiveRoom | None:
@@ -136,58 +148,48 @@ class MemoryLive:
             online = {name: seat.model_dump(mode="json") for name, seat in self._online(room_name).items()}
             return LiveRoom(state, online, self.hub.seq.get(room_key(room_name), 0))
 
-    async def _record(self, room_name: str, state: SerializedRoom, event: Event) -> int:
-        """Apply, store and publish a decided event; returns its number."""
-        apply_event(state, self._online(room_name), event)
-        if not isinstance(event, Deleted):
-            await self.hub.storage.save_room(state)
-        key = room_key(room_name)
-        seq = self.hub.seq[key] = self.hub.seq.get(key, 0) + 1
-        self.hub.publish(self.channel(room_name), event.model_copy(update={"seq": seq}).model_dump_json())
-        return seq
-
-    async def join(
-        self,
-        room_name: str,
-        *,
-        user: User,
-        seat: str,
-        presented_token_hash: str,
-        new_token_hash: str,
-        joined_at: int,
-        max_members: int,
-        reseat: bool = False,
-    ) -> int | Refusal:
+    async def _decide(
+        self, room_name: str, decide: Callable[[SerializedRoom, dict[str, Presence]], Event | Refusal | None]
+    ) -> int | Refusal | None:
+        """Decide on the stored room; apply, store and publish the event. Returns its number, the
+        refusal, or None (nothing to do, or no such room)."""
         async with self.hub.deciding(room_name):
             state = await self.hub.storage.get_room(room_name)
             if state is None:
                 return Refusal.NO_ROOM
-            decided = decide_join(
-                state,
-                self._online(room_name),
-                user=user,
-                seat=OnlineSeat(seat=seat, process=self.process_id, user=user.shown()),
-                presented_token_hash=presented_token_hash,
-                new_token_hash=new_token_hash,
-                joined_at=joined_at,
-                max_members=max_members,
-                reseat=reseat,
-            )
-            if isinstance(decided, Refusal):
+            online = self._online(room_name)
+            decided = decide(state, online)
+            if decided is None or isinstance(decided, Refusal):
                 return decided
+            apply_event(state, online, decided)
+            if isinstance(decided, Deleted):
+                await self.hub.storage.delete_room(room_name)
+                self.hub.online.pop(room_key(room_name), None)
+            else:
+                await self.hub.storage.save_room(state)
+            key = room_key(room_name)
+            seq = self.hub.seq[key] = self.hub.seq.get(key, 0) + 1
+            self.hub.publish(self.channel(room_name), decided.model_copy(update={"seq": seq}).model_dump_json())
+            return seq
+
+    async def join(self, room_name: str, request: JoinRequest) -> int | Refusal:
+        def decide(state: SerializedRoom, online: dict[str, Presence]) -> Event | Refusal:
+            return decide_join(state, online, replace(request, process=self.process_id))
+
+        outcome = await self._decide(room_name, decide)
+        if isinstance(outcome, int):
             self.hub.process_rooms.setdefault(self.process_id, set()).add(room_name)
-            return await self._record(room_name, state, decided)
+        assert outcome is not None  # noqa: S101 (a join is always decided)
+        return outcome
 
     async def leave(
         self, room_name: str, name: str, seat: str, *, permanent: bool, room_type: str, now_ms: int
     ) -> int | None:
-        async with self.hub.deciding(room_name):
-            state = await self.hub.storage.get_room(room_name)
-            if state is None:
-                self._online(room_name).pop(name, None)
-                return None
-            event = decide_leave(state, self._online(room_name), name=name, seat=seat, permanent=permanent, now=now_ms)
-            return None if event is None else await self._record(room_name, state, event)
+        def decide(state: SerializedRoom, online: dict[str, Presence]) -> Event | None:
+            return decide_leave(state, online, name=name, seat=seat, permanent=permanent, now=now_ms)
+
+        outcome = await self._decide(room_name, decide)
+        return outcome if isinstance(outcome, int) else None
 
     async def rate(
         self,
@@ -201,48 +203,50 @@ class MemoryLive:
         threshold: int,
         end_on_first_match: bool,
     ) -> RateOutcome | Refusal:
-        async with self.hub.deciding(room_name):
-            state = await self.hub.storage.get_room(room_name)
-            if state is None:
-                return Refusal.NO_ROOM
+        new_match = False
+
+        def decide(state: SerializedRoom, online: dict[str, Presence]) -> Event | Refusal:
+            nonlocal new_match
             decided = decide_rate(state, name=name, media_id=media_id, rating=rating, now=at_ms)
-            if isinstance(decided, Refusal):
-                return decided
-            new_match = is_new_match(state, decided)
-            return RateOutcome(await self._record(room_name, state, decided), new_match)
+            new_match = not isinstance(decided, Refusal) and is_new_match(state, decided)
+            return decided
+
+        outcome = await self._decide(room_name, decide)
+        return RateOutcome(outcome, new_match) if isinstance(outcome, int) else outcome or Refusal.NO_ROOM
 
     async def undo(self, room_name: str, name: str, media_id: str, *, room_type: str, threshold: int) -> int | Refusal:
-        async with self.hub.deciding(room_name):
-            state = await self.hub.storage.get_room(room_name)
-            if state is None:
-                return Refusal.NO_ROOM
-            decided = decide_undo(state, name=name, media_id=media_id)
-            return decided if isinstance(decided, Refusal) else await self._record(room_name, state, decided)
+        outcome = await self._decide(room_name, lambda state, _: decide_undo(state, name=name, media_id=media_id))
+        return outcome or Refusal.NO_ROOM
 
-    async def delete(self, room_name: str) -> int | None:
-        async with self.hub.deciding(room_name):
-            state = await self.hub.storage.get_room(room_name)
-            if state is None:
-                return None
-            await self.hub.storage.delete_room(room_name)
-            return await self._record(room_name, state, Deleted())
+    async def manage(
+        self, room_name: str, *, actor: Actor, action: str, name: str, code_hash: str, owner: str, now_ms: int
+    ) -> int | Refusal:
+        def decide(state: SerializedRoom, online: dict[str, Presence]) -> Event | Refusal:
+            return decide_member_action(state, online, state.owner or owner, actor, action, name, code_hash, now_ms)
+
+        return await self._decide(room_name, decide) or Refusal.NO_ROOM
+
+    async def delete(self, room_name: str, *, actor: Actor, owner: str) -> int | Refusal:
+        def decide(state: SerializedRoom, online: dict[str, Presence]) -> Event | Refusal:
+            refusal = decide_delete(state, online, owner=state.owner or owner, actor=actor)
+            return Deleted() if refusal is None else refusal
+
+        return await self._decide(room_name, decide) or Refusal.NO_ROOM
 
     async def heartbeat(self, lifetime: float) -> list[str]:
         now = self.hub.now()
         self.hub.deadlines[self.process_id] = now + lifetime
-        return [
-            process
-            for process, deadline in self.hub.deadlines.items()
-            if deadline <= now and process != self.process_id
-        ]
+        lapsed = (process for process, deadline in self.hub.deadlines.items() if deadline <= now)
+        return [process for process in lapsed if process != self.process_id]
 
     async def reap(self, process_id: str, now_ms: int) -> int:
         unseated = 0
         for room_name in sorted(self.hub.process_rooms.pop(process_id, set())):
-            for name, seat in list(self._online(room_name).items()):
-                if seat.process == process_id:
-                    await self.leave(room_name, name, seat.seat, permanent=False, room_type="", now_ms=now_ms)
-                    unseated += 1
+            for name, presence in list(self._online(room_name).items()):
+                for seat, process in list(presence.seats.items()):
+                    if process == process_id:
+                        await self.leave(room_name, name, seat, permanent=False, room_type="", now_ms=now_ms)
+                        unseated += 1
         self.hub.deadlines.pop(process_id, None)
         return unseated
 

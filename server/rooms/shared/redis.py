@@ -27,20 +27,21 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
-from server.user import User
-from storage import Member, RatingValue
+from server.names import skeleton
+from storage import RatingValue
 from storage.base import storage_errors
 from storage.redis import (
     SNAPSHOT_WIDTH,
     RedisStorage,
     RoomKeys,
     decode,
-    encode_member,
+    json_text,
     lookup_key,
     queue_snapshot,
     rating_element,
 )
 
+from ..decisions import Actor, JoinRequest
 from ..rules import Refusal
 from .batches import Batches
 from .live import LiveRoom, OnEvent, OnSubscribed, RateOutcome
@@ -89,7 +90,17 @@ class RedisLive:
 
     @staticmethod
     def _room_keys(keys: RoomKeys) -> list[str]:
-        return [keys.meta, keys.ratings, keys.progress, keys.members, keys.matches, keys.online, keys.seq]
+        return [
+            keys.meta,
+            keys.ratings,
+            keys.progress,
+            keys.members,
+            keys.matches,
+            keys.online,
+            keys.seq,
+            keys.owner,
+            keys.removed,
+        ]
 
     async def run(self) -> None:
         """Send the scripts called meanwhile as pipelines, until cancelled (see ``Batches``)."""
@@ -120,38 +131,31 @@ class RedisLive:
             seq, online = replies[SNAPSHOT_WIDTH:]
             return LiveRoom(room, _readable(room_name, online), int(seq or 0))
 
-    async def join(
-        self,
-        room_name: str,
-        *,
-        user: User,
-        seat: str,
-        presented_token_hash: str,
-        new_token_hash: str,
-        joined_at: int,
-        max_members: int,
-        reseat: bool = False,
-    ) -> int | Refusal:
+    async def join(self, room_name: str, request: JoinRequest) -> int | Refusal:
         keys = self.keys(room_name)
-        member = Member(
-            joined_at=joined_at, token_hash=new_token_hash, avatar_image=user.avatarImage, plex_user_id=user.plex_id
-        )
+        user = request.user.model_dump(mode="json", exclude_none=True, exclude={"userName"})
         outcome = await self._run(
             "join",
             room_name,
             keys,
             [self._process_rooms_key(self.process_id)],
-            user.userName,
-            presented_token_hash,
-            encode_member(member),
-            new_token_hash,
-            user.avatarImage or "",
-            max_members,
-            seat,
+            request.name,
+            request.identity or "",
+            request.skeleton,
+            request.seat,
             self.process_id,
-            user.shown().model_dump_json(exclude_none=True),
+            request.presented_token_hash,
+            request.seat_code_hash,
+            request.new_token_hash,
+            request.avatar or "",
+            request.plex_user_id or "",
+            request.now,
+            request.max_members,
+            request.absence_ms,
+            request.owner,
+            "1" if request.reseat else "0",
+            json_text(user)[1:-1],
             keys.digest,
-            "1" if reseat else "0",
         )
         return _seq_or_refusal(outcome)
 
@@ -204,10 +208,51 @@ class RedisLive:
         )
         return _seq_or_refusal(outcome)
 
-    async def delete(self, room_name: str) -> int | None:
+    async def manage(
+        self, room_name: str, *, actor: Actor, action: str, name: str, code_hash: str, owner: str, now_ms: int
+    ) -> int | Refusal:
+        keys = self.keys(room_name)
+        room_type = await self._room_type(keys)
+        outcome = await self._run(
+            "manage",
+            room_name,
+            keys,
+            [],
+            action,
+            name,
+            actor.identity or "",
+            actor.skeleton,
+            actor.seated_as or "",
+            code_hash,
+            owner,
+            now_ms,
+            room_type,
+            skeleton(name),
+        )
+        return _seq_or_refusal(outcome)
+
+    async def _room_type(self, keys: RoomKeys) -> str:
+        """The room's type, read from its settings (the scripts never parse them)."""
+        with storage_errors("read_room_type", keys.digest):
+            meta = await self.storage.client.get(keys.meta)
+        room_type = json.loads(meta).get("roomType", "standard") if meta else ""
+        return str(room_type)
+
+    async def delete(self, room_name: str, *, actor: Actor, owner: str) -> int | Refusal:
         keys = self.keys(room_name)
         extra = [self.storage.index_key, self.storage.names_key]
-        return int(await self._run("delete", room_name, keys, extra, keys.digest)) or None
+        outcome = await self._run(
+            "delete",
+            room_name,
+            keys,
+            extra,
+            keys.digest,
+            actor.identity or "",
+            actor.skeleton,
+            actor.seated_as or "",
+            owner,
+        )
+        return _seq_or_refusal(outcome)
 
     # -- presence ------------------------------------------------------------------------------
 
@@ -225,9 +270,9 @@ class RedisLive:
             for digest in map(str, await client.smembers(rooms_key)):
                 keys = RoomKeys.for_digest(self.storage.prefix, digest)
                 for name, raw in (await client.hgetall(keys.online)).items():
-                    name, seat = str(name), json.loads(raw)
-                    if seat.get("process") == process_id:
-                        await self._run("leave", name, keys, [], name, seat["seat"], "0", "", now_ms)
+                    seats = json.loads(raw).get("seats", {})
+                    for seat in [seat for seat, process in seats.items() if process == process_id]:
+                        await self._run("leave", str(name), keys, [], str(name), seat, "0", "", now_ms)
                         unseated += 1
             async with client.pipeline(transaction=True) as pipe:
                 pipe.delete(rooms_key)

@@ -38,10 +38,14 @@ export function initCreate({ back }) {
   on("room", () => setBusy(false));
 }
 
-/** Show the form, starting with the name typed in the lobby. */
+/** Show the form afresh (nothing left from an earlier attempt), with the name typed in the lobby. */
 export function openCreate(roomName = "") {
+  byId("create-form").reset();
+  for (const row of rows) row.element.remove();
+  rows.clear();
+  updateThreshold();
   const name = byId("create-name");
-  if (roomName) name.value = roomName;
+  name.value = roomName;
   showError(null);
   setBusy(false);
   setScreen("create");

@@ -30,8 +30,14 @@ export function initLobby({ openCreate }) {
   roomName.addEventListener("input", () => showError(null));
   byId("lobby-create").addEventListener("click", () => openCreate(roomName.value.trim()));
   byId("lobby-signout").addEventListener("click", signOut);
+  let previous = null;
   on("shown", (screen) => {
-    if (screen === "lobby") update();
+    // What was reported before is stale now; what was typed is, unless coming back from the create screen.
+    if (screen === "lobby") {
+      resetJoin({ keepName: previous === "create" });
+      update();
+    }
+    previous = screen;
   });
   on("user", update);
   on("status", () => setBusy(false));
@@ -46,6 +52,13 @@ export function initLobby({ openCreate }) {
     }
   });
   on("room", () => setBusy(false));
+}
+
+function resetJoin({ keepName }) {
+  if (!keepName) byId("join-room").value = "";
+  byId("join-password").value = "";
+  showError(null);
+  setBusy(false);
 }
 
 function update() {

@@ -9,10 +9,14 @@ import { initKeys } from "../keys.js";
 import { hideMatch, initMatchOverlay, likersText, matchOpen, showMatch } from "../match-overlay.js";
 import { renderMatches } from "../matches.js";
 import { renderMembers } from "../members.js";
+import { buzz } from "../motion.js";
 import { canRate, canUndo, deleteRoom, leaveRoom, rate, signOut, undo } from "../session.js";
 import { on, state } from "../state.js";
 import { initShare, openShare } from "../share.js";
+import { seenMatches } from "../storage.js";
 import { toast } from "../toast.js";
+
+const MATCH_BUZZ = [40, 60, 120]; // ms: vibrate, pause, vibrate
 
 const ROOM_TYPES = { standard: "ROOM_TYPE_STANDARD", unanimous: "ROOM_TYPE_UNANIMOUS", solo: "ROOM_TYPE_SOLO" };
 const TABS = ["swipe", "matches", "people"];
@@ -74,6 +78,7 @@ export function initRoom() {
   on("members", drawMembers);
   on("newMatch", (match) => {
     announce(likersText(match));
+    buzz(MATCH_BUZZ);
     const busy = document.querySelector("dialog[open]:not(#match-dialog)");
     // Solo rooms match on every like: a toast is enough there. Never pop over another dialog.
     if (state.room?.type === "solo") toast({ key: "SOLO_MATCH_TOAST", values: { title: match.media.title } });
@@ -81,6 +86,7 @@ export function initRoom() {
     else showMatch(match);
   });
   setInterval(() => state.room && drawMatches(), 60_000); // keep "matched 5 minutes ago" current
+  document.addEventListener("visibilitychange", () => state.room && drawMatches()); // seen on return
   on("matchRemoved", hideMatch);
   on("rated", ({ media, rating }) =>
     announce(t(rating === "like" ? "RATED_LIKE" : "RATED_DISLIKE", { title: media.title })),
@@ -111,7 +117,10 @@ function showTab(name) {
     if (current) tab.setAttribute("aria-current", "page");
     else tab.removeAttribute("aria-current");
   }
-  if (name === "matches") byId("matches-title").focus({ preventScroll: true });
+  if (name === "matches") {
+    drawMatches();
+    byId("matches-title").focus({ preventScroll: true });
+  }
 }
 
 function drawRoom(detail) {
@@ -145,7 +154,13 @@ function drawDeck(detail = {}) {
 
 function drawMatches() {
   const room = state.room;
-  renderMatches(room ? room.matches.values() : [], { order: matchOrder, onOpen: (media) => showDetails(media) });
+  const matches = room ? [...room.matches.values()] : [];
+  // Shown in a list someone can see (its tab, or the column of a wide screen): seen.
+  if (room && byId("panel-matches").offsetParent !== null && document.visibilityState === "visible") {
+    seenMatches.add(room.name, matches.map((match) => match.media.id));
+  }
+  const seen = room ? seenMatches.get(room.name) : new Set();
+  renderMatches(matches, { order: matchOrder, onOpen: (media) => showDetails(media), seen });
 }
 
 function drawMembers() {
