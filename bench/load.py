@@ -95,6 +95,7 @@ def server_process(storage_url: str | None) -> Iterator[Served]:
             "RATE_LIMIT_PER_SECOND": "1000000",
             "RATE_LIMIT_BURST": "1000000",
             "MAX_ROOMS_PER_USER": "1000000",
+            "MAX_CONNECTIONS_PER_ADDRESS": "1000000",
         }
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

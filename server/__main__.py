@@ -17,6 +17,7 @@ from uvicorn.config import STARTUP_FAILURE
 
 from server import __version__, commands
 from server.config import ConfigError, Settings, load_settings
+from server.listener import ServerConfig, gate_for, trusted_networks
 from server.security import RedactSecrets
 from server.startup import StartupErrors, StartupProblem, banner, check_port
 
@@ -120,12 +121,14 @@ def build_server(settings: Settings, provider: MediaProvider | None = None) -> G
 
     app = create_app(settings, provider=provider)
     errors = StartupErrors(app, settings)
-    config = uvicorn.Config(
+    trusted = trusted_networks(settings.trusted_proxies)
+    config = ServerConfig(
         errors,
+        gate=gate_for(settings, trusted),
+        header_timeout=settings.header_timeout,
         host=settings.host,
         port=settings.port,
         lifespan="on",
-        ws="websockets-sansio",
         # Above the app's own limit, so the app sees an oversized message and answers it first. The
         # websockets protocol applies it after inflating a compressed message, so no deflate bomb gets in.
         ws_max_size=settings.max_message_bytes * 2,
@@ -135,8 +138,9 @@ def build_server(settings: Settings, provider: MediaProvider | None = None) -> G
         # Connections get the first part of shutdown_timeout; the lifespan shutdown (flushing rooms) follows.
         timeout_graceful_shutdown=max(1, round(settings.drain_timeout)),
         log_config=None,
+        # X-Forwarded-For and -Proto of these peers are believed, for HTTP and WebSocket alike.
         proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        forwarded_allow_ips=trusted,
         ssl_certfile=settings.tls.cert if settings.tls else None,
         ssl_keyfile=settings.tls.key if settings.tls else None,
     )

@@ -21,7 +21,8 @@ from server.connection import Connection
 from server.context import AppContext
 from server.limits_redis import RedisWindow
 from server.metrics import Metrics
-from server.middleware import BasicAuthMiddleware, RootPathMiddleware
+from server.middleware import BasicAuthMiddleware, RootPathMiddleware, WebSocketCapMiddleware
+from server.offload import Offload
 from server.providers import MediaProvider
 from server.providers.combined import CombinedProvider
 from server.providers.configured import client_id, configured_providers, plex_servers
@@ -30,7 +31,7 @@ from server.rooms.changes import RoomChanges
 from server.rooms.local import LocalChanges
 from server.rooms.registry import RoomRegistry
 from server.rooms.shared import Live, RedisLive, SharedChanges
-from server.security import OriginMiddleware, SecurityHeadersMiddleware
+from server.security import AllowedHostsMiddleware, OriginMiddleware, SecurityHeadersMiddleware, origin_hosts
 from storage import Storage
 from storage.redis import RedisStorage
 
@@ -100,10 +101,12 @@ def create_app(
     media = configured_providers(settings) if provider is None else CombinedProvider([provider])
     plex_sign_in = plex_sign_in_for(settings, media)
     metrics = Metrics()
+    offload = Offload.from_settings(settings)
     registry = RoomRegistry(
         storage,
         media,
         room_changes(settings, storage, metrics, now_ms, process_id, live),
+        offload=offload,
         idle_timeout=settings.room_idle_timeout,
         rng=rng,
     )
@@ -114,6 +117,7 @@ def create_app(
         registry=registry,
         metrics=metrics,
         plex_sign_in=plex_sign_in,
+        offload=offload,
     )
 
     @asynccontextmanager
@@ -138,6 +142,12 @@ def create_app(
     middleware = [
         Middleware(RootPathMiddleware, root_path=settings.root_path),
         Middleware(SecurityHeadersMiddleware, extra_origins=plex_origins),
+        Middleware(
+            AllowedHostsMiddleware,
+            allowed_hosts=settings.allowed_hosts,
+            extra_names=[settings.host.lower(), *origin_hosts(settings.allowed_origins)],
+        ),
+        Middleware(WebSocketCapMiddleware, limit=settings.max_connections_per_address, key=context.guards.client),
     ]
     if settings.auth is not None:
         middleware.append(

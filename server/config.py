@@ -12,6 +12,7 @@ or option it came from); secrets never appear in reprs, logs or messages.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -128,6 +129,27 @@ def _origin(value: str) -> str:
     return origin
 
 
+def _network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        raise ValueError("must be an IP address or a CIDR range such as 10.0.0.0/8 or fd00::/8") from None
+
+
+def _proxy(value: str) -> str:
+    return "*" if value.strip() == "*" else _network(value)
+
+
+_HOST_PATTERN = re.compile(r"(\*\.)?[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?")
+
+
+def _host_pattern(value: str) -> str:
+    host = value.strip().lower()
+    if host != "*" and _HOST_PATTERN.fullmatch(host) is None:
+        raise ValueError("must be a host name such as movies.example.com, *.example.com for its subdomains, or *")
+    return host.rstrip(".")
+
+
 def _readable_file(value: str) -> str:
     path = Path(value)
     if not path.is_file():
@@ -144,6 +166,7 @@ def _non_blank(value: SecretStr) -> SecretStr:
 
 
 ReadableFile = Annotated[str, AfterValidator(_readable_file)]
+Network = Annotated[str, AfterValidator(_network)]
 
 _BOOLEAN = "true or false (environment: 1, true, yes, on / 0, false, no, off)"
 
@@ -275,6 +298,27 @@ class Settings(_Section):
     # Wrong room passwords per client address per minute before joins with a password are refused.
     max_password_attempts: int = _count(5)
     allowed_origins: tuple[Annotated[str, AfterValidator(_origin)], ...] = ()
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (reverse proxies); "*" trusts any.
+    trusted_proxies: tuple[Annotated[str, AfterValidator(_proxy)], ...] = ("127.0.0.1/32", "::1/128")
+    # Per-address limits count an IPv6 client by its network of this length (a home gets a /64).
+    ipv6_prefix_length: int = Field(64, ge=32, le=128, description="an integer between 32 and 128")
+    # Host names besides the ones that always work (IP addresses, localhost, this machine's name,
+    # local-network names): DNS rebinding protection.
+    allowed_hosts: tuple[Annotated[str, AfterValidator(_host_pattern)], ...] = ()
+    # Connections at once: all of them (0: what the file limit allows), and per client address.
+    max_connections: int = _count(0, minimum=0)
+    max_connections_per_address: int = _count(64)
+    # Seconds a client has to send a request's headers (and body) before the connection is closed:
+    # above the 10 s after which Chromium drops a connection it opened ahead and never used.
+    header_timeout: float = _seconds(20.0)
+    # CPU-heavy work (password checks, QR codes): run at once (one leaves the other cores to the
+    # event loop), waiting, and per client address.
+    cpu_workers: int = _count(1)
+    cpu_queue: int = _count(32)
+    cpu_queue_per_client: int = _count(4)
+    # /metrics without Basic auth: open to anyone when metrics is true, else only to these addresses.
+    metrics: StrictBool = Field(False, description=_BOOLEAN)
+    metrics_allowed_ips: tuple[Network, ...] = ("127.0.0.1/32", "::1/128")
     # A WebSocket that has not logged in after this long is closed (it only holds a file descriptor).
     login_timeout: float = _seconds(300.0)
     # Keepalive: a peer that does not answer a ping within the timeout is disconnected.
@@ -421,6 +465,19 @@ _ENV_VARS: tuple[tuple[str, Loc, Callable[[str], object]], ...] = (
     ("WS_PING_INTERVAL", ("ws_ping_interval",), _text),
     ("WS_PING_TIMEOUT", ("ws_ping_timeout",), _text),
     ("WS_COMPRESSION", ("ws_compression",), _flag),
+    # uvicorn's name first, so that TRUSTED_PROXIES wins when both are set.
+    ("FORWARDED_ALLOW_IPS", ("trusted_proxies",), _items),
+    ("TRUSTED_PROXIES", ("trusted_proxies",), _items),
+    ("IPV6_PREFIX_LENGTH", ("ipv6_prefix_length",), _text),
+    ("ALLOWED_HOSTS", ("allowed_hosts",), _items),
+    ("MAX_CONNECTIONS", ("max_connections",), _text),
+    ("MAX_CONNECTIONS_PER_ADDRESS", ("max_connections_per_address",), _text),
+    ("HEADER_TIMEOUT", ("header_timeout",), _text),
+    ("CPU_WORKERS", ("cpu_workers",), _text),
+    ("CPU_QUEUE", ("cpu_queue",), _text),
+    ("CPU_QUEUE_PER_CLIENT", ("cpu_queue_per_client",), _text),
+    ("METRICS", ("metrics",), _flag),
+    ("METRICS_ALLOWED_IPS", ("metrics_allowed_ips",), _items),
 )
 _ENV_VAR_OF: dict[Loc, str] = {loc: name for name, loc, _ in _ENV_VARS}
 

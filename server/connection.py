@@ -102,8 +102,9 @@ class Connection:
         self._going_away = anyio.Event()
         self._bucket = context.guards.message_bucket()
         self.seat_id = secrets.token_hex(12)
-        # The client's own address (uvicorn puts a trusted proxy's X-Forwarded-For here).
-        self.address = websocket.client.host if websocket.client else "unknown"
+        # The client's own address (uvicorn puts a trusted proxy's X-Forwarded-For here), as the
+        # per-address limits count it (an IPv6 address by its /64).
+        self.address = context.guards.client(websocket.client.host) if websocket.client else "unknown"
 
     # -- states -----------------------------------------------------------------------------
 
@@ -353,7 +354,7 @@ class Connection:
                 ErrorName.TOO_MANY_ROOMS,
                 f"you may create {creations.limit} rooms a day; reuse one of yours",
             )
-        room = await self.context.registry.create(name, request, user)
+        room = await self.context.registry.create(name, request, user, self.address)
         await creations.record(creator)
         await self._leave_room(permanently=False)
         await self.context.registry.seat(room, self, user, Reply.CREATE_ROOM_SUCCESS)
@@ -380,6 +381,7 @@ class Connection:
                 user,
                 password=request.password,
                 member_token=request.memberToken,
+                client=self.address,
                 seat_code=request.seatCode,
             )
         except ProtocolError as exc:

@@ -11,7 +11,9 @@ import anyio
 from server.config import Settings
 from server.limits import Guards
 from server.metrics import Metrics
+from server.offload import Offload
 from server.providers.combined import CombinedProvider
+from server.qr import QrCodes
 from server.rooms.registry import RoomRegistry
 from server.user import User
 from storage import Storage
@@ -34,11 +36,15 @@ class AppContext:
     plex_sign_in: PlexSignIn | None = None
     connections: set[Departing] = field(default_factory=set)
     metrics: Metrics = field(default_factory=Metrics)
+    # CPU-heavy work (password checks, QR codes) runs here, off the event loop and bounded.
+    offload: Offload = field(kw_only=True)
     guards: Guards = field(init=False)
+    qr_codes: QrCodes = field(init=False)
     _none_left: anyio.Event | None = None
 
     def __post_init__(self) -> None:
         self.guards = Guards(self.settings)
+        self.qr_codes = QrCodes(self.offload)
 
     def connected(self, connection: Departing) -> None:
         self.connections.add(connection)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import html
-import io
+import ipaddress
 import logging
 import os
 from os import PathLike
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import segno
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
@@ -17,10 +17,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Scope
 
 from server import __version__
+from server.addresses import current_hosts
 from server.context import AppContext
 from server.i18n import negotiate
 from server.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from server.offload import Busy
 from server.providers import MediaProvider, ProviderError
+from server.qr import share_link_problem
 from storage.redis import RedisStorage
 
 log = logging.getLogger("server.http")
@@ -84,7 +87,32 @@ async def health(request: Request) -> Response:
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 
+def client_of(request: Request) -> str:
+    """The client's limits key (its address, as a trusted proxy reports it; an IPv6 one's network)."""
+    return context_of(request).guards.client(request.client.host) if request.client else "unknown"
+
+
+def metrics_allowed(request: Request) -> bool:
+    """With Basic auth on, whoever passed it; otherwise anyone when ``metrics`` is on, else only
+    ``metrics_allowed_ips`` (error counts tell an attacker how its password guessing goes)."""
+    settings = context_of(request).settings
+    if settings.auth is not None or settings.metrics:
+        return True
+    try:
+        address = ipaddress.ip_address(request.client.host if request.client else "")
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in ipaddress.ip_network(network) for network in settings.metrics_allowed_ips)
+
+
 async def metrics(request: Request) -> Response:
+    if not metrics_allowed(request):
+        return Response(
+            "metrics are served to METRICS_ALLOWED_IPS only; set METRICS=true (or Basic auth) to open them",
+            status_code=403,
+        )
     context = context_of(request)
     text = context.metrics.render(
         connections=len(context.connections),
@@ -136,17 +164,38 @@ def client_files() -> ASGIApp:
     return GZipMiddleware(ClientFiles(directory=STATIC_DIR), minimum_size=1024)
 
 
-QR_TEXT_LIMIT = 1000
+def lan_hosts(context: AppContext, host: str) -> list[str]:
+    """The server's LAN addresses at the port of ``host``: what a page opened at localhost puts in
+    its share links (``config.lanAddresses``)."""
+    try:
+        port = urlsplit(f"//{host}").port
+    except ValueError:
+        return []
+    suffix = f":{port}" if port else ""
+    return [f"[{lan}]{suffix}" if ":" in lan else f"{lan}{suffix}" for lan in current_hosts(context.settings.host)]
 
 
 async def qr_code(request: Request) -> Response:
-    """A QR code (SVG) of a share link, made here so the page needs nothing from the internet."""
+    """A QR code (SVG) of a share link of this server (``server.qr``), made here so the page needs
+    nothing from the internet; drawn in a worker process, and kept."""
+    context = context_of(request)
     text = request.query_params.get("text", "")
-    if not text or len(text) > QR_TEXT_LIMIT:
-        return Response(f"text must be 1-{QR_TEXT_LIMIT} characters", status_code=400)
-    image = io.BytesIO()
-    segno.make(text, error="m").save(image, kind="svg", scale=8, border=2, xmldecl=False, svgns=True)
-    return Response(image.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
+    host = request.headers.get("host", "")
+    problem = share_link_problem(
+        text,
+        hosts=[host, *request.headers.get("x-forwarded-host", "").split(","), *lan_hosts(context, host)],
+        allowed_origins=context.settings.allowed_origins,
+        root_path=root_path_of(request),
+        public_url=context.settings.public_url,
+        max_name_length=context.settings.max_name_length,
+    )
+    if problem is not None:
+        return Response(problem, status_code=400)
+    try:
+        image = await context.qr_codes.svg(client_of(request), text)
+    except Busy as exc:
+        return Response(f"the server is busy ({exc}); try again", status_code=503, headers={"Retry-After": "1"})
+    return Response(image, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
 
 
 async def manifest(request: Request) -> Response:

@@ -7,6 +7,7 @@ rooms through Redis share the windows too (``server.limits_redis.RedisWindow``).
 from __future__ import annotations
 
 import enum
+import ipaddress
 import time
 from collections import deque
 from collections.abc import Callable
@@ -20,6 +21,44 @@ PASSWORD_WINDOW = 60.0
 ROOM_CREATION_WINDOW = 24 * 3600.0
 
 _PRUNE_FLOOR = 1024
+
+
+def address_key(host: str, ipv6_prefix: int) -> str:
+    """What per-address limits count for a client at ``host``: an IPv4 address itself (an
+    IPv4-mapped IPv6 address too), an IPv6 address by its network of ``ipv6_prefix`` bits, since a
+    single home or server is handed a whole /64 and may use any address in it. Anything else (a
+    Unix socket's name, a test client's) is its own key."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, ipv6_prefix), strict=False))
+    return str(address)
+
+
+class Occurrences:
+    """A recurring condition worth one log line per ``interval``, not one per occurrence.
+
+    ``occurred()`` returns how many times it happened since the last report (itself included) when
+    a line is due, None otherwise: the first occurrence is reported at once.
+    """
+
+    def __init__(self, interval: float, clock: Clock = time.monotonic) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._reported_at: float | None = None
+        self._count = 0
+
+    def occurred(self) -> int | None:
+        self._count += 1
+        now = self._clock()
+        if self._reported_at is not None and now - self._reported_at < self.interval:
+            return None
+        self._reported_at, count, self._count = now, self._count, 0
+        return count
 
 
 class Verdict(enum.Enum):
@@ -109,6 +148,10 @@ class Guards:
         self.password_failures: Window = SlidingWindow(settings.max_password_attempts, PASSWORD_WINDOW, clock)
         self.room_creations: Window = SlidingWindow(settings.max_rooms_per_user, ROOM_CREATION_WINDOW, clock)
         self._clock = clock
+
+    def client(self, host: str) -> str:
+        """The key of a client address (``address_key`` with the configured IPv6 prefix)."""
+        return address_key(host, self.settings.ipv6_prefix_length)
 
     def share(self, windows: Callable[[str, int, float], Window]) -> None:
         """Count in windows shared with other processes: ``windows(name, limit, seconds)``."""

@@ -1,12 +1,21 @@
-"""ASGI middleware for HTTP and WebSocket alike: sub-path mounting and HTTP Basic auth."""
+"""ASGI middleware for HTTP and WebSocket alike: sub-path mounting, HTTP Basic auth, and the
+cap on WebSockets per client address."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hmac
+import logging
+from collections import Counter
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from server.limits import Occurrences
+from server.security import deny
+
+log = logging.getLogger("server.middleware")
 
 # Reachable without credentials: load balancers probe health, browsers fetch the manifest bare.
 PUBLIC_PATHS = frozenset({"/health", "/manifest.webmanifest"})
@@ -72,3 +81,41 @@ class BasicAuthMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": b"Authentication required"})
+
+
+class WebSocketCapMiddleware:
+    """At most ``limit`` WebSockets at once per client address (``key`` of the address uvicorn
+    reports: a trusted proxy's X-Forwarded-For, an IPv6 client's network); more are refused with
+    429 before they are accepted. Clients that connect directly are capped by the listener too
+    (``server.listener``), which counts every connection; behind a proxy this is the only cap."""
+
+    def __init__(self, app: ASGIApp, limit: int, key: Callable[[str], str]) -> None:
+        self.app = app
+        self.limit = limit
+        self.key = key
+        self.open: Counter[str] = Counter()
+        self._refusals = Occurrences(60.0)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        key = self.key(client[0]) if client else "unknown"
+        if self.open[key] >= self.limit:
+            if (count := self._refusals.occurred()) is not None:
+                log.warning(
+                    "refused %d WebSocket(s) over MAX_CONNECTIONS_PER_ADDRESS (%d), lately from %s",
+                    count,
+                    self.limit,
+                    key,
+                )
+            await deny(scope, receive, send, 429, "too many connections from your address", **{"Retry-After": "10"})
+            return
+        self.open[key] += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.open[key] -= 1
+            if not self.open[key]:
+                del self.open[key]

@@ -115,6 +115,7 @@ class ErrorName(StrEnum):
     INVALID_FILTER = "InvalidFilter"
     LIKE_CAP_REACHED = "LikeCapReached"
     NO_MATCHES = "NoMatches"
+    SERVER_BUSY = "ServerBusy"
     PROVIDER_ERROR = "ProviderError"
 
 

@@ -1,15 +1,24 @@
-"""Browser-facing defences: the WebSocket Origin check and the security headers of every response."""
+"""Browser-facing defences (the Host allow-list, the WebSocket Origin check, the security headers
+of every response) and the redaction of secrets from every log record."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
+import ipaddress
 import logging
 import re
+import socket
 from collections.abc import Callable, Iterable
 from urllib.parse import quote, urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from websockets.frames import Frame, Opcode
+
+from server.config import mask_secrets
+from server.limits import Occurrences
 
 log = logging.getLogger("server.security")
 
@@ -39,6 +48,85 @@ def origin_allowed(origin: str, hosts: Iterable[str], allowed_origins: Iterable[
     # of another scheme on the very same host and port is the same server anyway.
     wanted = _host_port(parts.netloc, _DEFAULT_PORTS[parts.scheme])
     return any(_host_port(host, wanted[1]) == wanted for host in hosts if host)
+
+
+# Names only the local network can resolve: no public DNS answers for them, so no attacker's
+# page can be served under one (RFC 6761 localhost, RFC 6762 local, RFC 8375 home.arpa, ICANN's
+# internal; lan is what many home routers hand out).
+LOCAL_SUFFIXES = ("localhost", "local", "lan", "home.arpa", "internal")
+_DNS_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
+
+
+def origin_hosts(origins: Iterable[str]) -> list[str]:
+    """The host names of origins (``https://movies.example.com`` -> ``movies.example.com``)."""
+    return [_host_port(urlsplit(origin).netloc, None)[0] for origin in origins]
+
+
+def host_allowed(host: str, allowed_hosts: Iterable[str], own_names: Iterable[str] = ()) -> bool:
+    """Whether a request for ``host`` (a Host header: name or address, optional port) is for this
+    server, not a DNS rebinding attacker's domain that was made to resolve to it.
+
+    Always allowed: IP addresses (a rebinding needs a name), names without a dot or under
+    ``LOCAL_SUFFIXES``, and ``own_names`` (this machine's). Other names must match
+    ``allowed_hosts``: ``name``, ``*.name`` (its subdomains) or ``*`` (anything).
+    """
+    name = _host_port(host, None)[0].rstrip(".")
+    if not name:
+        return False
+    try:
+        ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        pass
+    else:
+        return True
+    labels = name.split(".")
+    if len(name) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in labels):
+        return False
+    if len(labels) == 1 or name in own_names:
+        return True
+    if any(name == suffix or name.endswith("." + suffix) for suffix in LOCAL_SUFFIXES):
+        return True
+    for pattern in allowed_hosts:
+        if pattern == "*" or pattern == name or (pattern.startswith("*.") and name.endswith(pattern[1:])):
+            return True
+    return False
+
+
+class AllowedHostsMiddleware:
+    """Refuses requests and WebSocket upgrades for other hosts (``host_allowed``) with 400.
+
+    A request without Host (HTTP/1.0, some probes) is no browser's, so it is let through.
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str], extra_names: Iterable[str] = ()) -> None:
+        self.app = app
+        self.allowed_hosts = tuple(allowed_hosts)
+        self.own_names = frozenset({socket.gethostname().lower(), *extra_names})
+        self._refusals = Occurrences(60.0)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = Headers(scope=scope).get("host")
+            if host is not None and not host_allowed(host, self.allowed_hosts, self.own_names):
+                if (count := self._refusals.occurred()) is not None:
+                    log.warning(
+                        "refused %d request(s) for a host that is not this server's, lately %r: if it is yours, "
+                        "add it to ALLOWED_HOSTS",
+                        count,
+                        host[:200],
+                    )
+                await deny(scope, receive, send, 400, "Invalid host header")
+                return
+        await self.app(scope, receive, send)
+
+
+async def deny(scope: Scope, receive: Receive, send: Send, status: int, text: str, **headers: str) -> None:
+    """An HTTP error response, for a WebSocket upgrade too when the server can send one (uvicorn
+    can); otherwise the upgrade is closed before it is accepted, which answers 403."""
+    if scope["type"] == "websocket" and "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    await PlainTextResponse(text, status_code=status, headers=headers)(scope, receive, send)
 
 
 class OriginMiddleware:
@@ -116,10 +204,39 @@ class SecurityHeadersMiddleware:
 # Header lines as HTTP libraries log them at DEBUG (websockets logs every handshake header).
 _SECRET_HEADER = re.compile(r"(?im)^([<>]?\s*(?:authorization|proxy-authorization|cookie|x-plex-token)\s*:\s*).+$")
 
+# Message fields that carry a credential (protocol.md: login, joinRoom, createRoom and their
+# replies). Their string values are redacted wherever a field is spelled as in JSON
+# ("password": "…"), a Python dict ('password': '…') or a repr (password='…'), escapes inside the
+# value included, and up to the end of the text when a log line cut the value short.
+SECRET_FIELDS = ("password", "plexToken", "memberToken", "token", "authToken", "accessToken", "apiKey", "api_key")
+_FIELD_NAMES = "|".join(SECRET_FIELDS)
+_SECRET_FIELD = re.compile(
+    rf"""(?P<key>(?P<q>["']?)\b(?:{_FIELD_NAMES})\b(?P=q)\s*[:=]\s*)(?P<v>["'])(?:(?!(?P=v))[^\\]|\\.)*(?:(?P=v)|\\?$)""",
+    re.IGNORECASE,
+)
+
+
+def redact_fields(text: str) -> str:
+    """``text`` with the string value of every ``SECRET_FIELDS`` field in it replaced by ``***``."""
+    return _SECRET_FIELD.sub(lambda match: f"{match['key']}{match['v']}***{match['v']}", text)
+
+
+def _redacted_frame(frame: Frame) -> Frame:
+    """A WebSocket frame as it may be logged: websockets logs a frame object and shortens its text
+    to the first and last few dozen characters when the line is made, so the fields are redacted
+    here, in the whole text, before the shortening could cut a field name off its value."""
+    if frame.opcode not in (Opcode.TEXT, Opcode.CONT, Opcode.BINARY):
+        return frame
+    text = bytes(frame.data).decode("utf-8", "surrogateescape")
+    cleaned = redact_fields(text)
+    return frame if cleaned == text else dataclasses.replace(frame, data=cleaned.encode("utf-8", "surrogateescape"))
+
 
 class RedactSecrets(logging.Filter):
-    """Removes the configured secrets (in raw, URL-encoded and Basic-auth forms) and credential
-    headers from every log record, whoever logs it: a library at DEBUG quotes what it sees."""
+    """Removes secrets from every log record, whoever logs it (a library at DEBUG quotes what it
+    sees): the configured ones (in raw, URL-encoded and Basic-auth forms), credential headers,
+    URL passwords and secret-looking query values, and the credential fields of messages and
+    WebSocket frames (``SECRET_FIELDS``)."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
@@ -133,9 +250,11 @@ class RedactSecrets(logging.Filter):
     def _clean(self, text: str) -> str:
         for form in self.forms:
             text = text.replace(form, "***")
-        return _SECRET_HEADER.sub(r"\1***", text)
+        return redact_fields(mask_secrets(_SECRET_HEADER.sub(r"\1***", text)))
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(arg, Frame) for arg in record.args):
+            record.args = tuple(_redacted_frame(arg) if isinstance(arg, Frame) else arg for arg in record.args)
         message = record.getMessage()
         cleaned = self._clean(message)
         if cleaned != message:

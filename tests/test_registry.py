@@ -13,6 +13,7 @@ import anyio.lowlevel
 import pytest
 
 from server.metrics import Metrics
+from server.offload import Offload
 from server.protocol import CreateRoomRequest, Reply, encode
 from server.rooms.changes import RoomChanges
 from server.rooms.local import LocalChanges
@@ -78,7 +79,15 @@ def registry(storage: MemoryStorage, clock: Clock, idle_timeout: float = 60, mod
         changes = SharedChanges(
             live, presence_timeout=15, max_members=50, absence_ms=DAY, now_ms=lambda: next(counter), metrics=Metrics()
         )
-    return RoomRegistry(storage, ListProvider(), changes, idle_timeout=idle_timeout, rng=random.Random(3), clock=clock)
+    return RoomRegistry(
+        storage,
+        ListProvider(),
+        changes,
+        offload=Offload(workers=1, queue=4, per_client=2),
+        idle_timeout=idle_timeout,
+        rng=random.Random(3),
+        clock=clock,
+    )
 
 
 HUBS: dict[int, MemoryHub] = {}
@@ -102,7 +111,9 @@ async def test_idle_rooms_leave_memory_but_not_storage(mode: str) -> None:
     storage, clock = CountingStorage(), Clock()
     rooms = registry(storage, clock, idle_timeout=60, mode=mode)
     async with running(rooms):
-        room = await rooms.create("Movie Night", CreateRoomRequest(roomName="Movie Night"), User(userName="ann"))
+        room = await rooms.create(
+            "Movie Night", CreateRoomRequest(roomName="Movie Night"), User(userName="ann"), "client"
+        )
         seat = FakeSeat("ann")
         await rooms.seat(room, seat, seat.user, Reply.CREATE_ROOM_SUCCESS)
         await rooms.rate(room, "ann", room.media[0].id, "like")
@@ -144,11 +155,13 @@ async def test_concurrent_joins_restore_a_room_once(mode: str) -> None:
     joined: list[Room] = []
 
     async def join(seat: FakeSeat) -> None:
-        room = await second.join("movie night", seat, seat.user, password=None, member_token=None)
+        room = await second.join("movie night", seat, seat.user, password=None, member_token=None, client="client")
         joined.append(room)
 
     async with running(first, second):
-        created = await first.create("Movie Night", CreateRoomRequest(roomName="Movie Night"), User(userName="ann"))
+        created = await first.create(
+            "Movie Night", CreateRoomRequest(roomName="Movie Night"), User(userName="ann"), "client"
+        )
         gets = storage.gets
         async with anyio.create_task_group() as tg:
             for seat in seats:
@@ -195,7 +208,7 @@ async def test_room_broadcasts_reach_every_seat_in_order(mode: str) -> None:
     rooms = registry(storage, clock, mode=mode)
     a, b = FakeSeat("a"), FakeSeat("b")
     async with running(rooms):
-        room = await rooms.create("r", CreateRoomRequest(roomName="r"), User(userName="a"))
+        room = await rooms.create("r", CreateRoomRequest(roomName="r"), User(userName="a"), "client")
         await rooms.seat(room, a, a.user, Reply.CREATE_ROOM_SUCCESS)
         await rooms.seat(room, b, b.user, Reply.JOIN_ROOM_SUCCESS)
         await rooms.rate(room, "a", "test:1", "like")

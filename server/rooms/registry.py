@@ -10,10 +10,12 @@ import logging
 import random
 import weakref
 from collections.abc import Callable
+from typing import TypeVar
 
 import anyio
 
 from server.names import skeleton
+from server.offload import Busy, Offload
 from server.protocol import (
     CreateRoomRequest,
     ErrorName,
@@ -44,6 +46,7 @@ from .room import Room, Seat
 from .rules import Refusal, ban_key, end_reason, owner_of
 
 log = logging.getLogger("server.rooms")
+_T = TypeVar("_T")
 
 # The closest calls a results screen shows, and how often time limits are looked at (seconds).
 CLOSEST_CALLS = 5
@@ -57,6 +60,7 @@ class RoomRegistry:
         provider: MediaProvider,
         changes: RoomChanges,
         *,
+        offload: Offload,
         idle_timeout: float,
         rng: random.Random | None = None,
         clock: Callable[[], float] = anyio.current_time,
@@ -64,6 +68,7 @@ class RoomRegistry:
         self.storage = storage
         self.provider = provider
         self.changes = changes
+        self.offload = offload
         self.rooms: dict[str, Room] = {}
         self.idle_timeout = idle_timeout
         self._rng = rng or random.Random()
@@ -138,7 +143,14 @@ class RoomRegistry:
 
     # -- create and open -------------------------------------------------------------------------
 
-    async def create(self, name: str, request: CreateRoomRequest, creator: User) -> Room:
+    async def _scrypt(self, reply_type: Reply, client: str, work: Callable[..., _T], *args: str) -> _T:
+        """Key stretching in the CPU pool, counted against the client (``client``: its address)."""
+        try:
+            return await self.offload.run_in_thread(client, work, *args)
+        except Busy as exc:
+            raise ProtocolError(reply_type, ErrorName.SERVER_BUSY, "the server is busy; try again in a moment") from exc
+
+    async def create(self, name: str, request: CreateRoomRequest, creator: User, client: str) -> Room:
         """Create and store a room named ``name`` (already checked); the caller then seats its creator."""
         key = room_key(name)
         async with self._lock(key):
@@ -158,9 +170,9 @@ class RoomRegistry:
                 )
             seed = self._rng.getrandbits(63)
             ordered = order_media(items, request.sortOrder or request.sort, seed)
-            password_hash = (
-                await anyio.to_thread.run_sync(hash_password, request.password) if request.password else None
-            )
+            password_hash = None
+            if request.password:
+                password_hash = await self._scrypt(Reply.CREATE_ROOM_ERROR, client, hash_password, request.password)
             state = SerializedRoom(
                 room_name=name,
                 password_hash=password_hash,
@@ -244,6 +256,7 @@ class RoomRegistry:
         *,
         password: str | None,
         member_token: str | None,
+        client: str,
         seat_code: str | None = None,
     ) -> Room:
         """Seat a connection in a room (it is sent joinRoomSuccess)."""
@@ -254,7 +267,8 @@ class RoomRegistry:
             stored_hash = room.state.password_hash
             # No password for a password room is refused at once: no key stretching for nothing.
             if stored_hash is not None and (
-                not password or not await anyio.to_thread.run_sync(verify_password, password, stored_hash)
+                not password
+                or not await self._scrypt(Reply.JOIN_ROOM_ERROR, client, verify_password, password, stored_hash)
             ):
                 raise ProtocolError(Reply.JOIN_ROOM_ERROR, ErrorName.ACCESS_DENIED, f"{room.name} requires a password")
             # The password check awaited: the room may have been evicted meanwhile; then open it again.
