@@ -29,7 +29,7 @@ from server.providers.configured import client_id, configured_providers, plex_se
 from server.providers.plex_tv import PlexTvSignIn
 from server.rooms.changes import RoomChanges
 from server.rooms.local import LocalChanges
-from server.rooms.registry import RoomRegistry
+from server.rooms.registry import RoomLimits, RoomRegistry
 from server.rooms.shared import Live, RedisLive, SharedChanges
 from server.security import AllowedHostsMiddleware, OriginMiddleware, SecurityHeadersMiddleware, origin_hosts
 from storage import Storage
@@ -108,6 +108,11 @@ def create_app(
         room_changes(settings, storage, metrics, now_ms, process_id, live),
         offload=offload,
         idle_timeout=settings.room_idle_timeout,
+        limits=RoomLimits(
+            max_rooms=settings.max_rooms,
+            min_free_bytes=settings.min_free_disk_mb * 2**20,
+            retention_days=settings.room_retention_days,
+        ),
         rng=rng,
     )
     context = AppContext(

@@ -290,6 +290,11 @@ class Settings(_Section):
     rate_limit_per_second: float = Field(20.0, gt=0, description="a number greater than 0")
     rate_limit_burst: int = _count(40)
     max_room_members: int = _count(50)
+    # A room nobody has opened for this many days is deleted (0: rooms are kept for ever).
+    room_retention_days: float = Field(90.0, ge=0, description="a number of days, 0 or more (0: for ever)")
+    # Room creation stops at this many stored rooms (0: no limit), or below this much free disk.
+    max_rooms: int = _count(10000, minimum=0)
+    min_free_disk_mb: int = _count(100, minimum=0)
     # Members not connected for this many days no longer take up a place in the room.
     member_absence_days: float = Field(14.0, gt=0, description="a number of days greater than 0")
     max_name_length: int = _count(100)
@@ -457,6 +462,9 @@ _ENV_VARS: tuple[tuple[str, Loc, Callable[[str], object]], ...] = (
     ("RATE_LIMIT_BURST", ("rate_limit_burst",), _text),
     ("MAX_ROOM_MEMBERS", ("max_room_members",), _text),
     ("MEMBER_ABSENCE_DAYS", ("member_absence_days",), _text),
+    ("ROOM_RETENTION_DAYS", ("room_retention_days",), _text),
+    ("MAX_ROOMS", ("max_rooms",), _text),
+    ("MIN_FREE_DISK_MB", ("min_free_disk_mb",), _text),
     ("MAX_NAME_LENGTH", ("max_name_length",), _text),
     ("MAX_ROOMS_PER_USER", ("max_rooms_per_user",), _text),
     ("MAX_PASSWORD_ATTEMPTS", ("max_password_attempts",), _text),

@@ -116,6 +116,7 @@ class ErrorName(StrEnum):
     LIKE_CAP_REACHED = "LikeCapReached"
     NO_MATCHES = "NoMatches"
     SERVER_BUSY = "ServerBusy"
+    STORAGE_FULL = "StorageFull"
     PROVIDER_ERROR = "ProviderError"
 
 

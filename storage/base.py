@@ -70,6 +70,10 @@ class Storage(ABC):
             return False
         return True
 
+    async def free_bytes(self) -> int | None:
+        """Room left on the medium rooms are stored on, in bytes; None when the backend cannot say."""
+        return None
+
     @abstractmethod
     async def save_room(self, room: SerializedRoom) -> None:
         """Store the room, replacing any stored version with the same key."""

@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,9 @@ class FileStorage(Storage):
         return self._directory / INDEX_FILE
 
     # Lifecycle.
+
+    async def free_bytes(self) -> int:
+        return shutil.disk_usage(self._directory).free
 
     async def healthy(self) -> bool:
         if not await super().healthy():

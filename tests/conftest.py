@@ -9,7 +9,7 @@ import redis
 from tests.services import RedisServer, running_redis
 
 # The servers protocol tests run against, for every test module (tests/worlds.py).
-from tests.worlds import clusters, live_world, make_world, world  # noqa: F401
+from tests.worlds import clusters, live_world, make_world, shared, world  # noqa: F401
 
 # Fixtures that start (or reuse) a redis-server: a test using any of them needs the binary.
 REDIS_FIXTURES = frozenset({"redis_server", "redis_url", "clusters"})

@@ -6,99 +6,23 @@ needed) and on a real redis-server. What only Redis has (its connections, script
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
 import pytest
-import redis.asyncio
 from starlette.applications import Starlette
 
-from server.app import create_app
-from server.config import Settings
 from server.names import skeleton
 from server.rooms.decisions import JoinRequest
-from server.rooms.shared import Live, MemoryHub, MemoryLive, RedisLive
 from server.user import User
-from storage import MemoryStorage, SerializedRoom, Storage
-from tests.library import ListProvider
 from tests.peers import Peer, in_process, in_processes
+from tests.worlds import InMemory, Shared
 
 pytestmark = pytest.mark.anyio
 
 ROOM = "Movie Night"
-
-
-class Shared:
-    """Where the processes of a test share their rooms, and what a test does to it."""
-
-    def app(self, process_id: str, **overrides: Any) -> Starlette:
-        raise NotImplementedError
-
-    def live(self, app: Starlette, process_id: str) -> Live:
-        """Another process's operations on the same rooms (the app must be running)."""
-        raise NotImplementedError
-
-    async def lose_subscriptions(self) -> None:
-        """Every process loses its subscription for a moment; events published meanwhile are missed."""
-        raise NotImplementedError
-
-    async def stored(self, app: Starlette) -> SerializedRoom | None:
-        storage: Storage = app.state.context.storage
-        return await storage.get_room(ROOM)
-
-
-class InMemory(Shared):
-    def __init__(self) -> None:
-        self.storage = MemoryStorage()
-        self.hub = MemoryHub(self.storage)
-        self.lives: dict[str, MemoryLive] = {}
-
-    def app(self, process_id: str, **overrides: Any) -> Starlette:
-        live = self.lives[process_id] = MemoryLive(self.hub, process_id)
-        settings = Settings.model_validate(overrides)
-        return create_app(settings, storage=self.storage, provider=ListProvider(), rng=random.Random(3), live=live)
-
-    def live(self, app: Starlette, process_id: str) -> Live:
-        return MemoryLive(self.hub, process_id)
-
-    async def lose_subscriptions(self) -> None:
-        subscriptions = [one for live in self.lives.values() for one in live.subscriptions]
-        for subscription in subscriptions:
-            subscription.cut()
-        await anyio.sleep(0.05)
-        for subscription in subscriptions:
-            subscription.restore()
-
-
-class OnRedis(Shared):
-    def __init__(self, url: str, prefix: str) -> None:
-        self.url = url
-        self.prefix = prefix
-
-    def app(self, process_id: str, **overrides: Any) -> Starlette:
-        settings = Settings.model_validate({"storage": {"url": f"{self.url}?prefix={self.prefix}"}, **overrides})
-        return create_app(settings, provider=ListProvider(), rng=random.Random(3), process_id=process_id)
-
-    def live(self, app: Starlette, process_id: str) -> Live:
-        return RedisLive(app.state.context.storage, process_id)
-
-    async def lose_subscriptions(self) -> None:
-        raw = redis.asyncio.Redis.from_url(self.url, decode_responses=True)
-        for client in await raw.client_list():
-            if int(client.get("sub", 0)) > 0:
-                await raw.client_kill_filter(_id=client["id"])
-        await raw.aclose()
-
-
-@pytest.fixture(params=["in_memory", pytest.param("redis", marks=pytest.mark.redis)])
-def shared(request: pytest.FixtureRequest) -> Shared:
-    if request.param == "in_memory":
-        return InMemory()
-    url: str = request.getfixturevalue("redis_url")
-    return OnRedis(url, f"t-{abs(hash(request.node.nodeid))}")
 
 
 def ghost_joins(process: str) -> JoinRequest:

@@ -20,12 +20,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+import redis.asyncio
+from starlette.applications import Starlette
 
 from server.app import create_app
 from server.config import Settings
 from server.rooms.local import LocalChanges
-from server.rooms.shared import MemoryHub, MemoryLive
+from server.rooms.shared import Live, MemoryHub, MemoryLive, RedisLive
 from storage import MemoryStorage, SerializedRoom, Storage, create_storage
 from tests.cluster import ClusterPool, ClusterProcess, cluster_pool
 from tests.cluster_server import SwitchableProvider
@@ -207,3 +210,76 @@ def make_world(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., 
 async def world(make_world: Callable[..., AsyncIterator[World]]) -> AsyncIterator[World]:
     async for opened in make_world():
         yield opened
+
+
+# -- several processes sharing rooms, as the shared-room tests drive them ---------------------------
+
+
+class Shared:
+    """Where the processes of a test share their rooms, and what a test does to it."""
+
+    def app(self, process_id: str, **overrides: Any) -> Starlette:
+        raise NotImplementedError
+
+    def live(self, app: Starlette, process_id: str) -> Live:
+        """Another process's operations on the same rooms (the app must be running)."""
+        raise NotImplementedError
+
+    async def lose_subscriptions(self) -> None:
+        """Every process loses its subscription for a moment; events published meanwhile are missed."""
+        raise NotImplementedError
+
+    async def stored(self, app: Starlette, room_name: str = "Movie Night") -> SerializedRoom | None:
+        storage: Storage = app.state.context.storage
+        return await storage.get_room(room_name)
+
+
+class InMemory(Shared):
+    def __init__(self) -> None:
+        self.storage = MemoryStorage()
+        self.hub = MemoryHub(self.storage)
+        self.lives: dict[str, MemoryLive] = {}
+
+    def app(self, process_id: str, **overrides: Any) -> Starlette:
+        live = self.lives[process_id] = MemoryLive(self.hub, process_id)
+        settings = Settings.model_validate(overrides)
+        return create_app(settings, storage=self.storage, provider=ListProvider(), rng=random.Random(3), live=live)
+
+    def live(self, app: Starlette, process_id: str) -> Live:
+        return MemoryLive(self.hub, process_id)
+
+    async def lose_subscriptions(self) -> None:
+        subscriptions = [one for live in self.lives.values() for one in live.subscriptions]
+        for subscription in subscriptions:
+            subscription.cut()
+        await anyio.sleep(0.05)
+        for subscription in subscriptions:
+            subscription.restore()
+
+
+class OnRedis(Shared):
+    def __init__(self, url: str, prefix: str) -> None:
+        self.url = url
+        self.prefix = prefix
+
+    def app(self, process_id: str, **overrides: Any) -> Starlette:
+        settings = Settings.model_validate({"storage": {"url": f"{self.url}?prefix={self.prefix}"}, **overrides})
+        return create_app(settings, provider=ListProvider(), rng=random.Random(3), process_id=process_id)
+
+    def live(self, app: Starlette, process_id: str) -> Live:
+        return RedisLive(app.state.context.storage, process_id)
+
+    async def lose_subscriptions(self) -> None:
+        raw = redis.asyncio.Redis.from_url(self.url, decode_responses=True)
+        for client in await raw.client_list():
+            if int(client.get("sub", 0)) > 0:
+                await raw.client_kill_filter(_id=client["id"])
+        await raw.aclose()
+
+
+@pytest.fixture(params=["in_memory", pytest.param("redis", marks=pytest.mark.redis)])
+def shared(request: pytest.FixtureRequest) -> Shared:
+    if request.param == "in_memory":
+        return InMemory()
+    url: str = request.getfixturevalue("redis_url")
+    return OnRedis(url, f"t-{abs(hash(request.node.nodeid))}")

@@ -139,6 +139,10 @@ class RoomChanges(ABC):
     async def delete(self, room: Room, actor: Actor) -> None:
         """Delete the room from storage and tell its members everywhere (its owner only)."""
 
+    @abstractmethod
+    async def expire(self, room_name: str) -> bool:
+        """Delete a stored room no process here serves (its time is up); False when there was none."""
+
     # -- the process's life ---------------------------------------------------------------------
 
     @abstractmethod

@@ -157,6 +157,12 @@ class LocalChanges(RoomChanges):
         self._forget(room)
         self._dropped(room)
 
+    async def expire(self, room_name: str) -> bool:
+        if not await self.storage.has_room(room_name):
+            return False
+        await self.storage.delete_room(room_name)
+        return True
+
     # -- the saver's observer ----------------------------------------------------------------------
 
     def save_succeeded(self, key: str, seconds: float) -> None:

@@ -10,6 +10,8 @@ import logging
 import random
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import anyio
@@ -51,6 +53,18 @@ _T = TypeVar("_T")
 # The closest calls a results screen shows, and how often time limits are looked at (seconds).
 CLOSEST_CALLS = 5
 TIME_LIMIT_CHECK = 1.0
+# Rooms past their retention are looked for a minute after startup, then every hour.
+RETENTION_FIRST_SWEEP = 60.0
+RETENTION_SWEEP = 3600.0
+
+
+@dataclass(frozen=True)
+class RoomLimits:
+    """How many rooms storage may hold, the disk it must keep free, how long unopened rooms stay."""
+
+    max_rooms: int = 0
+    min_free_bytes: int = 0
+    retention_days: float = 0
 
 
 class RoomRegistry:
@@ -62,6 +76,7 @@ class RoomRegistry:
         *,
         offload: Offload,
         idle_timeout: float,
+        limits: RoomLimits | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = anyio.current_time,
     ) -> None:
@@ -69,6 +84,9 @@ class RoomRegistry:
         self.provider = provider
         self.changes = changes
         self.offload = offload
+        self.limits = limits or RoomLimits()
+        # Rooms the host defines (config.yaml's ``rooms``): they never expire.
+        self.standing: set[str] = set()
         self.rooms: dict[str, Room] = {}
         self.idle_timeout = idle_timeout
         self._rng = rng or random.Random()
@@ -156,6 +174,7 @@ class RoomRegistry:
         async with self._lock(key):
             if key in self.rooms or await self._stored(name, Reply.CREATE_ROOM_ERROR):
                 raise _room_exists(name)
+            await self._room_for_one_more()
             alike = await self._look_alike(name)
             if alike is not None:
                 raise ProtocolError(
@@ -207,6 +226,21 @@ class RoomRegistry:
         if room is None:
             raise ProtocolError(Reply.CREATE_ROOM_ERROR, ErrorName.ROOM_NOT_FOUND, f"{name} was deleted meanwhile")
         return room
+
+    async def _room_for_one_more(self) -> None:
+        """Creation stops before storage does: at the cap on rooms, or the free-disk floor."""
+        limits = self.limits
+        try:
+            free = await self.storage.free_bytes()
+            stored = len(await self.storage.list_room_names()) if limits.max_rooms else 0
+        except StorageError as exc:
+            raise storage_unavailable(Reply.CREATE_ROOM_ERROR, "rooms cannot be read right now") from exc
+        if limits.max_rooms and stored >= limits.max_rooms:
+            log.warning("a room was refused: %d rooms are stored, the most MAX_ROOMS allows", stored)
+            raise _storage_full(f"this server keeps at most {limits.max_rooms} rooms; reuse one")
+        if free is not None and free < limits.min_free_bytes:
+            log.warning("a room was refused: %d MB of disk are free, below MIN_FREE_DISK_MB", free // 2**20)
+            raise _storage_full("this server's disk is nearly full; ask its host")
 
     async def _look_alike(self, name: str) -> str | None:
         """A stored room whose name looks like ``name`` (but is not the same name), if any."""
@@ -423,6 +457,7 @@ class RoomRegistry:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(self.changes.run)
             tasks.start_soon(self._announce_time_limits)
+            tasks.start_soon(self._run_retention)
             await self._run_eviction()
 
     async def stop(self, budget: float) -> None:
@@ -451,6 +486,31 @@ class RoomRegistry:
             await anyio.sleep(interval)
             await self.evict_idle()
 
+    async def expire_unopened(self) -> list[str]:
+        """Delete the stored rooms nobody has opened for the retention period (standing rooms and
+        rooms open here excepted); returns their names."""
+        days = self.limits.retention_days
+        if not days:
+            return []
+        cutoff = datetime.fromtimestamp(self.changes.now_ms() / 1000, UTC) - timedelta(days=days)
+        expired = []
+        for summary in await self.storage.list_summaries():
+            if summary.opened_at >= cutoff or room_key(summary.name) in self.rooms or summary.name in self.standing:
+                continue
+            if await self.changes.expire(summary.name):
+                log.info("room %r deleted: nobody has opened it for %g days", summary.name, days)
+                expired.append(summary.name)
+        return expired
+
+    async def _run_retention(self) -> None:
+        await anyio.sleep(RETENTION_FIRST_SWEEP)
+        while True:
+            try:
+                await self.expire_unopened()
+            except StorageError as exc:
+                log.warning("expired rooms could not be deleted (will try again): %s", exc)
+            await anyio.sleep(RETENTION_SWEEP)
+
     async def _announce_time_limits(self) -> None:
         """Tell a room's members the moment its time limit passes (no change makes that happen)."""
         while True:
@@ -474,6 +534,10 @@ def _end_conditions(request: CreateRoomRequest, now: int) -> dict[str, int | Non
 
 def _actor(room: Room, seat: Seat, user: User) -> Actor:
     return Actor(identity=user.identity, skeleton=skeleton(user.userName), seated_as=room.seat_name(seat))
+
+
+def _storage_full(message: str) -> ProtocolError:
+    return ProtocolError(Reply.CREATE_ROOM_ERROR, ErrorName.STORAGE_FULL, message)
 
 
 def _room_exists(name: str) -> ProtocolError:
