@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from storage.redis import RELEASE_JOIN_CODE
+
 from ..decisions import SEAT_OFFER_MS
 
 RULES = (Path(__file__).parent.parent / "rules.lua").read_text("utf-8")
@@ -329,19 +331,23 @@ redis.call("SET", KEYS[12], '{"mediaId":' .. cjson.encode(ARGV[2]) .. ',"at":' .
 return emit('"t":"pick","mediaId":' .. cjson.encode(ARGV[2]) .. ',"at":' .. ARGV[7])
 """
 
-# decide_delete. KEYS[13], KEYS[14]: the room index and names. ARGV: channel, digest, actor identity
-# ("" for none), actor skeleton, the name the actor's connection is seated as ("" for none), the
-# owner the caller derives.
-DELETE = """
+# decide_delete. KEYS[13], KEYS[14], KEYS[15]: the room index, names and join codes. ARGV: channel,
+# digest, actor identity ("" for none), actor skeleton, the name the actor's connection is seated as
+# ("" for none), the owner the caller derives.
+DELETE = (
+    RELEASE_JOIN_CODE
+    + """
 if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
 local seated = ARGV[5] ~= "" and redis.call("HEXISTS", KEYS[6], ARGV[5]) == 1
 if not is_owner(room_owner(ARGV[6]), ARGV[3] ~= "" and ARGV[3] or nil, ARGV[4], seated) then return -6 end
+release_join_code(KEYS[1], KEYS[15], ARGV[2])
 redis.call("DEL", KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[8], KEYS[9], KEYS[10], KEYS[11],
   KEYS[12])
 redis.call("ZREM", KEYS[13], ARGV[2])
 redis.call("HDEL", KEYS[14], ARGV[2])
 return emit('"t":"delete"')
 """
+)
 
 ROOM_SCRIPTS = {
     "join": JOIN,
