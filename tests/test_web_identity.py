@@ -1,0 +1,278 @@
+"""Identities in the web client (issue #12), in real Chromium against the real server.
+
+The first sign-in asks for an identity and keeps it; a reload, a second tab and a second device with
+the same browser profile are the same person (both tabs seated, both told everything); a token the
+server refuses is replaced without a word; our own older stored state (no token) upgrades silently.
+A name that looks like a member's is refused with the two ways out: another name, or the seat code
+the owner reads out (wrong codes explained). The owner alone sees the owner's tools: everyone in the
+room (away or not, and the removed), handing a seat to a new device, removing a member (who lands in
+the lobby, told, and stays out until let back in), making another member the owner (the tools move).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests import test_web_client as web
+from tests.services import ServerProcess
+from tests.test_web_client import Pages, create_room, rated, sign_in, top_title
+
+# The browser and the server of tests/test_web_client.py's tests.
+playwright, browser, server, pages = web.playwright, web.browser, web.server, web.pages
+
+pytestmark = pytest.mark.slow
+
+TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+# -- what the page keeps, and what it sends --------------------------------------------------------
+
+
+def stored(page: Page, key: str) -> Any:
+    return page.evaluate("(key) => JSON.parse(localStorage.getItem(key) ?? 'null')", key)
+
+
+def identity_token(page: Page, name: str) -> str | None:
+    tokens = stored(page, "moviematch.identityTokens") or {}
+    token: str | None = tokens.get(name.lower())
+    return token
+
+
+def watching(page: Page, message_type: str) -> list[dict[str, Any]]:
+    """The payloads of every ``message_type`` the page sends from now on (over any of its sockets)."""
+    payloads: list[dict[str, Any]] = []
+
+    def frame(payload: str | bytes) -> None:
+        message = json.loads(payload)
+        if message.get("type") == message_type:
+            payloads.append(message.get("payload"))
+
+    page.on("websocket", lambda socket: socket.on("framesent", frame))
+    return payloads
+
+
+def people(page: Page) -> None:
+    """The room's members: their tab on a phone; a column of its own on a desktop."""
+    tab = page.locator(".tab[data-tab=people]")
+    if tab.is_visible():
+        tab.click()
+    expect(page.locator("#members")).to_be_visible()
+
+
+def member(page: Page, name: str) -> Any:
+    return page.locator("#members .member").filter(has=page.locator(".member__name", has_text=re.compile(f"^{name}")))
+
+
+def progress_bar(page: Page, name: str) -> Any:
+    people(page)
+    return member(page, name).locator("progress")
+
+
+def films_in_room(page: Page, rater: str) -> int:
+    """How many films the room has, from the progress of someone who rated one."""
+    bar = progress_bar(page, rater)
+    expect(bar).not_to_have_attribute("value", "0")
+    return round(1 / float(bar.get_attribute("value") or "0"))
+
+
+def expect_ratings(page: Page, name: str, ratings: int, films: int) -> None:
+    """The member's bar shows ``ratings`` of ``films`` (the value the server sends: ratings / films)."""
+    expect(progress_bar(page, name)).to_have_attribute("value", repr(ratings / films))
+
+
+def manage(page: Page, name: str) -> None:
+    people(page)
+    page.get_by_role("button", name=f"Manage {name}", exact=True).click()
+    expect(page.locator("#member-dialog")).to_be_visible()
+    expect(page.locator("#member-title")).to_have_text(re.compile(f"^{name}"))
+
+
+def expect_owner_tools(page: Page, *, shown: bool) -> None:
+    people(page)
+    expect(page.locator("#room-delete")).to_be_visible(visible=shown)
+    expect(page.locator(".member__manage").first).to_be_visible(visible=shown)
+
+
+def join_by_link(page: Page, server: ServerProcess, room: str, name: str) -> None:
+    page.goto(f"{server.http_url}/?roomName={room.replace(' ', '+')}")
+    sign_in(page, name)
+
+
+# -- one person: a first sign-in, reloads, tabs, devices ---------------------------------------------
+
+
+def test_the_first_sign_in_keeps_an_identity_for_reloads_and_tabs(server: ServerProcess, pages: Pages) -> None:
+    ann = pages.new("ann (phone)", phone=True)
+    logins = watching(ann, "login")
+    ann.goto(server.http_url + "/")
+    sign_in(ann, "Ann")
+    expect(ann.locator("#lobby-user")).to_have_text("Ann")
+    assert logins == [{"userName": "Ann", "newIdentity": True}]
+    token = identity_token(ann, "Ann")
+    assert token is not None
+    assert TOKEN.fullmatch(token)
+
+    create_room(ann, "Sofa")
+    first = top_title(ann)
+    second = rated(ann, first, lambda: ann.click("#action-like"))
+
+    # A reload presents the identity: the same person, the same seat, still the owner.
+    ann.reload()
+    expect(ann.locator("#room-name")).to_have_text("Sofa")
+    assert top_title(ann) == second
+    assert logins[-1] == {"userName": "Ann", "identityToken": token}
+    assert identity_token(ann, "Ann") == token
+    expect_owner_tools(ann, shown=True)
+
+    # A second tab of the same browser: seated too, beside the first, with the same tools.
+    tab = ann.context.new_page()
+    pages.problems.watch(tab, "ann (second tab)")
+    tab.goto(f"{server.http_url}/?roomName=Sofa")
+    expect(tab.locator("#room-name")).to_have_text("Sofa")
+    assert top_title(tab) == second
+    expect_owner_tools(tab, shown=True)
+    expect(member(tab, "Ann")).to_have_count(1)
+
+    # Both tabs hear everything: Bob joins, and a film both like is a match in each of Ann's tabs.
+    bob = pages.new("bob", phone=False)
+    join_by_link(bob, server, "Sofa", "Bob")
+    expect(bob.locator("#room-name")).to_have_text("Sofa")
+    for page in (ann, tab):
+        expect(member(page, "Bob")).to_have_count(1)
+    rated(bob, first, lambda: bob.click("#action-like"))
+    for page in (ann, tab, bob):
+        expect(page.locator("#match-text")).to_contain_text(first)
+        page.keyboard.press("Escape")
+        expect(page.locator("#matches-list .match-item")).to_have_count(1)
+
+    # Ann leaves from one tab: her other tab leaves with her, quietly.
+    tab.click(".tab[data-tab=people]")
+    tab.click("#room-leave")
+    tab.click("#confirm-yes")
+    expect(tab.locator("#join-room")).to_be_visible()
+    expect(ann.locator("#join-room")).to_be_visible()
+    expect(ann.locator("#join-error")).to_be_empty()
+    expect(bob.locator("#members .member")).to_have_count(1)
+
+
+def with_stored(page: Page, values: dict[str, Any]) -> None:
+    """localStorage as another browser left it (set before the app's scripts run, on every load)."""
+    page.add_init_script(
+        f"if (!sessionStorage.getItem('test.seeded')) {{"
+        f" for (const [key, value] of Object.entries({json.dumps(values)}))"
+        " localStorage.setItem(key, JSON.stringify(value));"
+        " sessionStorage.setItem('test.seeded', '1'); }"
+    )
+
+
+def test_a_second_device_with_the_same_identity_is_the_same_member(server: ServerProcess, pages: Pages) -> None:
+    """The same browser profile on a laptop (a synced profile, or a copied one): its identity token
+    seats it as the member it is, with its progress and the room's ownership."""
+    phone = pages.new("cy (phone)", phone=True)
+    phone.goto(server.http_url + "/")
+    sign_in(phone, "Cy")
+    create_room(phone, "Two Screens")
+    first = top_title(phone)
+    second = rated(phone, first, lambda: phone.click("#action-dislike"))
+    token = identity_token(phone, "Cy")
+
+    laptop = pages.new("cy (laptop)", phone=False)
+    logins = watching(laptop, "login")
+    with_stored(laptop, {"moviematch.identity": {"userName": "Cy"}, "moviematch.identityTokens": {"cy": token}})
+    laptop.goto(f"{server.http_url}/?roomName=Two+Screens")
+    expect(laptop.locator("#room-name")).to_have_text("Two Screens")
+    assert logins == [{"userName": "Cy", "identityToken": token}]
+    assert top_title(laptop) == second
+    expect_owner_tools(laptop, shown=True)
+    expect(laptop.locator("#members .member")).to_have_count(1)
+    films = films_in_room(laptop, "Cy")
+    # A rating on the laptop is the member's: the phone sees its own progress move.
+    rated(laptop, second, lambda: laptop.click("#action-like"))
+    expect_ratings(phone, "Cy", 2, films)
+
+
+def test_a_token_the_server_refuses_is_replaced_without_a_word(server: ServerProcess, pages: Pages) -> None:
+    page = pages.new("dee", phone=True)
+    logins = watching(page, "login")
+    with_stored(page, {"moviematch.identity": {"userName": "Dee"}, "moviematch.identityTokens": {"dee": "not-a-token"}})
+    page.goto(server.http_url + "/")
+    expect(page.locator("#lobby-user")).to_have_text("Dee")
+    expect(page.locator("#join-room")).to_be_focused()
+    assert logins == [{"userName": "Dee", "identityToken": "not-a-token"}, {"userName": "Dee", "newIdentity": True}]
+    renewed = identity_token(page, "Dee")
+    assert renewed is not None
+    assert TOKEN.fullmatch(renewed)
+    page.reload()
+    expect(page.locator("#lobby-user")).to_have_text("Dee")
+    assert logins[-1] == {"userName": "Dee", "identityToken": renewed}
+
+
+V2_CREATE = """async (room) => {
+    const ws = new WebSocket(new URL("api/ws", document.baseURI).href.replace(/^http/, "ws"));
+    const reply = (type) => new Promise((resolve) => ws.addEventListener("message", function listen(event) {
+        const message = JSON.parse(event.data);
+        if (message.type !== type) return;
+        ws.removeEventListener("message", listen);
+        resolve(message.payload);
+    }));
+    await new Promise((resolve) => ws.addEventListener("open", resolve, { once: true }));
+    const send = (type, payload) => ws.send(JSON.stringify({ type, payload }));
+    send("login", { userName: "Old" });
+    await reply("loginSuccess");
+    send("createRoom", { roomName: room });
+    const created = await reply("createRoomSuccess");
+    send("rate", { mediaId: created.media[0].id, rating: "like" });
+    await reply("userProgress");
+    ws.close();
+    return created.memberToken;
+}"""
+
+V2_JOIN = """async ({ room, name }) => {
+    const ws = new WebSocket(new URL("api/ws", document.baseURI).href.replace(/^http/, "ws"));
+    const replies = [];
+    const done = new Promise((resolve) => ws.addEventListener("message", (event) => {
+        const message = JSON.parse(event.data);
+        if (message.type === "loginSuccess") ws.send(JSON.stringify({ type: "joinRoom", payload: { roomName: room } }));
+        if (message.type.startsWith("joinRoom")) resolve(message);
+    }));
+    await new Promise((resolve) => ws.addEventListener("open", resolve, { once: true }));
+    ws.send(JSON.stringify({ type: "login", payload: { userName: name } }));
+    const reply = await done;
+    ws.close();
+    return reply.type === "joinRoomError" ? reply.payload.name : reply.type;
+}"""
+
+
+def test_our_older_stored_state_without_a_token_upgrades_silently(server: ServerProcess, pages: Pages) -> None:
+    """What this client kept before identities (a name, and the member token of the room it created)
+    signs in, takes a token and claims its seat, and with it the room: nothing to do for the user."""
+    page = pages.new("old (phone)", phone=True)
+    page.goto(server.http_url + "/")  # signed in as nobody yet: only the v2 socket below joins
+    member_token = page.evaluate(V2_CREATE, "Legacy Night")
+    logins = watching(page, "login")
+    with_stored(
+        page,
+        {
+            "moviematch.identity": {"userName": "Old"},
+            "moviematch.memberTokens": {"Old\nlegacy night": member_token},
+            "moviematch.recentRooms": ["Legacy Night"],
+        },
+    )
+    page.goto(f"{server.http_url}/?roomName=Legacy+Night")
+    expect(page.locator("#room-name")).to_have_text("Legacy Night")
+    assert logins == [{"userName": "Old", "newIdentity": True}]
+    token = identity_token(page, "Old")
+    assert token is not None
+    expect_owner_tools(page, shown=True)
+    expect_ratings(page, "Old", 1, films_in_room(page, "Old"))
+    # The seat is the identity's now: a v2 client typing the name no longer takes it, even offline.
+    page.reload()
+    expect(page.locator("#room-name")).to_have_text("Legacy Night")
+    assert page.evaluate(V2_JOIN, {"room": "Legacy Night", "name": "Old"}) == "UserAlreadyJoinedError"
+    # A v2 client under its own name still joins, as in v2.
+    assert page.evaluate(V2_JOIN, {"room": "Legacy Night", "name": "Newcomer"}) == "joinRoomSuccess"
