@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests import test_web_client as web
-from tests.services import ServerProcess
+from tests.services import ServerProcess, running_server
 from tests.test_web_client import Pages, create_room, rated, sign_in, top_title
 
 # The browser and the server of tests/test_web_client.py's tests.
@@ -58,10 +59,16 @@ def watching(page: Page, message_type: str) -> list[dict[str, Any]]:
 
 def people(page: Page) -> None:
     """The room's members: their tab on a phone; a column of its own on a desktop."""
-    tab = page.locator(".tab[data-tab=people]")
+    if not page.locator("#panel-people").is_visible():
+        page.click(".tab[data-tab=people]")
+    expect(page.locator("#members")).to_be_visible()
+
+
+def cards(page: Page) -> None:
+    """Back to the cards (their tab on a phone)."""
+    tab = page.locator(".tab[data-tab=swipe]")
     if tab.is_visible():
         tab.click()
-    expect(page.locator("#members")).to_be_visible()
 
 
 def member(page: Page, name: str) -> Any:
@@ -276,3 +283,227 @@ def test_our_older_stored_state_without_a_token_upgrades_silently(server: Server
     assert page.evaluate(V2_JOIN, {"room": "Legacy Night", "name": "Old"}) == "UserAlreadyJoinedError"
     # A v2 client under its own name still joins, as in v2.
     assert page.evaluate(V2_JOIN, {"room": "Legacy Night", "name": "Newcomer"}) == "joinRoomSuccess"
+
+
+# -- a name that is someone else's seat --------------------------------------------------------------
+
+
+def expect_seat_taken(page: Page, name: str, room: str) -> None:
+    """The lobby says the name is someone else's seat, and offers the two ways in."""
+    title = page.locator("#taken-title")
+    explained = "\u201c{}\u201d is already someone\u2019s seat in \u201c{}\u201d (or a name that looks just like it)."
+    expect(title).to_have_text(explained.format(name, room))
+    expect(title).to_be_focused()
+    expect(title).to_be_in_viewport()
+    expect(page.get_by_label("Another name")).to_be_visible()
+    expect(page.get_by_label("Seat code")).to_be_visible()
+
+
+def test_a_look_alike_name_is_refused_with_the_two_ways_in(server: ServerProcess, pages: Pages) -> None:
+    alice = pages.new("alice", phone=False)
+    alice.goto(server.http_url + "/")
+    sign_in(alice, "Alice")
+    create_room(alice, "Look Alike")
+
+    # "\u0410lice", its A a Cyrillic one: another person, who looks the same to everyone.
+    impostor = pages.new("impostor (phone)", phone=True)
+    join_by_link(impostor, server, "Look Alike", "\u0410lice")
+    expect_seat_taken(impostor, "\u0410lice", "Look Alike")
+    web.fits(impostor, "seat taken")
+
+    # A wrong seat code is explained beside its field; the form is keyboard-usable all along.
+    code = impostor.get_by_label("Seat code")
+    code.fill("12")
+    code.press("Enter")
+    expect(impostor.locator("#seat-code-error")).to_contain_text("6 letters and digits")
+    expect(code).to_be_focused()
+    code.fill("abc 234")
+    code.press("Enter")
+    expect(impostor.locator("#seat-code-error")).to_contain_text("wrong, used already or expired")
+    expect(code).to_have_attribute("aria-invalid", "true")
+    expect(impostor.locator("#taken")).to_be_visible()
+
+    # The other way: under another name, in the room at once.
+    impostor.get_by_label("Another name").fill("Alicia")
+    impostor.get_by_role("button", name="Join with this name").click()
+    expect(impostor.locator("#room-name")).to_have_text("Look Alike")
+    people(impostor)
+    expect(impostor.locator("#members")).to_contain_text("Alicia (you)")
+    expect(member(alice, "Alicia")).to_have_count(1)
+    assert identity_token(impostor, "Alicia") is not None
+
+
+def test_too_many_wrong_seat_codes_are_explained(tmp_path: Path, pages: Pages) -> None:
+    """Wrong seat codes count as wrong passwords (MAX_PASSWORD_ATTEMPTS a minute)."""
+    with running_server(tmp_path / "rooms", MAX_PASSWORD_ATTEMPTS="2") as strict:
+        owner = pages.new("owner", phone=False)
+        owner.goto(strict.http_url + "/")
+        sign_in(owner, "Owner")
+        create_room(owner, "Guarded")
+        guesser = pages.new("guesser", phone=True)
+        join_by_link(guesser, strict, "Guarded", "Owner")
+        expect_seat_taken(guesser, "Owner", "Guarded")
+        code = guesser.get_by_label("Seat code")
+        for attempt in ("AAAAAA", "BBBBBB"):
+            code.fill(attempt)
+            code.press("Enter")
+            expect(guesser.locator("#seat-code-error")).to_contain_text("wrong, used already or expired")
+        code.fill("CCCCCC")
+        code.press("Enter")
+        expect(guesser.locator("#seat-code-error")).to_have_text(
+            "Too many wrong passwords or seat codes. Wait a minute, then try again."
+        )
+        pages.close()
+
+
+# -- the owner's tools -------------------------------------------------------------------------------
+
+SEAT_CODE = re.compile(r"[A-HJ-KM-NP-Z2-9]{3} [A-HJ-KM-NP-Z2-9]{3}")
+
+
+def offer_seat(owner: Page, name: str) -> str:
+    """The owner hands ``name``'s seat to a new device: the code as the dialog shows it ("K7Q 2MX")."""
+    manage(owner, name)
+    owner.get_by_role("button", name="Hand this seat to a new device").click()
+    shown = owner.locator("#seat-code")
+    expect(shown).to_have_text(SEAT_CODE)
+    return shown.inner_text()
+
+
+def test_the_owner_hands_a_seat_to_a_new_device(server: ServerProcess, pages: Pages) -> None:
+    owner = pages.new("olga (phone)", phone=True)
+    owner.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    owner.goto(server.http_url + "/")
+    sign_in(owner, "Olga")
+    create_room(owner, "Hand Over")
+
+    old_phone = pages.new("carol (old phone)", phone=True)
+    join_by_link(old_phone, server, "Hand Over", "Carol")
+    first = top_title(old_phone)
+    second = rated(old_phone, first, lambda: old_phone.click("#action-like"))
+    films = films_in_room(owner, "Carol")
+    third = rated(old_phone, second, lambda: old_phone.click("#action-dislike"))
+    expect_ratings(owner, "Carol", 2, films)
+
+    # Carol's new phone knows nothing of the old one: her name is someone else's seat to it.
+    new_phone = pages.new("carol (new phone)", phone=True)
+    join_by_link(new_phone, server, "Hand Over", "Carol")
+    expect_seat_taken(new_phone, "Carol", "Hand Over")
+    web.shoot(new_phone, "seat-taken")
+
+    # The owner hands the seat over: a code, large, to read out, valid for a while, copyable.
+    code = offer_seat(owner, "Carol")
+    expect(owner.locator("#seat-code-for")).to_have_text("Seat code for Carol")
+    expect(owner.locator("#seat-code-spoken")).to_have_text(" ".join(code.replace(" ", "")))
+    expect(owner.locator("#seat-code-valid")).to_have_text(re.compile(r"^Works once, for 10 minutes \(until .+\)\.$"))
+    expect(owner.locator("#seat-code-copy")).to_be_focused()
+    box = owner.locator("#seat-code").bounding_box()
+    assert box is not None
+    assert box["height"] >= 36, "large enough to read out"
+    web.fits(owner, "seat code")
+    web.shoot(owner, "seat-code")
+    owner.keyboard.press("Enter")  # the copy button
+    expect(owner.locator(".toast").last).to_have_text("Code copied")
+    assert owner.evaluate("navigator.clipboard.readText()") == code.replace(" ", "")
+
+    # Typed as heard (small letters, a space): the new phone takes the seat, with its ratings.
+    new_phone.get_by_label("Seat code").fill(code.lower())
+    new_phone.get_by_role("button", name="Take my seat").click()
+    expect(new_phone.locator("#room-name")).to_have_text("Hand Over")
+    assert top_title(new_phone) == third
+    expect_ratings(new_phone, "Carol", 2, films)
+    expect(new_phone.locator("#members")).to_contain_text("Carol (you)")
+    cards(new_phone)
+    rated(new_phone, third, lambda: new_phone.click("#action-like"))
+    owner.keyboard.press("Escape")
+    expect(owner.locator("#member-dialog")).to_be_hidden()
+    expect_ratings(owner, "Carol", 3, films)
+    expect(owner.locator("#members .member")).to_have_count(2)
+
+    # The old phone no longer holds the seat: when it tries, it is told whose seat it is now.
+    old_phone.click("#action-like")
+    expect_seat_taken(old_phone, "Carol", "Hand Over")
+
+
+def test_the_owner_removes_a_member_who_stays_out_until_let_back_in(server: ServerProcess, pages: Pages) -> None:
+    owner = pages.new("olga (desktop)", phone=False)
+    owner.goto(server.http_url + "/")
+    sign_in(owner, "Olga")
+    create_room(owner, "House Rules")
+    troll = pages.new("troll (phone)", phone=True)
+    join_by_link(troll, server, "House Rules", "Troll")
+    expect(troll.locator("#room-name")).to_have_text("House Rules")
+    second_tab = troll.context.new_page()
+    pages.problems.watch(second_tab, "troll (second tab)")
+    second_tab.goto(f"{server.http_url}/?roomName=House+Rules")
+    expect(second_tab.locator("#room-name")).to_have_text("House Rules")
+    expect_owner_tools(troll, shown=False)  # nothing of the owner's for anyone else, Delete included
+
+    # Asked first, then done: both of the member's tabs go back to the lobby, told why.
+    manage(owner, "Troll")
+    owner.get_by_role("button", name="Remove from the room").click()
+    expect(owner.locator("#confirm-message")).to_have_text(
+        "Remove Troll from this room? Their seat is freed, and they cannot come back unless you let them back in."
+    )
+    owner.click("#confirm-no")
+    expect(owner.locator("#member-dialog")).to_be_visible()
+    owner.get_by_role("button", name="Remove from the room").click()
+    owner.click("#confirm-yes")
+    expect(owner.locator("#member-dialog")).to_be_hidden()
+    removed = "The owner of “House Rules” removed you from this room. You can join again once they let you back in."
+    for page in (troll, second_tab):
+        expect(page.locator("#join-room")).to_be_visible()
+        expect(page.locator("#join-error")).to_have_text(removed)
+    expect(member(owner, "Troll")).to_have_count(0)
+    expect(owner.locator("#removed")).to_be_visible()
+
+    # Trying again (the recent room, a reload) changes nothing until the owner lets them back in.
+    troll.get_by_role("button", name="House Rules").click()
+    expect(troll.locator("#join-error")).to_have_text(removed)
+    owner.get_by_role("button", name="Let Troll back in").click()
+    expect(owner.locator(".toast").last).to_have_text("Troll may join again")
+    expect(owner.locator("#removed")).to_be_hidden()
+    troll.get_by_role("button", name="House Rules").click()
+    expect(troll.locator("#room-name")).to_have_text("House Rules")
+    expect(member(owner, "Troll")).to_have_count(1)
+
+
+def test_the_owner_makes_another_member_owner_and_the_tools_move(server: ServerProcess, pages: Pages) -> None:
+    owner = pages.new("olga (phone)", phone=True)
+    owner.goto(server.http_url + "/")
+    sign_in(owner, "Olga")
+    create_room(owner, "New Boss")
+    heir = pages.new("hal (desktop)", phone=False)
+    join_by_link(heir, server, "New Boss", "Hal")
+    expect(heir.locator("#room-name")).to_have_text("New Boss")
+    expect_owner_tools(heir, shown=False)
+
+    # By keyboard: the member's button keeps the focus while the list is redrawn (Hal rates a film).
+    people(owner)
+    tools = owner.get_by_role("button", name="Manage Hal", exact=True)
+    tools.focus()
+    rated(heir, top_title(heir), lambda: heir.click("#action-like"))
+    expect_ratings(owner, "Hal", 1, films_in_room(owner, "Hal"))
+    expect(tools).to_be_focused()
+    owner.keyboard.press("Enter")
+    expect(owner.get_by_role("button", name="Hand this seat to a new device")).to_be_focused()
+    owner.keyboard.press("Tab")
+    expect(owner.get_by_role("button", name="Make owner")).to_be_focused()
+    owner.keyboard.press("Enter")
+    expect(owner.locator("#confirm-message")).to_contain_text("Make Hal the owner of this room?")
+    expect(owner.locator("#confirm-no")).to_be_focused()
+    owner.keyboard.press("Tab")
+    owner.keyboard.press("Enter")
+    expect(owner.locator(".toast").last).to_have_text("Hal is now the owner of this room")
+    expect_owner_tools(owner, shown=False)
+    expect(member(owner, "Hal").locator(".member__owner")).to_have_text("owner")
+    expect(heir.locator(".toast").last).to_have_text("You are now the owner of this room")
+    expect_owner_tools(heir, shown=True)
+    expect(heir.locator("#members .member__manage")).to_have_count(2)
+
+    # The new owner's tools work (the list is everyone's, the away included); Delete ends the room.
+    owner.close()
+    expect(member(heir, "Olga")).to_contain_text("last seen a moment ago")
+    heir.click("#room-delete")
+    heir.click("#confirm-yes")
+    expect(heir.locator("#join-room")).to_be_visible()

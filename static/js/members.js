@@ -17,15 +17,18 @@ export function memberEntries(room) {
 }
 
 /** "here now", "last seen 2 hours ago" (only the owner's list knows who is away). */
-export function memberStatus(entry) {
+export function memberStatus(entry, now = Date.now()) {
   if (entry.online) return t("MEMBER_ONLINE");
-  return t("MEMBER_LAST_SEEN", { when: timeAgo(entry.lastSeen) });
+  if (now - entry.lastSeen < 60_000) return t("MEMBER_SEEN_JUST_NOW");
+  return t("MEMBER_LAST_SEEN", { when: timeAgo(entry.lastSeen, now) });
 }
 
 /** manage(entry) opens the owner's tools for a member, readmit(name) lets a removed one back in;
  * both null for everyone but the owner. */
 export function renderMembers(room, { manage = null, readmit = null } = {}) {
   const me = room.me;
+  // The list is drawn anew on every change (progress moves all the time): keep the keyboard's place.
+  const focused = document.activeElement?.dataset?.focus;
   const list = clear(byId("members"));
   const entries = memberEntries(room).sort((a, b) => {
     if (a.user.userName === me) return -1;
@@ -48,6 +51,7 @@ export function renderMembers(room, { manage = null, readmit = null } = {}) {
             "aria-label": t("MANAGE_MEMBER", { user: name }),
             title: t("MANAGE_MEMBER", { user: name }),
             "aria-haspopup": "dialog",
+            dataset: { focus: `manage:${name}` },
             onclick: () => manage(entry),
           },
           icon("more"),
@@ -67,6 +71,14 @@ export function renderMembers(room, { manage = null, readmit = null } = {}) {
   }
   byId("members-count").textContent = String(entries.length);
   renderRemoved(room.removed ?? [], readmit);
+  if (focused && !refocus(focused)) byId("people-title").focus({ preventScroll: true });
+}
+
+/** Focus a button of the lists again ("manage:Bob", "readmit:Bob"); false when it is not there. */
+export function refocus(key) {
+  const button = [...document.querySelectorAll("#panel-people [data-focus]")].find((el) => el.dataset.focus === key);
+  button?.focus({ preventScroll: true });
+  return Boolean(button);
 }
 
 function avatar(user) {
@@ -98,6 +110,7 @@ function renderRemoved(names, readmit) {
             type: "button",
             class: "button button--secondary button--small",
             "aria-label": t("READMIT_LABEL", { user: name }),
+            dataset: { focus: `readmit:${name}` },
             onclick: (event) => readmit(name, event.currentTarget),
           },
           t("READMIT"),

@@ -6,7 +6,7 @@ import { copyText } from "./clipboard.js";
 import { confirmAction } from "./confirm.js";
 import { byId } from "./dom.js";
 import { lang, t } from "./i18n.js";
-import { memberStatus } from "./members.js";
+import { memberStatus, refocus } from "./members.js";
 import { manageMember } from "./session.js";
 import { state } from "./state.js";
 import { toast } from "./toast.js";
@@ -35,6 +35,9 @@ export function initOwnerTools() {
   });
   dialog.addEventListener("close", () => {
     clearTimeout(expiry);
+    // Back to the member's button, drawn anew meanwhile (or gone: the list's heading).
+    const lost = !document.activeElement || document.activeElement === document.body;
+    if (lost && !refocus(`manage:${shown}`)) byId("people-title").focus({ preventScroll: true });
     shown = null;
     code = "";
   });

@@ -11,7 +11,6 @@ import { recentRooms } from "../storage.js";
 const ERRORS = {
   RoomNotFoundError: "ERROR_ROOM_NOT_FOUND",
   AccessDeniedError: "ERROR_ACCESS_DENIED",
-  UserAlreadyJoinedError: "ERROR_USER_ALREADY_JOINED",
   RemovedFromRoom: "ERROR_REMOVED",
   RoomFull: "ERROR_ROOM_FULL",
   TooManyAttempts: "ERROR_TOO_MANY_ATTEMPTS",
@@ -69,7 +68,7 @@ export function initLobby({ openCreate }) {
       return;
     }
     if (error.name === "UserAlreadyJoinedError") {
-      showError(ERRORS[error.name], { room: error.roomName, user: state.user?.userName ?? "" });
+      showError(null);
       showTaken({ roomName: error.roomName, password: error.password });
       return;
     }
@@ -121,14 +120,16 @@ function showTaken(attempt) {
   taken = attempt;
   panel.hidden = !attempt;
   if (!fresh) return;
+  const values = { room: attempt.roomName, user: state.user?.userName ?? "" };
+  byId("taken-title").textContent = t("ERROR_USER_ALREADY_JOINED", values);
   byId("rename-name").value = "";
   byId("seat-code-input").value = "";
   showFieldError("rename", null);
   showFieldError("seat-code", null);
-  // Read out from its heading; no keyboard pops up over the choice.
+  // Read out from its heading (which says why); no keyboard pops up over the choice.
   if (state.screen === "lobby") {
     byId("taken-title").focus({ preventScroll: true });
-    panel.scrollIntoView({ block: "nearest" });
+    panel.scrollIntoView({ block: "start" });
   }
 }
 

@@ -87,7 +87,12 @@ export function initRoom() {
     else if (busy) toast({ key: "MATCH_TOAST", values: { title: match.media.title } });
     else showMatch(match);
   });
-  setInterval(() => state.room && drawMatches(), 60_000); // keep "matched 5 minutes ago" current
+  // Keep "matched 5 minutes ago" and "last seen 5 minutes ago" current.
+  setInterval(() => {
+    if (!state.room) return;
+    drawMatches();
+    drawMembers();
+  }, 60_000);
   document.addEventListener("visibilitychange", () => state.room && drawMatches()); // seen on return
   on("matchRemoved", hideMatch);
   on("rated", ({ media, rating }) =>
