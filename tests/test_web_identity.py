@@ -440,6 +440,16 @@ def test_the_owner_removes_a_member_who_stays_out_until_let_back_in(server: Serv
     expect_owner_tools(troll, shown=False)  # nothing of the owner's for anyone else, Delete included
 
     # Asked first, then done: both of the member's tabs go back to the lobby, told why.
+    # An action on someone who left meanwhile is refused, and the dialog says why.
+    web.another_member_likes(owner, "Ivy", "House Rules", likes=0)
+    manage(owner, "Ivy")
+    owner.evaluate("window.otherMembers.at(-1).send(JSON.stringify({ type: 'leaveRoom' }))")
+    expect(member(owner, "Ivy")).to_have_count(0)
+    owner.get_by_role("button", name="Make owner").click()
+    owner.click("#confirm-yes")
+    expect(owner.locator("#member-error")).to_have_text("Ivy is no longer a member of this room.")
+    owner.keyboard.press("Escape")
+
     manage(owner, "Troll")
     owner.get_by_role("button", name="Remove from the room").click()
     expect(owner.locator("#confirm-message")).to_have_text(

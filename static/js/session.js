@@ -108,7 +108,8 @@ export function deleteRoom() {
 }
 
 /** Whether this tab's member owns the room (the owner's tools are shown). */
-export const isOwner = () => Boolean(state.room?.owner && state.room.owner === state.room.me);
+export const isOwner = () => Boolean(state.room && isOwnerOf(state.room));
+const isOwnerOf = (room) => Boolean(room.owner && room.owner === room.me);
 
 /** The owner's action on a member: resolves with manageMemberSuccess, rejects with the error's name. */
 export function manageMember(userName, action) {
@@ -192,8 +193,10 @@ function enterRoom(payload) {
   // The member this tab is seated as: its identity's seat may carry another name than the login's.
   room.me = payload.userName ?? state.user.userName;
   room.owner = payload.roomOwner ?? null;
-  room.roster = null;
-  room.removed = [];
+  if (!isOwnerOf(room)) {
+    room.roster = null;
+    room.removed = [];
+  }
   state.room = room;
   state.target = null;
   const userName = state.user.userName;
