@@ -78,7 +78,8 @@ async function offerSeat() {
 
 async function makeOwner() {
   const name = shown;
-  if (!(await confirmAction({ message: "MAKE_OWNER_CONFIRM", values: { user: name }, confirm: "MAKE_OWNER" }))) return;
+  const question = { message: "MAKE_OWNER_CONFIRM", values: { user: name }, confirm: "MAKE_OWNER" };
+  if (!(await confirmAction(question))) return;
   if (await act("makeOwner")) {
     dialog.close();
     toast({ key: "OWNER_NOW", values: { user: name } });
@@ -87,8 +88,8 @@ async function makeOwner() {
 
 async function remove() {
   const name = shown;
-  const message = "REMOVE_MEMBER_CONFIRM";
-  if (!(await confirmAction({ message, values: { user: name }, confirm: "REMOVE_MEMBER", danger: true }))) return;
+  const question = { message: "REMOVE_MEMBER_CONFIRM", values: { user: name }, confirm: "REMOVE_MEMBER", danger: true };
+  if (!(await confirmAction(question))) return;
   if (await act("remove")) {
     dialog.close();
     toast({ key: "MEMBER_REMOVED_TOAST", values: { user: name } });

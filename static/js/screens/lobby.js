@@ -63,7 +63,6 @@ export function initLobby({ openCreate }) {
     setBusy(false);
     roomName.value = error.roomName;
     if (error.seatCode && taken && SEAT_CODE_ERRORS[error.name]) {
-      showTaken(taken);
       showFieldError("seat-code", SEAT_CODE_ERRORS[error.name]);
       return;
     }
