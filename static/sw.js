@@ -43,6 +43,7 @@ const FILES = [
   "js/owner.js",
   "js/plex.js",
   "js/poster.js",
+  "js/rules.js",
   "js/screens/create.js",
   "js/screens/lobby.js",
   "js/screens/room.js",
