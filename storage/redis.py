@@ -16,6 +16,8 @@ Key layout (``mm`` is the key prefix, ``<d>`` the room key's ``storage.keys.key_
                                     events for old ones)
     mm:rooms                ZSET    <d> -> createdAt (epoch ms): the room index, in creation order
     mm:room-names           HASH    <d> -> display name
+    mm:list:{<i>}:<name>    HASH    one person's list (``Storage.read_list``), key -> value; ``<i>`` is
+                                    the ``key_digest`` of their identity
 
 A room's keys share the hash tag ``{<d>}``, so the rating scripts touch a single Cluster slot.
 Ratings are recorded by scripts that append to (or cut from) one user's array atomically: two
@@ -32,7 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -46,7 +48,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, RedisError
 from redis.typing import EncodableT, FieldT, KeyT
 
-from .base import Storage, storage_errors
+from .base import Storage, list_name, storage_errors
 from .errors import StorageError
 from .keys import key_digest, room_key
 from .room import Member, SerializedRoom
@@ -94,6 +96,18 @@ for key = 5, 9 do
     redis.call("HSET", KEYS[key], ARGV[at + 2 * i - 1], ARGV[at + 2 * i])
   end
   at = at + 1 + 2 * count
+end
+return 1
+"""
+# KEYS: one list. ARGV: the number of entries to set, those keys and values in turn, then the keys to
+# remove. A script, so that the change is one step (and a WAIT can follow it, as for rooms).
+CHANGE_LIST_SCRIPT = """
+local count = tonumber(ARGV[1])
+for i = 1, count do
+  redis.call("HSET", KEYS[1], ARGV[2 * i], ARGV[2 * i + 1])
+end
+for i = 2 + 2 * count, #ARGV do
+  redis.call("HDEL", KEYS[1], ARGV[i])
 end
 return 1
 """
@@ -426,12 +440,15 @@ class _Connection:
     owned: bool
     write_room: AsyncScript
     delete_room: AsyncScript
+    change_list: AsyncScript
     sentinel: Sentinel | None = None
 
     @classmethod
     def wrap(cls, client: redis.asyncio.Redis, *, owned: bool, sentinel: Sentinel | None = None) -> _Connection:
-        write, delete = (client.register_script(body) for body in (WRITE_ROOM_SCRIPT, DELETE_ROOM_SCRIPT))
-        return cls(client, owned, write, delete, sentinel)
+        write, delete, change = (
+            client.register_script(body) for body in (WRITE_ROOM_SCRIPT, DELETE_ROOM_SCRIPT, CHANGE_LIST_SCRIPT)
+        )
+        return cls(client, owned, write, delete, change, sentinel)
 
     @classmethod
     def connect(cls, url: RedisURL) -> _Connection:
@@ -628,6 +645,29 @@ class RedisStorage(Storage):
         if skipped:
             logger.warning("list_rooms skipped %d unreadable room(s): %s", len(skipped), "; ".join(map(str, skipped)))
         return rooms
+
+    def _list_key(self, identity: str, name: str) -> str:
+        return f"{self._prefix}:list:{{{key_digest(identity)}}}:{list_name(name)}"
+
+    async def read_list(self, identity: str, name: str) -> dict[str, str]:
+        key = self._list_key(identity, name)
+        with storage_errors("read_list", key):
+            # The client decodes replies (decode_responses): keys and values are text.
+            entries = await self._live("read_list").client.hgetall(key)
+            return {str(field_name): str(value) for field_name, value in entries.items()}
+
+    async def change_list(
+        self, identity: str, name: str, *, put: Mapping[str, str] | None = None, drop: Collection[str] = ()
+    ) -> None:
+        key = self._list_key(identity, name)
+        entries = dict(put or {})
+        args: list[EncodableT] = [len(entries)]
+        for field_name, value in entries.items():
+            args += [field_name, value]
+        args += list(drop)
+        with storage_errors("change_list", key):
+            live = self._live("change_list")
+            await self._replication.call(live.client, live.change_list, [key], args)
 
     async def _index(self, operation: str) -> list[tuple[str, str]]:
         """(digest, display name) of every room, oldest first, read in one transaction."""
