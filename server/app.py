@@ -16,6 +16,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from server import http
+from server.accounts import PlexAccounts
 from server.config import Settings
 from server.connection import Connection
 from server.context import AppContext
@@ -31,6 +32,7 @@ from server.rooms.local import LocalChanges
 from server.rooms.registry import RoomRegistry
 from server.rooms.shared import Live, RedisLive, SharedChanges
 from server.security import OriginMiddleware, SecurityHeadersMiddleware
+from server.watchlists import WatchlistMedia, Watchlists
 from storage import Storage
 from storage.redis import RedisStorage
 
@@ -97,8 +99,11 @@ def create_app(
 ) -> Starlette:
     """Build the app; nothing is opened until the lifespan starts (so tests can build many)."""
     storage = storage or settings.storage.create()
-    media = configured_providers(settings) if provider is None else CombinedProvider([provider])
+    watchlists = Watchlists(storage, now_ms)
+    sources = configured_providers(settings).providers.values() if provider is None else [provider]
+    media = WatchlistMedia(list(sources), watchlists)
     plex_sign_in = plex_sign_in_for(settings, media)
+    plex_accounts = None if plex_sign_in is None else PlexAccounts(settings.plex_metadata_url, client_id=client_id())
     metrics = Metrics()
     registry = RoomRegistry(
         storage,
@@ -112,8 +117,10 @@ def create_app(
         storage=storage,
         provider=media,
         registry=registry,
+        watchlists=watchlists,
         metrics=metrics,
         plex_sign_in=plex_sign_in,
+        plex_accounts=plex_accounts,
     )
 
     @asynccontextmanager
@@ -124,6 +131,9 @@ def create_app(
             if plex_sign_in is not None:
                 await plex_sign_in.open()
                 services.push_async_callback(plex_sign_in.close)
+            if plex_accounts is not None:
+                await plex_accounts.open()
+                services.push_async_callback(plex_accounts.close)
             if isinstance(storage, RedisStorage):
                 context.guards.share(lambda name, limit, seconds: RedisWindow(storage, name, limit, seconds))
             async with anyio.create_task_group() as background:

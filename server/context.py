@@ -8,12 +8,14 @@ from typing import Protocol
 
 import anyio
 
+from server.accounts import PlexAccounts
 from server.config import Settings
 from server.limits import Guards
 from server.metrics import Metrics
 from server.providers.combined import CombinedProvider
 from server.rooms.registry import RoomRegistry
 from server.user import User
+from server.watchlists import Watchlists
 from storage import Storage
 
 
@@ -31,7 +33,10 @@ class AppContext:
     storage: Storage
     provider: CombinedProvider
     registry: RoomRegistry
+    watchlists: Watchlists
     plex_sign_in: PlexSignIn | None = None
+    # Where Plex sign-ins' watchlists are written (there when Plex sign-in is).
+    plex_accounts: PlexAccounts | None = None
     connections: set[Departing] = field(default_factory=set)
     metrics: Metrics = field(default_factory=Metrics)
     guards: Guards = field(init=False)

@@ -68,6 +68,10 @@ class Reply(StrEnum):
     REMOVED_FROM_ROOM = "removedFromRoom"
     MEMBER_REMOVED = "memberRemoved"
     OWNER_CHANGED = "ownerChanged"
+    GET_WATCHLIST_SUCCESS = "getWatchlistSuccess"
+    ADD_TO_WATCHLIST_SUCCESS = "addToWatchlistSuccess"
+    REMOVE_FROM_WATCHLIST_SUCCESS = "removeFromWatchlistSuccess"
+    WATCHLIST_ERROR = "watchlistError"
 
 
 class ErrorName(StrEnum):
@@ -108,6 +112,8 @@ class ErrorName(StrEnum):
     NO_SUCH_MEMBER = "NoSuchMember"
     INVALID_FILTER = "InvalidFilter"
     PROVIDER_ERROR = "ProviderError"
+    NO_IDENTITY = "NoIdentity"
+    WATCHLIST_FULL = "WatchlistFull"
 
 
 class ProtocolError(Exception):
@@ -240,6 +246,8 @@ class CreateRoomRequest(Payload):
     genreFilterMode: Literal["and", "or"] = "or"
     ratingFilter: RatingRange | None = None
     contentRatingFilter: ContentRatings | None = None
+    # (ext) Where the films come from: the libraries, or only those of them on the members' watchlists.
+    source: Literal["library", "watchlists"] = "library"
 
     @field_validator("filters")
     @classmethod
@@ -321,13 +329,22 @@ class ManageMemberRequest(Payload):
     action: Literal["remove", "readmit", "makeOwner", "offerSeat"]
 
 
+MediaId = Annotated[Text, StringConstraints(min_length=1, max_length=500)]
+
+
 class RateRequest(Payload):
-    mediaId: Annotated[Text, StringConstraints(min_length=1, max_length=500)]
+    mediaId: MediaId
     rating: Literal["like", "dislike"]
 
 
 class UndoRateRequest(Payload):
-    mediaId: Annotated[Text, StringConstraints(min_length=1, max_length=500)]
+    mediaId: MediaId
+
+
+class MediaIdRequest(Payload):
+    """(ext) A request about one card (save it for later ...)."""
+
+    mediaId: MediaId
 
 
 class DeleteRoomRequest(Payload):
