@@ -32,6 +32,7 @@ from server.rooms.local import LocalChanges
 from server.rooms.registry import RoomRegistry
 from server.rooms.shared import Live, RedisLive, SharedChanges
 from server.security import OriginMiddleware, SecurityHeadersMiddleware
+from server.title_requests import TitleRequests
 from server.watchlists import WatchlistMedia, Watchlists
 from storage import Storage
 from storage.redis import RedisStorage
@@ -112,12 +113,14 @@ def create_app(
         idle_timeout=settings.room_idle_timeout,
         rng=rng,
     )
+    requests = TitleRequests(media, registry, interval=settings.request_refresh_interval)
     context = AppContext(
         settings=settings,
         storage=storage,
         provider=media,
         registry=registry,
         watchlists=watchlists,
+        requests=requests,
         metrics=metrics,
         plex_sign_in=plex_sign_in,
         plex_accounts=plex_accounts,
@@ -138,6 +141,7 @@ def create_app(
                 context.guards.share(lambda name, limit, seconds: RedisWindow(storage, name, limit, seconds))
             async with anyio.create_task_group() as background:
                 background.start_soon(registry.run)
+                background.start_soon(requests.run)
                 yield
                 background.cancel_scope.cancel()
             await registry.stop(settings.flush_timeout)

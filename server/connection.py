@@ -522,3 +522,19 @@ class Connection:
         identity = self._person(Reply.WATCHLIST_ERROR, mediaId=request.mediaId)
         reply = await self.context.watchlists.remove(identity, request.mediaId, self.account)
         self.send(encode(Reply.REMOVE_FROM_WATCHLIST_SUCCESS, reply))
+
+    # -- (ext) requests for matched titles the library lacks ---------------------------------------
+
+    @handles("getRequests", NoPayload, Reply.GET_REQUESTS_ERROR)
+    async def get_requests(self, _: Payload) -> None:
+        room, _user = self._in_room(Reply.GET_REQUESTS_ERROR)
+        self.send(encode(Reply.GET_REQUESTS_SUCCESS, {"requests": await self.context.requests.statuses(room, self)}))
+
+    @handles("requestMedia", MediaIdRequest, Reply.REQUEST_MEDIA_ERROR)
+    async def request_media(self, request: MediaIdRequest) -> None:
+        if self.room is None or self.user is None:
+            raise ProtocolError(
+                Reply.REQUEST_MEDIA_ERROR, ErrorName.NOT_IN_ROOM, "join a room first", mediaId=request.mediaId
+            )
+        reply = await self.context.requests.request(self.room, self, self.user, request.mediaId)
+        self.send(encode(Reply.REQUEST_MEDIA_SUCCESS, reply))

@@ -14,6 +14,7 @@ from server.limits import Guards
 from server.metrics import Metrics
 from server.providers.combined import CombinedProvider
 from server.rooms.registry import RoomRegistry
+from server.title_requests import TitleRequests
 from server.user import User
 from server.watchlists import Watchlists
 from storage import Storage
@@ -34,6 +35,7 @@ class AppContext:
     provider: CombinedProvider
     registry: RoomRegistry
     watchlists: Watchlists
+    requests: TitleRequests
     plex_sign_in: PlexSignIn | None = None
     # Where Plex sign-ins' watchlists are written (there when Plex sign-in is).
     plex_accounts: PlexAccounts | None = None

@@ -72,6 +72,11 @@ class Reply(StrEnum):
     ADD_TO_WATCHLIST_SUCCESS = "addToWatchlistSuccess"
     REMOVE_FROM_WATCHLIST_SUCCESS = "removeFromWatchlistSuccess"
     WATCHLIST_ERROR = "watchlistError"
+    GET_REQUESTS_SUCCESS = "getRequestsSuccess"
+    GET_REQUESTS_ERROR = "getRequestsError"
+    REQUEST_MEDIA_SUCCESS = "requestMediaSuccess"
+    REQUEST_MEDIA_ERROR = "requestMediaError"
+    REQUEST_STATUS = "requestStatus"
 
 
 class ErrorName(StrEnum):
@@ -114,6 +119,8 @@ class ErrorName(StrEnum):
     PROVIDER_ERROR = "ProviderError"
     NO_IDENTITY = "NoIdentity"
     WATCHLIST_FULL = "WatchlistFull"
+    NOT_A_MATCH = "NotAMatch"
+    NOT_REQUESTABLE = "NotRequestable"
 
 
 class ProtocolError(Exception):
@@ -342,7 +349,7 @@ class UndoRateRequest(Payload):
 
 
 class MediaIdRequest(Payload):
-    """(ext) A request about one card (save it for later ...)."""
+    """(ext) A request about one card: save it for later, request it."""
 
     mediaId: MediaId
 
