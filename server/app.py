@@ -23,6 +23,7 @@ from server.context import AppContext
 from server.limits_redis import RedisWindow
 from server.metrics import Metrics
 from server.middleware import BasicAuthMiddleware, RootPathMiddleware
+from server.players import Playback
 from server.providers import MediaProvider
 from server.providers.combined import CombinedProvider
 from server.providers.configured import client_id, configured_providers, plex_servers
@@ -121,6 +122,7 @@ def create_app(
         registry=registry,
         watchlists=watchlists,
         requests=requests,
+        playback=Playback(media, registry),
         metrics=metrics,
         plex_sign_in=plex_sign_in,
         plex_accounts=plex_accounts,

@@ -38,6 +38,7 @@ from server.protocol import (
     MediaIdRequest,
     NoPayload,
     Payload,
+    PlayMediaRequest,
     ProtocolError,
     RateRequest,
     Reply,
@@ -538,3 +539,15 @@ class Connection:
             )
         reply = await self.context.requests.request(self.room, self, self.user, request.mediaId)
         self.send(encode(Reply.REQUEST_MEDIA_SUCCESS, reply))
+
+    # -- (ext) play the winner -------------------------------------------------------------------
+
+    @handles("getPlayers", MediaIdRequest, Reply.GET_PLAYERS_ERROR)
+    async def get_players(self, request: MediaIdRequest) -> None:
+        reply = await self.context.playback.players(self.room, self, self.user, request.mediaId)
+        self.send(encode(Reply.GET_PLAYERS_SUCCESS, reply))
+
+    @handles("playMedia", PlayMediaRequest, Reply.PLAY_MEDIA_ERROR)
+    async def play_media(self, request: PlayMediaRequest) -> None:
+        reply = await self.context.playback.play(self.room, self, self.user, request.mediaId, request.playerId)
+        self.send(encode(Reply.PLAY_MEDIA_SUCCESS, reply))

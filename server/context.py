@@ -12,6 +12,7 @@ from server.accounts import PlexAccounts
 from server.config import Settings
 from server.limits import Guards
 from server.metrics import Metrics
+from server.players import Playback
 from server.providers.combined import CombinedProvider
 from server.rooms.registry import RoomRegistry
 from server.title_requests import TitleRequests
@@ -36,6 +37,7 @@ class AppContext:
     registry: RoomRegistry
     watchlists: Watchlists
     requests: TitleRequests
+    playback: Playback
     plex_sign_in: PlexSignIn | None = None
     # Where Plex sign-ins' watchlists are written (there when Plex sign-in is).
     plex_accounts: PlexAccounts | None = None

@@ -77,6 +77,11 @@ class Reply(StrEnum):
     REQUEST_MEDIA_SUCCESS = "requestMediaSuccess"
     REQUEST_MEDIA_ERROR = "requestMediaError"
     REQUEST_STATUS = "requestStatus"
+    GET_PLAYERS_SUCCESS = "getPlayersSuccess"
+    GET_PLAYERS_ERROR = "getPlayersError"
+    PLAY_MEDIA_SUCCESS = "playMediaSuccess"
+    PLAY_MEDIA_ERROR = "playMediaError"
+    PLAYBACK_STARTED = "playbackStarted"
 
 
 class ErrorName(StrEnum):
@@ -121,6 +126,9 @@ class ErrorName(StrEnum):
     WATCHLIST_FULL = "WatchlistFull"
     NOT_A_MATCH = "NotAMatch"
     NOT_REQUESTABLE = "NotRequestable"
+    NOT_ON_SERVER = "NotOnServer"
+    PLAYER_GONE = "PlayerGone"
+    PLAYBACK_REFUSED = "PlaybackRefused"
 
 
 class ProtocolError(Exception):
@@ -349,9 +357,14 @@ class UndoRateRequest(Payload):
 
 
 class MediaIdRequest(Payload):
-    """(ext) A request about one card: save it for later, request it."""
+    """(ext) A request about one card: save it for later, request it, list the players for it."""
 
     mediaId: MediaId
+
+
+class PlayMediaRequest(Payload):
+    mediaId: MediaId
+    playerId: Annotated[Text, StringConstraints(min_length=1, max_length=300)]
 
 
 class DeleteRoomRequest(Payload):

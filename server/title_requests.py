@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 import anyio
 
+from server.match_news import sees_match, tell_about_match
 from server.protocol import ErrorName, ProtocolError, Reply
 from server.providers import Media, ProviderError
 from server.providers.combined import CombinedProvider
@@ -50,10 +51,15 @@ class TitleRequests:
             return provider, found.key
         return None
 
-    def _matched(self, room: Room, member: str) -> list[Media]:
-        """The matches this member sees that the library lacks."""
-        items = (room.media_by_id.get(match["media"]["id"]) for match in room.previous_matches(member))
-        return [item for item in items if item is not None and self._source(item) is not None]
+    def _matched(self, room: Room, members: Iterable[str]) -> list[Media]:
+        """The matches these members see that the library lacks."""
+        wanted = set(members)
+        items = (
+            item
+            for media_id, item in room.media_by_id.items()
+            if item.inLibrary is False and any(sees_match(room, member, media_id) for member in wanted)
+        )
+        return [item for item in items if self._source(item) is not None]
 
     async def _statuses(self, items: Iterable[Media]) -> dict[str, str]:
         """Each title's state read from Seerr now; a title Seerr does not answer for is left out."""
@@ -79,7 +85,7 @@ class TitleRequests:
         member = room.seat_name(seat)
         if member is None:
             raise ProtocolError(Reply.GET_REQUESTS_ERROR, ErrorName.NOT_IN_ROOM, "join a room first")
-        found = await self._statuses(self._matched(room, member))
+        found = await self._statuses(self._matched(room, [member]))
         return [{"mediaId": media_id, "status": status} for media_id, status in found.items()]
 
     async def request(self, room: Room, seat: Seat, user: User, media_id: str) -> dict[str, str]:
@@ -93,7 +99,7 @@ class TitleRequests:
         source = self._source(item)
         if source is None:
             raise _refused(ErrorName.NOT_REQUESTABLE, f"{item.title} is in the library: nothing to request", media_id)
-        if not any(match["media"]["id"] == media_id for match in room.previous_matches(member)):
+        if not sees_match(room, member, media_id):
             raise _refused(ErrorName.NOT_A_MATCH, f"{item.title} has not matched in this room", media_id)
         if not self._registry.owns(room, seat, user):
             raise _refused(ErrorName.NOT_ROOM_OWNER, "only the room's owner requests titles", media_id)
@@ -116,17 +122,14 @@ class TitleRequests:
             if read_from is None or before is None or (before[0] != status and before[1] < read_from):
                 news[media_id] = status
                 told[media_id] = (status, telling)
-        for member in list(room.seats):
-            for match in room.previous_matches(member):
-                media_id = match["media"]["id"]
-                if media_id in news:
-                    room.send_to(member, Reply.REQUEST_STATUS, {"mediaId": media_id, "status": news[media_id]})
+        for media_id, status in news.items():
+            tell_about_match(room, media_id, Reply.REQUEST_STATUS, {"mediaId": media_id, "status": status})
 
     async def refresh(self) -> None:
         """Read again the state of the matches the library lacks, in every room with members here."""
         for room in list(self._registry.rooms.values()):
             if room.seats:
-                items = [item for member in list(room.seats) for item in self._matched(room, member)]
+                items = self._matched(room, list(room.seats))
                 if items:
                     read_from = next(self._tellings)
                     self._tell(room, await self._statuses(items), read_from)

@@ -18,7 +18,7 @@ from server.providers.jellyfin import JellyfinProvider
 from storage import MemoryStorage
 from tests.fake_jellyfin import API_KEY, BOB, guid
 from tests.fake_jellyfin_extras import FakeJellyfinPlus
-from tests.fake_plex import PLEX_TOKEN, FakePlex, FakePlexTv, PlexAccount
+from tests.fake_plex import PLEX_TOKEN, FakeLibrary, FakePlex, FakePlexTv, PlexAccount
 from tests.fake_plex_metadata import FakePlexMetadata
 from tests.fakes import Fault, assert_clean, no_secret_logged, serving
 from tests.peers import Peer, in_process
@@ -40,7 +40,7 @@ def metadata() -> FakePlexMetadata:
 def urls(metadata: FakePlexMetadata) -> Iterator[dict[str, str]]:
     accounts = {ALICE: PlexAccount(7, "alice", "Alice")}
     with (
-        serving(FakePlex()) as plex,
+        serving(FakePlex(libraries=[FakeLibrary("1", "Movies", "movie", 40)])) as plex,
         serving(FakePlexTv(accounts=accounts)) as plex_tv,
         serving(metadata) as plex_metadata,
     ):
