@@ -39,8 +39,11 @@ const FILES = [
   "js/matches.js",
   "js/members.js",
   "js/motion.js",
+  "js/owner.js",
+  "js/players.js",
   "js/plex.js",
   "js/poster.js",
+  "js/requests.js",
   "js/screens/create.js",
   "js/screens/lobby.js",
   "js/screens/room.js",
@@ -51,6 +54,7 @@ const FILES = [
   "js/state.js",
   "js/storage.js",
   "js/toast.js",
+  "js/watchlist.js",
 ];
 
 const scope = () => new URL(self.registration.scope);

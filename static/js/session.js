@@ -51,7 +51,10 @@ function onStatus(status) {
 
 export function signIn(identity) {
   loggingIn = identity;
-  return socket.send("login", identity);
+  // (ext) A name asks for a device identity the first time and presents it after: who this is,
+  // whatever name is typed, and whose watchlist it is (docs/protocol.md, Identities).
+  const asks = identity.userName && !identity.identityToken;
+  return socket.send("login", asks ? { ...identity, newIdentity: true } : identity);
 }
 
 export function signOut() {
@@ -195,8 +198,9 @@ const handlers = {
     setTranslations(strings);
   },
 
-  loginSuccess(user) {
-    const identity = loggingIn ?? state.identity;
+  loginSuccess({ identityToken, ...user }) {
+    const asked = loggingIn ?? state.identity;
+    const identity = identityToken ? { ...asked, identityToken } : asked;
     loggingIn = null;
     const renamed = state.user && state.user.userName !== user.userName;
     state.user = user;
