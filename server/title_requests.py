@@ -42,6 +42,8 @@ class TitleRequests:
         # a reading of Seerr that began before a newer telling (a request made meanwhile) is stale.
         self._told: weakref.WeakKeyDictionary[Room, dict[str, tuple[str, int]]] = weakref.WeakKeyDictionary()
         self._tellings = itertools.count(1)
+        # Seerr servers that failed a reading: said once, until one answers again.
+        self._failing: set[str] = set()
 
     def _source(self, item: Media) -> tuple[SeerrProvider, str] | None:
         """The Seerr server that listed this card, and its key there; None for the library's cards."""
@@ -73,7 +75,13 @@ class TitleRequests:
             try:
                 found[item.id] = await provider.status(key)
             except ProviderError as exc:
-                log.warning("could not read the request state of %r: %s", item.title, exc)
+                if provider.id not in self._failing:
+                    log.warning("could not read the request state of %r (and maybe more): %s", item.title, exc)
+                self._failing.add(provider.id)
+                return
+            if provider.id in self._failing:
+                self._failing.discard(provider.id)
+                log.info("request states are read from %s again", provider.id)
 
         async with anyio.create_task_group() as tasks:
             for item in {item.id: item for item in items}.values():

@@ -14,13 +14,16 @@ import pytest
 from server.accounts import AccountError, JellyfinFavourites, PlexAccounts
 from server.app import create_app
 from server.config import MediaServer, Settings
+from server.providers import MediaQuery
 from server.providers.jellyfin import JellyfinProvider
+from server.watchlists import Watchlists
 from storage import MemoryStorage
 from tests.fake_jellyfin import API_KEY, BOB, guid
 from tests.fake_jellyfin_extras import FakeJellyfinPlus
 from tests.fake_plex import PLEX_TOKEN, FakeLibrary, FakePlex, FakePlexTv, PlexAccount
 from tests.fake_plex_metadata import FakePlexMetadata
 from tests.fakes import Fault, assert_clean, no_secret_logged, serving
+from tests.library import film
 from tests.peers import Peer, in_process
 
 pytestmark = pytest.mark.anyio
@@ -192,3 +195,27 @@ async def test_an_unreachable_plex_watchlist_is_an_account_error() -> None:
     finally:
         await accounts.close()
     assert_clean(SECRETS, caught.value)
+
+
+async def test_a_jellyfin_sign_in_saves_to_its_favourites_through_the_watchlist(
+    jellyfin: tuple[FakeJellyfinPlus, JellyfinProvider],
+) -> None:
+    """What a Jellyfin sign-in's connection will do (its account: JellyfinFavourites), end to end
+    below the protocol: saved here and among the favourites; another server's film here only."""
+    fake, provider = jellyfin
+    [movies] = [library for library in await provider.libraries() if library.title == "Movies"]
+    films = await provider.media(MediaQuery(libraries=[movies.key]))
+    watchlists = Watchlists(MemoryStorage(), lambda: 1_700_000_000_000)
+    account = JellyfinFavourites(provider, BOB.id, BOB_TOKEN)
+    identity = "jellyfin:" + BOB.id
+    saved = await watchlists.add(identity, films[0], account)
+    assert saved["account"] == {"service": "jellyfin", "updated": True}
+    elsewhere = film(1)  # a film of another source
+    saved = await watchlists.add(identity, elsewhere, account)
+    assert saved["account"] == {"service": "jellyfin", "updated": False, "problem": "unsupported"}
+    item_id = films[0].linkUrl.rsplit("/", 1)[-1]
+    assert fake.favourites[BOB.id] == [item_id]
+    removed = await watchlists.remove(identity, films[0].id, account)
+    assert removed["account"] == {"service": "jellyfin", "updated": True}
+    assert fake.favourites[BOB.id] == []
+    assert [item["media"]["id"] for item in await watchlists.items(identity)] == [elsewhere.id]

@@ -5,6 +5,7 @@ told its state, read again from Seerr while the room is open. Against the fake S
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ from server.app import create_app
 from server.config import Settings
 from storage import MemoryStorage
 from tests.fake_seerr import SEERR_API_KEY, FakeSeerr, FakeTmdbImages
-from tests.fakes import Fault, assert_clean, no_secret_logged, serving
+from tests.fakes import Fault, assert_clean, eventually, no_secret_logged, serving
 from tests.peers import Connect, Peer, in_process_with_http
 from tests.test_identity import person
 from tests.worlds import World
@@ -189,3 +190,43 @@ async def test_requests_need_a_room(running: tuple[Connect, httpx.AsyncClient]) 
     assert (await answer(peer, "getRequests", None, "getRequestsError"))["name"] == "NotInRoom"
     error = await answer(peer, "requestMedia", {"mediaId": 5}, "requestMediaError")
     assert error["name"] == "MalformedMessage"
+
+
+async def test_in_a_solo_room_only_the_member_whose_match_it_is_hears_of_it(
+    running: tuple[Connect, httpx.AsyncClient],
+) -> None:
+    connect, _ = running
+    world = World(connect, MemoryStorage(), None)  # type: ignore[arg-type]
+    ann, _ = await person(world, "Ann")
+    libraries = await answer(ann, "getLibraries", None, "getLibrariesSuccess")
+    created = await ann.create("Solo", roomType="solo", libraries=[library["key"] for library in libraries])
+    bob, _ = await person(world, "Bob")
+    await bob.join("Solo")
+    wanted = next(item for item in created["media"] if item.get("inLibrary") is False)
+    await ann.send("rate", {"mediaId": wanted["id"], "rating": "like"})
+    assert (await ann.wait_for("match"))["users"] == ["Ann"]
+    await told(ann, wanted["id"], "none")
+    assert (await answer(ann, "requestMedia", {"mediaId": wanted["id"]}, "requestMediaSuccess"))["status"] == "pending"
+    await told(ann, wanted["id"], "pending")
+    # Bob never matched it: he hears nothing of it, and cannot ask for it.
+    assert (await answer(bob, "getRequests", None, "getRequestsSuccess"))["requests"] == []
+    bob.backlog = [message for message in bob.backlog if message["type"] != "userProgress"]
+    assert not [message for message in bob.backlog if message["type"] == "requestStatus"]
+    await bob.no_message(within=0.4)
+
+
+async def test_seerr_down_is_said_once_while_rooms_wait(
+    running: tuple[Connect, httpx.AsyncClient], seerr: FakeSeerr, caplog: pytest.LogCaptureFixture
+) -> None:
+    connect, _ = running
+    ann, bob, created = await two_in_a_mixed_room(connect)
+    missing = [item for item in created["media"] if item.get("inLibrary") is False][:2]
+    for item in missing:
+        await both_like(ann, bob, item["id"])
+    caplog.set_level(logging.INFO, logger="server.title_requests")
+    seerr.fault = Fault("status", "/movie", status=503)
+    await eventually(lambda: len(seerr.requests_to("/movie/" + missing[0]["id"].removeprefix("tmdb://"))) >= 4)
+    seerr.fault = None
+    await eventually(lambda: any("again" in record.getMessage() for record in caplog.records))
+    lines = [record.getMessage() for record in caplog.records if record.name == "server.title_requests"]
+    assert len([line for line in lines if "could not read" in line]) == 1, lines
