@@ -16,6 +16,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from server import http
+from server.accounts import PlexAccounts
 from server.config import Settings
 from server.connection import Connection
 from server.context import AppContext
@@ -23,6 +24,7 @@ from server.limits_redis import RedisWindow
 from server.metrics import Metrics
 from server.middleware import BasicAuthMiddleware, RootPathMiddleware, WebSocketCapMiddleware
 from server.offload import Offload
+from server.players import Playback
 from server.providers import MediaProvider
 from server.providers.combined import CombinedProvider
 from server.providers.configured import client_id, configured_providers, plex_servers
@@ -32,6 +34,8 @@ from server.rooms.local import LocalChanges
 from server.rooms.registry import RoomLimits, RoomRegistry
 from server.rooms.shared import Live, RedisLive, SharedChanges
 from server.security import AllowedHostsMiddleware, OriginMiddleware, SecurityHeadersMiddleware, origin_hosts
+from server.title_requests import TitleRequests
+from server.watchlists import WatchlistMedia, Watchlists
 from storage import Storage
 from storage.redis import RedisStorage
 
@@ -98,8 +102,11 @@ def create_app(
 ) -> Starlette:
     """Build the app; nothing is opened until the lifespan starts (so tests can build many)."""
     storage = storage or settings.storage.create()
-    media = configured_providers(settings) if provider is None else CombinedProvider([provider])
+    watchlists = Watchlists(storage, now_ms)
+    sources = configured_providers(settings).providers.values() if provider is None else [provider]
+    media = WatchlistMedia(list(sources), watchlists)
     plex_sign_in = plex_sign_in_for(settings, media)
+    plex_accounts = None if plex_sign_in is None else PlexAccounts(settings.plex_metadata_url, client_id=client_id())
     metrics = Metrics()
     offload = Offload.from_settings(settings)
     registry = RoomRegistry(
@@ -115,14 +122,19 @@ def create_app(
         ),
         rng=rng,
     )
+    requests = TitleRequests(media, registry, interval=settings.request_refresh_interval)
     context = AppContext(
         settings=settings,
         storage=storage,
         provider=media,
         registry=registry,
+        watchlists=watchlists,
+        requests=requests,
+        playback=Playback(media, registry),
         metrics=metrics,
         plex_sign_in=plex_sign_in,
         offload=offload,
+        plex_accounts=plex_accounts,
     )
 
     @asynccontextmanager
@@ -133,10 +145,14 @@ def create_app(
             if plex_sign_in is not None:
                 await plex_sign_in.open()
                 services.push_async_callback(plex_sign_in.close)
+            if plex_accounts is not None:
+                await plex_accounts.open()
+                services.push_async_callback(plex_accounts.close)
             if isinstance(storage, RedisStorage):
                 context.guards.share(lambda name, limit, seconds: RedisWindow(storage, name, limit, seconds))
             async with anyio.create_task_group() as background:
                 background.start_soon(registry.run)
+                background.start_soon(requests.run)
                 yield
                 background.cancel_scope.cancel()
             await registry.stop(settings.flush_timeout)

@@ -205,9 +205,10 @@ class Tls(_Section):
 
 
 class MediaServer(_Section):
-    """A Plex or Jellyfin server to take the media from."""
+    """A Plex or Jellyfin server to take the media from; or Overseerr/Jellyseerr (``seerr``), for
+    popular titles the library lacks and requests for them (``token`` is its API key)."""
 
-    type: Literal["plex", "jellyfin"] = Field("plex", description="plex or jellyfin")
+    type: Literal["plex", "jellyfin", "seerr"] = Field("plex", description="plex, jellyfin or seerr")
     url: Annotated[str, AfterValidator(_http_url)]
     token: Annotated[SecretStr, AfterValidator(_non_blank)] = Field(description="a non-empty string")
     library_title_filter: tuple[str, ...] = ()
@@ -272,6 +273,13 @@ class Settings(_Section):
     plex_tv_url: Annotated[str, AfterValidator(_http_url)] = "https://plex.tv"
     # Where the browser sends a user to approve a Plex sign-in (the PIN flow).
     plex_app_url: Annotated[str, AfterValidator(_http_url)] = "https://app.plex.tv"
+    # Where Plex accounts keep their watchlists (plex.tv's metadata provider): "save for later" of a
+    # Plex user is written there too.
+    plex_metadata_url: Annotated[str, AfterValidator(_http_url)] = "https://metadata.provider.plex.tv"
+    # The image server of Overseerr/Jellyseerr's titles (TMDB's): this server fetches their posters.
+    tmdb_image_url: Annotated[str, AfterValidator(_http_url)] = "https://image.tmdb.org/t/p"
+    # While a room is open, how often the state of its requested titles is read again from Seerr.
+    request_refresh_interval: float = _seconds(30.0)
     auth: BasicAuth | None = None
     tls: Tls | None = None
     servers: tuple[MediaServer, ...] = ()
@@ -438,6 +446,9 @@ _ENV_VARS: tuple[tuple[str, Loc, Callable[[str], object]], ...] = (
     ("ROOM_CREATORS", ("room_creators",), _text),
     ("PLEX_TV_URL", ("plex_tv_url",), _text),
     ("PLEX_APP_URL", ("plex_app_url",), _text),
+    ("PLEX_METADATA_URL", ("plex_metadata_url",), _text),
+    ("TMDB_IMAGE_URL", ("tmdb_image_url",), _text),
+    ("REQUEST_REFRESH_INTERVAL", ("request_refresh_interval",), _text),
     ("AUTH_USER", ("auth", "user"), _text),
     ("AUTH_PASS", ("auth", "password"), _text),
     ("TLS_CERT", ("tls", "cert"), _text),

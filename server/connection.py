@@ -19,6 +19,7 @@ import anyio
 from starlette import status
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from server.accounts import SavedTitles
 from server.client_config import client_config
 from server.context import AppContext
 from server.i18n import translations
@@ -34,9 +35,11 @@ from server.protocol import (
     JoinRoomRequest,
     LoginRequest,
     ManageMemberRequest,
+    MediaIdRequest,
     NoPayload,
     Payload,
     PickRequest,
+    PlayMediaRequest,
     ProtocolError,
     RateRequest,
     Reply,
@@ -55,6 +58,7 @@ from server.rooms.changes import MemberAction
 from server.rooms.decisions import SEAT_OFFER_MS
 from server.rooms.room import Room
 from server.user import User
+from server.watchlists import no_identity
 
 log = logging.getLogger("server.connection")
 
@@ -96,6 +100,9 @@ class Connection:
         self.state = State.CONNECTED
         self.user: User | None = None
         self.room: Room | None = None
+        # (ext) The media account this person signed in with, as far as it keeps titles for later;
+        # its token lives here only, for as long as the login.
+        self.account: SavedTitles | None = None
         self._queue: asyncio.Queue[str] = asyncio.Queue(SEND_QUEUE_SIZE)
         self._scope: anyio.CancelScope | None = None
         self._close_code: int | None = None
@@ -294,6 +301,7 @@ class Connection:
                 raise ProtocolError(Reply.LOGIN_ERROR, ErrorName.INVALID_USER_NAME, f"user name {exc}") from exc
             identity, issued = self._identity_for(request)
             user = User(userName=name, identity=identity)
+            account = None
         elif request.plexToken is not None:
             sign_in = self.context.plex_sign_in
             if sign_in is None:
@@ -303,11 +311,14 @@ class Connection:
             signed_in = await sign_in(request.plexToken, request.plexClientId or "")
             user = signed_in.model_copy(update={"identity": plex_identity(signed_in.plex_id or "")})
             issued = None
+            accounts = self.context.plex_accounts
+            account = None if accounts is None else accounts.watchlist(request.plexToken, request.plexClientId or "")
         else:
             raise malformed(Reply.LOGIN_ERROR, "login needs a userName or a plexToken")
         if self.user is not None and (self.user.userName, self.user.identity) != (user.userName, user.identity):
             await self._leave_room(permanently=False)
         self._logged_in(user)
+        self.account = account
         # (ext) A new identity's token goes to this browser once; it presents it at later logins.
         self.send(encode(Reply.LOGIN_SUCCESS, user.public() | ({"identityToken": issued} if issued else {})))
 
@@ -331,6 +342,7 @@ class Connection:
             raise ProtocolError(Reply.LOGOUT_ERROR, ErrorName.NOT_LOGGED_IN, "this connection has no logged in user")
         await self._leave_room(permanently=False)
         self.user = None
+        self.account = None
         self.state = State.CONNECTED
         self.send(encode(Reply.LOGOUT_SUCCESS))
 
@@ -354,6 +366,7 @@ class Connection:
                 ErrorName.TOO_MANY_ROOMS,
                 f"you may create {creations.limit} rooms a day; reuse one of yours",
             )
+        request = await self.context.watchlists.prepare_room(request, user, self.account, self.context.provider)
         room = await self.context.registry.create(name, request, user, self.address)
         await creations.record(creator)
         await self._leave_room(permanently=False)
@@ -501,3 +514,62 @@ class Connection:
         self.send(
             encode(Reply.SETUP_ERROR, {"type": "NOT_SUPPORTED", "message": "configure this server in its config file"})
         )
+
+    # -- (ext) watchlists --------------------------------------------------------------------------
+
+    def _person(self, reply_type: Reply, **extra: str) -> str:
+        """The identity whose watchlist this connection keeps."""
+        user = self._require_user(reply_type)
+        if user.identity is None:
+            raise no_identity(reply_type, **extra)
+        return user.identity
+
+    @handles("getWatchlist", NoPayload, Reply.WATCHLIST_ERROR)
+    async def get_watchlist(self, _: Payload) -> None:
+        items = await self.context.watchlists.items(self._person(Reply.WATCHLIST_ERROR))
+        self.send(encode(Reply.GET_WATCHLIST_SUCCESS, {"items": items}))
+
+    @handles("addToWatchlist", MediaIdRequest, Reply.WATCHLIST_ERROR)
+    async def add_to_watchlist(self, request: MediaIdRequest) -> None:
+        identity = self._person(Reply.WATCHLIST_ERROR, mediaId=request.mediaId)
+        item = self.room.media_by_id.get(request.mediaId) if self.room is not None else None
+        if item is None:
+            why = "join the room of this card first" if self.room is None else f"{request.mediaId} is not in this room"
+            name = ErrorName.NOT_IN_ROOM if self.room is None else ErrorName.UNKNOWN_MEDIA
+            raise ProtocolError(Reply.WATCHLIST_ERROR, name, why, mediaId=request.mediaId)
+        reply = await self.context.watchlists.add(identity, item, self.account)
+        self.send(encode(Reply.ADD_TO_WATCHLIST_SUCCESS, reply))
+
+    @handles("removeFromWatchlist", MediaIdRequest, Reply.WATCHLIST_ERROR)
+    async def remove_from_watchlist(self, request: MediaIdRequest) -> None:
+        identity = self._person(Reply.WATCHLIST_ERROR, mediaId=request.mediaId)
+        reply = await self.context.watchlists.remove(identity, request.mediaId, self.account)
+        self.send(encode(Reply.REMOVE_FROM_WATCHLIST_SUCCESS, reply))
+
+    # -- (ext) requests for matched titles the library lacks ---------------------------------------
+
+    @handles("getRequests", NoPayload, Reply.GET_REQUESTS_ERROR)
+    async def get_requests(self, _: Payload) -> None:
+        room, _user = self._in_room(Reply.GET_REQUESTS_ERROR)
+        self.send(encode(Reply.GET_REQUESTS_SUCCESS, {"requests": await self.context.requests.statuses(room, self)}))
+
+    @handles("requestMedia", MediaIdRequest, Reply.REQUEST_MEDIA_ERROR)
+    async def request_media(self, request: MediaIdRequest) -> None:
+        if self.room is None or self.user is None:
+            raise ProtocolError(
+                Reply.REQUEST_MEDIA_ERROR, ErrorName.NOT_IN_ROOM, "join a room first", mediaId=request.mediaId
+            )
+        reply = await self.context.requests.request(self.room, self, self.user, request.mediaId)
+        self.send(encode(Reply.REQUEST_MEDIA_SUCCESS, reply))
+
+    # -- (ext) play the winner -------------------------------------------------------------------
+
+    @handles("getPlayers", MediaIdRequest, Reply.GET_PLAYERS_ERROR)
+    async def get_players(self, request: MediaIdRequest) -> None:
+        reply = await self.context.playback.players(self.room, self, self.user, request.mediaId)
+        self.send(encode(Reply.GET_PLAYERS_SUCCESS, reply))
+
+    @handles("playMedia", PlayMediaRequest, Reply.PLAY_MEDIA_ERROR)
+    async def play_media(self, request: PlayMediaRequest) -> None:
+        reply = await self.context.playback.play(self.room, self, self.user, request.mediaId, request.playerId)
+        self.send(encode(Reply.PLAY_MEDIA_SUCCESS, reply))

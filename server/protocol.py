@@ -74,6 +74,20 @@ class Reply(StrEnum):
     PICK_SUCCESS = "pickForUsSuccess"
     PICK_ERROR = "pickForUsError"
     PICKED = "picked"
+    GET_WATCHLIST_SUCCESS = "getWatchlistSuccess"
+    ADD_TO_WATCHLIST_SUCCESS = "addToWatchlistSuccess"
+    REMOVE_FROM_WATCHLIST_SUCCESS = "removeFromWatchlistSuccess"
+    WATCHLIST_ERROR = "watchlistError"
+    GET_REQUESTS_SUCCESS = "getRequestsSuccess"
+    GET_REQUESTS_ERROR = "getRequestsError"
+    REQUEST_MEDIA_SUCCESS = "requestMediaSuccess"
+    REQUEST_MEDIA_ERROR = "requestMediaError"
+    REQUEST_STATUS = "requestStatus"
+    GET_PLAYERS_SUCCESS = "getPlayersSuccess"
+    GET_PLAYERS_ERROR = "getPlayersError"
+    PLAY_MEDIA_SUCCESS = "playMediaSuccess"
+    PLAY_MEDIA_ERROR = "playMediaError"
+    PLAYBACK_STARTED = "playbackStarted"
 
 
 class ErrorName(StrEnum):
@@ -118,6 +132,13 @@ class ErrorName(StrEnum):
     SERVER_BUSY = "ServerBusy"
     STORAGE_FULL = "StorageFull"
     PROVIDER_ERROR = "ProviderError"
+    NO_IDENTITY = "NoIdentity"
+    WATCHLIST_FULL = "WatchlistFull"
+    NOT_A_MATCH = "NotAMatch"
+    NOT_REQUESTABLE = "NotRequestable"
+    NOT_ON_SERVER = "NotOnServer"
+    PLAYER_GONE = "PlayerGone"
+    PLAYBACK_REFUSED = "PlaybackRefused"
 
 
 class ProtocolError(Exception):
@@ -259,6 +280,8 @@ class CreateRoomRequest(Payload):
     # (ext) When the room ends: after this many matches, after this many minutes, and how many
     # likes each member may give. None by default (EndOnFirstMatch is a match limit of one).
     endConditions: EndConditions | None = None
+    # (ext) Where the films come from: the libraries, or only those of them on the members' watchlists.
+    source: Literal["library", "watchlists"] = "library"
 
     @field_validator("filters")
     @classmethod
@@ -345,13 +368,27 @@ class ManageMemberRequest(Payload):
     action: Literal["remove", "readmit", "makeOwner", "offerSeat"]
 
 
+MediaId = Annotated[Text, StringConstraints(min_length=1, max_length=500)]
+
+
 class RateRequest(Payload):
-    mediaId: Annotated[Text, StringConstraints(min_length=1, max_length=500)]
+    mediaId: MediaId
     rating: Literal["like", "dislike"]
 
 
 class UndoRateRequest(Payload):
-    mediaId: Annotated[Text, StringConstraints(min_length=1, max_length=500)]
+    mediaId: MediaId
+
+
+class MediaIdRequest(Payload):
+    """(ext) A request about one card: save it for later, request it, list the players for it."""
+
+    mediaId: MediaId
+
+
+class PlayMediaRequest(Payload):
+    mediaId: MediaId
+    playerId: Annotated[Text, StringConstraints(min_length=1, max_length=300)]
 
 
 class DeleteRoomRequest(Payload):

@@ -21,6 +21,8 @@ Key layout (``mm`` is the key prefix, ``<d>`` the room key's ``storage.keys.key_
     mm:rooms                ZSET    <d> -> createdAt (epoch ms): the room index, in creation order
     mm:room-names           HASH    <d> -> display name
     mm:join-codes           HASH    join code -> <d> of the room that has it (the code is in its meta)
+    mm:list:{<i>}:<name>    HASH    one person's list (``Storage.read_list``), key -> value; ``<i>`` is
+                                    the ``key_digest`` of their identity
 
 A room's keys share the hash tag ``{<d>}``, so the rating scripts touch a single Cluster slot.
 Ratings are recorded by scripts that append to (or cut from) one user's array atomically: two
@@ -42,7 +44,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -58,7 +60,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, RedisError
 from redis.typing import EncodableT, FieldT, KeyT
 
-from .base import Storage, storage_errors
+from .base import Storage, list_name, storage_errors
 from .errors import JoinCodeTaken, StorageError
 from .keys import key_digest, room_key
 from .room import Member, SerializedRoom, problems
@@ -145,6 +147,18 @@ end
 return 1
 """
 )
+# KEYS: one list. ARGV: the number of entries to set, those keys and values in turn, then the keys to
+# remove. A script, so that the change is one step (and a WAIT can follow it, as for rooms).
+CHANGE_LIST_SCRIPT = """
+local count = tonumber(ARGV[1])
+for i = 1, count do
+  redis.call("HSET", KEYS[1], ARGV[2 * i], ARGV[2 * i + 1])
+end
+for i = 2 + 2 * count, #ARGV do
+  redis.call("HDEL", KEYS[1], ARGV[i])
+end
+return 1
+"""
 # KEYS: the room's stored keys (meta first), then the index, names and join codes. ARGV: digest.
 DELETE_ROOM_SCRIPT = (
     RELEASE_JOIN_CODE
@@ -632,13 +646,14 @@ class _Connection:
     delete_room: AsyncScript
     summary: AsyncScript
     give_join_code: AsyncScript
+    change_list: AsyncScript
     sentinel: Sentinel | None = None
 
     @classmethod
     def wrap(cls, client: redis.asyncio.Redis, *, owned: bool, sentinel: Sentinel | None = None) -> _Connection:
-        scripts = (WRITE_ROOM_SCRIPT, DELETE_ROOM_SCRIPT, SUMMARY_SCRIPT, GIVE_JOIN_CODE_SCRIPT)
-        write, delete, summary, give = (client.register_script(body) for body in scripts)
-        return cls(client, owned, write, delete, summary, give, sentinel)
+        scripts = (WRITE_ROOM_SCRIPT, DELETE_ROOM_SCRIPT, SUMMARY_SCRIPT, GIVE_JOIN_CODE_SCRIPT, CHANGE_LIST_SCRIPT)
+        write, delete, summary, give, change = (client.register_script(body) for body in scripts)
+        return cls(client, owned, write, delete, summary, give, change, sentinel)
 
     @classmethod
     def connect(cls, url: RedisURL) -> _Connection:
@@ -925,6 +940,29 @@ class RedisStorage(Storage):
             yield [
                 (RoomKeys.for_digest(self._prefix, digest), name) for digest, name in index[start : start + LIST_BATCH]
             ]
+
+    def _list_key(self, identity: str, name: str) -> str:
+        return f"{self._prefix}:list:{{{key_digest(identity)}}}:{list_name(name)}"
+
+    async def read_list(self, identity: str, name: str) -> dict[str, str]:
+        key = self._list_key(identity, name)
+        with storage_errors("read_list", key):
+            # The client decodes replies (decode_responses): keys and values are text.
+            entries = await self._live("read_list").client.hgetall(key)
+            return {str(field_name): str(value) for field_name, value in entries.items()}
+
+    async def change_list(
+        self, identity: str, name: str, *, put: Mapping[str, str] | None = None, drop: Collection[str] = ()
+    ) -> None:
+        key = self._list_key(identity, name)
+        entries = dict(put or {})
+        args: list[EncodableT] = [len(entries)]
+        for field_name, value in entries.items():
+            args += [field_name, value]
+        args += list(drop)
+        with storage_errors("change_list", key):
+            live = self._live("change_list")
+            await self._replication.call(live.client, live.change_list, [key], args)
 
     async def _index(self, operation: str) -> list[tuple[str, str]]:
         """(digest, display name) of every room, oldest first, read in one transaction."""

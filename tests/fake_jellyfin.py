@@ -29,7 +29,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from tests.fakes import FakeService, png
+from tests.fakes import FakeService, RouteSpec, png
 
 API_KEY = "jf-api-key-3c9e1f7a5b2d4e60"
 SERVER_ID = "5f2a9c8e1b7d4e3fa6c0d9b8e7f61234"
@@ -234,7 +234,7 @@ class FakeJellyfin(FakeService):
         self.poster_gate: threading.Event | None = None
         super().__init__(prefix)
 
-    def routes(self) -> list[tuple[str, Callable[[Request], Any]]]:
+    def routes(self) -> Sequence[RouteSpec]:
         return [
             ("/System/Info/Public", self.public_info),
             ("/System/Info", self.info),

@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from tests.fakes import (
     FakeService,
+    RouteSpec,
     png,
     serving as serving,  # where tests/test_web_client.py finds it
 )
@@ -194,7 +195,7 @@ class FakePlex(FakeService):
         self.poster_gate: threading.Event | None = None
         super().__init__(prefix)
 
-    def routes(self) -> list[tuple[str, Callable[[Request], Any]]]:
+    def routes(self) -> Sequence[RouteSpec]:
         return [
             ("/identity", self.identity),
             ("/library/sections", self.sections),
@@ -493,7 +494,7 @@ class FakePlexTv(FakeService):
         self.accounts = accounts or {}
         super().__init__(prefix)
 
-    def routes(self) -> list[tuple[str, Callable[[Request], Any]]]:
+    def routes(self) -> Sequence[RouteSpec]:
         return [("/api/v2/user", self.user), ("/api/v2/resources", self.resources)]
 
     def authorized(self, request: Request) -> bool:

@@ -44,6 +44,7 @@ class Received:
     path: str
     query: str
     headers: dict[str, str]
+    method: str = "GET"
 
     def param(self, name: str) -> str | None:
         """A query parameter, or the header of the same name (Plex takes X-Plex-* either way)."""
@@ -83,6 +84,9 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 # -- the services -----------------------------------------------------------------------------------
 
+# A route of a fake: (path, endpoint) answering GET, or (path, endpoint, method).
+RouteSpec = tuple[str, Callable[[Request], Any]] | tuple[str, Callable[[Request], Any], str]
+
 
 class FakeService(ABC):
     """Records requests, checks the token and applies the current fault, before its routes answer."""
@@ -91,10 +95,14 @@ class FakeService(ABC):
         self.prefix = prefix
         self.received: list[Received] = []
         self.fault: Fault | None = None
-        self._router = Router(routes=[Route(prefix + path, endpoint) for path, endpoint in self.routes()])
+        self._router = Router(
+            routes=[
+                Route(prefix + path, endpoint, methods=methods or None) for path, endpoint, *methods in self.routes()
+            ]
+        )
 
     @abstractmethod
-    def routes(self) -> list[tuple[str, Callable[[Request], Any]]]: ...
+    def routes(self) -> Sequence[RouteSpec]: ...
 
     @abstractmethod
     def authorized(self, request: Request) -> bool: ...
@@ -107,7 +115,7 @@ class FakeService(ABC):
             await self._router(scope, receive, send)
             return
         request = Request(scope, receive)
-        self.received.append(Received(request.url.path, request.url.query, dict(request.headers)))
+        self.received.append(Received(request.url.path, request.url.query, dict(request.headers), request.method))
         route_path = request.url.path.removeprefix(self.prefix)
         fault = self.fault
         response: Response | None = None

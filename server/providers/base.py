@@ -56,6 +56,9 @@ class Media:
     contentRating: str | None = None
     directors: list[str] = field(default_factory=list)
     actors: list[str] = field(default_factory=list)
+    # (ext) False for a title the library lacks (a popular title from Overseerr/Jellyseerr, to
+    # request); None, and left out of the wire form, for everything the library has.
+    inLibrary: bool | None = None
     # ISO date the item was added to its library (else released), for the newest/oldest orders; not sent.
     added: str | None = None
     _wire: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
@@ -91,6 +94,8 @@ class Library(_Shape):
     title: str
     key: str
     type: str
+    # (ext) False for a list of titles the library lacks (Seerr's popular titles); None otherwise.
+    inLibrary: bool | None = None
 
 
 class FilterInfo(_Shape):

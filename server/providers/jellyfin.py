@@ -344,17 +344,10 @@ class JellyfinProvider(MediaProvider):
     # -- connection -----------------------------------------------------------------------------
 
     async def open(self) -> None:
-        fields = {
-            "Client": "MovieMatch",
-            "Device": "MovieMatch server",
-            "DeviceId": self._client_id,
-            "Version": __version__,
-            "Token": self._server.token.get_secret_value(),
-        }
         self._client = httpx.AsyncClient(
             base_url=self._where,
             headers={
-                "Authorization": "MediaBrowser " + ", ".join(f'{name}="{value}"' for name, value in fields.items()),
+                "Authorization": self.authorization(self._server.token.get_secret_value()),
                 "Accept": "application/json",
             },
             # A dead host should fail fast; a 20,000-item page may take a while to build.
@@ -763,3 +756,23 @@ class JellyfinProvider(MediaProvider):
         if card is None or _ITEM_KEY.fullmatch(key) is None:
             raise ProviderError(f"no Jellyfin item {shown(key)}", status=404)
         return card
+
+    # -- for features built on this server (server.accounts, server.players) --------------------
+
+    def authorization(self, token: str) -> str:
+        """The ``Authorization`` header presenting ``token``: the API key, or a user's access token."""
+        fields = {
+            "Client": "MovieMatch",
+            "Device": "MovieMatch server",
+            "DeviceId": self._client_id,
+            "Version": __version__,
+            "Token": token,
+        }
+        return "MediaBrowser " + ", ".join(f'{name}="{value}"' for name, value in fields.items())
+
+    def http(self) -> httpx.AsyncClient:
+        """The open client of this server: its URL, TLS settings and API key (a request may present
+        another token with ``authorization``)."""
+        if self._client is None:
+            raise ProviderError("the Jellyfin provider is not open", status=503)
+        return self._client

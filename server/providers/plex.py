@@ -667,3 +667,13 @@ class PlexProvider(MediaProvider):
             return f"plex://preplay/?metadataKey={metadata_key}&server={server}"
         web = f"{self._base_url}/web/index.html" if link_type == "webLocal" else "https://app.plex.tv/desktop"
         return f"{web}#!/server/{server}/details?key={metadata_key}"
+
+    # -- for features built on this server (server.players) --------------------------------------
+
+    def http(self) -> httpx.AsyncClient:
+        """The open client of this server: its URL, TLS settings and token, for requests other
+        features make (playback on its players), which read the answers in their own terms."""
+        self._check_up()
+        if self._client is None:
+            raise ProviderError(f"{self._name} is not open", status=503)
+        return self._client

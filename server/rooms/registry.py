@@ -480,9 +480,15 @@ class RoomRegistry:
                 for name, member in sorted(room.state.members.items(), key=lambda item: item[1].joined_at)
             ],
         }
-        if acts_as_owner(room.state, room.online, owner_of(room.state), _actor(room, seat, user)):
+        if self.owns(room, seat, user):
             listing["removed"] = sorted(room.state.removed.values())
         return listing
+
+    @staticmethod
+    def owns(room: Room, seat: Seat, user: User) -> bool:
+        """Whether this connection acts for the room's owner (who alone may delete it, request a
+        title for it, start a match playing ...)."""
+        return acts_as_owner(room.state, room.online, owner_of(room.state), _actor(room, seat, user))
 
     def _dropped(self, room: Room) -> None:
         """The room was deleted (here or by another process): forget it."""

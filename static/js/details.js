@@ -5,6 +5,7 @@ import { facts, linkLabel } from "./format.js";
 import { formatList, t } from "./i18n.js";
 import { resolve } from "./links.js";
 import { poster } from "./poster.js";
+import { saveToggle } from "./watchlist.js";
 
 const dialog = byId("details");
 
@@ -30,6 +31,7 @@ export function showDetails(media, { onRate } = {}) {
         { class: "details__facts" },
         facts(media).join(" · "),
         media.contentRating ? [" ", h("span", { class: "badge badge--rating" }, media.contentRating)] : null,
+        media.inLibrary === false ? [" ", h("span", { class: "badge badge--missing" }, t("NOT_IN_LIBRARY"))] : null,
       ),
       media.genres?.length
         ? h(
@@ -47,6 +49,7 @@ export function showDetails(media, { onRate } = {}) {
             linkLabel(media),
           )
         : null,
+      saveToggle(media),
     ),
     onRate
       ? h(

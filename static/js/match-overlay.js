@@ -4,7 +4,9 @@ import { byId, clear } from "./dom.js";
 import { linkLabel } from "./format.js";
 import { formatList, t } from "./i18n.js";
 import { resolve } from "./links.js";
+import { playControl } from "./players.js";
 import { poster } from "./poster.js";
+import { requestControl } from "./requests.js";
 
 const dialog = byId("match-dialog");
 let shown = null;
@@ -20,6 +22,7 @@ export function showMatch(match) {
     poster(media, { className: "match__poster", widths: [400, 800], sizes: "(min-width: 700px) 280px, 60vw", eager: true }),
   );
   byId("match-text").textContent = likersText(match);
+  clear(byId("match-extras")).append(...[requestControl(media), playControl(media)].filter(Boolean));
   const link = byId("match-link");
   link.hidden = !media.linkUrl;
   if (media.linkUrl) {

@@ -4,7 +4,9 @@ import { byId, clear, h, icon } from "./dom.js";
 import { facts, linkLabel, timeAgo } from "./format.js";
 import { formatList, t } from "./i18n.js";
 import { resolve } from "./links.js";
+import { playControl } from "./players.js";
 import { poster } from "./poster.js";
+import { requestControl } from "./requests.js";
 
 const SORTS = {
   recent: (a, b) => b.matchedAt - a.matchedAt,
@@ -51,6 +53,8 @@ function matchItem(match, onOpen) {
         t("MATCH_LIKED_BY", { users: formatList(match.users), count: match.users.length }),
       ),
       h("p", { class: "match-item__when" }, h("time", { datetime: new Date(match.matchedAt).toISOString() }, t("MATCHED_WHEN", { when: timeAgo(match.matchedAt) }))),
+      requestControl(media),
+      playControl(media),
     ),
     media.linkUrl
       ? h(

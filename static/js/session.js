@@ -363,6 +363,7 @@ const handlers = {
       toast("YOU_ARE_OWNER");
     }
     emit("members");
+    emit("matches"); // what only the owner may do with a match (request it, play it)
     refreshRoster();
   },
 

@@ -12,6 +12,7 @@ const ERRORS = {
   InvalidRoomName: "ERROR_INVALID_ROOM_NAME",
   PlexAuthRequiredError: "ERROR_PLEX_AUTH_REQUIRED",
   NotLoggedInError: "ERROR_NOT_LOGGED_IN",
+  NoIdentity: "WATCHLIST_NO_IDENTITY",
 };
 
 let catalogue = null; // the requestFilters reply
@@ -81,7 +82,8 @@ function renderLibraries(libraries) {
         "li",
         { class: "check" },
         h("input", { type: "checkbox", id, name: "library", value: library.key }),
-        h("label", { for: id }, library.title),
+        // (ext) Seerr's popular titles, which the library lacks (docs/protocol.md, "Requests").
+        h("label", { for: id }, library.inLibrary === false ? t("POPULAR_NOT_IN_LIBRARY", { title: library.title }) : library.title),
       ),
     );
   }
@@ -137,6 +139,7 @@ function submit(event) {
     request.matchThreshold = Number.isFinite(threshold) && threshold >= 2 ? threshold : 2;
   }
   if (byId("create-end-first").checked) request.options = ["EndOnFirstMatch"];
+  if (byId("create-watchlists").checked) request.source = "watchlists";
   const libraries = [...form.querySelectorAll('input[name="library"]:checked')].map((box) => box.value);
   if (libraries.length) request.libraries = libraries;
   const filters = [...rows].map((row) => row.read()).filter(Boolean);
