@@ -31,6 +31,7 @@ from server.rooms.changes import RoomChanges
 from server.rooms.local import LocalChanges
 from server.rooms.registry import RoomLimits, RoomRegistry
 from server.rooms.shared import Live, RedisLive, SharedChanges
+from server.rooms.standing import StandingRooms
 from server.security import AllowedHostsMiddleware, OriginMiddleware, SecurityHeadersMiddleware, origin_hosts
 from storage import Storage
 from storage.redis import RedisStorage
@@ -115,6 +116,7 @@ def create_app(
         ),
         rng=rng,
     )
+    standing = StandingRooms(registry, settings.rooms, refresh=settings.standing_room_refresh, rng=rng)
     context = AppContext(
         settings=settings,
         storage=storage,
@@ -123,6 +125,7 @@ def create_app(
         metrics=metrics,
         plex_sign_in=plex_sign_in,
         offload=offload,
+        standing=standing,
     )
 
     @asynccontextmanager
@@ -135,8 +138,10 @@ def create_app(
                 services.push_async_callback(plex_sign_in.close)
             if isinstance(storage, RedisStorage):
                 context.guards.share(lambda name, limit, seconds: RedisWindow(storage, name, limit, seconds))
+            await standing.start()
             async with anyio.create_task_group() as background:
                 background.start_soon(registry.run)
+                background.start_soon(standing.run)
                 yield
                 background.cancel_scope.cancel()
             await registry.stop(settings.flush_timeout)

@@ -74,6 +74,9 @@ class Reply(StrEnum):
     PICK_SUCCESS = "pickForUsSuccess"
     PICK_ERROR = "pickForUsError"
     PICKED = "picked"
+    ROOM_CHANGED = "roomChanged"
+    LIST_ROOMS_SUCCESS = "listRoomsSuccess"
+    LIST_ROOMS_ERROR = "listRoomsError"
 
 
 class ErrorName(StrEnum):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -35,6 +35,7 @@ from storage import RatingValue, SerializedRoom, Storage, StorageError, hash_pas
 from .changes import (
     Build,
     MemberAction,
+    Reshape,
     RoomChanges,
     Snapshot,
     new_member_token,
@@ -85,8 +86,11 @@ class RoomRegistry:
         self.changes = changes
         self.offload = offload
         self.limits = limits or RoomLimits()
-        # Rooms the host defines (config.yaml's ``rooms``): they never expire.
+        # The keys of the rooms the host defines (config.yaml's ``rooms``): they never expire, no one
+        # else creates them, and opening one first brings its deck up to date (``refresh_deck``, set
+        # by ``server.rooms.standing``).
         self.standing: set[str] = set()
+        self.refresh_deck: Callable[[Room], Awaitable[None]] | None = None
         self.rooms: dict[str, Room] = {}
         self.idle_timeout = idle_timeout
         self._rng = rng or random.Random()
@@ -95,7 +99,7 @@ class RoomRegistry:
         self._locks: weakref.WeakValueDictionary[str, anyio.Lock] = weakref.WeakValueDictionary()
         # Room names' skeletons, computed once each (creating a room compares with every other).
         self._skeletons: dict[str, str] = {}
-        changes.bind(self._dropped)
+        changes.bind(self._dropped, lambda state: self._deck_media(state, Reply.ERROR))
 
     @staticmethod
     def key_of(name: str) -> str:
@@ -113,10 +117,7 @@ class RoomRegistry:
         async def build(snapshot: Snapshot) -> Room:
             state = snapshot.state
             unordered = state.media_ids is None
-            ordered = media
-            if ordered is None:
-                items = await self._media(MediaQuery(state.filters, state.libraries), reply_type)
-                ordered = self._ordered(state, items)
+            ordered = media if media is not None else await self._deck_media(state, reply_type)
             room = Room(
                 state,
                 ordered,
@@ -132,6 +133,10 @@ class RoomRegistry:
             return room
 
         return build
+
+    async def _deck_media(self, state: SerializedRoom, reply_type: Reply) -> list[Media]:
+        """The media of the room's deck, from its library."""
+        return self._ordered(state, await self._media(MediaQuery(state.filters, state.libraries), reply_type))
 
     def _ordered(self, state: SerializedRoom, items: list[Media]) -> list[Media]:
         if state.media_ids is None:
@@ -172,7 +177,7 @@ class RoomRegistry:
         """Create and store a room named ``name`` (already checked); the caller then seats its creator."""
         key = room_key(name)
         async with self._lock(key):
-            if key in self.rooms or await self._stored(name, Reply.CREATE_ROOM_ERROR):
+            if key in self.rooms or key in self.standing or await self._stored(name, Reply.CREATE_ROOM_ERROR):
                 raise _room_exists(name)
             await self._room_for_one_more()
             alike = await self._look_alike(name)
@@ -205,7 +210,7 @@ class RoomRegistry:
                 creator_plex_user_id=creator.plex_id or "",
                 creator_plex_username=creator.userName,
                 owner=ban_key(creator.identity, skeleton(creator.userName)),
-                **_end_conditions(request, self.changes.now_ms()),
+                **end_conditions(request, self.changes.now_ms()),
                 media_ids=[item.id for item in ordered],
                 media_seed=seed,
             )
@@ -275,10 +280,19 @@ class RoomRegistry:
             if room is not None:
                 return room
             try:
-                return await self.changes.open(name, self._builder(reply_type))
+                room = await self.changes.open(name, self._builder(reply_type))
             except StorageError as exc:
                 log.error("could not restore room %r: %s", name, exc)
                 raise storage_unavailable(reply_type, "this room cannot be read right now") from exc
+            if room is not None and key in self.standing and self.refresh_deck is not None:
+                await self.refresh_deck(room)
+            return room
+
+    async def reshape(self, name: str, reshape: Reshape) -> bool:
+        """Give a stored room a new deck and settings (``RoomChanges.reshape``), never while it is
+        being opened here."""
+        async with self._lock(room_key(name)):
+            return await self.changes.reshape(name, reshape)
 
     # -- membership and ratings -----------------------------------------------------------------
 
@@ -495,7 +509,8 @@ class RoomRegistry:
         cutoff = datetime.fromtimestamp(self.changes.now_ms() / 1000, UTC) - timedelta(days=days)
         expired = []
         for summary in await self.storage.list_summaries():
-            if summary.opened_at >= cutoff or room_key(summary.name) in self.rooms or summary.name in self.standing:
+            key = room_key(summary.name)
+            if summary.opened_at >= cutoff or key in self.rooms or key in self.standing:
                 continue
             if await self.changes.expire(summary.name):
                 log.info("room %r deleted: nobody has opened it for %g days", summary.name, days)
@@ -521,13 +536,14 @@ class RoomRegistry:
             await anyio.sleep(TIME_LIMIT_CHECK)
 
 
-def _end_conditions(request: CreateRoomRequest, now: int) -> dict[str, int | None]:
+def end_conditions(request: CreateRoomRequest, since: int) -> dict[str, int | None]:
+    """The room's end conditions as stored (none: none given); a time limit counts from ``since`` (ms)."""
     ends = request.endConditions
     if ends is None:
         return {}
     return {
         "match_limit": ends.matches,
-        "ends_at": None if ends.minutes is None else now + round(ends.minutes * 60_000),
+        "ends_at": None if ends.minutes is None else since + round(ends.minutes * 60_000),
         "like_cap": ends.likes,
     }
 

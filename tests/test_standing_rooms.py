@@ -1,0 +1,323 @@
+"""Standing rooms (config.yaml's ``rooms``): there from startup, the host's, never expiring, listed
+in the lobby; following their definition across restarts and their library while open, for every
+member alike; with one process on its own storage, several sharing rooms (the in-memory stand-in
+for Redis, and a real redis-server), and real server processes on files and on Redis."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+import pytest
+from starlette.applications import Starlette
+
+from server.app import create_app
+from server.config import ConfigError, Settings
+from server.identity import HOST
+from server.rooms.standing import StandingRooms
+from storage import MemoryStorage, SerializedRoom, Storage
+from tests.library import ListProvider, film
+from tests.peers import Connect, Peer, in_process, in_processes
+from tests.worlds import InMemory, OnRedis, Shared
+
+pytestmark = pytest.mark.anyio
+
+KIDS = {"name": "Kids", "filters": [{"key": "genre", "operator": "=", "value": "Comedy"}]}
+COMEDIES = {f"test:{number}" for number in (1, 3, 5, 7, 9)}
+
+
+class Alone(Shared):
+    """One process on its own storage (rooms decided and saved by ``LocalChanges``); a second
+    app on the same storage is the process restarted."""
+
+    def __init__(self) -> None:
+        self.storage = MemoryStorage()
+
+    def app(self, process_id: str, **overrides: Any) -> Starlette:
+        settings = Settings.model_validate(overrides)
+        return create_app(settings, storage=self.storage, provider=ListProvider(), rng=random.Random(3))
+
+
+@pytest.fixture(params=["alone", "in_memory", pytest.param("redis", marks=pytest.mark.redis)])
+def backend(request: pytest.FixtureRequest) -> Shared:
+    if request.param == "alone":
+        return Alone()
+    if request.param == "in_memory":
+        return InMemory()
+    url: str = request.getfixturevalue("redis_url")
+    return OnRedis(url, f"t-{abs(hash(request.node.nodeid))}")
+
+
+def library(app: Starlette) -> ListProvider:
+    provider: ListProvider = app.state.context.provider.providers["test"]
+    return provider
+
+
+def standing(app: Starlette) -> StandingRooms:
+    rooms: StandingRooms | None = app.state.context.standing
+    assert rooms is not None
+    return rooms
+
+
+async def stored(app: Starlette, name: str = "Kids") -> SerializedRoom:
+    changes = app.state.context.registry.changes
+    saver = getattr(changes, "saver", None)
+    if saver is not None:
+        await saver.flush()
+    storage: Storage = app.state.context.storage
+    room = await storage.get_room(name)
+    assert room is not None
+    return room
+
+
+async def user(connect: Any, name: str) -> Peer:
+    peer: Peer = await connect(name)
+    await peer.login(name)
+    return peer
+
+
+async def drain(peer: Peer, quiet: float = 0.3) -> None:
+    """Read (and drop) whatever the peer has been sent, until it has been sent nothing for ``quiet`` s."""
+    peer.backlog.clear()
+    while True:
+        with anyio.move_on_after(quiet):
+            await peer.socket.receive_text()
+            continue
+        return
+
+
+def ids(media: list[dict[str, Any]]) -> list[str]:
+    return [item["id"] for item in media]
+
+
+async def test_a_standing_room_is_there_from_startup_and_belongs_to_the_host(backend: Shared) -> None:
+    app = backend.app("one", rooms=[KIDS])
+    async with in_process(app) as connect:
+        ann = await user(connect, "ann")
+        await ann.send("listRooms")
+        listed = {"roomName": "Kids", "standing": True, "roomType": "standard", "hasPassword": False}
+        assert await ann.expect("listRoomsSuccess") == {"rooms": [listed]}
+        joined = await ann.join("Kids")
+        assert set(ids(joined["media"])) == COMEDIES
+        assert "roomOwner" not in joined  # no member owns it
+        await ann.send("deleteRoom", {"roomName": "Kids"})
+        assert (await ann.expect("deleteRoomError"))["name"] == "NotRoomOwner"
+        await ann.send("createRoom", {"roomName": "KIDS"})
+        assert (await ann.wait_for("createRoomError"))["name"] == "RoomExistsError"
+        await ann.send("pickForUs", {"again": True})
+        assert (await ann.wait_for("pickForUsError"))["name"] == "NoMatches"
+        assert (await stored(app)).owner == HOST
+
+
+async def test_the_lobby_listing_needs_a_login() -> None:
+    app = Alone().app("one", rooms=[{**KIDS, "password": "popcorn"}])
+    async with in_process(app) as connect:
+        anonymous = await connect("anonymous")
+        await anonymous.send("listRooms")
+        assert (await anonymous.expect("listRoomsError"))["name"] == "NotLoggedInError"
+        await anonymous.login("ann")
+        await anonymous.send("listRooms")
+        [listed] = (await anonymous.expect("listRoomsSuccess"))["rooms"]
+        assert listed["hasPassword"] is True
+        assert "popcorn" not in str(listed)
+
+
+@asynccontextmanager
+async def two_processes(backend: Shared, **overrides: Any) -> AsyncIterator[tuple[list[Starlette], Connect, Connect]]:
+    """Two processes sharing the rooms, each connected to by one end; alone, one process for both."""
+    if isinstance(backend, Alone):
+        app = backend.app("one", **overrides)
+        async with in_process(app) as connect:
+            yield [app], connect, connect
+        return
+    apps = [backend.app("first", **overrides), backend.app("second", **overrides)]
+    async with in_processes(*apps) as (on_first, on_second):
+        yield apps, on_first, on_second
+
+
+async def test_new_films_join_the_deck_for_everyone_in_the_same_order_and_keep_progress(backend: Shared) -> None:
+    async with two_processes(backend, rooms=[KIDS]) as (apps, on_first, on_second):
+        first = apps[0]
+        ann, bob = await user(on_first, "ann"), await user(on_second, "bob")
+        deck = ids((await ann.join("Kids"))["media"])
+        await bob.join("Kids")
+        await ann.wait_for("userJoinedRoom")
+        for media_id in deck[:3]:
+            await ann.send("rate", {"mediaId": media_id, "rating": "like"})
+            await ann.wait_for("userProgress")
+        await bob.send("rate", {"mediaId": deck[0], "rating": "like"})
+        for peer in (ann, bob):
+            await peer.wait_for("match")
+            await drain(peer)
+        for app in apps:  # the library, as every process sees it: two comedies more, one gone
+            provider = library(app)
+            provider.items = [item for item in provider.items if item.id != deck[1]]
+            provider.items += [film(11), film(12), film(13)]
+        await standing(first).upkeep(decks=True)
+        told = [await peer.expect("roomChanged") for peer in (ann, bob)]
+        assert told[0]["added"] == told[1]["added"]
+        assert set(ids(told[0]["added"])) == {"test:11", "test:13"}
+        assert [change["removed"] for change in told] == [[deck[1]], [deck[1]]]
+        # Progress: the ratings of films still in the deck, over its new size (six films); the
+        # match of deck[0] stands (no matchRemoved).
+        for peer in (ann, bob):
+            told_progress = [await peer.expect("userProgress") for _ in range(2)]
+            progress = {told["user"]["userName"]: told["progress"] for told in told_progress}
+            assert progress == {"ann": pytest.approx(2 / 6), "bob": pytest.approx(1 / 6)}
+            await peer.no_message()
+        room = await stored(first)
+        assert room.media_ids == [*deck[:1], *deck[2:], *ids(told[0]["added"])]
+        assert set(room.ratings) == {deck[0], deck[1], deck[2]}  # every rating kept
+        assert room.user_progress == {"ann": 2, "bob": 1}
+        assert list(room.matches) == [deck[0]]
+        # A member joining (or coming back) gets the deck as everyone has it, minus what they rated.
+        carl = await user(on_second, "carl")
+        assert ids((await carl.join("Kids"))["media"]) == room.media_ids
+        await ann.send("rate", {"mediaId": told[0]["added"][0]["id"], "rating": "dislike"})
+        assert (await bob.wait_for("userProgress"))["user"]["userName"] == "ann"
+
+
+async def test_a_library_that_did_not_change_changes_nothing(backend: Shared) -> None:
+    app = backend.app("one", rooms=[KIDS])
+    async with in_process(app) as connect:
+        ann = await user(connect, "ann")
+        await ann.join("Kids")
+        before = await stored(app)
+        await standing(app).upkeep(decks=True)
+        await ann.no_message()
+        assert await stored(app) == before
+
+
+async def test_opening_a_standing_room_brings_its_deck_up_to_date(backend: Shared) -> None:
+    app = backend.app("one", rooms=[KIDS])
+    async with in_process(app) as connect:
+        library(app).items.append(film(11))
+        ann = await user(connect, "ann")
+        joined = await ann.join("Kids")
+        assert ids(joined["media"])[-1] == "test:11"
+        assert len(joined["media"]) == 6
+
+
+async def test_the_room_follows_its_definition_across_restarts(backend: Shared) -> None:
+    app = backend.app("one", rooms=[KIDS])
+    async with in_process(app) as connect:
+        ann, bob = await user(connect, "ann"), await user(connect, "bob")
+        deck = ids((await ann.join("Kids"))["media"])
+        await bob.join("Kids")
+        for peer in (ann, bob):
+            await peer.send("rate", {"mediaId": deck[0], "rating": "like"})
+            await peer.send("rate", {"mediaId": deck[1], "rating": "dislike"})
+        for _ in range(4):
+            await ann.wait_for("userProgress")
+        created = await stored(app)
+    # Restarted with every film, three likes to a match, a password, and a like cap.
+    changed = {"name": "Kids", "match_threshold": 3, "password": "popcorn", "end_conditions": {"likes": 4}}
+    app = backend.app("one", rooms=[changed])
+    async with in_process(app) as connect:
+        room = await stored(app)
+        assert (room.media_seed, room.created_at, room.members.keys()) == (
+            created.media_seed,
+            created.created_at,
+            created.members.keys(),
+        )
+        assert set(room.media_ids or []) == {f"test:{number}" for number in range(1, 11)}
+        assert room.ratings == created.ratings
+        assert room.user_progress == {"ann": 2, "bob": 2}
+        assert room.matches == {}  # two likes no longer make a match
+        assert (room.match_threshold, room.like_cap, room.owner) == (3, 4, HOST)
+        ann = await user(connect, "ann")
+        await ann.send("joinRoom", {"roomName": "Kids"})
+        assert (await ann.expect("joinRoomError"))["name"] == "AccessDeniedError"
+        joined = await ann.join("Kids", password="popcorn")
+        assert set(ids(joined["media"])) == set(room.media_ids or []) - {deck[0], deck[1]}
+        assert joined["rules"] == {"roomType": "standard", "matchThreshold": 3, "likeCap": 4}
+        assert joined["previousMatches"] == []
+        assert joined["likesLeft"] == 3
+        password_hash = room.password_hash
+    # The same definition again: nothing changes, the password's hash included.
+    app = backend.app("one", rooms=[changed])
+    async with in_process(app):
+        assert (await stored(app)).password_hash == password_hash
+    # Taken out of the file: an ordinary room, still the host's.
+    app = backend.app("one")
+    async with in_process(app) as connect:
+        ann = await user(connect, "ann")
+        await ann.send("listRooms")
+        assert await ann.expect("listRoomsSuccess") == {"rooms": []}
+        await ann.join("Kids", password="popcorn")
+        await ann.send("deleteRoom", {"roomName": "Kids"})
+        assert (await ann.expect("deleteRoomError"))["name"] == "NotRoomOwner"
+        assert (await stored(app)).match_threshold == 3
+
+
+async def test_rules_that_change_judge_the_matches_again() -> None:
+    backend = Alone()
+    app = backend.app("one", rooms=[{"name": "Kids", "match_threshold": 3}])
+    async with in_process(app) as connect:
+        peers = [await user(connect, name) for name in ("ann", "bob")]
+        deck = ids((await peers[0].join("Kids"))["media"])
+        await peers[1].join("Kids")
+        for peer in peers:
+            await peer.send("rate", {"mediaId": deck[0], "rating": "like"})
+        await peers[0].wait_for("userProgress")
+    app = backend.app("one", rooms=[{"name": "Kids"}])  # two likes make a match again
+    async with in_process(app):
+        room = await stored(app)
+        assert list(room.matches) == [deck[0]]
+
+
+async def test_the_retention_sweep_keeps_standing_rooms_until_they_leave_the_file() -> None:
+    backend = Alone()
+    long_ago = datetime.now(UTC) - timedelta(days=400)
+    room = SerializedRoom(room_name="Kids", created_at=long_ago, opened_at=long_ago, media_ids=["test:1"])
+    assert await backend.storage.create_room(room)
+    app = backend.app("one", rooms=[KIDS], room_retention_days=30)
+    async with in_process(app):
+        assert await app.state.context.registry.expire_unopened() == []
+    app = backend.app("one", room_retention_days=30)
+    async with in_process(app):
+        assert await app.state.context.registry.expire_unopened() == ["Kids"]
+
+
+async def test_a_user_room_of_that_name_becomes_the_hosts() -> None:
+    backend = Alone()
+    app = backend.app("one")
+    async with in_process(app) as connect:
+        ann = await user(connect, "ann")
+        await ann.create("Kids")
+    app = backend.app("one", rooms=[KIDS])
+    async with in_process(app):
+        room = await stored(app)
+        assert room.owner == HOST
+        assert set(room.media_ids or []) == COMEDIES
+
+
+async def test_a_library_the_media_source_lacks_stops_startup_naming_the_entry() -> None:
+    rooms = [{"name": "Kids", "libraries": ["plex-1:Movies"]}, {"name": "Drama", "libraries": ["test:test"]}]
+    app = Alone().app("one", rooms=rooms)
+    with pytest.raises(ConfigError) as caught:
+        async with in_process(app):
+            pass
+    assert caught.value.problems == [
+        "rooms[0] (Kids).libraries: no library 'plex-1:Movies' (the media servers have test:test (Test))"
+    ]
+
+
+async def test_a_library_that_does_not_answer_at_startup_is_tried_again() -> None:
+    down_at_first = ListProvider()
+    down_at_first.fail = True
+    app = create_app(Settings.model_validate({"rooms": [KIDS]}), storage=MemoryStorage(), provider=down_at_first)
+    async with in_process(app) as connect:
+        ann = await user(connect, "ann")
+        await ann.send("listRooms")
+        assert await ann.expect("listRoomsSuccess") == {"rooms": []}
+        await ann.send("createRoom", {"roomName": "Kids"})
+        assert (await ann.wait_for("createRoomError"))["name"] == "RoomExistsError"
+        down_at_first.fail = False
+        await standing(app).upkeep(decks=False)
+        joined = await ann.join("Kids")
+        assert set(ids(joined["media"])) == COMEDIES
