@@ -6,13 +6,16 @@ for Redis, and a real redis-server), and real server processes on files and on R
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import signal
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+import yaml
 from starlette.applications import Starlette
 
 from server.app import create_app
@@ -20,8 +23,9 @@ from server.config import ConfigError, Settings
 from server.identity import HOST
 from server.rooms.standing import StandingRooms
 from storage import MemoryStorage, SerializedRoom, Storage
+from tests.cluster import ROOT, Cluster, ClusterProcess, running
 from tests.library import ListProvider, film
-from tests.peers import Connect, Peer, in_process, in_processes
+from tests.peers import Connect, Peer, in_process, in_processes, over_network
 from tests.worlds import InMemory, OnRedis, Shared
 
 pytestmark = pytest.mark.anyio
@@ -242,16 +246,47 @@ async def test_the_room_follows_its_definition_across_restarts(backend: Shared) 
     app = backend.app("one", rooms=[changed])
     async with in_process(app):
         assert (await stored(app)).password_hash == password_hash
+    # Another password replaces it.
+    app = backend.app("one", rooms=[{**changed, "password": "butter"}])
+    async with in_process(app) as connect:
+        assert (await stored(app)).password_hash != password_hash
+        ann = await user(connect, "ann")
+        await ann.send("joinRoom", {"roomName": "Kids", "password": "popcorn"})
+        assert (await ann.expect("joinRoomError"))["name"] == "AccessDeniedError"
+        await ann.join("Kids", password="butter")
     # Taken out of the file: an ordinary room, still the host's.
     app = backend.app("one")
     async with in_process(app) as connect:
         ann = await user(connect, "ann")
         await ann.send("listRooms")
         assert await ann.expect("listRoomsSuccess") == {"rooms": []}
-        await ann.join("Kids", password="popcorn")
+        await ann.join("Kids", password="butter")
         await ann.send("deleteRoom", {"roomName": "Kids"})
         assert (await ann.expect("deleteRoomError"))["name"] == "NotRoomOwner"
         assert (await stored(app)).match_threshold == 3
+
+
+@pytest.mark.parametrize("shared", ["in_memory", pytest.param("redis", marks=pytest.mark.redis)], indirect=True)
+async def test_members_on_another_process_see_a_new_definition_when_it_starts(shared: Shared) -> None:
+    first = shared.app("first", rooms=[KIDS])
+    async with in_process(first) as on_first:
+        ann, bob = await user(on_first, "ann"), await user(on_first, "bob")
+        deck = ids((await ann.join("Kids"))["media"])
+        await bob.join("Kids")
+        for peer in (ann, bob):
+            await peer.send("rate", {"mediaId": deck[0], "rating": "like"})
+        await ann.wait_for("match")
+        await drain(ann)
+        # A process started with a new definition (every film, three likes to a match) while the
+        # first one serves the room: its members are told.
+        second = shared.app("second", rooms=[{"name": "Kids", "match_threshold": 3}])
+        async with in_process(second):
+            changed = await ann.expect("roomChanged")
+            assert changed["rules"] == {"roomType": "standard", "matchThreshold": 3}
+            assert set(ids(changed["added"])) == {f"test:{number}" for number in range(1, 11)} - COMEDIES
+            assert changed["removed"] == []
+            assert [(await ann.expect("userProgress"))["progress"] for _ in range(2)] == [0.1, 0.1]
+            assert await ann.expect("matchRemoved") == {"mediaId": deck[0]}
 
 
 async def test_rules_that_change_judge_the_matches_again() -> None:
@@ -307,7 +342,7 @@ async def test_a_library_the_media_source_lacks_stops_startup_naming_the_entry()
     ]
 
 
-async def test_a_library_that_does_not_answer_at_startup_is_tried_again() -> None:
+async def test_a_library_that_does_not_answer_at_startup_is_tried_again(caplog: pytest.LogCaptureFixture) -> None:
     down_at_first = ListProvider()
     down_at_first.fail = True
     app = create_app(Settings.model_validate({"rooms": [KIDS]}), storage=MemoryStorage(), provider=down_at_first)
@@ -317,7 +352,156 @@ async def test_a_library_that_does_not_answer_at_startup_is_tried_again() -> Non
         assert await ann.expect("listRoomsSuccess") == {"rooms": []}
         await ann.send("createRoom", {"roomName": "Kids"})
         assert (await ann.wait_for("createRoomError"))["name"] == "RoomExistsError"
+        await standing(app).upkeep(decks=False)  # still down: said once
+        assert [record.message for record in caplog.records if "not up to date" in record.message] == [
+            "standing room rooms[0] (Kids) is not up to date (tried again later): the test library is down"
+        ]
         down_at_first.fail = False
         await standing(app).upkeep(decks=False)
         joined = await ann.join("Kids")
         assert set(ids(joined["media"])) == COMEDIES
+
+
+# -- real server processes: restarts, on files and on Redis -----------------------------------------
+
+
+def configure(directory: Path, rooms: list[dict[str, Any]]) -> None:
+    """The config.yaml the processes started in ``directory`` read."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.yaml").write_text(yaml.safe_dump({"rooms": rooms}), encoding="utf-8")
+
+
+@contextmanager
+def server_on_files(directory: Path, rooms: list[dict[str, Any]], films: Path) -> Iterator[ClusterProcess]:
+    """One real server process on file storage in ``directory``, stopped gracefully (SIGTERM: it
+    saves its rooms) afterwards; its library has as many films as ``films`` says."""
+    configure(directory, rooms)
+    rooms_dir = directory / "rooms"
+    env = {"PYTHONPATH": str(ROOT), "STORAGE_URL": f"file:{rooms_dir}", "CLUSTER_FILMS_FILE": str(films)}
+    process = ClusterProcess(rooms_dir, **env)
+    process.start()
+    try:
+        yield process
+    finally:
+        if process.process is not None:
+            process.signal(signal.SIGTERM)
+            process.wait(timeout=60)
+        print(process.output())
+
+
+async def rate_all(peer: Peer, ratings: list[tuple[str, str]]) -> None:
+    for media_id, rating in ratings:
+        await peer.send("rate", {"mediaId": media_id, "rating": rating})
+        await peer.wait_for("userProgress")
+
+
+@pytest.mark.slow
+async def test_standing_rooms_across_restarts_of_a_server_on_files(tmp_path: Path) -> None:
+    films = tmp_path / "films"
+    films.write_text("10")
+    with server_on_files(tmp_path, [KIDS], films) as process:
+        async with over_network(process.ws_url) as connect:
+            ann, bob = await user(connect, "ann"), await user(connect, "bob")
+            deck = ids((await ann.join("Kids"))["media"])
+            await bob.join("Kids")
+            await rate_all(ann, [(deck[0], "like"), (deck[1], "dislike")])
+            await rate_all(bob, [(deck[0], "like")])
+    # Four films more (two comedies): a member coming back finds them at the end, and their progress.
+    films.write_text("14")
+    with server_on_files(tmp_path, [KIDS], films) as process:
+        async with over_network(process.ws_url) as connect:
+            ann = await user(connect, "ann")
+            joined = await ann.join("Kids")
+            assert ids(joined["media"])[:-2] == deck[2:]
+            assert set(ids(joined["media"])[-2:]) == {"test:11", "test:13"}
+            assert [match["media"]["id"] for match in joined["previousMatches"]] == [deck[0]]
+            progress = {entry["user"]["userName"]: entry["progress"] for entry in joined["users"]}
+            assert progress == {"ann": pytest.approx(2 / 7)}
+    # Every film, three likes to a match, a password.
+    changed = {"name": "Kids", "match_threshold": 3, "password": "popcorn"}
+    with server_on_files(tmp_path, [changed], films) as process:
+        async with over_network(process.ws_url) as connect:
+            ann = await user(connect, "ann")
+            await ann.send("joinRoom", {"roomName": "Kids"})
+            assert (await ann.expect("joinRoomError"))["name"] == "AccessDeniedError"
+            joined = await ann.join("Kids", password="popcorn")
+            everything = {f"test:{number}" for number in range(1, 15)}
+            assert set(ids(joined["media"])) == everything - {deck[0], deck[1]}
+            assert joined["rules"] == {"roomType": "standard", "matchThreshold": 3}
+            assert joined["previousMatches"] == []
+            log = process.output()
+    assert "popcorn" not in log
+    # Out of the file: an ordinary room, still the host's.
+    with server_on_files(tmp_path, [], films) as process:
+        async with over_network(process.ws_url) as connect:
+            ann = await user(connect, "ann")
+            await ann.send("listRooms")
+            assert await ann.expect("listRoomsSuccess") == {"rooms": []}
+            await ann.join("Kids", password="popcorn")
+            await ann.send("deleteRoom", {"roomName": "Kids"})
+            assert (await ann.expect("deleteRoomError"))["name"] == "NotRoomOwner"
+
+
+@pytest.mark.slow
+def test_a_bad_standing_room_stops_a_real_server_with_exit_2(tmp_path: Path) -> None:
+    configure(tmp_path, [KIDS, {"name": "Films", "libraries": ["plex-1:Movies"]}])
+    process = ClusterProcess(tmp_path / "rooms", PYTHONPATH=str(ROOT), STORAGE_URL=f"file:{tmp_path / 'rooms'}")
+    process.launch()
+    assert process.wait(timeout=60) == 2, process.output()
+    lines = process.output().splitlines()
+    at = lines.index("moviematch: invalid configuration:")
+    assert lines[at + 1 :] == [
+        "  rooms[1] (Films).libraries: no library 'plex-1:Movies' (the media servers have test:test (Test))"
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+async def test_standing_rooms_on_redis_shared_by_processes(tmp_path: Path, redis_url: str) -> None:
+    films = tmp_path / "films"
+    films.write_text("10")
+    directory = tmp_path / "cluster"
+    configure(directory, [KIDS])
+    # Each process looks at the library of the rooms it serves twice a second.
+    cluster = Cluster(directory, redis_url, size=2, CLUSTER_FILMS_FILE=str(films), STANDING_ROOM_REFRESH="0.5")
+    with running(cluster):
+        async with over_network(cluster.ws_urls) as connect:
+            ann, bob = await user(connect, "ann"), await user(connect, "bob")  # one on each process
+            deck = ids((await ann.join("Kids"))["media"])
+            await bob.join("Kids")
+            await rate_all(ann, [(deck[0], "like"), (deck[1], "dislike")])
+            await rate_all(bob, [(deck[0], "like")])
+            for peer in (ann, bob):
+                await drain(peer)
+            films.write_text("14")  # the media server gains four films, two of them comedies
+            told = [await peer.wait_for("roomChanged") for peer in (ann, bob)]
+            assert told[0]["added"] == told[1]["added"]
+            assert set(ids(told[0]["added"])) == {"test:11", "test:13"}
+            assert told[0]["removed"] == []
+            progress = await ann.wait_for("userProgress")
+            assert progress["progress"] == pytest.approx(2 / 7 if progress["user"]["userName"] == "ann" else 1 / 7)
+            added = ids(told[0]["added"])
+            await bob.send("rate", {"mediaId": added[0], "rating": "like"})
+            await ann.send("rate", {"mediaId": added[0], "rating": "like"})
+            assert (await bob.wait_for("match"))["media"]["id"] == added[0]
+        for process in cluster.processes:  # a restart: stopped as the host stops them
+            process.signal(signal.SIGTERM)
+            process.wait(timeout=60)
+    # Both restarted with another definition: the room follows it, once, with its ratings.
+    configure(directory, [{"name": "Kids", "match_threshold": 3}])
+    with running(cluster):
+        async with over_network(cluster.ws_urls) as connect:
+            ann, carl = await user(connect, "ann"), await user(connect, "carl")  # one on each process
+            joined = await ann.join("Kids")
+            everything = {f"test:{number}" for number in range(1, 15)}
+            assert set(ids(joined["media"])) == everything - {deck[0], deck[1], added[0]}
+            assert joined["rules"] == {"roomType": "standard", "matchThreshold": 3}
+            assert joined["previousMatches"] == []  # two likes no longer make a match
+            deal = ids((await carl.join("Kids"))["media"])
+            assert set(deal) == everything
+            assert [media_id for media_id in deal if media_id in set(ids(joined["media"]))] == ids(joined["media"])
+        async with cluster.storage() as storage:
+            room = await storage.get_room("Kids")
+        assert room is not None
+        assert set(room.ratings) == {deck[0], deck[1], added[0]}
+        assert room.user_progress == {"ann": 3, "bob": 2, "carl": 0}

@@ -153,6 +153,8 @@ class StandingRooms:
         self._pending = set(self._rooms)
         # Rooms known to be stored: the ones listed.
         self._stored: set[str] = set()
+        # Why each room is not up to date, as last logged (a lasting failure is logged once).
+        self._failing: dict[str, str] = {}
         registry.standing.update(self._rooms)
         registry.refresh_deck = self._opened
 
@@ -223,13 +225,13 @@ class StandingRooms:
         try:
             if key not in self._pending:
                 await reshape(request.roomName, self._following(None))
-                return None
-            await self._check_libraries(label, request.libraries)
-            if not await self._create(request):
-                self._stored.add(key)
-                if await reshape(request.roomName, self._following(request)):
-                    log.info("standing room %r follows its definition", request.roomName)
-            self._pending.discard(key)
+            else:
+                await self._check_libraries(label, request.libraries)
+                if not await self._create(request):
+                    self._stored.add(key)
+                    if await reshape(request.roomName, self._following(request)):
+                        log.info("standing room %r follows its definition", request.roomName)
+                self._pending.discard(key)
         except Refused as exc:
             self._pending.discard(key)
             return str(exc)
@@ -237,7 +239,12 @@ class StandingRooms:
             self._pending.discard(key)
             return f"{label}.filters: {exc}"
         except (ProviderError, StorageError, Busy, NoFilms) as exc:
-            log.warning("standing room %s is not up to date (tried again later): %s", label, exc)
+            if self._failing.get(key) != str(exc):
+                log.warning("standing room %s is not up to date (tried again later): %s", label, exc)
+            self._failing[key] = str(exc)
+            return None
+        if self._failing.pop(key, None) is not None:
+            log.info("standing room %s is up to date again", label)
         return None
 
     async def _check_libraries(self, label: str, libraries: list[str]) -> None:
