@@ -365,6 +365,7 @@ class Connection:
         user = self._require_user(Reply.JOIN_ROOM_ERROR)
         # A name that cannot exist names no room (v2 clients know only RoomNotFoundError here).
         name = self._room_name(request.roomName, Reply.JOIN_ROOM_ERROR, ErrorName.ROOM_NOT_FOUND)
+        name = await self.context.registry.resolve(name, Reply.JOIN_ROOM_ERROR)
         failures = self.context.guards.password_failures
         # Seat codes are guessed like passwords, and counted with them.
         guessing = request.password is not None or request.seatCode is not None
@@ -424,8 +425,9 @@ class Connection:
     @handles("deleteRoom", DeleteRoomRequest, Reply.DELETE_ROOM_ERROR)
     async def delete_room(self, request: DeleteRoomRequest) -> None:
         user = self._require_user(Reply.DELETE_ROOM_ERROR, ErrorName.NOT_ROOM_OWNER)
-        await self.context.registry.delete(request.roomName, self, user)
-        self.send(encode(Reply.DELETE_ROOM_SUCCESS, {"roomName": request.roomName}))
+        name = await self.context.registry.resolve(request.roomName, Reply.DELETE_ROOM_ERROR)
+        await self.context.registry.delete(name, self, user)
+        self.send(encode(Reply.DELETE_ROOM_SUCCESS, {"roomName": name}))
 
     def _in_room(self, reply_type: Reply) -> tuple[Room, User]:
         if self.room is None or self.user is None:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Self
 
-from .errors import StorageError, UnreadableRoom
+from .errors import JoinCodeTaken, StorageError, UnreadableRoom
 from .keys import room_key
 from .room import SerializedRoom
 from .summary import RoomSummary, Unreadable, summarise
@@ -76,11 +76,13 @@ class Storage(ABC):
 
     @abstractmethod
     async def save_room(self, room: SerializedRoom) -> None:
-        """Store the room, replacing any stored version with the same key."""
+        """Store the room, replacing any stored version with the same key. Backends that index join
+        codes raise ``JoinCodeTaken`` (storing nothing) when another room has the room's code."""
 
     async def create_room(self, room: SerializedRoom) -> bool:
         """Store a new room unless one with its key is stored; False when one is (created meanwhile,
-        perhaps by another process). Backends shared by several processes override this."""
+        perhaps by another process). Backends shared by several processes override this. Like
+        ``save_room``, raises ``JoinCodeTaken`` (storing nothing) when another room has its join code."""
         async with self.room_lock(room.room_name):
             if await self.has_room(room.room_name):
                 return False
@@ -101,6 +103,28 @@ class Storage(ABC):
     @abstractmethod
     async def list_room_names(self) -> list[str]:
         """Display names of all stored rooms, read without loading any room body."""
+
+    async def room_of_join_code(self, code: str) -> str | None:
+        """The name of the stored room whose join code is ``code``, if any. Backends keep an index;
+        this default reads every room's summary."""
+        for summary in await self.list_summaries():
+            if summary.join_code == code:
+                return summary.name
+        return None
+
+    async def give_join_code(self, room_name: str, code: str) -> str | None:
+        """The stored room's join code: ``code``, stored now, when the room has none yet (one stored
+        before codes existed). None when no such room is stored; ``JoinCodeTaken`` when another room
+        has ``code``. Backends shared by several processes override this with one atomic step."""
+        async with self.room_lock(room_name):
+            room = await self.get_room(room_name)
+            if room is None or room.join_code is not None:
+                return None if room is None else room.join_code
+            if await self.room_of_join_code(code) is not None:
+                raise JoinCodeTaken("give_join_code", repr(room_name), code)
+            room.join_code = code
+            await self._save_locked(room)
+            return code
 
     async def list_rooms(self) -> list[SerializedRoom]:
         """Every readable stored room; an unreadable one is skipped (and logged by the backend)."""

@@ -28,3 +28,14 @@ class UnreadableRoom(StorageError):
         self.location = location
         self.room_name = room_name
         super().__init__(operation, target, reason)
+
+
+class JoinCodeTaken(StorageError):
+    """Another stored room has the join code a room was to be stored with: the caller picks another.
+
+    Not an outage (the storage answered), so callers handle it before ``StorageError``.
+    """
+
+    def __init__(self, operation: str, target: str, code: str) -> None:
+        self.code = code
+        super().__init__(operation, target, "another room has this join code")

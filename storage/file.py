@@ -42,6 +42,7 @@ from .atomic import TEMP_PREFIX, TEMP_SUFFIX, write_atomic
 from .base import Storage, storage_errors
 from .errors import StorageError
 from .factory import file_path_from_url
+from .join_codes import JoinCodeIndex
 from .keys import DIGEST_LENGTH, readable_id, room_key
 from .room import SerializedRoom, deck_digest, deck_json, problems
 from .summary import RoomSummary, summarise
@@ -99,6 +100,9 @@ class FileStorage(Storage):
         self._index_lock = asyncio.Lock()
         self._index_changes = 0
         self._index_saved = 0
+        # Built from the rooms' summaries when first needed (startup reads no room file it need not).
+        self._join_codes: JoinCodeIndex | None = None
+        self._join_codes_lock = asyncio.Lock()
 
     @classmethod
     def from_url(cls, url: str) -> FileStorage:
@@ -146,6 +150,7 @@ class FileStorage(Storage):
         self._ready = False
         self._release_lock()
         self._names, self._decks, self._legacy = {}, {}, {}
+        self._join_codes = None
 
     def _open_sync(self) -> None:
         if self._read_only:
@@ -328,6 +333,9 @@ class FileStorage(Storage):
         # Serialised here, in the event loop: a worker thread could see the room mid-mutation. The
         # deck is never changed in place, so its digest and (new) file are made in the thread.
         body, head = _room_body(room), _head(room)
+        # Claimed before the write: a failed write leaves the code to a room that may not exist,
+        # which finds nothing and costs a creation one more draw, never two rooms one code.
+        (await self._codes()).claim(room.room_name, room.join_code, "save_room")
         # A save the caller stops waiting for still completes, index entry included.
         with anyio.CancelScope(shield=True):
             with storage_errors("save_room", _describe(room.room_name, path)):
@@ -377,6 +385,8 @@ class FileStorage(Storage):
                     await anyio.to_thread.run_sync(self._delete_sync, file_name)
                 # The index write also fsyncs the directory, which makes the unlinks durable.
                 await self._set_index_entry(file_name, None)
+        if self._join_codes is not None:
+            self._join_codes.release(room_name)
         self._readable(str(path))
 
     def _delete_sync(self, file_name: str) -> None:
@@ -388,6 +398,20 @@ class FileStorage(Storage):
     async def has_room(self, room_name: str) -> bool:
         self._require_open("has_room")
         return room_file_name(room_name) in self._names
+
+    async def room_of_join_code(self, code: str) -> str | None:
+        self._require_open("room_of_join_code")
+        return (await self._codes()).room_of(code)
+
+    async def _codes(self) -> JoinCodeIndex:
+        if self._join_codes is None:
+            async with self._join_codes_lock:
+                if self._join_codes is None:
+                    summaries = await self.list_summaries()
+                    self._join_codes = JoinCodeIndex(
+                        (summary.join_code, summary.name) for summary in summaries if summary.join_code
+                    )
+        return self._join_codes
 
     async def list_room_names(self) -> list[str]:
         self._require_open("list_room_names")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import Storage
+from .join_codes import JoinCodeIndex
 from .keys import room_key
 from .room import SerializedRoom
 
@@ -11,6 +12,7 @@ class MemoryStorage(Storage):
     def __init__(self) -> None:
         super().__init__()
         self._rooms: dict[str, SerializedRoom] = {}
+        self._join_codes = JoinCodeIndex()
 
     @classmethod
     def from_url(cls, url: str) -> MemoryStorage:
@@ -18,6 +20,7 @@ class MemoryStorage(Storage):
 
     # Copies in and out, so a caller mutating a room it passed or received never changes storage.
     async def save_room(self, room: SerializedRoom) -> None:
+        self._join_codes.claim(room.room_name, room.join_code, "save_room")
         self._rooms[room.room_key] = room.copy_deep()
 
     async def get_room(self, room_name: str) -> SerializedRoom | None:
@@ -26,6 +29,10 @@ class MemoryStorage(Storage):
 
     async def delete_room(self, room_name: str) -> None:
         self._rooms.pop(room_key(room_name), None)
+        self._join_codes.release(room_name)
+
+    async def room_of_join_code(self, code: str) -> str | None:
+        return self._join_codes.room_of(code)
 
     async def has_room(self, room_name: str) -> bool:
         return room_key(room_name) in self._rooms
@@ -41,3 +48,4 @@ class MemoryStorage(Storage):
 
     def clear(self) -> None:
         self._rooms.clear()
+        self._join_codes = JoinCodeIndex()

@@ -20,6 +20,7 @@ Key layout (``mm`` is the key prefix, ``<d>`` the room key's ``storage.keys.key_
                                     events for old ones)
     mm:rooms                ZSET    <d> -> createdAt (epoch ms): the room index, in creation order
     mm:room-names           HASH    <d> -> display name
+    mm:join-codes           HASH    join code -> <d> of the room that has it (the code is in its meta)
 
 A room's keys share the hash tag ``{<d>}``, so the rating scripts touch a single Cluster slot.
 Ratings are recorded by scripts that append to (or cut from) one user's array atomically: two
@@ -58,7 +59,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptEr
 from redis.typing import EncodableT, FieldT, KeyT
 
 from .base import Storage, storage_errors
-from .errors import StorageError
+from .errors import JoinCodeTaken, StorageError
 from .keys import key_digest, room_key
 from .room import Member, SerializedRoom, problems
 from .schema import SCHEMA_VERSION
@@ -91,20 +92,43 @@ DECK_CHUNK = 1000
 # the wait for the reply of the whole pipeline the WAIT ends.
 WAIT_TIMEOUT_MS = 1000
 
+# Lua: free the join code a room's stored meta names, when the code is still that room's.
+RELEASE_JOIN_CODE = """
+local function release_join_code(meta_key, codes_key, digest)
+  local meta = redis.call("GET", meta_key)
+  if not meta then return end
+  local ok, data = pcall(cjson.decode, meta)
+  if ok and type(data) == "table" and type(data.joinCode) == "string"
+      and redis.call("HGET", codes_key, data.joinCode) == digest then
+    redis.call("HDEL", codes_key, data.joinCode)
+  end
+end
+"""
+
 # KEYS: meta, index, names, owner, deck, opened, pick, then ratings, progress, members, matches,
-# removed. ARGV: "1" to replace a stored room ("0": leave it and return 0), meta, digest, createdAt,
-# name, owner, openedAt, pick ("" for none), then for each of the five hashes its field count and its
-# fields and values, then the deck's length and ids. A script rather than a MULTI, so that a WAIT
-# can follow it on the same connection (redis-py ends a transaction pipeline with EXEC).
-WRITE_ROOM_SCRIPT = f"""
+# removed, then the join codes. ARGV: "1" to replace a stored room ("0": leave it and return 0),
+# meta, digest, createdAt, name, owner, openedAt, pick ("" for none), join code ("" for none), then
+# for each of the five hashes its field count and its fields and values, then the deck's length and
+# ids. Returns -1, writing nothing, when another room has the join code. A script rather than a
+# MULTI, so that a WAIT can follow it on the same connection (redis-py ends a transaction pipeline
+# with EXEC).
+WRITE_ROOM_SCRIPT = (
+    RELEASE_JOIN_CODE
+    + f"""
 if ARGV[1] ~= "1" and redis.call("EXISTS", KEYS[1]) == 1 then return 0 end
+if ARGV[9] ~= "" then
+  local holder = redis.call("HGET", KEYS[13], ARGV[9])
+  if holder and holder ~= ARGV[3] then return -1 end
+end
+release_join_code(KEYS[1], KEYS[13], ARGV[3])
+if ARGV[9] ~= "" then redis.call("HSET", KEYS[13], ARGV[9], ARGV[3]) end
 redis.call("SET", KEYS[1], ARGV[2])
 redis.call("ZADD", KEYS[2], ARGV[4], ARGV[3])
 redis.call("HSET", KEYS[3], ARGV[3], ARGV[5])
 redis.call("SET", KEYS[4], ARGV[6])
 redis.call("SET", KEYS[6], ARGV[7])
 if ARGV[8] == "" then redis.call("DEL", KEYS[7]) else redis.call("SET", KEYS[7], ARGV[8]) end
-local at = 9
+local at = 10
 for key = 8, 12 do
   redis.call("DEL", KEYS[key])
   local count = tonumber(ARGV[at])
@@ -120,12 +144,31 @@ for first = at + 1, last, {DECK_CHUNK} do
 end
 return 1
 """
-# KEYS: the room's stored keys, then the index and names. ARGV: digest.
-DELETE_ROOM_SCRIPT = """
-redis.call("DEL", unpack(KEYS, 1, #KEYS - 2))
-redis.call("ZREM", KEYS[#KEYS - 1], ARGV[1])
-redis.call("HDEL", KEYS[#KEYS], ARGV[1])
+)
+# KEYS: the room's stored keys (meta first), then the index, names and join codes. ARGV: digest.
+DELETE_ROOM_SCRIPT = (
+    RELEASE_JOIN_CODE
+    + """
+release_join_code(KEYS[1], KEYS[#KEYS], ARGV[1])
+redis.call("DEL", unpack(KEYS, 1, #KEYS - 3))
+redis.call("ZREM", KEYS[#KEYS - 2], ARGV[1])
+redis.call("HDEL", KEYS[#KEYS - 1], ARGV[1])
 return 1
+"""
+)
+# KEYS: meta, join codes. ARGV: code, digest. The room's code (given now when it had none), false
+# when no room is stored, "" when another room has the code. The meta is a JSON object without
+# joinCode then (encode_meta leaves it out): the code is added before its closing brace.
+GIVE_JOIN_CODE_SCRIPT = """
+local meta = redis.call("GET", KEYS[1])
+if not meta then return false end
+local data = cjson.decode(meta)
+if type(data.joinCode) == "string" then return data.joinCode end
+local holder = redis.call("HGET", KEYS[2], ARGV[1])
+if holder and holder ~= ARGV[2] then return "" end
+redis.call("HSET", KEYS[2], ARGV[1], ARGV[2])
+redis.call("SET", KEYS[1], string.sub(meta, 1, -2) .. ',"joinCode":' .. cjson.encode(ARGV[1]) .. "}")
+return ARGV[1]
 """
 
 # KEYS: meta, progress, members, matches, deck, opened, then the room's other keys (for its size).
@@ -352,7 +395,9 @@ def _ratings_of(field: str, value: str) -> list[tuple[str, str, str, str]]:
 
 
 def encode_meta(room: SerializedRoom) -> str:
-    text = room.model_dump_json(by_alias=True, exclude=set(SPLIT_FIELDS))
+    # Without a join code, no joinCode at all: GIVE_JOIN_CODE_SCRIPT adds one.
+    exclude = set(SPLIT_FIELDS) if room.join_code is not None else {*SPLIT_FIELDS, "join_code"}
+    text = room.model_dump_json(by_alias=True, exclude=exclude)
     if room.media_ids is None:
         return text
     return f'{text[:-1]},"deck":{{"size":{len(room.media_ids)}}}}}'
@@ -448,6 +493,7 @@ def _summary(name: str, reply: list[Any]) -> RoomSummary | None:
             matches=matches,
             films=films,
             size=size,
+            join_code=data.get("joinCode"),
         )
     except (KeyError, ValueError):
         return None
@@ -585,13 +631,14 @@ class _Connection:
     write_room: AsyncScript
     delete_room: AsyncScript
     summary: AsyncScript
+    give_join_code: AsyncScript
     sentinel: Sentinel | None = None
 
     @classmethod
     def wrap(cls, client: redis.asyncio.Redis, *, owned: bool, sentinel: Sentinel | None = None) -> _Connection:
-        scripts = (WRITE_ROOM_SCRIPT, DELETE_ROOM_SCRIPT, SUMMARY_SCRIPT)
-        write, delete, summary = (client.register_script(body) for body in scripts)
-        return cls(client, owned, write, delete, summary, sentinel)
+        scripts = (WRITE_ROOM_SCRIPT, DELETE_ROOM_SCRIPT, SUMMARY_SCRIPT, GIVE_JOIN_CODE_SCRIPT)
+        write, delete, summary, give = (client.register_script(body) for body in scripts)
+        return cls(client, owned, write, delete, summary, give, sentinel)
 
     @classmethod
     def connect(cls, url: RedisURL) -> _Connection:
@@ -654,6 +701,7 @@ class RedisStorage(Storage):
         self._prefix = key_prefix
         self._index_key = f"{key_prefix}:rooms"
         self._names_key = f"{key_prefix}:room-names"
+        self._join_codes_key = f"{key_prefix}:join-codes"
         self._connection = None if client is None else _Connection.wrap(client, owned=False)
         self._replication = Replication()
 
@@ -714,6 +762,10 @@ class RedisStorage(Storage):
     def names_key(self) -> str:
         return self._names_key
 
+    @property
+    def join_codes_key(self) -> str:
+        return self._join_codes_key
+
     def room_keys(self, room_name: str) -> RoomKeys:
         return RoomKeys.for_room(self._prefix, room_name)
 
@@ -735,7 +787,7 @@ class RedisStorage(Storage):
         keys = self.room_keys(room.room_name)
         args: list[EncodableT] = ["1" if replace else "0", encode_meta(room), keys.digest, _created_ms(room)]
         pick = room.pick.model_dump_json(by_alias=True) if room.pick is not None else ""
-        args += [room.room_name, room.owner, encode_opened(room), pick]
+        args += [room.room_name, room.owner, encode_opened(room), pick, room.join_code or ""]
         hashes = _hashes(keys, room)
         for mapping in hashes.values():
             args.append(len(mapping))
@@ -744,12 +796,12 @@ class RedisStorage(Storage):
         deck = room.media_ids or []
         args += [len(deck), *deck]
         live = self._live(operation)
+        settings = [keys.meta, self._index_key, self._names_key, keys.owner, keys.deck, keys.opened, keys.pick]
         written = await self._replication.call(
-            live.client,
-            live.write_room,
-            [keys.meta, self._index_key, self._names_key, keys.owner, keys.deck, keys.opened, keys.pick, *hashes],
-            args,
+            live.client, live.write_room, [*settings, *hashes, self._join_codes_key], args
         )
+        if written == -1:
+            raise JoinCodeTaken(operation, repr(room.room_name), room.join_code or "")
         self._readable(_location(keys))
         return bool(written)
 
@@ -774,10 +826,27 @@ class RedisStorage(Storage):
         keys = self.room_keys(room_name)
         with storage_errors("delete_room", repr(room_name)):
             live = self._live("delete_room")
-            await self._replication.call(
-                live.client, live.delete_room, [*keys.stored(), self._index_key, self._names_key], [keys.digest]
-            )
+            room_keys = [*keys.stored(), self._index_key, self._names_key, self._join_codes_key]
+            await self._replication.call(live.client, live.delete_room, room_keys, [keys.digest])
         self._readable(_location(keys))
+
+    async def room_of_join_code(self, code: str) -> str | None:
+        with storage_errors("room_of_join_code", self._target):
+            client = self._live("room_of_join_code").client
+            digest = await client.hget(self._join_codes_key, code)
+            name = None if digest is None else await client.hget(self._names_key, digest)
+            return None if name is None else str(name)
+
+    async def give_join_code(self, room_name: str, code: str) -> str | None:
+        keys = self.room_keys(room_name)
+        with storage_errors("give_join_code", repr(room_name)):
+            live = self._live("give_join_code")
+            given = await self._replication.call(
+                live.client, live.give_join_code, [keys.meta, self._join_codes_key], [code, keys.digest]
+            )
+        if given == "":
+            raise JoinCodeTaken("give_join_code", repr(room_name), code)
+        return None if given is None else str(given)
 
     async def has_room(self, room_name: str) -> bool:
         with storage_errors("has_room", repr(room_name)):

@@ -71,6 +71,9 @@ class SerializedRoom(_Model):
     schema_version: int = SCHEMA_VERSION
     room_name: str = Field(min_length=1)
     room_key: str = ""
+    # The short code people read out to join (``server.rooms.join_codes``); None in rooms stored
+    # before codes existed, until they are next opened. Unique among stored rooms.
+    join_code: str | None = None
     password_hash: str | None = None
     sort: Literal["random", "rating"] = "random"
     sort_order: Literal["random", "newest", "oldest", "rating"] | None = None

@@ -30,6 +30,7 @@ class RoomSummary(BaseModel):
     films: int | None
     # Bytes the room takes in storage: its files on disk, its keys in Redis memory, its JSON form in memory.
     size: int
+    join_code: str | None = None
 
 
 def summarise(room: SerializedRoom, size: int) -> RoomSummary:
@@ -42,6 +43,7 @@ def summarise(room: SerializedRoom, size: int) -> RoomSummary:
         matches=len(room.matches),
         films=None if room.media_ids is None else len(room.media_ids),
         size=size,
+        join_code=room.join_code,
     )
 
 

@@ -28,6 +28,7 @@ def rooms(draw: st.DrawFn, name: st.SearchStrategy[str] = room_names) -> Seriali
             ratings[item] = [(user, draw(st.sampled_from(["like", "dislike"])), draw(millis)) for user in raters]
     return SerializedRoom(
         room_name=draw(name),
+        join_code=draw(st.none() | st.text(alphabet="23456789ABCDEFGHJKMNPQRSTVWXYZ", min_size=6, max_size=6)),
         password_hash=draw(st.none() | st.just(PASSWORD_HASH)),
         sort=draw(st.sampled_from(["random", "rating"])),
         sort_order=draw(st.none() | st.sampled_from(["random", "newest", "oldest", "rating"])),

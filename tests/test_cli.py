@@ -137,24 +137,29 @@ async def test_a_configuration_error_names_the_key(run: Runner) -> None:
 
 async def test_rooms_list_shows_every_room(run: Runner, workdir: Path) -> None:
     url = f"file:{workdir / 'rooms'}"
-    await store(url, a_room(), a_room("Empty", ratings={}, members={}, userProgress={}, matches={}, mediaIds=None))
+    empty = a_room("Empty", ratings={}, members={}, userProgress={}, matches={}, mediaIds=None, joinCode="K7FM2Q")
+    await store(url, a_room(), empty)
     run.storage(url)
     ran = await run("rooms", "list")
     assert ran.status == 0, ran.err
     header, *rows = ran.out.splitlines()
-    assert header.split() == ["NAME", "CREATED", "LAST", "OPENED", "MEMBERS", "RATINGS", "MATCHES", "FILMS", "SIZE"]
-    assert rows[0].split()[:2] == ["Empty", "2026-11-27"]
-    assert rows[0].split()[7:11] == ["0", "0", "0", "-"]
-    assert rows[1].split()[:10] == [
-        "Movie", "Night", "2026-11-27", "23:30", "UTC", "2026-12-01", "20:15", "UTC", "2", "3"
+    columns = ["NAME", "CODE", "CREATED", "LAST", "OPENED", "MEMBERS", "RATINGS", "MATCHES", "FILMS", "SIZE"]
+    assert header.split() == columns
+    assert rows[0].split()[:3] == ["Empty", "K7FM2Q", "2026-11-27"]
+    assert rows[0].split()[8:12] == ["0", "0", "0", "-"]
+    assert rows[1].split()[:11] == [
+        "Movie", "Night", "-", "2026-11-27", "23:30", "UTC", "2026-12-01", "20:15", "UTC", "2", "3"
     ]  # fmt: skip
-    assert rows[1].split()[10:12] == ["1", "3"]
+    assert rows[1].split()[11:13] == ["1", "3"]
     listed = json.loads((await run("rooms", "list", "--json")).out)
     assert [(room["name"], room["members"], room["ratings"], room["matches"], room["films"]) for room in listed] == [
         ("Empty", 0, 0, 0, None),
         ("Movie Night", 2, 3, 1, 3),
     ]
     assert listed[1]["openedAt"] == "2026-12-01T20:15:00Z"
+    shown = await run("rooms", "show", "k7f-m2q")
+    assert (shown.status, shown.out.splitlines()[:2]) == (0, ["name         Empty", "code         K7FM2Q"])
+    assert (await run("rooms", "delete", "K7FM2Q")).out == "deleted room Empty\n"
 
 
 async def test_a_listing_with_unreadable_rooms_says_so(run: Runner, workdir: Path) -> None:
@@ -313,6 +318,18 @@ async def test_an_import_that_would_overwrite_writes_nothing_unless_replacing(ru
     replaced = await run("import", str(backup), "--replace")
     assert (replaced.status, replaced.out) == (0, f"imported 2 room(s) from {backup} (1 replaced)\n")
     assert (await stored_rooms(url))["Movie Night"].user_progress == {"ann": 2, "bob": 1}
+
+
+async def test_an_imported_room_whose_join_code_is_taken_gets_a_new_one_later(run: Runner, workdir: Path) -> None:
+    url = f"file:{workdir / 'rooms'}"
+    await store(url, a_room(joinCode="K7FM2Q"))
+    backup = workdir / "backup.jsonl"
+    backup.write_bytes(a_room("New", joinCode="K7FM2Q").to_json() + b"\n")
+    run.storage(url)
+    imported = await run("import", str(backup))
+    assert imported.status == 0, imported.err
+    rooms = await stored_rooms(url)
+    assert (rooms["Movie Night"].join_code, rooms["New"].join_code) == ("K7FM2Q", None)
 
 
 @pytest.mark.parametrize(

@@ -114,7 +114,11 @@ async def test_a_standing_room_is_there_from_startup_and_belongs_to_the_host(bac
         assert (await ann.wait_for("createRoomError"))["name"] == "RoomExistsError"
         await ann.send("pickForUs", {"again": True})
         assert (await ann.wait_for("pickForUsError"))["name"] == "NoMatches"
-        assert (await stored(app)).owner == HOST
+        room = await stored(app)
+        assert room.owner == HOST
+        assert joined["joinCode"] == room.join_code is not None  # given at creation, as any room's
+        bob = await user(connect, "bob")
+        assert (await bob.join(room.join_code))["roomName"] == "Kids"
 
 
 async def test_the_lobby_listing_needs_a_login() -> None:
@@ -147,7 +151,8 @@ async def test_new_films_join_the_deck_for_everyone_in_the_same_order_and_keep_p
     async with two_processes(backend, rooms=[KIDS]) as (apps, on_first, on_second):
         first = apps[0]
         ann, bob = await user(on_first, "ann"), await user(on_second, "bob")
-        deck = ids((await ann.join("Kids"))["media"])
+        joined = await ann.join("Kids")
+        deck, joined_code = ids(joined["media"]), joined["joinCode"]
         await bob.join("Kids")
         await ann.wait_for("userJoinedRoom")
         for media_id in deck[:3]:
@@ -174,6 +179,7 @@ async def test_new_films_join_the_deck_for_everyone_in_the_same_order_and_keep_p
             assert progress == {"ann": pytest.approx(2 / 6), "bob": pytest.approx(1 / 6)}
             await peer.no_message()
         room = await stored(first)
+        assert room.join_code == joined_code
         assert room.media_ids == [*deck[:1], *deck[2:], *ids(told[0]["added"])]
         assert set(room.ratings) == {deck[0], deck[1], deck[2]}  # every rating kept
         assert room.user_progress == {"ann": 2, "bob": 1}
@@ -505,3 +511,26 @@ async def test_standing_rooms_on_redis_shared_by_processes(tmp_path: Path, redis
         assert room is not None
         assert set(room.ratings) == {deck[0], deck[1], added[0]}
         assert room.user_progress == {"ann": 3, "bob": 2, "carl": 0}
+
+
+async def test_a_deck_is_not_replaced_over_a_change_made_since_it_was_read(shared: Shared) -> None:
+    app = shared.app("one")
+    async with in_process(app):
+        storage: Storage = app.state.context.storage
+        live = shared.live(app, "one")
+        assert await storage.create_room(SerializedRoom(room_name="Old", media_ids=["test:1"]))  # no join code
+        read = await live.read("Old")
+        assert read is not None
+        replaced = read.room.model_copy(update={"media_ids": ["test:1", "test:2"]})
+        assert await storage.give_join_code("Old", "ABCDEF") == "ABCDEF"  # meanwhile, by a join elsewhere
+        assert await live.replace("Old", replaced, seq=read.seq) is None
+        again = await live.read("Old")
+        assert again is not None
+        assert (again.room.join_code, again.room.media_ids) == ("ABCDEF", ["test:1"])
+        replaced = again.room.model_copy(update={"media_ids": ["test:1", "test:2"]})
+        assert await live.replace("Old", replaced, seq=again.seq + 1) is None  # an event meanwhile
+        seq = await live.replace("Old", replaced, seq=again.seq)
+        assert seq == again.seq + 1
+        final = await live.read("Old")
+        assert final is not None
+        assert (final.room.join_code, final.room.media_ids, final.seq) == ("ABCDEF", ["test:1", "test:2"], seq)

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 
 from storage import SerializedRoom, Storage, create_storage
+from storage.errors import JoinCodeTaken
 from storage.summary import summarise
 from tests.strategies import rooms
 
@@ -218,3 +219,49 @@ async def test_a_healthy_storage_has_no_unreadable_rooms(storage: Storage) -> No
     await storage.save_room(make_room(mediaIds=["a"]))
     assert storage.unreadable_rooms() == []
     assert await storage.check() == []
+
+
+async def test_a_join_code_names_one_room(storage: Storage) -> None:
+    assert await storage.create_room(make_room("One", joinCode="K7FM2Q"))
+    assert await storage.room_of_join_code("K7FM2Q") == "One"
+    assert await storage.room_of_join_code("K7FM2R") is None
+    with pytest.raises(JoinCodeTaken):
+        await storage.create_room(make_room("Two", joinCode="K7FM2Q"))
+    with pytest.raises(JoinCodeTaken):
+        await storage.save_room(make_room("Two", joinCode="K7FM2Q"))
+    assert not await storage.has_room("Two")  # a refused code stores nothing
+    [summary] = await storage.list_summaries()
+    assert summary.join_code == "K7FM2Q"
+    # A room saved with another code frees its old one; a deleted room frees its code.
+    await storage.save_room(make_room("One", joinCode="AAAAAA"))
+    assert await storage.room_of_join_code("K7FM2Q") is None
+    assert await storage.create_room(make_room("Two", joinCode="K7FM2Q"))
+    await storage.delete_room("one")
+    assert await storage.room_of_join_code("AAAAAA") is None
+    assert await storage.create_room(make_room("Three", joinCode="AAAAAA"))
+    assert await storage.room_of_join_code("AAAAAA") == "Three"
+
+
+async def test_a_room_stored_without_a_join_code_is_given_one_once(storage: Storage) -> None:
+    await storage.save_room(make_room("Old", mediaIds=["m1", "m2"], userProgress={"ann": 1}))
+    await storage.save_room(make_room("Coded", joinCode="BBBBBB"))
+    assert await storage.give_join_code("Nowhere", "CCCCCC") is None
+    with pytest.raises(JoinCodeTaken):
+        await storage.give_join_code("Old", "BBBBBB")
+    assert await storage.give_join_code("old", "CCCCCC") == "CCCCCC"
+    assert await storage.give_join_code("Old", "DDDDDD") == "CCCCCC"  # it has one now
+    stored = await storage.get_room("Old")
+    assert stored is not None
+    assert (stored.join_code, stored.media_ids, stored.user_progress) == ("CCCCCC", ["m1", "m2"], {"ann": 1})
+    assert await storage.room_of_join_code("CCCCCC") == "Old"
+
+
+@pytest.mark.parametrize("kind", BACKENDS[1:])
+async def test_join_codes_survive_reopening(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    url = url_for(kind, request, tmp_path / "rooms")
+    async with create_storage(url) as first:
+        await first.save_room(make_room("Kept", joinCode="EEEEEE"))
+    async with create_storage(url) as second:
+        assert await second.room_of_join_code("EEEEEE") == "Kept"
+        with pytest.raises(JoinCodeTaken):
+            await second.create_room(make_room("Other", joinCode="EEEEEE"))

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -523,10 +524,8 @@ def test_password_room_and_errors(server: ServerProcess, pages: Pages) -> None:
     guest.click(".tab[data-tab=people]")
     expect(guest.locator("#members .member")).to_have_count(2)
 
-    # Only the creator may delete the room; for everyone else the server says no, politely.
-    guest.click("#room-delete")
-    guest.click("#confirm-yes")
-    expect(guest.locator(".toast")).to_contain_text("Only the person who created this room")
+    # Only the owner (its creator) may delete the room: nobody else is offered it.
+    expect(guest.locator("#room-delete")).to_be_hidden()
     owner.click("#room-delete")
     owner.click("#confirm-yes")
     for page in (owner, guest):
@@ -833,6 +832,40 @@ def test_no_screen_is_wider_than_a_phone(server: ServerProcess, pages: Pages, la
     for tab in ("matches", "people"):
         page.click(f".tab[data-tab={tab}]")
         fits(page, tab)
+
+    # The owner's tools: a member's, the seat code, the list of those removed (Yann, just joined).
+    another_member_likes(page, "Yann", LONG_ROOM, likes=0)
+    tools = page.locator("#members .member__manage")
+    expect(tools).to_have_count(3)
+    page.locator("#members .member", has_text="Zoë").locator(".member__manage").click()
+    expect(page.locator("#member-dialog")).to_be_visible()
+    fits(page, "member tools")
+    page.click("#member-offer")
+    expect(page.locator("#seat-code")).to_have_text(re.compile(r"^\w{3} \w{3}$"))
+    fits(page, "seat code")
+    if language in ("en", "pl"):
+        shoot(page, f"seat-code-{language}", sizes=(PHONE, LANDSCAPE), keep=True)
+    page.keyboard.press("Escape")
+    page.locator("#members .member", has_text="Yann").locator(".member__manage").click()
+    page.click("#member-remove")
+    page.click("#confirm-yes")
+    expect(page.locator("#removed-list li")).to_have_count(1)
+    fits(page, "members, one removed")
+    if language in ("en", "pl"):
+        expect(page.locator(".toast")).to_have_count(0)  # the picture shows the list, not the toast
+        page.mouse.move(0, 0)  # nor a button under the pointer
+        shoot(page, f"owner-tools-{language}", sizes=(PHONE,), keep=True)
+
+    # Someone else signs in with the owner's name: refused, with the two ways in.
+    other = pages.new(f"another phone ({language})", phone=True, locale=language)
+    other.goto(f"{server.http_url}/?{urlencode({'roomName': LONG_ROOM})}")
+    sign_in(other, LONG_USER)
+    expect(other.locator("#taken")).to_be_visible()
+    fits(other, "seat taken")
+    if language in ("en", "pl"):
+        shoot(other, f"seat-taken-{language}", sizes=(PHONE,), keep=True)
+    other.close()
+
     page.locator("[data-action=share]:visible").first.click()
     expect(page.locator("#share-dialog")).to_be_visible()
     fits(page, "share")
@@ -1103,6 +1136,9 @@ def test_sign_in_with_plex(tmp_path: Path, pages: Pages) -> None:
         checked = plex_tv.user_checks[-1]
         assert (checked["x-plex-token"], checked["x-plex-client-identifier"]) == (plex_tv.token, pin.client_id)
 
+        # A Plex account is an identity already: no device identity asked for or kept.
+        assert page.evaluate("localStorage.getItem('moviematch.identityTokens')") is None
+
         # Remembered on this device: a reload signs in with the token, without plex.tv's page.
         page.reload()
         expect(page.locator("#lobby-user")).to_have_text(plex_tv.username)
@@ -1111,6 +1147,7 @@ def test_sign_in_with_plex(tmp_path: Path, pages: Pages) -> None:
         page.click(".tab[data-tab=people]")
         expect(page.locator("#members .avatar__image")).to_have_js_property("complete", True)
         expect(page.locator("#members")).to_contain_text(plex_tv.username)
+        expect(page.locator("#room-delete")).to_be_visible()  # the Plex account owns the room it made
 
         # Signing out forgets the token.
         page.click("#room-signout")

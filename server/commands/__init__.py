@@ -61,10 +61,10 @@ def parser() -> argparse.ArgumentParser:
     listing = room_actions.add_parser("list", parents=[config], help="every stored room, one line each")
     listing.add_argument("--json", action="store_true", help="a JSON array instead of a table")
     showing = room_actions.add_parser("show", parents=[config], help="one room in detail (no secrets)")
-    showing.add_argument("name", metavar="NAME")
+    showing.add_argument("name", metavar="NAME", help="the room's name or join code")
     showing.add_argument("--json", action="store_true", help="the room's JSON form, without secrets or deck")
     deleting = room_actions.add_parser("delete", parents=[config], help="delete a room (servers sharing it drop it)")
-    deleting.add_argument("name", metavar="NAME")
+    deleting.add_argument("name", metavar="NAME", help="the room's name or join code")
 
     exporting = commands.add_parser("export", parents=[config], help="every room to one JSON-lines file")
     exporting.add_argument("--to", metavar="FILE", type=Path, help="write FILE (replaced atomically) instead of stdout")

@@ -1,4 +1,4 @@
-"""``moviematch rooms list | show NAME | delete NAME``."""
+"""``moviematch rooms list | show NAME | delete NAME`` (NAME: a room's name or its join code)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,13 @@ import json
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from server.rooms.join_codes import room_named
 from storage import SerializedRoom, Storage
 from storage.summary import RoomSummary
 
 from .access import CommandError, delete_room
 
-COLUMNS = ("NAME", "CREATED", "LAST OPENED", "MEMBERS", "RATINGS", "MATCHES", "FILMS", "SIZE")
+COLUMNS = ("NAME", "CODE", "CREATED", "LAST OPENED", "MEMBERS", "RATINGS", "MATCHES", "FILMS", "SIZE")
 
 
 async def list_rooms(storage: Storage, out: IO[str], *, as_json: bool) -> None:
@@ -34,6 +35,7 @@ async def list_rooms(storage: Storage, out: IO[str], *, as_json: bool) -> None:
 def _row(summary: RoomSummary) -> tuple[str, ...]:
     return (
         printable(summary.name),
+        summary.join_code or "-",
         when(summary.created_at),
         when(summary.opened_at),
         str(summary.members),
@@ -53,6 +55,7 @@ async def show_room(storage: Storage, name: str, out: IO[str], *, as_json: bool)
     ratings = [rating for triples in room.ratings.values() for _, rating, _ in triples]
     lines = [
         ("name", printable(room.room_name)),
+        ("code", room.join_code or "- (given when next opened)"),
         ("type", f"{room.room_type} (a match at {room.match_threshold} likes)"),
         ("created", when(room.created_at) + f" by {printable(room.creator_plex_username) or '?'}"),
         ("last opened", when(room.opened_at)),
@@ -93,13 +96,14 @@ def public_form(room: SerializedRoom) -> dict[str, Any]:
 
 
 async def delete(storage: Storage, name: str, out: IO[str]) -> None:
+    name = await room_named(storage, name)
     if not await delete_room(storage, name):
         raise CommandError(f"no room named {printable(name)}")
     out.write(f"deleted room {printable(name)}\n")
 
 
 async def _stored(storage: Storage, name: str) -> SerializedRoom:
-    room = await storage.get_room(name)
+    room = await storage.get_room(await room_named(storage, name))
     if room is None:
         raise CommandError(f"no room named {printable(name)}")
     return room

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from storage import SerializedRoom, Storage, room_key
 from storage.atomic import replacing
-from storage.errors import UnreadableRoom
+from storage.errors import JoinCodeTaken, UnreadableRoom
 from storage.room import problems
 
 from .access import CommandError, delete_room
@@ -109,7 +109,12 @@ async def put(storage: Storage, room: SerializedRoom, *, replace: bool) -> None:
     Redis, so that running servers drop their copy)."""
     if replace:
         await delete_room(storage, room.room_name)
-    if not await storage.create_room(room):
+    try:
+        created = await storage.create_room(room)
+    except JoinCodeTaken:
+        # Another room there has its code: it is given a new one when next opened.
+        created = await storage.create_room(room.model_copy(update={"join_code": None}))
+    if not created:
         raise CommandError(f"room {printable(room.room_name)} was created meanwhile; nothing was overwritten")
 
 

@@ -31,6 +31,7 @@ from server.protocol import (
 from server.providers import InvalidFilter, Media, MediaProvider, MediaQuery, ProviderError
 from server.user import User
 from storage import RatingValue, SerializedRoom, Storage, StorageError, hash_password, room_key, verify_password
+from storage.errors import JoinCodeTaken
 
 from .changes import (
     Build,
@@ -45,6 +46,7 @@ from .changes import (
 )
 from .decisions import Actor, acts_as_owner, token_hash
 from .deck import order_media, stable_seed
+from .join_codes import new_join_code, room_named
 from .room import Room, Seat
 from .rules import Refusal, ban_key, end_reason, owner_of
 
@@ -57,6 +59,8 @@ TIME_LIMIT_CHECK = 1.0
 # Rooms past their retention are looked for a minute after startup, then every hour.
 RETENTION_FIRST_SWEEP = 60.0
 RETENTION_SWEEP = 3600.0
+# Join codes drawn before giving up: ten taken in a row means the storage refuses every code.
+JOIN_CODE_DRAWS = 10
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,8 @@ class RoomRegistry:
 
         async def build(snapshot: Snapshot) -> Room:
             state = snapshot.state
+            if state.join_code is None:  # stored before rooms had codes
+                state.join_code = await self._give_join_code(state.room_name)
             unordered = state.media_ids is None
             ordered = media if media is not None else await self._deck_media(state, reply_type)
             room = Room(
@@ -180,6 +186,12 @@ class RoomRegistry:
             if key in self.rooms or key in self.standing or await self._stored(name, Reply.CREATE_ROOM_ERROR):
                 raise _room_exists(name)
             await self._room_for_one_more()
+            if room_key(await self.resolve(name, Reply.CREATE_ROOM_ERROR)) != key:
+                raise ProtocolError(
+                    Reply.CREATE_ROOM_ERROR,
+                    ErrorName.ROOM_EXISTS,
+                    f"{name} is the join code of another room; choose another name",
+                )
             alike = await self._look_alike(name)
             if alike is not None:
                 raise ProtocolError(
@@ -216,7 +228,7 @@ class RoomRegistry:
             )
             try:
                 # Stored before the reply: an acknowledged room exists even if the process dies now.
-                created = await self.storage.create_room(state)
+                created = await self.store_new(state)
             except StorageError as exc:
                 log.error("could not store new room %r: %s", name, exc)
                 raise storage_unavailable(Reply.CREATE_ROOM_ERROR, "the room could not be stored") from exc
@@ -231,6 +243,37 @@ class RoomRegistry:
         if room is None:
             raise ProtocolError(Reply.CREATE_ROOM_ERROR, ErrorName.ROOM_NOT_FOUND, f"{name} was deleted meanwhile")
         return room
+
+    async def store_new(self, state: SerializedRoom) -> bool:
+        """``storage.create_room`` with a join code no other room has (drawn again while taken)."""
+        for _ in range(JOIN_CODE_DRAWS):
+            state.join_code = new_join_code(self._rng)
+            if await self.storage.has_room(state.join_code):
+                continue  # a room called so: its name would win over the code
+            try:
+                return await self.storage.create_room(state)
+            except JoinCodeTaken:
+                continue
+        raise StorageError("create_room", repr(state.room_name), f"no free join code in {JOIN_CODE_DRAWS} draws")
+
+    async def _give_join_code(self, room_name: str) -> str | None:
+        """The join code of a stored room that had none, given now (None: the room is gone)."""
+        for _ in range(JOIN_CODE_DRAWS):
+            try:
+                return await self.storage.give_join_code(room_name, new_join_code(self._rng))
+            except JoinCodeTaken:
+                continue
+        raise StorageError("give_join_code", repr(room_name), f"no free join code in {JOIN_CODE_DRAWS} draws")
+
+    async def resolve(self, name: str, reply_type: Reply) -> str:
+        """The room name a client's ``name`` stands for (``join_codes.room_named``)."""
+        if room_key(name) in self.rooms:
+            return name
+        try:
+            return await room_named(self.storage, name)
+        except StorageError as exc:
+            log.error("could not look up room %r: %s", name, exc)
+            raise storage_unavailable(reply_type, "rooms cannot be read right now") from exc
 
     async def _room_for_one_more(self) -> None:
         """Creation stops before storage does: at the cap on rooms, or the free-disk floor."""

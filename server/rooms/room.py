@@ -195,6 +195,7 @@ class Room:
                 {"user": presence.user.public(), "progress": self.progress(n)} for n, presence in self.online.items()
             ],
             "roomName": self.name,
+            "joinCode": self.state.join_code,
             "roomType": self.state.room_type,
             "memberToken": token,
             "userName": user_name,
@@ -351,6 +352,7 @@ class Room:
             return [self._match(self.media_by_id[media_id], at, [user_name]) for at, media_id in sorted(own)]
         return [
             self._match(self.media_by_id[media_id], at, likers(self.state.ratings.get(media_id, [])))
-            for media_id, at in sorted(self.state.matches.items(), key=lambda pair: pair[1])
+            # In match order; matches of one millisecond by id, the same after any restore.
+            for media_id, at in sorted(self.state.matches.items(), key=lambda pair: (pair[1], pair[0]))
             if media_id in self.media_by_id
         ]

@@ -269,7 +269,7 @@ class StandingRooms:
         blank = SerializedRoom(room_name=name, media_ids=[], media_seed=self._rng.getrandbits(63))
         settings = settings_of(request, await self._password_hash(request.password, None), blank.created_at)
         state = reshaped(blank, items, self.registry.changes.now_ms(), settings) or blank
-        if not await self.registry.storage.create_room(state):
+        if not await self.registry.store_new(state):
             return False
         self._stored.add(room_key(name))
         log.info("standing room %r created with %d films", name, len(state.media_ids or []))

@@ -12,8 +12,11 @@ export const socket = new Socket(socketUrl());
 const PLEX_RETRY_MS = 15_000;
 
 let loggingIn = null; // the identity of the login in flight
-let joining = null; // {roomName, password, auto} of the joinRoom in flight
+let renewing = false; // a refused identity token was just forgotten: a new one is being asked for
+let joining = null; // {roomName, password, auto, seatCode} of the joinRoom in flight
 let creating = null; // the createRoom request in flight
+let leaving = 0; // leaveRoom requests of this tab still to be answered
+let roster = { asked: false, stale: false }; // the owner's getMembers in flight, and whether to ask again
 
 const sameRoom = (a, b) => saved.roomKey(a) === saved.roomKey(b);
 
@@ -42,6 +45,8 @@ function onStatus(status) {
   state.status = status;
   if (status !== "open") {
     loggingIn = joining = creating = null;
+    leaving = 0;
+    roster = { asked: false, stale: false };
     if (state.room) state.room.joined = false;
   }
   emit("status", status);
@@ -51,7 +56,21 @@ function onStatus(status) {
 
 export function signIn(identity) {
   loggingIn = identity;
-  return socket.send("login", identity);
+  return socket.send("login", loginRequest(identity));
+}
+
+/** A sign-in by name presents this browser's identity token for the name, or asks for one. Plex
+ * accounts are identities already. */
+function loginRequest(identity) {
+  if (!identity.userName) return identity;
+  const token = saved.identityTokens.get(identity.userName);
+  return token ? { userName: identity.userName, identityToken: token } : { userName: identity.userName, newIdentity: true };
+}
+
+/** Sign in under another name and join the room (its seat under this name was someone else's). */
+export function joinAs(userName, roomName, password) {
+  state.target = { roomName, password };
+  return signIn({ userName });
 }
 
 export function signOut() {
@@ -63,12 +82,13 @@ export function signOut() {
   emit("user");
 }
 
-export function joinRoom(roomName, password, { auto = false } = {}) {
+export function joinRoom(roomName, password, { auto = false, seatCode } = {}) {
   const token = state.user ? saved.memberTokens.get(state.user.userName, roomName) : undefined;
-  joining = { roomName, password, auto };
+  joining = { roomName, password, auto, seatCode };
   const payload = { roomName };
   if (password) payload.password = password;
   if (token) payload.memberToken = token;
+  if (seatCode) payload.seatCode = seatCode;
   return socket.send("joinRoom", payload);
 }
 
@@ -78,13 +98,33 @@ export function createRoom(request) {
 }
 
 export function leaveRoom() {
-  socket.send("leaveRoom");
+  if (socket.send("leaveRoom")) leaving += 1;
   exitRoom();
   setScreen("lobby");
 }
 
 export function deleteRoom() {
   if (state.room) socket.send("deleteRoom", { roomName: state.room.name });
+}
+
+/** Whether this tab's member owns the room (the owner's tools are shown). */
+export const isOwner = () => Boolean(state.room && isOwnerOf(state.room));
+const isOwnerOf = (room) => Boolean(room.owner && room.owner === room.me);
+
+/** The owner's action on a member: resolves with manageMemberSuccess, rejects with the error's name. */
+export function manageMember(userName, action) {
+  const accept = (reply) => reply?.userName === userName && reply?.action === action;
+  return ask("manageMember", { userName, action }, "manageMemberSuccess", "manageMemberError", accept);
+}
+
+/** Ask for the full member list (the owner's view), at most one request at a time. */
+export function refreshRoster() {
+  if (!isOwner() || !state.room.joined) return;
+  if (roster.asked) {
+    roster.stale = true;
+    return;
+  }
+  roster = { asked: socket.send("getMembers"), stale: false };
 }
 
 export const canRate = () => Boolean(state.room?.joined && !state.room.ended && state.status === "open");
@@ -150,6 +190,13 @@ function enterRoom(payload) {
   room.users = new Map((payload.users ?? []).map((entry) => [entry.user.userName, entry]));
   for (const name of room.users.keys()) room.seen.add(name);
   room.loaded = true;
+  // The member this tab is seated as: its identity's seat may carry another name than the login's.
+  room.me = payload.userName ?? state.user.userName;
+  room.owner = payload.roomOwner ?? null;
+  if (!isOwnerOf(room)) {
+    room.roster = null;
+    room.removed = [];
+  }
   state.room = room;
   state.target = null;
   const userName = state.user.userName;
@@ -162,6 +209,7 @@ function enterRoom(payload) {
   emit("deck");
   emit("matches");
   emit("members");
+  refreshRoster();
 }
 
 function exitRoom() {
@@ -195,15 +243,24 @@ const handlers = {
     setTranslations(strings);
   },
 
-  loginSuccess(user) {
+  loginSuccess({ identityToken, ...user }) {
     const identity = loggingIn ?? state.identity;
     loggingIn = null;
+    renewing = false;
+    if (identityToken && identity?.userName) {
+      // Another tab of this browser was given one for this name meanwhile: be that same person.
+      if (saved.identityTokens.get(identity.userName)) {
+        signIn(identity);
+        return;
+      }
+      saved.identityTokens.set(identity.userName, identityToken);
+    }
     const renamed = state.user && state.user.userName !== user.userName;
     state.user = user;
     state.identity = identity;
     saved.identity.set(identity);
     emit("user");
-    if (renamed) exitRoom();
+    if (renamed && state.room) exitRoom();
     if (state.room) rejoin();
     else if (state.target) {
       state.room = newRoom(state.target.roomName, state.target.password);
@@ -216,6 +273,14 @@ const handlers = {
   loginError(error) {
     const failed = loggingIn ?? state.identity;
     loggingIn = null;
+    // A token this server refuses (not one it could have issued): forget it and ask for a new one, once.
+    if (error.name === "InvalidIdentity" && failed?.userName && !renewing) {
+      renewing = true;
+      saved.identityTokens.set(failed.userName, null);
+      signIn(failed);
+      return;
+    }
+    renewing = false;
     // plex.tv being unreachable says nothing about the token: keep it and try again in a while.
     const retry = error.name === "PlexUnavailable" && failed?.plexToken;
     if (!retry) {
@@ -247,7 +312,7 @@ const handlers = {
     if (error.name === "RoomNotFoundError") saved.recentRooms.remove(roomName);
     if (state.room) exitRoom();
     setScreen("lobby");
-    emit("joinError", { ...error, roomName, password: attempt?.password });
+    emit("joinError", { ...error, roomName, password: attempt?.password, seatCode: attempt?.seatCode });
   },
 
   createRoomError(error) {
@@ -255,7 +320,73 @@ const handlers = {
     emit("createError", error);
   },
 
-  leaveRoomSuccess() {},
+  leaveRoomSuccess() {
+    if (leaving > 0) {
+      leaving -= 1;
+      return;
+    }
+    // Unasked: the same member left the room from another tab or device. This one goes with it.
+    if (state.room) {
+      exitRoom();
+      setScreen("lobby");
+    }
+  },
+
+  leaveRoomError() {
+    leaving = Math.max(0, leaving - 1);
+  },
+
+  removedFromRoom({ roomName }) {
+    if (!state.room || !sameRoom(state.room.name, roomName)) return;
+    exitRoom();
+    setScreen("lobby");
+    emit("joinError", { name: "RemovedFromRoom", roomName });
+  },
+
+  memberRemoved({ userName }) {
+    const room = state.room;
+    if (!room) return;
+    room.users.delete(userName);
+    emit("members");
+    refreshRoster();
+  },
+
+  ownerChanged({ userName }) {
+    const room = state.room;
+    if (!room) return;
+    const was = isOwner();
+    room.owner = userName ?? null;
+    if (!isOwner()) {
+      room.roster = null;
+      room.removed = [];
+    } else if (!was) {
+      toast("YOU_ARE_OWNER");
+    }
+    emit("members");
+    refreshRoster();
+  },
+
+  getMembersSuccess(listing) {
+    const room = state.room;
+    const stale = roster.stale;
+    roster = { asked: false, stale: false };
+    if (room && isOwner() && sameRoom(room.name, listing.roomName)) {
+      room.roster = listing.members ?? [];
+      room.removed = listing.removed ?? [];
+      emit("members");
+    }
+    if (stale) refreshRoster();
+  },
+
+  getMembersError() {
+    roster = { asked: false, stale: false };
+  },
+
+  manageMemberSuccess({ action }) {
+    // The others hear of a removal or a new owner, and the list follows; a readmission is the owner's alone.
+    if (action === "readmit") refreshRoster();
+  },
+  manageMemberError() {},
   logoutSuccess() {},
   undoRateSuccess() {},
 
@@ -269,12 +400,14 @@ const handlers = {
       toast("USER_JOINED", { user: name });
     }
     emit("members");
+    refreshRoster();
   },
 
   userLeftRoom(user) {
-    if (!state.room || user.userName === state.user?.userName) return;
+    if (!state.room || user.userName === state.room.me) return;
     state.room.users.delete(user.userName);
     emit("members");
+    refreshRoster();
   },
 
   userProgress(entry) {
@@ -283,6 +416,8 @@ const handlers = {
     const name = entry.user.userName;
     const known = room.users.get(name);
     room.users.set(name, { user: known?.user ?? entry.user, progress: entry.progress });
+    const listed = room.roster?.find((member) => member.userName === name);
+    if (listed) listed.progress = entry.progress;
     emit("members");
   },
 
@@ -329,7 +464,7 @@ const handlers = {
   error(error) {
     if (error.requestType === "joinRoom") handlers.joinRoomError(error);
     else if (error.requestType === "createRoom") handlers.createRoomError(error);
-    else if (!["requestFilters", "requestFilterValues", "getLibraries"].includes(error.requestType)) {
+    else if (!["requestFilters", "requestFilterValues", "getLibraries", "manageMember"].includes(error.requestType)) {
       toast("ERROR_UNKNOWN", {}, "error");
     }
   },

@@ -1,5 +1,6 @@
 // Sharing a room: the system share sheet when there is one, a copyable link, and a QR code.
 
+import { copyText } from "./clipboard.js";
 import { byId } from "./dom.js";
 import { isLoopback, qrCodeUrl, roomLink, shareBase } from "./links.js";
 import { state } from "./state.js";
@@ -36,20 +37,6 @@ export function openShare(room) {
 }
 
 async function copy() {
-  let copied = false;
-  try {
-    await navigator.clipboard.writeText(current);
-    copied = true;
-  } catch {
-    // Plain http on a LAN address is not a secure context: no Clipboard API there.
-    const field = byId("share-url");
-    field.focus();
-    field.select();
-    try {
-      copied = document.execCommand("copy");
-    } catch {
-      copied = false;
-    }
-  }
+  const copied = await copyText(current, dialog);
   toast(copied ? { key: "COPY_LINK_SUCCESS" } : { key: "COPY_LINK_FAILURE", kind: "error" });
 }

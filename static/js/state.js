@@ -24,6 +24,10 @@ export function newRoom(name, password) {
     matches: new Map(), // mediaId -> Match
     users: new Map(), // userName -> {user, progress}
     seen: new Set(), // every userName seen in this room during this visit
+    me: null, // the member this tab is seated as (joinRoomSuccess's userName)
+    owner: null, // the owning member's name (roomOwner, then ownerChanged)
+    roster: null, // the owner's view: every member, from getMembers (null for everyone else)
+    removed: [], // the owner's view: the names the owner removed
   };
 }
 

@@ -19,6 +19,7 @@ export function save(area, key, value) {
 }
 
 const IDENTITY = "moviematch.identity";
+const IDENTITY_TOKENS = "moviematch.identityTokens";
 const PLEX_CLIENT_ID = "moviematch.plexClientId";
 const MEMBER_TOKENS = "moviematch.memberTokens";
 const RECENT_ROOMS = "moviematch.recentRooms";
@@ -27,6 +28,7 @@ const HISTORY = "moviematch.history";
 const SEEN_MATCHES = "moviematch.seenMatches";
 const RECENT_LIMIT = 5;
 const TOKEN_LIMIT = 30;
+const IDENTITY_LIMIT = 20;
 const SEEN_ROOMS_LIMIT = 20;
 const SEEN_PER_ROOM_LIMIT = 500;
 
@@ -48,21 +50,43 @@ export function plexClientId() {
   return id;
 }
 
-/** Room names are compared as the server does (roughly: NFC + case folding). */
-export const roomKey = (name) => name.trim().normalize().toLowerCase();
+/** Names of rooms and people, compared roughly as the server does (normalised, case folded, spaces collapsed). */
+export const nameKey = (name) => name.normalize().toLowerCase().replace(/\s+/gu, " ").trim();
+export const roomKey = nameKey;
 const memberKey = (userName, roomName) => `${userName}\n${roomKey(roomName)}`;
+
+/** A map kept in localStorage, holding the `limit` entries set last. */
+function recentMap(storageKey, limit) {
+  return {
+    get: (key) => (load(localStorage, storageKey) ?? {})[key],
+    set(key, value) {
+      const entries = load(localStorage, storageKey) ?? {};
+      delete entries[key];
+      if (value) entries[key] = value;
+      const kept = Object.entries(entries).slice(-limit); // oldest first: insertion order
+      save(localStorage, storageKey, Object.fromEntries(kept));
+    },
+  };
+}
+
+const identityMap = recentMap(IDENTITY_TOKENS, IDENTITY_LIMIT);
+
+/**
+ * The identity token the server issued to this browser, one per name signed in with: whoever signs
+ * in here under another name is another person (a shared tablet), and is not seated in the first
+ * one's seats. Kept across sign-outs: signing in again under the name is being that person again.
+ */
+export const identityTokens = {
+  get: (userName) => identityMap.get(nameKey(userName)),
+  set: (userName, token) => identityMap.set(nameKey(userName), token),
+};
+
+const memberMap = recentMap(MEMBER_TOKENS, TOKEN_LIMIT);
 
 /** The memberToken of the last join: lets a reload or reconnect take the seat back at once. */
 export const memberTokens = {
-  get: (userName, roomName) => (load(localStorage, MEMBER_TOKENS) ?? {})[memberKey(userName, roomName)],
-  set(userName, roomName, token) {
-    const tokens = load(localStorage, MEMBER_TOKENS) ?? {};
-    const key = memberKey(userName, roomName);
-    delete tokens[key];
-    if (token) tokens[key] = token;
-    const kept = Object.entries(tokens).slice(-TOKEN_LIMIT); // oldest first: insertion order
-    save(localStorage, MEMBER_TOKENS, Object.fromEntries(kept));
-  },
+  get: (userName, roomName) => memberMap.get(memberKey(userName, roomName)),
+  set: (userName, roomName, token) => memberMap.set(memberKey(userName, roomName), token),
 };
 
 /** Rooms joined on this device, newest first, so nobody has to remember a room name. */

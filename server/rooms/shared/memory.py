@@ -243,9 +243,11 @@ class MemoryLive:
     async def replace(self, room_name: str, room: SerializedRoom, *, seq: int) -> int | None:
         key = room_key(room_name)
         async with self.hub.deciding(room_name):
-            if not await self.hub.storage.has_room(room_name) or self.hub.seq.get(key, 0) != seq:
+            stored = await self.hub.storage.get_room(room_name)
+            if stored is None or self.hub.seq.get(key, 0) != seq or stored.join_code != room.join_code:
                 return None
-            # Nothing else changed since ``seq`` (every change is numbered): the room can be stored whole.
+            # Nothing else changed since ``seq`` (every change is numbered, but for a join code given,
+            # which is compared): the room can be stored whole.
             await self.hub.storage.save_room(room)
             seq = self.hub.seq[key] = seq + 1
             self.hub.publish(self.channel(room_name), Redealt(seq=seq).model_dump_json())

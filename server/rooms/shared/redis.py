@@ -263,7 +263,7 @@ class RedisLive:
 
     async def delete(self, room_name: str, *, actor: Actor, owner: str) -> int | Refusal:
         keys = self.keys(room_name)
-        extra = [self.storage.index_key, self.storage.names_key]
+        extra = [self.storage.index_key, self.storage.names_key, self.storage.join_codes_key]
         outcome = await self._run(
             "delete",
             room_name,

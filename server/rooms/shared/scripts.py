@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage.redis import DECK_CHUNK
+from storage.redis import DECK_CHUNK, RELEASE_JOIN_CODE
 
 from ..decisions import SEAT_OFFER_MS
 
@@ -332,27 +332,34 @@ redis.call("SET", KEYS[12], '{"mediaId":' .. cjson.encode(ARGV[2]) .. ',"at":' .
 return emit('"t":"pick","mediaId":' .. cjson.encode(ARGV[2]) .. ',"at":' .. ARGV[7])
 """
 
-# decide_delete. KEYS[13], KEYS[14]: the room index and names. ARGV: channel, digest, actor identity
-# ("" for none), actor skeleton, the name the actor's connection is seated as ("" for none), the
-# owner the caller derives.
-DELETE = """
+# decide_delete. KEYS[13], KEYS[14], KEYS[15]: the room index, names and join codes. ARGV: channel,
+# digest, actor identity ("" for none), actor skeleton, the name the actor's connection is seated as
+# ("" for none), the owner the caller derives.
+DELETE = (
+    RELEASE_JOIN_CODE
+    + """
 if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
 local seated = ARGV[5] ~= "" and redis.call("HEXISTS", KEYS[6], ARGV[5]) == 1
 if not is_owner(room_owner(ARGV[6]), ARGV[3] ~= "" and ARGV[3] or nil, ARGV[4], seated) then return -6 end
+release_join_code(KEYS[1], KEYS[15], ARGV[2])
 redis.call("DEL", KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[8], KEYS[9], KEYS[10], KEYS[11],
   KEYS[12])
 redis.call("ZREM", KEYS[13], ARGV[2])
 redis.call("HDEL", KEYS[14], ARGV[2])
 return emit('"t":"delete"')
 """
+)
 
 # Replacing the deck and settings (a standing room following its definition or its library), unless
-# the room changed since it was read. ARGV: channel, the event number the room must still be at,
-# meta, owner, then for progress and matches their field count and fields and values, then the
-# deck's length and ids.
+# the room changed since it was read: another event, or a join code given meanwhile (which the new
+# meta would drop). ARGV: channel, the event number the room must still be at, meta, owner, then
+# for progress and matches their field count and fields and values, then the deck's length and ids.
 REPLACE = f"""
-if redis.call("EXISTS", KEYS[1]) == 0 then return -1 end
+local meta = redis.call("GET", KEYS[1])
+if not meta then return -1 end
 if tonumber(redis.call("GET", KEYS[7]) or "0") ~= tonumber(ARGV[2]) then return 0 end
+local code = '"joinCode":'
+if string.find(meta, code, 1, true) and not string.find(ARGV[3], code, 1, true) then return 0 end
 redis.call("SET", KEYS[1], ARGV[3])
 redis.call("SET", KEYS[8], ARGV[4])
 local at = 5

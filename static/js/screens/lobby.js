@@ -1,16 +1,30 @@
-// After sign-in: join a room by name (and password), pick a recent room, or go create one.
+// After sign-in: join a room by name (and password), pick a recent room, or go create one. When the
+// name is someone else's seat in the room: join under another name, or type the seat code the
+// room's owner read out (the owner handed this device the seat).
 
 import { byId, clear, h, icon } from "../dom.js";
 import { t } from "../i18n.js";
-import { joinRoom, signOut } from "../session.js";
+import { joinAs, joinRoom, signOut } from "../session.js";
 import { on, state } from "../state.js";
 import { recentRooms } from "../storage.js";
 
 const ERRORS = {
   RoomNotFoundError: "ERROR_ROOM_NOT_FOUND",
   AccessDeniedError: "ERROR_ACCESS_DENIED",
-  UserAlreadyJoinedError: "ERROR_USER_ALREADY_JOINED",
+  RemovedFromRoom: "ERROR_REMOVED",
+  RoomFull: "ERROR_ROOM_FULL",
+  TooManyAttempts: "ERROR_TOO_MANY_ATTEMPTS",
+  StorageUnavailable: "ERROR_STORAGE_UNAVAILABLE",
 };
+// What a wrong seat code gets: said beside the code's field.
+const SEAT_CODE_ERRORS = {
+  InvalidSeatCode: "ERROR_INVALID_SEAT_CODE",
+  TooManyAttempts: "ERROR_TOO_MANY_ATTEMPTS",
+};
+// Six characters; typed in any case, with spaces (read out as "K7Q 2MX").
+const SEAT_CODE = /^[A-Z0-9]{6}$/;
+
+let taken = null; // {roomName, password} of the join refused because the name is someone else's seat
 
 export function initLobby({ openCreate }) {
   const form = byId("join-form");
@@ -27,7 +41,11 @@ export function initLobby({ openCreate }) {
     if (joinRoom(name, password.value || undefined)) setBusy(true);
     else showError("ERROR_OFFLINE");
   });
-  roomName.addEventListener("input", () => showError(null));
+  roomName.addEventListener("input", () => {
+    showError(null);
+    showTaken(null);
+  });
+  initTaken();
   byId("lobby-create").addEventListener("click", () => openCreate(roomName.value.trim()));
   byId("lobby-signout").addEventListener("click", signOut);
   let previous = null;
@@ -44,6 +62,16 @@ export function initLobby({ openCreate }) {
   on("joinError", (error) => {
     setBusy(false);
     roomName.value = error.roomName;
+    if (error.seatCode && taken && SEAT_CODE_ERRORS[error.name]) {
+      showFieldError("seat-code", SEAT_CODE_ERRORS[error.name]);
+      return;
+    }
+    if (error.name === "UserAlreadyJoinedError") {
+      showError(null);
+      showTaken({ roomName: error.roomName, password: error.password });
+      return;
+    }
+    showTaken(null);
     if (error.name === "AccessDeniedError") {
       password.value = "";
       showError(error.password ? "ERROR_WRONG_PASSWORD" : "ERROR_PASSWORD_NEEDED", { room: error.roomName }, password);
@@ -58,7 +86,58 @@ function resetJoin({ keepName }) {
   if (!keepName) byId("join-room").value = "";
   byId("join-password").value = "";
   showError(null);
+  showTaken(null);
   setBusy(false);
+}
+
+function initTaken() {
+  const name = byId("rename-name");
+  const code = byId("seat-code-input");
+  byId("rename-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const userName = name.value.trim();
+    if (!userName) return showFieldError("rename", "FIELD_REQUIRED_ERROR");
+    showFieldError("rename", null);
+    if (!joinAs(userName, taken.roomName, taken.password)) showFieldError("rename", "ERROR_OFFLINE");
+  });
+  byId("seat-code-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const seatCode = code.value.replace(/\s+/gu, "").toUpperCase();
+    if (!SEAT_CODE.test(seatCode)) return showFieldError("seat-code", "ERROR_SEAT_CODE_FORMAT");
+    showFieldError("seat-code", null);
+    if (joinRoom(taken.roomName, taken.password, { seatCode })) setBusy(true);
+    else showFieldError("seat-code", "ERROR_OFFLINE");
+  });
+  name.addEventListener("input", () => showFieldError("rename", null));
+  code.addEventListener("input", () => showFieldError("seat-code", null));
+}
+
+/** Show the two ways into a room whose seat under this name is someone else's (null: hide them). */
+function showTaken(attempt) {
+  const panel = byId("taken");
+  const fresh = attempt && !taken;
+  taken = attempt;
+  panel.hidden = !attempt;
+  if (!fresh) return;
+  const values = { room: attempt.roomName, user: state.user?.userName ?? "" };
+  byId("taken-title").textContent = t("ERROR_USER_ALREADY_JOINED", values);
+  byId("rename-name").value = "";
+  byId("seat-code-input").value = "";
+  showFieldError("rename", null);
+  showFieldError("seat-code", null);
+  // Read out from its heading (which says why); no keyboard pops up over the choice.
+  if (state.screen === "lobby") {
+    byId("taken-title").focus({ preventScroll: true });
+    panel.scrollIntoView({ block: "start" });
+  }
+}
+
+/** An error under one of the ways in ("rename", "seat-code"); null clears it. */
+function showFieldError(form, key) {
+  const input = byId(form === "rename" ? "rename-name" : "seat-code-input");
+  byId(`${form}-error`).textContent = key ? t(key) : "";
+  input.setAttribute("aria-invalid", String(Boolean(key)));
+  if (key && state.screen === "lobby") input.focus();
 }
 
 function update() {
@@ -96,8 +175,10 @@ function renderRecent() {
 }
 
 function setBusy(busy) {
-  byId("join-submit").disabled = busy;
-  byId("join-form").setAttribute("aria-busy", String(busy));
+  for (const form of [byId("join-form"), byId("seat-code-form")]) {
+    form.querySelector("[type=submit]").disabled = busy;
+    form.setAttribute("aria-busy", String(busy));
+  }
 }
 
 function showError(key, values = {}, field = null) {

@@ -10,7 +10,8 @@ import { hideMatch, initMatchOverlay, likersText, matchOpen, showMatch } from ".
 import { renderMatches } from "../matches.js";
 import { renderMembers } from "../members.js";
 import { buzz } from "../motion.js";
-import { canRate, canUndo, deleteRoom, leaveRoom, rate, signOut, undo } from "../session.js";
+import { initOwnerTools, openMember, readmit } from "../owner.js";
+import { canRate, canUndo, deleteRoom, isOwner, leaveRoom, rate, signOut, undo } from "../session.js";
 import { on, state } from "../state.js";
 import { initShare, openShare } from "../share.js";
 import { seenMatches } from "../storage.js";
@@ -56,6 +57,7 @@ export function initRoom() {
   });
   byId("room-signout").addEventListener("click", signOut);
   initShare();
+  initOwnerTools();
   initMatchOverlay({ seeAll: () => showTab("matches") });
   initKeys({
     active: () => state.screen === "room" && deckVisible() && !document.querySelector("dialog[open]"),
@@ -85,7 +87,12 @@ export function initRoom() {
     else if (busy) toast({ key: "MATCH_TOAST", values: { title: match.media.title } });
     else showMatch(match);
   });
-  setInterval(() => state.room && drawMatches(), 60_000); // keep "matched 5 minutes ago" current
+  // Keep "matched 5 minutes ago" and "last seen 5 minutes ago" current.
+  setInterval(() => {
+    if (!state.room) return;
+    drawMatches();
+    drawMembers();
+  }, 60_000);
   document.addEventListener("visibilitychange", () => state.room && drawMatches()); // seen on return
   on("matchRemoved", hideMatch);
   on("rated", ({ media, rating }) =>
@@ -165,7 +172,10 @@ function drawMatches() {
 
 function drawMembers() {
   const room = state.room;
-  if (room) renderMembers(room.users, state.user?.userName);
+  const owner = isOwner();
+  // Only the owner may delete the room: nobody else is offered it.
+  byId("room-delete").hidden = !owner;
+  if (room) renderMembers(room, owner ? { manage: openMember, readmit } : {});
 }
 
 function announce(text) {
