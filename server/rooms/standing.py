@@ -199,6 +199,10 @@ class StandingRooms:
                     problem = await self._bring(key, self.registry.reshape)
                     if problem:
                         log.error("%s; change it in the configuration", problem)
+            except StorageError as exc:  # is it stored? Asked again at the next round
+                log.warning(
+                    "standing room %s: the storage cannot say whether it is stored: %s", self._rooms[key][0], exc
+                )
             except Exception:  # one room's trouble must not end the others' upkeep
                 log.exception("standing room %s: its upkeep failed", self._rooms[key][0])
 
