@@ -33,6 +33,7 @@ from server.rooms.changes import RoomChanges
 from server.rooms.local import LocalChanges
 from server.rooms.registry import RoomLimits, RoomRegistry
 from server.rooms.shared import Live, RedisLive, SharedChanges
+from server.rooms.standing import StandingRooms
 from server.security import AllowedHostsMiddleware, OriginMiddleware, SecurityHeadersMiddleware, origin_hosts
 from server.title_requests import TitleRequests
 from server.watchlists import WatchlistMedia, Watchlists
@@ -123,6 +124,7 @@ def create_app(
         rng=rng,
     )
     requests = TitleRequests(media, registry, interval=settings.request_refresh_interval)
+    standing = StandingRooms(registry, settings.rooms, refresh=settings.standing_room_refresh, rng=rng)
     context = AppContext(
         settings=settings,
         storage=storage,
@@ -135,6 +137,7 @@ def create_app(
         plex_sign_in=plex_sign_in,
         offload=offload,
         plex_accounts=plex_accounts,
+        standing=standing,
     )
 
     @asynccontextmanager
@@ -150,9 +153,11 @@ def create_app(
                 services.push_async_callback(plex_accounts.close)
             if isinstance(storage, RedisStorage):
                 context.guards.share(lambda name, limit, seconds: RedisWindow(storage, name, limit, seconds))
+            await standing.start()
             async with anyio.create_task_group() as background:
                 background.start_soon(registry.run)
                 background.start_soon(requests.run)
+                background.start_soon(standing.run)
                 yield
                 background.cancel_scope.cancel()
             await registry.stop(settings.flush_timeout)

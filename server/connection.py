@@ -479,6 +479,12 @@ class Connection:
             reply |= {"seatCode": code, "expiresIn": SEAT_OFFER_MS // 1000}
         self.send(encode(Reply.MANAGE_MEMBER_SUCCESS, reply))
 
+    @handles("listRooms", NoPayload, Reply.LIST_ROOMS_ERROR)
+    async def list_rooms(self, _: Payload) -> None:
+        self._require_user(Reply.LIST_ROOMS_ERROR)
+        standing = self.context.standing
+        self.send(encode(Reply.LIST_ROOMS_SUCCESS, {"rooms": standing.listing() if standing is not None else []}))
+
     @handles("setLocale", SetLocaleRequest)
     async def set_locale(self, request: SetLocaleRequest) -> None:
         self.send(encode(Reply.TRANSLATIONS, translations(request.language)))

@@ -17,6 +17,7 @@ from server.players import Playback
 from server.providers.combined import CombinedProvider
 from server.qr import QrCodes
 from server.rooms.registry import RoomRegistry
+from server.rooms.standing import StandingRooms
 from server.title_requests import TitleRequests
 from server.user import User
 from server.watchlists import Watchlists
@@ -47,6 +48,8 @@ class AppContext:
     metrics: Metrics = field(default_factory=Metrics)
     # CPU-heavy work (password checks, QR codes) runs here, off the event loop and bounded.
     offload: Offload = field(kw_only=True)
+    # The rooms config.yaml defines (listed in the lobby).
+    standing: StandingRooms | None = field(default=None, kw_only=True)
     guards: Guards = field(init=False)
     qr_codes: QrCodes = field(init=False)
     _none_left: anyio.Event | None = None

@@ -88,6 +88,9 @@ class Reply(StrEnum):
     PLAY_MEDIA_SUCCESS = "playMediaSuccess"
     PLAY_MEDIA_ERROR = "playMediaError"
     PLAYBACK_STARTED = "playbackStarted"
+    ROOM_CHANGED = "roomChanged"
+    LIST_ROOMS_SUCCESS = "listRoomsSuccess"
+    LIST_ROOMS_ERROR = "listRoomsError"
 
 
 class ErrorName(StrEnum):

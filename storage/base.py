@@ -180,6 +180,7 @@ class Storage(ABC):
     def _readable(self, location: str) -> None:
         """The room at ``location`` was written or deleted: whatever was wrong with it is gone."""
         self._unreadable.pop(location, None)
+
     # -- per-person lists ---------------------------------------------------------------------------
     #
     # Small keyed lists that belong to a person (an identity, ``server.identity``) rather than to a

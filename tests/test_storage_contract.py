@@ -266,6 +266,8 @@ async def test_join_codes_survive_reopening(kind: str, tmp_path: Path, request: 
         assert await second.room_of_join_code("EEEEEE") == "Kept"
         with pytest.raises(JoinCodeTaken):
             await second.create_room(make_room("Other", joinCode="EEEEEE"))
+
+
 # -- per-person lists -----------------------------------------------------------------------------
 
 ANN = "device:" + "a" * 64

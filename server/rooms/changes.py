@@ -26,6 +26,7 @@ from server.protocol import (
     room_full,
     room_not_found,
 )
+from server.providers import Media
 from server.user import User
 from storage import RatingValue, SerializedRoom
 
@@ -59,6 +60,14 @@ class Snapshot:
 
 # Makes the room of a snapshot (the registry fetches its media and orders them).
 Build = Callable[[Snapshot], Awaitable[Room]]
+# The media of a room's deck, fetched again (the registry's; a replica whose deck was replaced).
+DeckMedia = Callable[[SerializedRoom], Awaitable[list[Media]]]
+# What a room becomes, made from the room as it is then: its new state and that deck's media, or
+# None when nothing changes.
+Change = Callable[[SerializedRoom], tuple[SerializedRoom, list[Media]] | None]
+# A new deck and settings for a stored room (a standing room following its definition and its
+# library): given the room as read, fetches what it needs and returns the ``Change``.
+Reshape = Callable[[SerializedRoom], Awaitable[Change]]
 
 
 def normal_seat_code(code: str) -> str:
@@ -78,14 +87,17 @@ class RoomChanges(ABC):
         self.process_id = process_id
         self._now_ms = now_ms
         self._dropped: Callable[[Room], None] = lambda _: None
+        self._deck_media: DeckMedia | None = None
 
     def now_ms(self) -> int:
         """The clock every decision uses (epoch ms; tests step it)."""
         return self._now_ms()
 
-    def bind(self, dropped: Callable[[Room], None]) -> None:
-        """``dropped(room)`` is called when a room is deleted, here or by another process."""
+    def bind(self, dropped: Callable[[Room], None], deck_media: DeckMedia | None = None) -> None:
+        """``dropped(room)`` is called when a room is deleted, here or by another process;
+        ``deck_media(state)`` fetches the media of a room whose deck was replaced."""
         self._dropped = dropped
+        self._deck_media = deck_media
 
     # -- rooms in memory ------------------------------------------------------------------------
 
@@ -138,6 +150,12 @@ class RoomChanges(ABC):
     @abstractmethod
     async def delete(self, room: Room, actor: Actor) -> None:
         """Delete the room from storage and tell its members everywhere (its owner only)."""
+
+    @abstractmethod
+    async def reshape(self, room_name: str, reshape: Reshape) -> bool:
+        """Replace a stored room's deck and settings by what ``reshape`` makes of it, whether this
+        process serves it or not, and tell its members everywhere; False when nothing changed (or
+        there is no such room). The caller keeps the room from being opened meanwhile."""
 
     @abstractmethod
     async def expire(self, room_name: str) -> bool:

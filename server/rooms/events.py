@@ -118,8 +118,15 @@ class Deleted(_Event):
     t: Literal["delete"] = "delete"
 
 
+class Redealt(_Event):
+    """The room's deck and settings were replaced (a standing room following its definition or its
+    library): too big for an event, so every process reads the room again."""
+
+    t: Literal["deck"] = "deck"
+
+
 Event = Annotated[
-    Joined | Left | Removed | Readmitted | OwnerChanged | SeatOffered | Picked | Rated | Undone | Deleted,
+    Joined | Left | Removed | Readmitted | OwnerChanged | SeatOffered | Picked | Rated | Undone | Deleted | Redealt,
     Field(discriminator="t"),
 ]
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)

@@ -12,11 +12,12 @@ from collections.abc import Callable
 import anyio
 
 from server.protocol import ErrorName, ProtocolError, Reply, encode, storage_unavailable
-from storage import RatingValue, SerializedRoom, Storage, StorageError
+from storage import RatingValue, SerializedRoom, Storage, StorageError, room_key
 
 from .changes import (
     Build,
     MemberAction,
+    Reshape,
     RoomChanges,
     Snapshot,
     error_reply_of,
@@ -156,6 +157,24 @@ class LocalChanges(RoomChanges):
         self.saver.forget(room.key)
         self._forget(room)
         self._dropped(room)
+
+    async def reshape(self, room_name: str, reshape: Reshape) -> bool:
+        room = self._rooms.get(room_key(room_name))
+        stored = room.state if room is not None else await self.storage.get_room(room_name)
+        if stored is None:
+            return False
+        change = await reshape(stored.copy_deep())
+        # Made from the room as it is now, in one step: no rating made meanwhile is lost.
+        room = self._rooms.get(room_key(room_name))
+        current = room.state if room is not None else await self.storage.get_room(room_name)
+        made = None if current is None else change(current)
+        if made is None:
+            return False
+        if room is None:
+            await self.storage.save_room(made[0])
+        else:
+            room.redeal(*made)  # saved by the saver, as any change
+        return True
 
     async def expire(self, room_name: str) -> bool:
         if not await self.storage.has_room(room_name):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -36,6 +36,7 @@ from storage.errors import JoinCodeTaken
 from .changes import (
     Build,
     MemberAction,
+    Reshape,
     RoomChanges,
     Snapshot,
     new_member_token,
@@ -89,8 +90,11 @@ class RoomRegistry:
         self.changes = changes
         self.offload = offload
         self.limits = limits or RoomLimits()
-        # Rooms the host defines (config.yaml's ``rooms``): they never expire.
+        # The keys of the rooms the host defines (config.yaml's ``rooms``): they never expire, no one
+        # else creates them, and opening one first brings its deck up to date (``refresh_deck``, set
+        # by ``server.rooms.standing``).
         self.standing: set[str] = set()
+        self.refresh_deck: Callable[[Room], Awaitable[None]] | None = None
         self.rooms: dict[str, Room] = {}
         self.idle_timeout = idle_timeout
         self._rng = rng or random.Random()
@@ -99,7 +103,7 @@ class RoomRegistry:
         self._locks: weakref.WeakValueDictionary[str, anyio.Lock] = weakref.WeakValueDictionary()
         # Room names' skeletons, computed once each (creating a room compares with every other).
         self._skeletons: dict[str, str] = {}
-        changes.bind(self._dropped)
+        changes.bind(self._dropped, lambda state: self._deck_media(state, Reply.ERROR))
 
     @staticmethod
     def key_of(name: str) -> str:
@@ -119,10 +123,7 @@ class RoomRegistry:
             if state.join_code is None:  # stored before rooms had codes
                 state.join_code = await self._give_join_code(state.room_name)
             unordered = state.media_ids is None
-            ordered = media
-            if ordered is None:
-                items = await self._media(MediaQuery(state.filters, state.libraries), reply_type)
-                ordered = self._ordered(state, items)
+            ordered = media if media is not None else await self._deck_media(state, reply_type)
             room = Room(
                 state,
                 ordered,
@@ -138,6 +139,10 @@ class RoomRegistry:
             return room
 
         return build
+
+    async def _deck_media(self, state: SerializedRoom, reply_type: Reply) -> list[Media]:
+        """The media of the room's deck, from its library."""
+        return self._ordered(state, await self._media(MediaQuery(state.filters, state.libraries), reply_type))
 
     def _ordered(self, state: SerializedRoom, items: list[Media]) -> list[Media]:
         if state.media_ids is None:
@@ -178,7 +183,7 @@ class RoomRegistry:
         """Create and store a room named ``name`` (already checked); the caller then seats its creator."""
         key = room_key(name)
         async with self._lock(key):
-            if key in self.rooms or await self._stored(name, Reply.CREATE_ROOM_ERROR):
+            if key in self.rooms or key in self.standing or await self._stored(name, Reply.CREATE_ROOM_ERROR):
                 raise _room_exists(name)
             await self._room_for_one_more()
             if room_key(await self.resolve(name, Reply.CREATE_ROOM_ERROR)) != key:
@@ -217,13 +222,13 @@ class RoomRegistry:
                 creator_plex_user_id=creator.plex_id or "",
                 creator_plex_username=creator.userName,
                 owner=ban_key(creator.identity, skeleton(creator.userName)),
-                **_end_conditions(request, self.changes.now_ms()),
+                **end_conditions(request, self.changes.now_ms()),
                 media_ids=[item.id for item in ordered],
                 media_seed=seed,
             )
             try:
                 # Stored before the reply: an acknowledged room exists even if the process dies now.
-                created = await self._store_new(state)
+                created = await self.store_new(state)
             except StorageError as exc:
                 log.error("could not store new room %r: %s", name, exc)
                 raise storage_unavailable(Reply.CREATE_ROOM_ERROR, "the room could not be stored") from exc
@@ -239,7 +244,7 @@ class RoomRegistry:
             raise ProtocolError(Reply.CREATE_ROOM_ERROR, ErrorName.ROOM_NOT_FOUND, f"{name} was deleted meanwhile")
         return room
 
-    async def _store_new(self, state: SerializedRoom) -> bool:
+    async def store_new(self, state: SerializedRoom) -> bool:
         """``storage.create_room`` with a join code no other room has (drawn again while taken)."""
         for _ in range(JOIN_CODE_DRAWS):
             state.join_code = new_join_code(self._rng)
@@ -318,10 +323,19 @@ class RoomRegistry:
             if room is not None:
                 return room
             try:
-                return await self.changes.open(name, self._builder(reply_type))
+                room = await self.changes.open(name, self._builder(reply_type))
             except StorageError as exc:
                 log.error("could not restore room %r: %s", name, exc)
                 raise storage_unavailable(reply_type, "this room cannot be read right now") from exc
+            if room is not None and key in self.standing and self.refresh_deck is not None:
+                await self.refresh_deck(room)
+            return room
+
+    async def reshape(self, name: str, reshape: Reshape) -> bool:
+        """Give a stored room a new deck and settings (``RoomChanges.reshape``), never while it is
+        being opened here."""
+        async with self._lock(room_key(name)):
+            return await self.changes.reshape(name, reshape)
 
     # -- membership and ratings -----------------------------------------------------------------
 
@@ -544,7 +558,8 @@ class RoomRegistry:
         cutoff = datetime.fromtimestamp(self.changes.now_ms() / 1000, UTC) - timedelta(days=days)
         expired = []
         for summary in await self.storage.list_summaries():
-            if summary.opened_at >= cutoff or room_key(summary.name) in self.rooms or summary.name in self.standing:
+            key = room_key(summary.name)
+            if summary.opened_at >= cutoff or key in self.rooms or key in self.standing:
                 continue
             if await self.changes.expire(summary.name):
                 log.info("room %r deleted: nobody has opened it for %g days", summary.name, days)
@@ -570,13 +585,14 @@ class RoomRegistry:
             await anyio.sleep(TIME_LIMIT_CHECK)
 
 
-def _end_conditions(request: CreateRoomRequest, now: int) -> dict[str, int | None]:
+def end_conditions(request: CreateRoomRequest, since: int) -> dict[str, int | None]:
+    """The room's end conditions as stored (none: none given); a time limit counts from ``since`` (ms)."""
     ends = request.endConditions
     if ends is None:
         return {}
     return {
         "match_limit": ends.matches,
-        "ends_at": None if ends.minutes is None else now + round(ends.minutes * 60_000),
+        "ends_at": None if ends.minutes is None else since + round(ends.minutes * 60_000),
         "like_cap": ends.likes,
     }
 

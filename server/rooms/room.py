@@ -17,7 +17,7 @@ from server.protocol import Reply, encode
 from server.providers import Media
 from storage import SerializedRoom
 
-from .decisions import apply_event
+from .decisions import apply_event, has_rated
 from .events import Deleted, Event, Joined, Left, OwnerChanged, Picked, Presence, Rated, Removed, Undone
 from .rules import ban_key, end_reason, likers, likes_of, match_limit, owner_of
 
@@ -282,6 +282,33 @@ class Room:
         self._announce_progress(event.name)
         if event.matchRemoved:
             self.send_all(Reply.MATCH_REMOVED, {"mediaId": event.mediaId})
+
+    def redeal(self, state: SerializedRoom, media: list[Media]) -> None:
+        """Take a new deck and settings (a standing room following its definition or its library)
+        and say what changed: to each member the films of the deck they have not rated that are new
+        to it, the ones that left it, and the rules; then everyone's progress (its size changed), the
+        matches that came or went, and the end, when the new rules end the room."""
+        before, known = self.state, self.media_by_id
+        self.state, self.media = state, media
+        self.media_by_id = {item.id: item for item in media}
+        self._on_change(self)
+        added = [item for item in media if item.id not in known]
+        removed = [media_id for media_id in known if media_id not in self.media_by_id]
+        for name in list(self.seats):
+            fresh = [item.wire() for item in added if not has_rated(state, name, item.id)]
+            payload = {"roomName": self.name, "rules": self.rules(), "added": fresh, "removed": removed}
+            self.send_to(name, Reply.ROOM_CHANGED, payload)
+        for name in list(self.online):
+            self._announce_progress(name)
+        for media_id in sorted(state.matches.keys() - before.matches.keys()):
+            self.announce_match(media_id)
+        for media_id in sorted(before.matches.keys() - state.matches.keys()):
+            self.send_all(Reply.MATCH_REMOVED, {"mediaId": media_id})
+        now = self._now_ms()
+        reason = end_reason(state, "", now)
+        if state.room_type != "solo" and reason is not None and end_reason(before, "", now) is None:
+            self.end_announced = reason == "time" or self.end_announced
+            self.send_all(Reply.ROOM_ENDED, {"roomName": self.name, "reason": reason})
 
     def _deleted(self, _: Deleted) -> None:
         """Tell every seat the room is gone and release them all."""

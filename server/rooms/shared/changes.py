@@ -22,12 +22,14 @@ from pydantic import ValidationError
 from server.identity import HOST
 from server.metrics import Metrics
 from server.protocol import Reply, storage_unavailable
+from server.providers import Media
 from server.user import User
 from storage import RatingValue, SerializedRoom, StorageError
 
 from ..changes import (
     Build,
     MemberAction,
+    Reshape,
     RoomChanges,
     Snapshot,
     error_reply_of,
@@ -38,15 +40,17 @@ from ..changes import (
     rating_refused,
 )
 from ..decisions import Actor, JoinRequest
-from ..events import EVENTS, Deleted, Left, Presence
+from ..events import EVENTS, Deleted, Left, Presence, Redealt
 from ..room import Room, Seat
-from ..rules import Ending, Refusal, owner_of
+from ..rules import Ending, Refusal, match_limit, owner_of
 from .live import Live, LiveRoom, Subscription
 
 log = logging.getLogger("server.rooms.shared")
 
 # How long an action waits for its own event before reading the room instead.
 APPLY_WAIT = 2.0
+# Times a room's deck is made again when its room changed meanwhile (busy rooms: tried again later).
+RESHAPE_ATTEMPTS = 5
 
 
 class SharedChanges(RoomChanges):
@@ -218,6 +222,11 @@ class SharedChanges(RoomChanges):
         if event.seq != room.seq + 1:
             self._soon(self.reread, room)
             return
+        if isinstance(event, Redealt):
+            # Too big for an event: the room is read again, and the events after this one wait for it.
+            self._held.setdefault(self.channel(room.name), []).append(data)
+            self._soon(self.reread, room)
+            return
         # A seat of this process unseated by another: this process was taken for dead (it could not
         # heartbeat in time). Its own departures unseat locally first, so they never match here.
         taken = None
@@ -276,6 +285,7 @@ class SharedChanges(RoomChanges):
         self._held.setdefault(channel, [])
         try:
             live = await self.live.read(room.name)
+            media = None if live is None else await self._redealt_media(room, live.room)
         except StorageError as exc:
             log.warning("room %r: could not read it again, will retry: %s", room.name, exc)
             self._stale.add(channel)
@@ -293,12 +303,28 @@ class SharedChanges(RoomChanges):
             return
         log.info("room %r read again (events %d to %d)", room.name, room.seq + 1, live.seq)
         self.metrics.room_rereads += 1
+        if media is not None:
+            room.redeal(live.room, media)
         lost = self._refresh(room, live)
         self._wake(room)
         for data in held:
             self._deliver(room, data)
         for seat, name in lost:
             await self._reseat(room, seat, name)
+
+    async def _redealt_media(self, room: Room, state: SerializedRoom) -> list[Media] | None:
+        """The media of the room's new deck, when it was replaced (None when it was not). Should the
+        library fail now, the films the replica knows serve until the next change of the deck."""
+        if _dealt(state) == _dealt(room.state):
+            return None
+        if state.media_ids == room.state.media_ids:
+            return room.media  # only the rules changed
+        try:
+            if self._deck_media is not None:
+                return await self._deck_media(state)
+        except Exception as exc:  # the library's failure, whatever it is, must not stop the read
+            log.warning("room %r: the media of its new deck could not be fetched: %s", room.name, exc)
+        return [room.media_by_id[media_id] for media_id in state.media_ids or [] if media_id in room.media_by_id]
 
     def _refresh(self, room: Room, live: LiveRoom) -> list[tuple[Seat, str]]:
         """Replace the replica's state, sending the differences; returns this process's seats that
@@ -455,6 +481,25 @@ class SharedChanges(RoomChanges):
             raise pick_refused(outcome)
         await self._applied(room, outcome)
 
+    async def reshape(self, room_name: str, reshape: Reshape) -> bool:
+        for _ in range(RESHAPE_ATTEMPTS):
+            live = await self.live.read(room_name)
+            if live is None:
+                return False
+            made = (await reshape(live.room))(live.room)
+            if made is None:
+                return False
+            seq = await self.live.replace(room_name, made[0], seq=live.seq)
+            if seq is not None:
+                room = self._rooms.get(self.channel(room_name))
+                if room is not None:
+                    await self._applied(room, seq)
+                return True
+        log.warning(
+            "room %r changed while its deck was made again, %d times: tried again later", room_name, RESHAPE_ATTEMPTS
+        )
+        return False
+
     async def expire(self, room_name: str) -> bool:
         # As the host: every process serving it (none here) drops it when the event arrives.
         outcome = await self.live.delete(room_name, actor=Actor(identity=HOST, skeleton=""), owner="")
@@ -479,6 +524,11 @@ def presences(room_name: str, live: LiveRoom) -> dict[str, Presence]:
         except ValidationError:
             log.warning("room %r: presence entry of %r ignored (not a presence)", room_name, name)
     return found
+
+
+def _dealt(state: SerializedRoom) -> tuple[object, ...]:
+    """What only a replaced deck changes (``Redealt``): the deck, and the rules members are told."""
+    return (state.media_ids, state.room_type, state.match_threshold, match_limit(state), state.ends_at, state.like_cap)
 
 
 def _seats_of(online: dict[str, Presence], name: str) -> dict[str, str]:
