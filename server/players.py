@@ -28,7 +28,6 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-from server.match_news import sees_match, tell_about_match
 from server.protocol import ErrorName, ProtocolError, Reply
 from server.providers import Media, MediaProvider, ProviderError
 from server.providers.combined import CombinedProvider
@@ -36,9 +35,11 @@ from server.providers.jellyfin import JellyfinProvider
 from server.providers.origin import origin
 from server.providers.plex import PlexProvider
 from server.providers.remote import transport_problem
+from server.rooms.match_news import sees_match
 from server.rooms.registry import RoomRegistry
 from server.rooms.room import Room, Seat
 from server.user import User
+from storage import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -323,5 +324,9 @@ class Playback:
         except PlaybackError as exc:
             raise ProtocolError(reply, exc.name, str(exc), **about) from exc
         log.info("started %r on %r in room %r", item.title, target.name, room.name)
-        tell_about_match(room, media_id, Reply.PLAYBACK_STARTED, {"mediaId": media_id, "player": target.name})
+        playing = {"mediaId": media_id, "player": target.name}
+        try:
+            await self._registry.changes.announce(room, media_id, Reply.PLAYBACK_STARTED, playing)
+        except StorageError:  # it plays: only the others' news of it is lost
+            log.warning("room %r: could not tell the other processes that %r plays", room.name, item.title)
         return {**about, "player": target.name}

@@ -16,12 +16,12 @@ from collections.abc import Iterable
 
 import anyio
 
-from server.match_news import sees_match, tell_about_match
 from server.protocol import ErrorName, ProtocolError, Reply
 from server.providers import Media, ProviderError
 from server.providers.combined import CombinedProvider
 from server.providers.origin import origin
 from server.providers.seerr import SeerrProvider
+from server.rooms.match_news import sees_match, tell_about_match
 from server.rooms.registry import RoomRegistry
 from server.rooms.room import Room, Seat
 from server.user import User

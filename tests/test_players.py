@@ -5,6 +5,7 @@ belongs to another server is said plainly. Against the fake Plex and Jellyfin ov
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,13 +14,14 @@ import pytest
 
 from server.app import create_app
 from server.config import Settings
+from server.rooms.shared import MemoryHub, MemoryLive
 from storage import MemoryStorage
 from tests.fake_jellyfin import API_KEY, FakeLibrary as JellyfinLibrary
 from tests.fake_jellyfin_extras import FakeJellyfinPlus, FakeSession
 from tests.fake_plex import MACHINE_IDENTIFIER, PLEX_TOKEN, FakeLibrary as PlexLibrary
 from tests.fake_plex_extras import FakePlayer, FakePlexWithPlayers
 from tests.fakes import no_secret_logged, serving
-from tests.peers import Connect, Peer, in_process
+from tests.peers import Connect, Peer, in_process, in_processes
 from tests.test_identity import person
 from tests.worlds import World
 
@@ -176,6 +178,28 @@ async def running_demo() -> AsyncIterator[Connect]:
 
 
 # -- Jellyfin ---------------------------------------------------------------------------------------
+
+
+async def test_members_on_other_processes_hear_that_the_match_plays(plex: FakePlexWithPlayers) -> None:
+    """The owner's process starts the film; a member served by another process sharing the room is
+    told as well (the news passes through the rooms' channel, nothing is stored)."""
+    storage = MemoryStorage()
+    hub = MemoryHub(storage)
+    with serving(plex) as url:
+        settings = Settings.model_validate({"servers": [{"url": url, "token": PLEX_TOKEN}]})
+        apps = [create_app(settings, storage=storage, live=MemoryLive(hub, f"process-{n}")) for n in range(2)]
+        async with in_processes(*apps) as connects:
+            turns = itertools.cycle(connects)
+
+            async def connect(name: str = "") -> Peer:
+                return await next(turns)(name)
+
+            ann, bob, winner, _ = await matched(connect)  # Ann on the first process, Bob on the second
+            provider = winner["linkUrl"].split("/")[2]
+            playing = {"mediaId": winner["id"], "playerId": f"{provider}/tv-livingroom"}
+            await answer(ann, "playMedia", playing, "playMediaSuccess")
+            for peer in (ann, bob):
+                assert await peer.wait_for("playbackStarted") == {"mediaId": winner["id"], "player": "Living Room TV"}
 
 
 @pytest.fixture

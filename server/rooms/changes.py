@@ -13,6 +13,7 @@ import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from server.names import skeleton
 from server.protocol import (
@@ -150,6 +151,11 @@ class RoomChanges(ABC):
     @abstractmethod
     async def delete(self, room: Room, actor: Actor) -> None:
         """Delete the room from storage and tell its members everywhere (its owner only)."""
+
+    @abstractmethod
+    async def announce(self, room: Room, media_id: str, reply: Reply, payload: dict[str, Any]) -> None:
+        """News about a match that changes nothing stored (a player started it): ``reply`` with
+        ``payload`` to the members who see the match, on every process serving the room."""
 
     @abstractmethod
     async def reshape(self, room_name: str, reshape: Reshape) -> bool:

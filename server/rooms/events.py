@@ -125,6 +125,18 @@ class Redealt(_Event):
     t: Literal["deck"] = "deck"
 
 
+class Notice(_Frozen):
+    """News about a match that changes nothing stored (a player started it), passed to every
+    process serving the room as it is: not numbered, never part of a room's state."""
+
+    t: Literal["notice"] = "notice"
+    media_id: str = Field(alias="mediaId")
+    reply: str
+    payload: dict[str, object]
+
+
+NOTICE_PREFIX = '{"t":"notice"'
+
 Event = Annotated[
     Joined | Left | Removed | Readmitted | OwnerChanged | SeatOffered | Picked | Rated | Undone | Deleted | Redealt,
     Field(discriminator="t"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 
@@ -40,6 +41,7 @@ from .decisions import (
     is_new_match,
 )
 from .events import Deleted
+from .match_news import tell_about_match
 from .room import Room, Seat
 from .rules import Refusal, owner_of
 from .saver import SaveObserver, Saver
@@ -144,6 +146,9 @@ class LocalChanges(RoomChanges):
         if isinstance(decided, Refusal):
             raise pick_refused(decided)
         room.apply(decided)
+
+    async def announce(self, room: Room, media_id: str, reply: Reply, payload: dict[str, Any]) -> None:
+        tell_about_match(room, media_id, reply, payload)
 
     async def delete(self, room: Room, actor: Actor) -> None:
         if decide_delete(room.state, room.online, owner=owner_of(room.state), actor=actor) is not None:

@@ -40,7 +40,8 @@ from ..changes import (
     rating_refused,
 )
 from ..decisions import Actor, JoinRequest
-from ..events import EVENTS, Deleted, Left, Presence, Redealt
+from ..events import EVENTS, NOTICE_PREFIX, Deleted, Left, Notice, Presence, Redealt
+from ..match_news import tell_about_match
 from ..room import Room, Seat
 from ..rules import Ending, Refusal, match_limit, owner_of
 from .live import Live, LiveRoom, Subscription
@@ -211,6 +212,9 @@ class SharedChanges(RoomChanges):
             self._tasks.start_soon(guarded)
 
     def _deliver(self, room: Room, data: str) -> None:
+        if data.startswith(NOTICE_PREFIX):
+            self._tell(room, data)
+            return
         try:
             event = EVENTS.validate_json(data)
         except ValidationError as exc:
@@ -244,6 +248,15 @@ class SharedChanges(RoomChanges):
         if taken is not None and isinstance(event, Left):
             room.seats.setdefault(event.name, {})[event.seat] = taken
             self._soon(lambda again: self._reseat(again, taken, event.name), room)
+
+    def _tell(self, room: Room, data: str) -> None:
+        try:
+            notice = Notice.model_validate_json(data)
+            reply = Reply(notice.reply)
+        except ValueError as exc:  # pydantic's ValidationError is one
+            log.error("room %r: unreadable notice, dropped: %s", room.name, exc)
+            return
+        tell_about_match(room, notice.media_id, reply, notice.payload)
 
     def _deleted(self, room: Room) -> None:
         channel = self.channel(room.name)
@@ -499,6 +512,10 @@ class SharedChanges(RoomChanges):
             "room %r changed while its deck was made again, %d times: tried again later", room_name, RESHAPE_ATTEMPTS
         )
         return False
+
+    async def announce(self, room: Room, media_id: str, reply: Reply, payload: dict[str, Any]) -> None:
+        notice = Notice(mediaId=media_id, reply=reply.value, payload=payload)
+        await self.live.notify(room.name, notice.model_dump_json(by_alias=True))
 
     async def expire(self, room_name: str) -> bool:
         # As the host: every process serving it (none here) drops it when the event arrives.

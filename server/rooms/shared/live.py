@@ -115,6 +115,9 @@ class Live(Protocol):
         processes (the event's number), if its last event is still number ``seq`` (so nothing
         decided since it was read is lost); None when it is not, or the room is gone."""
 
+    async def notify(self, room_name: str, data: str) -> None:
+        """Pass ``data`` to every process serving the room as it is, deciding and storing nothing."""
+
     async def heartbeat(self, lifetime: float) -> list[str]:
         """Say this process lives ``lifetime`` more seconds; returns the processes whose time ran out."""
 

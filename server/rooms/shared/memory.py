@@ -253,6 +253,9 @@ class MemoryLive:
             self.hub.publish(self.channel(room_name), Redealt(seq=seq).model_dump_json())
             return seq
 
+    async def notify(self, room_name: str, data: str) -> None:
+        self.hub.publish(self.channel(room_name), data)
+
     async def heartbeat(self, lifetime: float) -> list[str]:
         now = self.hub.now()
         self.hub.deadlines[self.process_id] = now + lifetime

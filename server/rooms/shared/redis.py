@@ -290,6 +290,10 @@ class RedisLive:
 
     # -- presence ------------------------------------------------------------------------------
 
+    async def notify(self, room_name: str, data: str) -> None:
+        with storage_errors("notify", repr(room_name)):
+            await self.storage.client.publish(self.channel(room_name), data)
+
     async def heartbeat(self, lifetime: float) -> list[str]:
         with storage_errors("heartbeat", self.process_id):
             lapsed = await self._heartbeat(keys=[self._processes_key], args=[self.process_id, int(lifetime * 1000)])

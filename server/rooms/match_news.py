@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from server.protocol import Reply
-from server.rooms.room import Room
-from server.rooms.rules import likers
+
+from .room import Room
+from .rules import likers
 
 
 def tell_about_match(room: Room, media_id: str, reply: Reply, payload: Any) -> None:
