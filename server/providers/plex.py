@@ -43,9 +43,11 @@ from .base import (
     MediaQuery,
     Poster,
     ProviderError,
+    Stream,
 )
 from .filtering import shown
-from .remote import KnownCards, TtlCache, chosen, proxied_poster, public_url, transport_problem
+from .ids import card_ids, plex_external_ids
+from .remote import KnownCards, TtlCache, chosen, proxied_poster, proxied_video, public_url, transport_problem
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ OPERATORS = frozenset({"=", "!=", "==", "!==", "<=", ">=", ">>=", "<<="})
 _FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,63}")
 _RESERVED_FIELDS = frozenset({"type"})  # set by the provider itself
 _RATING_KEY = re.compile(r"[0-9]{1,20}")
+_METADATA_PATH = re.compile(r"/library/metadata/[0-9]{1,20}")
 _MOBILE = re.compile(r"iPhone|iPad|iPod|Android", re.IGNORECASE)
 
 UNWATCHED = "unwatched"
@@ -151,11 +154,21 @@ class _Tag(msgspec.Struct, gc=False):
     tag: str
 
 
+class _Guid(msgspec.Struct, gc=False):
+    id: str  # imdb://tt0111161, tmdb://278, tvdb://81189
+
+
 class _Item(msgspec.Struct, gc=False):
     ratingKey: str | int
     title: str
     guid: str | None = None
     type: str | None = None
+    Guid: list[_Guid] = []
+    primaryExtraKey: str | None = None  # the trailer's metadata path, when the item has one
+    childCount: int | None = None  # a show's seasons
+    leafCount: int | None = None  # a show's episodes
+    network: str | None = None
+    studio: str | None = None
     summary: str | None = None
     tagline: str | None = None
     year: int | None = None
@@ -181,6 +194,32 @@ class _Listing(msgspec.Struct, gc=False):
 
 
 _LISTING = msgspec.json.Decoder(_Listing, strict=False)
+
+
+class _Part(msgspec.Struct, gc=False):
+    key: str
+
+
+class _MediaFile(msgspec.Struct, gc=False):
+    Part: list[_Part] = []
+
+
+class _Details(msgspec.Struct, gc=False):
+    """An item of ``/library/metadata/{ratingKey}``: the film (its trailer's key) or the trailer (its file)."""
+
+    primaryExtraKey: str | None = None
+    Media: list[_MediaFile] = []
+
+
+class _DetailsPage(msgspec.Struct, gc=False):
+    Metadata: list[_Details] = []
+
+
+class _DetailsAnswer(msgspec.Struct, gc=False):
+    MediaContainer: _DetailsPage
+
+
+_DETAILS = msgspec.json.Decoder(_DetailsAnswer, strict=False)
 
 
 class _PlexFilter(_Shape):
@@ -293,6 +332,7 @@ class PlexProvider(MediaProvider):
         self._library_filters: TtlCache[str, _LibraryFilters] = TtlCache(cache_ttl, clock)
         self._choices: TtlCache[str, list[FilterValue]] = TtlCache(cache_ttl, clock)
         self._listings: TtlCache[tuple[str, tuple[tuple[str, str], ...]], list[Media]] = TtlCache(cache_ttl, clock)
+        self._trailer_parts: TtlCache[str, str] = TtlCache(cache_ttl, clock)
         self._cards = KnownCards()
 
     @property
@@ -318,7 +358,7 @@ class PlexProvider(MediaProvider):
         if connecting is not None:
             connecting.cancel()
             await asyncio.wait([connecting])
-        for cache in (self._sections, self._library_filters, self._choices, self._listings):
+        for cache in (self._sections, self._library_filters, self._choices, self._listings, self._trailer_parts):
             await cache.close()
         if self._client is not None:
             client, self._client = self._client, None
@@ -367,16 +407,27 @@ class PlexProvider(MediaProvider):
     # -- requests ---------------------------------------------------------------------------------
 
     async def _send(
-        self, path: str, params: Params = (), headers: Mapping[str, str] | None = None, *, stream: bool = False
+        self,
+        path: str,
+        params: Params = (),
+        headers: Mapping[str, str] | None = None,
+        *,
+        stream: bool = False,
+        token: str | None = None,
     ) -> httpx.Response:
         """One GET of a server path; every failure is a ProviderError, and one that means the server is
-        gone (unreachable, token rejected) also starts the background retries."""
+        gone (unreachable, token rejected) also starts the background retries.
+
+        ``token``: a person's own access token instead of the configured one (their watch state); its
+        refusal is theirs (a 403), not the server's."""
         if self._client is None:
             raise ProviderError(f"{self._name} is not open", status=503)
         url = httpx.URL(path)
         if url.scheme or url.host or not url.path.startswith("/"):
             # Paths come from Plex's own answers (filter keys): the token goes to the configured server only.
             raise ProviderError(f"{self._name} named a path outside itself", status=502)
+        if token is not None:
+            headers = {**(headers or {}), "X-Plex-Token": token}
         request = self._client.build_request(
             "GET", url.path, params=[*url.params.multi_items(), *params], headers=headers
         )
@@ -393,12 +444,16 @@ class PlexProvider(MediaProvider):
         if response.is_success:
             return response
         await response.aclose()
+        if response.status_code in (401, 403) and token is not None:
+            raise ProviderError(f"{self._name} refused a user's access to {url.path}", status=403)
         if response.status_code == 401:
             problem = f"{self._name} rejected the token (401 Unauthorized); check the configured token"
             self._mark_down(problem)
             raise ProviderError(problem, status=503)
-        if response.status_code == 404:
-            raise ProviderError(f"{self._name} has no {url.path}", status=404)
+        if response.status_code in (404, 416):  # 416: a Range beyond the end of a trailer
+            raise ProviderError(
+                f"{self._name} has no {url.path} (status {response.status_code})", status=response.status_code
+            )
         raise ProviderError(f"{self._name} answered {url.path} with status {response.status_code}")
 
     async def _fetch(
@@ -489,7 +544,8 @@ class PlexProvider(MediaProvider):
 
     async def _fetch_listing(self, library: Library, params: Params) -> list[Media]:
         path = f"/library/sections/{quote(library.key, safe='')}/all"
-        selection = [("type", TYPE_NUMBERS[library.type]), *params]
+        # includeGuids: the item's IMDb, TMDB and TVDB ids, which name it on every server.
+        selection = [("type", TYPE_NUMBERS[library.type]), ("includeGuids", "1"), *params]
 
         async def page(start: int, size: int) -> tuple[list[Media], int, int | None]:
             paging = {"X-Plex-Container-Start": str(start), "X-Plex-Container-Size": str(size)}
@@ -518,12 +574,16 @@ class PlexProvider(MediaProvider):
 
     def _card(self, item: _Item) -> Media:
         rating_key = str(item.ratingKey)
-        # guid is the same on every server (plex://movie/...); local:// guids of unmatched items are not.
+        kind = "show" if item.type == "show" else "movie"
+        # guid is the same on every Plex server (plex://movie/...); local:// guids of unmatched items are not.
         guid = item.guid if item.guid and not item.guid.startswith("local://") else None
+        external = plex_external_ids(kind, [tag.id for tag in item.Guid], guid)
+        card_id, aliases = card_ids(external, guid or f"plex://{self._machine_identifier}/{rating_key}")
         rating = item.audienceRating if item.audienceRating is not None else item.rating
+        show = kind == "show"
         card = Media(
-            id=guid or f"plex://{self._machine_identifier}/{rating_key}",
-            type=item.type or "movie",
+            id=card_id,
+            type=kind,
             title=item.title,
             description=item.summary or "",
             tagline=item.tagline,
@@ -536,7 +596,13 @@ class PlexProvider(MediaProvider):
             contentRating=item.contentRating,
             directors=[tag.tag for tag in item.Director],
             actors=[tag.tag for tag in item.Role[:ACTORS_SHOWN]],
+            seasons=item.childCount if show else None,
+            episodes=item.leafCount if show else None,
+            # Plex's TV agents name the network as the show's studio; newer servers also say network.
+            network=(item.network or item.studio) if show else None,
+            trailerUrl=f"/api/trailer/{self.id}/{rating_key}" if item.primaryExtraKey else None,
             added=_added(item),
+            aliases=aliases,
         )
         return self._cards.kept(rating_key, card)
 
@@ -667,3 +733,33 @@ class PlexProvider(MediaProvider):
             return f"plex://preplay/?metadataKey={metadata_key}&server={server}"
         web = f"{self._base_url}/web/index.html" if link_type == "webLocal" else "https://app.plex.tv/desktop"
         return f"{web}#!/server/{server}/details?key={metadata_key}"
+
+    # -- trailers ---------------------------------------------------------------------------------
+
+    async def trailer(self, key: str, byte_range: str | None) -> Stream:
+        if self._known(key).trailerUrl is None:
+            raise ProviderError(f"no trailer for Plex item {key}", status=404)
+        self._check_up()
+        part = await self._trailer_parts.get(key, partial(self._trailer_part, key))
+        response = await self._send(part, headers={"Range": byte_range} if byte_range else None, stream=True)
+        return await proxied_video(response)
+
+    async def _trailer_part(self, key: str) -> str:
+        """The file of the item's trailer: its primary extra's first media part."""
+        extra = (await self._details(f"/library/metadata/{key}")).primaryExtraKey
+        if not extra or not _METADATA_PATH.fullmatch(extra):
+            raise ProviderError(f"no trailer for Plex item {key}", status=404)
+        parts = [part.key for media in (await self._details(extra)).Media for part in media.Part]
+        if not parts:
+            raise ProviderError(f"the trailer of Plex item {key} has no file", status=404)
+        return parts[0]
+
+    async def _details(self, path: str) -> _Details:
+        response = await self._send(path)
+        try:
+            found = _DETAILS.decode(response.content).MediaContainer.Metadata
+        except msgspec.DecodeError as exc:
+            raise ProviderError(f"{self._name} sent an unexpected answer to {path}") from exc
+        if not found:
+            raise ProviderError(f"{self._name} has no {path}", status=404)
+        return found[0]

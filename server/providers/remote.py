@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from .base import Media, Poster, ProviderError
+from .base import Media, Poster, ProviderError, Stream
 
 Key = TypeVar("Key", bound=Hashable)
 Value = TypeVar("Value")
@@ -153,6 +153,23 @@ async def proxied_poster(response: httpx.Response, cache_control: str) -> Poster
         content_type=response.headers.get("content-type", "image/jpeg"),
         body=await streamed(response),
         headers={"Cache-Control": cache_control},
+    )
+
+
+# What a browser's video element needs to seek in a trailer, passed on from the media server's answer.
+_VIDEO_HEADERS = ("content-length", "content-range", "accept-ranges", "content-encoding", "last-modified", "etag")
+VIDEO_CACHE_CONTROL = "private, max-age=3600"
+
+
+async def proxied_video(response: httpx.Response) -> Stream:
+    """A media server's video answer (all of it, or the part a Range asked for) for the browser,
+    streamed through as it came (its raw bytes: Content-Length must stay true)."""
+    headers = {name: response.headers[name] for name in _VIDEO_HEADERS if name in response.headers}
+    return Stream(
+        content_type=response.headers.get("content-type", "video/mp4"),
+        body=await streamed(response, response.aiter_raw()),
+        headers={**headers, "cache-control": VIDEO_CACHE_CONTROL},
+        status=response.status_code,
     )
 
 
