@@ -29,7 +29,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from tests.fakes import FakeService, png
+from tests.fakes import FakeService, png, video_bytes, video_response
 
 API_KEY = "jf-api-key-3c9e1f7a5b2d4e60"
 SERVER_ID = "5f2a9c8e1b7d4e3fa6c0d9b8e7f61234"
@@ -51,6 +51,14 @@ ACTORS = (
 )
 ITEM_TYPES = {"movies": "Movie", "tvshows": "Series", "music": "MusicAlbum", "homevideos": "Video"}
 _TICKS_PER_MINUTE = 600_000_000
+TRAILER_BYTES = 150_000
+TRAILER_TYPE = "video/mp4"
+
+
+def trailer_video(trailer_id: str) -> bytes:
+    return video_bytes(trailer_id, TRAILER_BYTES)
+
+
 _CREATED = datetime(2021, 3, 1, tzinfo=UTC)
 
 
@@ -107,6 +115,23 @@ class FakeLibrary:
     def has_poster(self, index: int) -> bool:
         return index % 10 != 6
 
+    def local_trailers(self, index: int) -> int:
+        return 1 if index % 4 == 0 else 0
+
+    def remote_trailers(self, index: int) -> list[dict[str, str]]:
+        """The trailers a metadata provider found online: a web page, or now and then a bad link."""
+        if index % 8 == 2:
+            return [{"Url": "javascript:alert(1)", "Name": "Trailer"}]
+        if index % 4 in (1, 2):
+            return [{"Url": f"https://www.youtube.com/watch?v=trailer{index}", "Name": "Official Trailer"}]
+        return []
+
+    def trailer_id(self, index: int) -> str:
+        return guid(0x7A, self.number, index + 1)
+
+    def seasons(self, index: int) -> int:
+        return 1 + index % 4
+
     def provider_ids(self, index: int) -> dict[str, str]:
         imdb = f"tt{self.imdb_base * 1_000_000 + index:07d}"
         tmdb = str(self.imdb_base * 1_000_000 + index + 500_000)
@@ -145,6 +170,8 @@ class FakeLibrary:
             "Taglines": [f"Tagline {index}."] if index % 2 else [],
             "DateCreated": (_CREATED + timedelta(hours=index)).strftime("%Y-%m-%dT%H:%M:%S.0000000Z"),
             "ProviderIds": self.provider_ids(index),
+            "LocalTrailerCount": self.local_trailers(index),
+            "RemoteTrailers": self.remote_trailers(index),
             "People": [
                 {"Name": DIRECTORS[index % len(DIRECTORS)], "Id": guid(99, index), "Type": "Director"},
                 {"Name": "Drake Sather", "Id": guid(98, index), "Type": "Writer"},
@@ -154,6 +181,18 @@ class FakeLibrary:
                 ),
             ],
         }
+        if self.item_type == "Series":
+            ended = index % 2 == 1
+            item.update(
+                Status="Ended" if ended else "Continuing",
+                EndDate=f"{(year or 2000) + 5}-05-19T00:00:00.0000000Z" if ended else None,
+            )
+            optional |= {
+                "ChildCount": self.seasons(index),
+                "Studios": [{"Name": ("HBO", "BBC One", "NHK")[index % 3], "Id": guid(96, index % 3)}],
+            }
+            if "userdata" in fields:  # Jellyfin counts a series' episodes with a user's data only
+                optional["RecursiveItemCount"] = self.seasons(index) * 10
         item.update((name, value) for name, value in optional.items() if name.casefold() in fields)
         # Jellyfin leaves nulls out of its answers.
         return {name: value for name, value in item.items() if value is not None}
@@ -246,6 +285,8 @@ class FakeJellyfin(FakeService):
             ("/Items", self.items),
             ("/Items/Filters", self.filters),
             ("/Items/{item}/Images/Primary", self.image),
+            ("/Users/{user}/Items/{item}/LocalTrailers", self.local_trailers),
+            ("/Videos/{item}/stream", self.video),
         ]
 
     @staticmethod
@@ -381,7 +422,10 @@ class FakeJellyfin(FakeService):
             selected = [index for index in selected if all(test(index) for test in tests)]
         start = int(query.get("startindex", "0"))
         limit = int(query["limit"]) if "limit" in query else len(selected)
-        fields = frozenset(field.strip().casefold() for field in query.get("fields", "").split(","))
+        asked = {field.strip().casefold() for field in query.get("fields", "").split(",")}
+        if user is not None and query.get("enableuserdata", "true").lower() == "true":
+            asked.add("userdata")
+        fields = frozenset(asked)
         page = b", ".join(self._item(library, fields, index) for index in selected[start : start + limit])
         return Response(
             b'{"Items": [%s], "TotalRecordCount": %d, "StartIndex": %d}' % (page, len(selected), start),
@@ -454,3 +498,47 @@ class FakeJellyfin(FakeService):
             yield image[len(image) // 2 :]
 
         return StreamingResponse(body(), media_type=IMAGE_TYPE, headers={"Content-Length": str(len(image))})
+
+    # -- trailers ---------------------------------------------------------------------------------
+
+    def _find(self, item_id: str) -> tuple[FakeLibrary, int] | None:
+        for library in self.libraries.values():
+            index = library.index_of(item_id)
+            if index is not None:
+                return library, index
+        return None
+
+    async def local_trailers(self, request: Request) -> Response:
+        """The item's local trailers (BaseItemDto[]): for a user who may see its library."""
+        user = self.users.get(request.path_params["user"])
+        found = self._find(request.path_params["item"])
+        if user is None or found is None or not user.sees(found[0]):
+            return Response("Not Found", 404)
+        library, index = found
+        trailers = [
+            {
+                "Name": f"{library.name} {index} trailer",
+                "ServerId": SERVER_ID,
+                "Id": library.trailer_id(index),
+                "Type": "Trailer",
+                "ExtraType": "Trailer",
+                "MediaType": "Video",
+                "RunTimeTicks": 150 * 10_000_000,
+            }
+        ][: library.local_trailers(index)]
+        return JSONResponse(trailers)
+
+    async def video(self, request: Request) -> Response:
+        """A trailer's file, static (as it is), with byte ranges."""
+        item_id = request.path_params["item"]
+        known = any(
+            library.trailer_id(index) == item_id
+            for library in self.libraries.values()
+            for index in range(min(library.size, 100))
+            if library.local_trailers(index)
+        )
+        if not known:
+            return Response("Not Found", 404)
+        if request.query_params.get("static") != "true":
+            return Response("this fake serves files as they are (static=true) only", 400)
+        return video_response(request, trailer_video(item_id), TRAILER_TYPE)

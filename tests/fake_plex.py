@@ -42,6 +42,8 @@ from tests.fakes import (
     FakeService,
     png,
     serving as serving,  # where tests/test_web_client.py finds it
+    video_bytes,
+    video_response,
 )
 
 PLEX_TOKEN = "pms-owner-token-Zq81vX"
@@ -202,9 +204,7 @@ def trailer_key(rating_key: str) -> str:
 
 
 def trailer_video(rating_key: str) -> bytes:
-    """The bytes of a film's trailer file: different for every film, and every byte position."""
-    seed = hashlib.sha256(rating_key.encode()).digest()
-    return (seed * (TRAILER_BYTES // len(seed) + 1))[:TRAILER_BYTES]
+    return video_bytes(rating_key, TRAILER_BYTES)
 
 
 @dataclass(frozen=True)
@@ -221,34 +221,6 @@ class FakeViewer:
 
     def watched(self, index: int) -> bool:
         return index % self.watched_every == 0
-
-
-def byte_range(request: Request, size: int) -> tuple[int, int] | Response | None:
-    """The single byte range a Range header asks for, as (start, end exclusive); a 416 beyond the end."""
-    asked = re.fullmatch(r"bytes=(\d*)-(\d*)", request.headers.get("range", ""))
-    if asked is None:
-        return None
-    first, last = asked.groups()
-    if not first:
-        start, end = max(0, size - int(last or 0)), size
-    else:
-        start, end = int(first), min(size, int(last) + 1) if last else size
-    if start >= size or start >= end:
-        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
-    return start, end
-
-
-def video_response(request: Request, data: bytes, content_type: str) -> Response:
-    """The whole video, or the part a Range header asks for (206), as media servers serve files."""
-    found = byte_range(request, len(data))
-    if isinstance(found, Response):
-        return found
-    headers = {"Accept-Ranges": "bytes"}
-    if found is None:
-        return Response(data, media_type=content_type, headers=headers)
-    start, end = found
-    headers["Content-Range"] = f"bytes {start}-{end - 1}/{len(data)}"
-    return Response(data[start:end], status_code=206, media_type=content_type, headers=headers)
 
 
 # The filters of the OpenAPI /library/sections/{id}/filters example that this fake can evaluate, with

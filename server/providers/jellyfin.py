@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 import msgspec
@@ -57,9 +57,11 @@ from .base import (
     MediaQuery,
     Poster,
     ProviderError,
+    Stream,
 )
 from .filtering import shown
-from .remote import KnownCards, TtlCache, chosen, proxied_poster, public_url, transport_problem
+from .ids import card_ids, external_ids
+from .remote import KnownCards, TtlCache, chosen, proxied_poster, proxied_video, public_url, transport_problem
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,10 @@ ACTORS_SHOWN = 5
 MAX_YEARS_SENT = 200
 # Jellyfin's ItemFields beyond the base set (OfficialRating, CommunityRating, ProductionYear,
 # RunTimeTicks and ImageTags always come); an unknown name makes older servers answer 400.
-ITEM_FIELDS = "Overview,Genres,People,ProviderIds,DateCreated,Taglines"
+ITEM_FIELDS = "Overview,Genres,People,ProviderIds,DateCreated,Taglines,LocalTrailerCount,RemoteTrailers"
+# Series also count their seasons and episodes (RecursiveItemCount comes with a user's data only) and
+# name their network (the first studio).
+SERIES_FIELDS = ITEM_FIELDS + ",ChildCount,RecursiveItemCount,Studios"
 # Jellyfin GUIDs are hex with or without dashes, Emby ids are numbers: nothing else may reach a path.
 _ITEM_KEY = re.compile(r"[A-Za-z0-9-]{1,64}")
 
@@ -145,6 +150,13 @@ class _ImageTags(msgspec.Struct, gc=False):
     Primary: str | None = None
 
 
+class _Named(msgspec.Struct, gc=False, rename="pascal"):
+    """A NameGuidPair (a studio) or a MediaUrl (a remote trailer: its URL is the name that matters)."""
+
+    name: str | None = None
+    url: str | None = None
+
+
 class _Entry(msgspec.Struct, gc=False, rename="pascal"):
     """A BaseItemDto of a listing; null means "not set"."""
 
@@ -162,6 +174,14 @@ class _Entry(msgspec.Struct, gc=False, rename="pascal"):
     people: list[_Person] | None = None
     provider_ids: _ProviderIds | None = None
     image_tags: _ImageTags | None = None
+    local_trailer_count: int | None = None
+    remote_trailers: list[_Named] | None = None
+    # Series only
+    child_count: int | None = None  # seasons
+    recursive_item_count: int | None = None  # episodes
+    studios: list[_Named] | None = None
+    end_date: str | None = None
+    status: str | None = None  # "Continuing" or "Ended"
 
 
 class _Entries(msgspec.Struct, gc=False, rename="pascal"):
@@ -173,8 +193,7 @@ class _Entries(msgspec.Struct, gc=False, rename="pascal"):
 
 _ENTRIES = msgspec.json.Decoder(_Entries)
 _NO_IDS = _ProviderIds()
-_IMDB_ID = re.compile(r"tt\d+")
-_NUMBER_ID = re.compile(r"\d+")
+_YEAR = re.compile(r"\d{4}")
 
 
 class _Folder(_Dto):
@@ -199,6 +218,15 @@ _USERS = TypeAdapter(list[_User])
 _VIEWS = TypeAdapter(_Views)
 _FOLDERS = TypeAdapter(list[_Folder])
 _CHOICES = TypeAdapter(_Choices)
+
+
+class _Item(_Dto):
+    """A BaseItemDto of which only the id matters (a local trailer)."""
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9-]{1,64}$")
+
+
+_TRAILERS = TypeAdapter(list[_Item])
 
 T = TypeVar("T")
 
@@ -243,6 +271,22 @@ OFFERED = ("genre", "year", "decade", "duration", "rating", "contentRating")
 OPERATORS: dict[str, list[FilterType]] = {name: operators for name, operators in filtering.OPERATORS.items()}
 OPERATORS["boolean"] = filtering.OPERATORS["tag"]
 _YES_NO = [FilterValue(title="Yes", value="1"), FilterValue(title="No", value="0")]
+
+
+def _end_year(item: _Entry) -> int | None:
+    """The last year of a show that has ended."""
+    if item.status != "Ended" or not item.end_date or not _YEAR.match(item.end_date):
+        return None
+    return int(item.end_date[:4])
+
+
+def _remote_trailer(item: _Entry) -> str | None:
+    """The first remote trailer that is a web page (it becomes a link: no other scheme may)."""
+    for trailer in item.remote_trailers or ():
+        url = (trailer.url or "").strip()
+        if urlsplit(url).scheme.lower() in ("http", "https") and urlsplit(url).hostname:
+            return url
+    return None
 
 
 def _pipe(values: list[str]) -> str | None:
@@ -339,6 +383,7 @@ class JellyfinProvider(MediaProvider):
         self._sections = TtlCache[str, list[_Section]](cache_ttl, clock)
         self._listings = TtlCache[tuple[str, Params], list[_Film]](cache_ttl, clock)
         self._choices = TtlCache[str, _Choices](cache_ttl, clock)
+        self._trailers = TtlCache[str, str](cache_ttl, clock)
         self._cards = KnownCards()
 
     # -- connection -----------------------------------------------------------------------------
@@ -371,7 +416,7 @@ class JellyfinProvider(MediaProvider):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retrying
             self._retrying = None
-        for cache in (self._sections, self._listings, self._choices):
+        for cache in (self._sections, self._listings, self._choices, self._trailers):
             await cache.close()
         if self._client is not None:
             await self._client.aclose()
@@ -393,7 +438,7 @@ class JellyfinProvider(MediaProvider):
             return False
         if info.id != self._server_id:
             # Fallback media ids carry the server id: cards of another server must not be reused.
-            for cache in (self._sections, self._listings, self._choices):
+            for cache in (self._sections, self._listings, self._choices, self._trailers):
                 cache.clear()
             self._cards.clear()
         self._server_id = info.id
@@ -477,14 +522,20 @@ class JellyfinProvider(MediaProvider):
     # -- requests -------------------------------------------------------------------------------
 
     async def _send(
-        self, path: str, params: Mapping[str, str] | None = None, *, stream: bool = False
+        self,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        stream: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """A successful answer to GET ``path``, else a ProviderError that is safe to show anyone."""
         client = self._client
         if client is None:
             raise ProviderError("the Jellyfin provider is not open", status=503)
         try:
-            response = await client.send(client.build_request("GET", path, params=params), stream=stream)
+            request = client.build_request("GET", path, params=params, headers=headers)
+            response = await client.send(request, stream=stream)
         except httpx.TimeoutException as exc:
             raise _ServerError(f"did not answer within {self._timeout:g} s", status=504) from exc
         except httpx.ConnectError as exc:
@@ -501,8 +552,8 @@ class JellyfinProvider(MediaProvider):
             problem = f"rejected the API key (HTTP {answer})"
             self._lost(problem)
             raise _ServerError(problem, answer=answer)
-        if answer == 404:
-            raise _ServerError(f"has no {path}", status=404, answer=answer)
+        if answer in (404, 416):  # 416: a Range beyond the end of a trailer
+            raise _ServerError(f"has no {path} (HTTP {answer})", status=answer, answer=answer)
         hint = " (a redirect: configure the URL it points to)" if response.is_redirect else ""
         raise _ServerError(f"answered HTTP {answer} to {path}{hint}", answer=answer)
 
@@ -598,13 +649,14 @@ class JellyfinProvider(MediaProvider):
             "ParentId": section.key,
             "IncludeItemTypes": section.kind.item_type,
             "Recursive": "true",
-            "Fields": ITEM_FIELDS,
+            "Fields": SERIES_FIELDS if section.kind.type == "show" else ITEM_FIELDS,
             # A stable order keeps pages from overlapping; new items sort last.
             "SortBy": "DateCreated,SortName",
             "SortOrder": "Ascending",
             "EnableImageTypes": "Primary",
             "ImageTypeLimit": "1",
-            "EnableUserData": "false",
+            # A user's data costs a query per item: only series need it (their episode count).
+            "EnableUserData": "true" if section.kind.type == "show" and self._user_id else "false",
             "EnableTotalRecordCount": "true",  # the paging below relies on it
             **dict(params),
         }
@@ -650,8 +702,10 @@ class JellyfinProvider(MediaProvider):
         directors = [person.name for person in people if person.type == "Director" and person.name is not None]
         actors = [person.name for person in people if person.type == "Actor" and person.name is not None]
         ticks = item.run_time_ticks or 0
+        show = kind.type == "show"
+        card_id, aliases = self._media_id(item, kind)
         card = Media(
-            id=self._media_id(item, kind),
+            id=card_id,
             type=kind.type,
             title=item.name or "",
             description=item.overview or "",
@@ -666,7 +720,15 @@ class JellyfinProvider(MediaProvider):
             contentRating=item.official_rating or None,
             directors=directors,
             actors=actors[:ACTORS_SHOWN],
+            seasons=item.child_count if show else None,
+            episodes=item.recursive_item_count if show else None,
+            endYear=_end_year(item) if show else None,
+            network=next((studio.name for studio in item.studios or () if studio.name), None) if show else None,
+            # Local trailers are listed per user; without one only the remote ones can be offered.
+            trailerUrl=f"/api/trailer/{self.id}/{item.id}" if item.local_trailer_count and self._user_id else None,
+            trailerLink=None if item.local_trailer_count and self._user_id else _remote_trailer(item),
             added=item.date_created or item.premiere_date,
+            aliases=aliases,
         )
         card = self._cards.kept(item.id, card)
         return _Film(
@@ -680,18 +742,13 @@ class JellyfinProvider(MediaProvider):
             actors=actors,
         )
 
-    def _media_id(self, item: _Entry, kind: _Kind) -> str:
-        """The film's IMDb id, else its TMDb (movies) or TVDB (series) id, written as Plex writes its
-        guids (``imdb://tt0111161``): the same film on Plex and Jellyfin is then one card. TMDb and
-        TVDB number movies and series separately, so each is used for one kind only. Items without
-        such an id get ``jellyfin://<serverId>/<itemId>``, stable while the server is."""
+    def _media_id(self, item: _Entry, kind: _Kind) -> tuple[str, tuple[str, ...]]:
+        """The title's IMDb, TMDB or TVDB id (``ids``): the same film on Plex and Jellyfin is then one
+        card. Items without one get ``jellyfin://<serverId>/<itemId>``, stable while the server is."""
         ids = item.provider_ids or _NO_IDS
-        second = ("tmdb", ids.Tmdb) if kind.type == "movie" else ("tvdb", ids.Tvdb)
-        for scheme, value in (("imdb", ids.Imdb), second):
-            value = (value or "").strip()
-            if (_IMDB_ID if scheme == "imdb" else _NUMBER_ID).fullmatch(value):
-                return f"{scheme}://{value}"
-        return f"jellyfin://{self._server_id}/{item.id}"
+        return card_ids(
+            external_ids(kind.type, ids.Imdb, ids.Tmdb, ids.Tvdb), f"jellyfin://{self._server_id}/{item.id}"
+        )
 
     # -- filters --------------------------------------------------------------------------------
 
@@ -763,3 +820,26 @@ class JellyfinProvider(MediaProvider):
         if card is None or _ITEM_KEY.fullmatch(key) is None:
             raise ProviderError(f"no Jellyfin item {shown(key)}", status=404)
         return card
+
+    # -- trailers -------------------------------------------------------------------------------
+
+    async def trailer(self, key: str, byte_range: str | None) -> Stream:
+        if self._known(key).trailerUrl is None or self._user_id is None:
+            raise ProviderError(f"no trailer for Jellyfin item {shown(key)}", status=404)
+        self._require_online()
+        video = await self._trailers.get(key, lambda: self._local_trailer(key))
+        response = await self._send(
+            f"Videos/{quote(video, safe='')}/stream",
+            {"static": "true"},  # the file as it is, which a Range can seek in
+            stream=True,
+            headers={"Range": byte_range} if byte_range else None,
+        )
+        return await proxied_video(response)
+
+    async def _local_trailer(self, key: str) -> str:
+        """The id of the item's first local trailer (a path per user, which Emby knows too)."""
+        user = quote(self._user_id or "", safe="")
+        trailers = await self._json(f"Users/{user}/Items/{key}/LocalTrailers", _TRAILERS)
+        if not trailers:
+            raise ProviderError(f"no trailer for Jellyfin item {shown(key)}", status=404)
+        return trailers[0].id
