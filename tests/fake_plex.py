@@ -48,6 +48,7 @@ from tests.fakes import (
 
 PLEX_TOKEN = "pms-owner-token-Zq81vX"
 MACHINE_IDENTIFIER = "0123456789abcdef0123456789abcdef"  # as in the OpenAPI /identity example
+SERVER_NAME = "Basement"
 IMAGE_TYPE = "image/png"
 
 
@@ -283,6 +284,7 @@ class FakePlex(FakeService):
 
     def routes(self) -> list[tuple[str, Callable[[Request], Any]]]:
         return [
+            ("/", self.root),
             ("/identity", self.identity),
             ("/library/sections", self.sections),
             ("/library/sections/{key}/all", self.items),
@@ -316,6 +318,24 @@ class FakePlex(FakeService):
                     "size": 1,
                     "claimed": True,
                     "machineIdentifier": MACHINE_IDENTIFIER,
+                    "version": "1.40.2.8395-c67dce28e",
+                }
+            }
+        )
+
+    async def root(self, request: Request) -> Response:
+        """The server's capabilities, shaped like the OpenAPI example of ``/``."""
+        return JSONResponse(
+            {
+                "MediaContainer": {
+                    "size": 25,
+                    "allowCameraUpload": True,
+                    "allowSharing": True,
+                    "friendlyName": SERVER_NAME,
+                    "machineIdentifier": MACHINE_IDENTIFIER,
+                    "multiuser": True,
+                    "myPlex": True,
+                    "platform": "Linux",
                     "version": "1.40.2.8395-c67dce28e",
                 }
             }

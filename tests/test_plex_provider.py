@@ -22,6 +22,7 @@ from tests import fakes
 from tests.fake_plex import (
     MACHINE_IDENTIFIER,
     PLEX_TOKEN,
+    SERVER_NAME,
     TRAILER_BYTES,
     FakeLibrary,
     FakePlex,
@@ -108,6 +109,7 @@ async def listed(provider: PlexProvider) -> list[Media]:
 
 async def test_open_learns_the_machine_identifier(provider: PlexProvider) -> None:
     assert provider.machine_identifier == MACHINE_IDENTIFIER
+    assert provider.name == SERVER_NAME
     assert await provider.healthy()
 
 
@@ -132,7 +134,7 @@ async def test_a_rejected_token_is_one_log_line_and_no_crash(
 ) -> None:
     async with opened(server_at(plex_url, token=WRONG_TOKEN)) as provider:
         # Several background retries happen meanwhile; they must not repeat the warning.
-        await eventually(lambda: len(fake.requests_to("/library/sections")) >= 3)
+        await eventually(lambda: len(fake.requests_to("/")) >= 3)
         assert not await provider.healthy()
         for attempt in (provider.libraries(), provider.media(MediaQuery())):
             with pytest.raises(ProviderError) as caught:

@@ -170,9 +170,11 @@ class Person:
 
 
 class MediaProvider(ABC):
-    """A media source. ``id`` appears in poster and link URLs (``/api/poster/{id}/{key}``)."""
+    """A media source. ``id`` appears in poster and link URLs (``/api/poster/{id}/{key}``); ``name``
+    is what people call it (a media server's own name), shown where a film is on several sources."""
 
     id: str
+    name: str = ""
 
     async def open(self) -> None:  # noqa: B027 (optional hook)
         """Connect or load; a provider that cannot reach its server logs why and keeps retrying."""

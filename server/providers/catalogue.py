@@ -618,6 +618,10 @@ class CatalogueProvider(MediaProvider):
         # Healthy while there are films to deal, even if a later edit of the file failed to load.
         return bool(self._listing.films)
 
+    @property
+    def name(self) -> str:  # type: ignore[override]  # the file's title, which an edit may change
+        return self._listing.library.title
+
     async def libraries(self) -> list[Library]:
         await self._refresh()
         return [self._listing.library]

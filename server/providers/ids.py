@@ -55,3 +55,15 @@ def card_ids(external: list[str], own: str) -> tuple[str, tuple[str, ...]]:
     if not external:
         return own, ()
     return external[0], (*external[1:], own)
+
+
+def rank(card_id: str) -> int:
+    """How well an id names a title across servers (lower is better): an IMDb id, then the usual
+    database of its kind, then the other one, then a server's own id."""
+    if card_id.startswith("imdb://"):
+        return 0
+    if card_id.startswith(("tmdb://tv/", "tvdb://movie/")):
+        return 2
+    if card_id.startswith(("tmdb://", "tvdb://")):
+        return 1
+    return 3

@@ -368,6 +368,7 @@ class JellyfinProvider(MediaProvider):
     ) -> None:
         """``retry_delays``: the first and the largest wait between reconnection attempts."""
         self.id = provider_id
+        self.name = "Jellyfin"  # until the server tells its own
         self._server = server
         self._client_id = client_id
         self._transport = transport
@@ -442,6 +443,7 @@ class JellyfinProvider(MediaProvider):
                 cache.clear()
             self._cards.clear()
         self._server_id = info.id
+        self.name = info.server_name or self.name
         self._user_id = user.id if user is not None else None
         self._online = True
         self._problem = None

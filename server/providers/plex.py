@@ -133,6 +133,12 @@ class _Identity(_Shape):
     machineIdentifier: str
 
 
+class _Root(_Shape):
+    """The server's root (``/``), which needs the token: its name as its owner gave it."""
+
+    friendlyName: str = ""
+
+
 class _Section(_Shape):
     key: str
     title: str
@@ -316,6 +322,7 @@ class PlexProvider(MediaProvider):
         retry_delays: tuple[float, float] = RETRY_DELAYS,
     ) -> None:
         self.id = provider_id
+        self.name = "Plex"  # until the server tells its own
         self._server = server
         self._client_id = client_id
         self._transport = transport
@@ -381,13 +388,14 @@ class PlexProvider(MediaProvider):
         try:
             identity = await self._fetch("/identity", _Container[_Identity])
             # Plex answers /identity without a token; this request is the one that checks it.
-            await self._fetch("/library/sections", _Container[_Sections])
+            root = await self._fetch("/", _Container[_Root])
         except ProviderError as exc:
             self._mark_down(str(exc))
             return False
         finally:
             self._probed.set()
         self._machine_identifier = identity.machineIdentifier
+        self.name = root.friendlyName or self.name
         self._problem = None
         logger.info("%s is reachable (machine identifier %s)", self._name, identity.machineIdentifier)
         return True

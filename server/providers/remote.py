@@ -10,7 +10,7 @@ import socket
 import ssl
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Sequence
 from typing import Generic, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -116,6 +116,13 @@ class KnownCards:
     def get(self, key: str) -> Media | None:
         ref = self._refs.get(key)
         return None if ref is None else ref()
+
+    def cards(self) -> Iterator[Media]:
+        """Every card still held."""
+        for ref in list(self._refs.values()):
+            card = ref()
+            if card is not None:
+                yield card
 
     def _gone(self, ref: weakref.KeyedRef[str, Media]) -> None:
         if self._refs.get(ref.key) is ref:  # not replaced by a newer card meanwhile
