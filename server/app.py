@@ -152,6 +152,8 @@ def create_app(
         Route("/manifest.webmanifest", http.manifest),
         Route("/api/poster/{provider_id}/{key:path}", http.poster),
         Route("/api/link/{provider_id}/{key:path}", http.link),
+        Route("/api/trailer/{provider_id}/{key:path}", http.trailer),
+        Route("/api/avatar/{provider_id}/{key:path}", http.avatar),
         Route("/api/qr", http.qr_code),
         WebSocketRoute("/api/ws", websocket_endpoint),
         Mount("/", http.client_files()),
