@@ -33,6 +33,7 @@ import re
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from html import escape
 from typing import Any, Literal
 
 from starlette.requests import Request
@@ -614,19 +615,27 @@ def _paging(request: Request, name: str) -> str | None:
 
 @dataclass
 class PlexAccount:
-    """A plex.tv user: what /api/v2/user says, and the servers /api/v2/resources lists for them."""
+    """A plex.tv user: what /api/v2/user says, the servers /api/v2/resources lists for them (with the
+    access token each server knows them by), and the servers they own."""
 
     id: int
     username: str
     title: str
     thumb: str | None = None
     servers: list[str] = field(default_factory=list)  # machine identifiers
+    server_tokens: dict[str, str] = field(default_factory=dict)  # machine identifier -> accessToken
+    owned: list[str] = field(default_factory=list)
+    pin: str | None = None  # a protected Plex Home user's PIN
+
+    @property
+    def uuid(self) -> str:
+        return hashlib.sha256(f"{self.id}/{self.username}".encode()).hexdigest()[:16]
 
     def user(self) -> dict[str, Any]:
         # The fields plex.tv's /api/v2/user answers with that matter here, plus some that do not.
         return {
             "id": self.id,
-            "uuid": hashlib.sha256(self.username.encode()).hexdigest()[:16],
+            "uuid": self.uuid,
             "username": self.username,
             "title": self.title,
             "email": f"{self.username or 'home'}@example.com",
@@ -637,7 +646,14 @@ class PlexAccount:
 
     def resources(self) -> list[dict[str, Any]]:
         servers = [
-            {"name": f"server {n}", "product": "Plex Media Server", "provides": "server", "clientIdentifier": machine}
+            {
+                "name": f"server {n}",
+                "product": "Plex Media Server",
+                "provides": "server",
+                "clientIdentifier": machine,
+                "owned": machine in self.owned,
+                "accessToken": self.server_tokens.get(machine),
+            }
             for n, machine in enumerate(self.servers)
         ]
         player = {
@@ -645,26 +661,159 @@ class PlexAccount:
             "product": "Plex for iOS",
             "provides": "client,player",
             "clientIdentifier": "phone-1",
+            "accessToken": None,
         }
         return [*servers, player]
 
 
 class FakePlexTv(FakeService):
-    def __init__(self, prefix: str = "", *, accounts: dict[str, PlexAccount] | None = None) -> None:
+    """plex.tv for the server: accounts by token; one Plex Home (its members' tokens, its admin
+    first); and the users each server is shared with (their tokens, by machine identifier)."""
+
+    def __init__(
+        self,
+        prefix: str = "",
+        *,
+        accounts: dict[str, PlexAccount] | None = None,
+        home: Sequence[str] = (),
+        shared: dict[str, list[str]] | None = None,
+    ) -> None:
         self.accounts = accounts or {}
+        self.home = list(home)
+        self.shared = shared or {}
         super().__init__(prefix)
 
     def routes(self) -> list[tuple[str, Callable[[Request], Any]]]:
-        return [("/api/v2/user", self.user), ("/api/v2/resources", self.resources)]
+        return [
+            ("/api/v2/user", self.user),
+            ("/api/v2/resources", self.resources),
+            ("/api/v2/home/users", self.home_users),
+            ("/api/servers/{machine}/shared_servers", self.shared_servers),
+            ("/api/users", self.users),
+        ]
+
+    def post_routes(self) -> list[tuple[str, Callable[[Request], Any]]]:
+        return [("/api/v2/home/users/{uuid}/switch", self.switch)]
 
     def authorized(self, request: Request) -> bool:
         return request.headers.get("x-plex-token") in self.accounts
 
+    def _token(self, request: Request) -> str:
+        return request.headers["x-plex-token"]
+
     def _account(self, request: Request) -> PlexAccount:
-        return self.accounts[request.headers["x-plex-token"]]
+        return self.accounts[self._token(request)]
 
     async def user(self, request: Request) -> Response:
         return JSONResponse(self._account(request).user())
 
     async def resources(self, request: Request) -> Response:
         return JSONResponse(self._account(request).resources())
+
+    @staticmethod
+    def _errors(status: int, code: int, message: str) -> Response:
+        return JSONResponse({"errors": [{"code": code, "message": message, "status": status}]}, status)
+
+    async def home_users(self, request: Request) -> Response:
+        """The caller's Plex Home, as plex.tv's JSON (``users``: admin, guest, protected ...)."""
+        if self._token(request) not in self.home:
+            return self._errors(404, 1002, "Home not found")
+        admin = self.accounts[self.home[0]]
+        users = [
+            {
+                "id": member.id,
+                "uuid": member.uuid,
+                "title": member.title,
+                "username": member.username or None,
+                "email": f"{member.username}@example.com" if member.username else None,
+                "friendlyName": "",
+                "thumb": member.thumb,
+                "hasPassword": member.pin is not None,
+                "restricted": not member.username,
+                "restrictionProfile": None if member.username else "little_kid",
+                "admin": member is admin,
+                "guest": False,
+                "protected": member.pin is not None,
+            }
+            for member in (self.accounts[token] for token in self.home)
+        ]
+        return JSONResponse(
+            {
+                "id": 5000,
+                "name": f"{admin.title}'s Home",
+                "guestUserID": 5001,
+                "guestUserUUID": "f7a3c8f863873771",
+                "guestEnabled": False,
+                "subscription": True,
+                "users": users,
+            }
+        )
+
+    async def switch(self, request: Request) -> Response:
+        """Switching to a home member: their account, with their own token (a PIN if they have one)."""
+        if self._token(request) not in self.home:
+            return self._errors(404, 1002, "Home not found")
+        member = next((token for token in self.home if self.accounts[token].uuid == request.path_params["uuid"]), None)
+        if member is None:
+            return self._errors(404, 1003, "User not found")
+        account = self.accounts[member]
+        if account.pin is not None and request.query_params.get("pin") != account.pin:
+            return self._errors(403, 1041, "A valid PIN is required to perform this action")
+        return JSONResponse({**account.user(), "home": True, "authToken": member}, 201)
+
+    def _owns(self, request: Request, machine: str) -> bool:
+        return machine in self._account(request).owned
+
+    async def shared_servers(self, request: Request) -> Response:
+        """The users a server is shared with, as plex.tv answers this one: XML, each with its
+        accessToken (and the fields plexapi's MyPlexServerShare reads)."""
+        machine = request.path_params["machine"]
+        if not self._owns(request, machine):
+            return Response("<errors><error>Unauthorized</error></errors>", 401, media_type="application/xml")
+        entries = []
+        for number, token in enumerate(self.shared.get(machine, []), start=1):
+            account = self.accounts[token]
+            entries.append(
+                f'<SharedServer id="{number}" username="{escape(account.username)}" '
+                f'email="{escape(account.username)}@example.com" userID="{account.id}" '
+                f'accessToken="{escape(account.server_tokens[machine])}" name="Basement" '
+                f'acceptedAt="1600000000" invitedAt="1599990000" allowSync="0" allowCameraUpload="0" '
+                f'allowChannels="0" allowTuners="0" allowSubtitleAdmin="0" owned="0" allLibraries="1" '
+                f'filterAll="" filterMovies="" filterMusic="" filterPhotos="" filterTelevision="" />'
+            )
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<MediaContainer friendlyName="myPlex" identifier="com.plexapp.plugins.myplex" '
+            f'machineIdentifier="{machine}" size="{len(entries)}">' + "".join(entries) + "</MediaContainer>"
+        )
+        return Response(body, media_type="application/xml")
+
+    async def users(self, request: Request) -> Response:
+        """The caller's friends and home members, XML, with their avatars and the servers shared with them."""
+        caller = self._account(request)
+        tokens = dict.fromkeys(
+            [*(token for machine in caller.owned for token in self.shared.get(machine, [])), *self.home]
+        )
+        entries = []
+        for token in tokens:
+            account = self.accounts[token]
+            if account is caller:
+                continue
+            servers = "".join(
+                f'<Server id="{n}" serverId="{n}" machineIdentifier="{machine}" name="Basement" '
+                f'lastSeenAt="1700000000" numLibraries="2" allLibraries="1" owned="0" pending="0" />'
+                for n, machine in enumerate(caller.owned)
+                if token in self.shared.get(machine, [])
+            )
+            entries.append(
+                f'<User id="{account.id}" title="{escape(account.title)}" username="{escape(account.username)}" '
+                f'email="" recommendationsPlaylistId="" thumb="{escape(account.thumb or "")}" protected="0" '
+                f'home="{int(token in self.home)}" allowTuners="0" allowSync="0" allowCameraUpload="0" '
+                f'allowChannels="0" restricted="0">{servers}</User>'
+            )
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<MediaContainer friendlyName="myPlex" identifier="com.plexapp.plugins.myplex" '
+            f'size="{len(entries)}">' + "".join(entries) + "</MediaContainer>"
+        )
+        return Response(body, media_type="application/xml")

@@ -129,10 +129,19 @@ class FakeService(ABC):
         self.prefix = prefix
         self.received: list[Received] = []
         self.fault: Fault | None = None
-        self._router = Router(routes=[Route(prefix + path, endpoint) for path, endpoint in self.routes()])
+        self._router = Router(
+            routes=[
+                *(Route(prefix + path, endpoint) for path, endpoint in self.routes()),
+                *(Route(prefix + path, endpoint, methods=["POST"]) for path, endpoint in self.post_routes()),
+            ]
+        )
 
     @abstractmethod
     def routes(self) -> list[tuple[str, Callable[[Request], Any]]]: ...
+
+    def post_routes(self) -> list[tuple[str, Callable[[Request], Any]]]:
+        """The routes that take POST (the others take GET)."""
+        return []
 
     @abstractmethod
     def authorized(self, request: Request) -> bool: ...

@@ -27,15 +27,17 @@ def provider_id(server: MediaServer) -> str:
     return f"{server.type}-{hashlib.sha256(server.url.encode()).hexdigest()[:8]}"
 
 
-def media_server(server: MediaServer) -> MediaProvider:
+def media_server(server: MediaServer, settings: Settings) -> MediaProvider:
     if server.type == "plex":
-        return PlexProvider(server, provider_id=provider_id(server), client_id=client_id())
+        return PlexProvider(
+            server, provider_id=provider_id(server), client_id=client_id(), plex_tv_url=settings.plex_tv_url
+        )
     return JellyfinProvider(server, provider_id=provider_id(server), client_id=client_id())
 
 
 def configured_providers(settings: Settings) -> CombinedProvider:
     """The configured servers and catalogue; the bundled demo library when nothing is configured."""
-    providers = [media_server(server) for server in settings.servers]
+    providers = [media_server(server, settings) for server in settings.servers]
     if settings.catalogue:
         providers.append(CatalogueProvider(Path(settings.catalogue)))
     return CombinedProvider(providers or [DemoProvider()])

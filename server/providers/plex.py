@@ -15,7 +15,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -41,12 +41,14 @@ from .base import (
     Media,
     MediaProvider,
     MediaQuery,
+    Person,
     Poster,
     ProviderError,
     Stream,
 )
 from .filtering import shown
 from .ids import card_ids, plex_external_ids
+from .plex_home import PlexHome, Viewer
 from .remote import KnownCards, TtlCache, chosen, proxied_poster, proxied_video, public_url, transport_problem
 
 logger = logging.getLogger(__name__)
@@ -82,6 +84,7 @@ _IS_NOT = FilterType(key="!=", title="is not")
 _YES_NO = [FilterValue(title="Yes", value="1"), FilterValue(title="No", value="0")]
 
 Params = Sequence[tuple[str, str]]
+Item = TypeVar("Item")
 
 
 def plex_headers(token: str, client_id: str) -> dict[str, str]:
@@ -320,7 +323,9 @@ class PlexProvider(MediaProvider):
         clock: Callable[[], float] = time.monotonic,
         timeout: httpx.Timeout = TIMEOUT,
         retry_delays: tuple[float, float] = RETRY_DELAYS,
+        plex_tv_url: str | None = None,
     ) -> None:
+        """``plex_tv_url``: where to ask who the server's people are (none: it has none)."""
         self.id = provider_id
         self.name = "Plex"  # until the server tells its own
         self._server = server
@@ -340,7 +345,12 @@ class PlexProvider(MediaProvider):
         self._choices: TtlCache[str, list[FilterValue]] = TtlCache(cache_ttl, clock)
         self._listings: TtlCache[tuple[str, tuple[tuple[str, str], ...]], list[Media]] = TtlCache(cache_ttl, clock)
         self._trailer_parts: TtlCache[str, str] = TtlCache(cache_ttl, clock)
+        # What each person watched (every id and alias), by person id.
+        self._watched: TtlCache[str, frozenset[str]] = TtlCache(cache_ttl, clock)
         self._cards = KnownCards()
+        self._plex_tv_url = plex_tv_url
+        self._cache_ttl, self._clock = cache_ttl, clock
+        self._home: PlexHome | None = None
 
     @property
     def machine_identifier(self) -> str | None:
@@ -355,6 +365,16 @@ class PlexProvider(MediaProvider):
             verify=self._server.verify_tls,
             transport=self._transport,
         )
+        if self._plex_tv_url is not None:
+            self._home = PlexHome(
+                self._plex_tv_url,
+                owner_token=self._server.token.get_secret_value(),
+                headers=lambda token: plex_headers(token, self._client_id),
+                transport=self._transport,
+                timeout=self._timeout,
+                ttl=self._cache_ttl,
+                clock=self._clock,
+            )
         self._connecting = asyncio.create_task(self._connect())
         # A server that answers is ready when start-up ends; a slow one is left to the background.
         with contextlib.suppress(TimeoutError):
@@ -365,8 +385,12 @@ class PlexProvider(MediaProvider):
         if connecting is not None:
             connecting.cancel()
             await asyncio.wait([connecting])
-        for cache in (self._sections, self._library_filters, self._choices, self._listings, self._trailer_parts):
+        caches = (self._sections, self._library_filters, self._choices, self._listings, self._trailer_parts)
+        for cache in (*caches, self._watched):
             await cache.close()
+        if self._home is not None:
+            home, self._home = self._home, None
+            await home.close()
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
@@ -551,42 +575,54 @@ class PlexProvider(MediaProvider):
         return rules
 
     async def _fetch_listing(self, library: Library, params: Params) -> list[Media]:
+        return await self._items(library, params, self._card)
+
+    async def _items(
+        self, library: Library, params: Params, convert: Callable[[_Item], Item], token: str | None = None
+    ) -> list[Item]:
+        """Every item of a library that passes ``params``, in pages, each converted as it arrives;
+        ``token``: as a person other than the owner sees them (their watch state)."""
         path = f"/library/sections/{quote(library.key, safe='')}/all"
         # includeGuids: the item's IMDb, TMDB and TVDB ids, which name it on every server.
         selection = [("type", TYPE_NUMBERS[library.type]), ("includeGuids", "1"), *params]
 
-        async def page(start: int, size: int) -> tuple[list[Media], int, int | None]:
+        async def page(start: int, size: int) -> tuple[list[Item], int, int | None]:
             paging = {"X-Plex-Container-Start": str(start), "X-Plex-Container-Size": str(size)}
             self._check_up()
-            response = await self._send(path, selection, paging)
+            response = await self._send(path, selection, paging, token=token)
             try:
                 listed = _LISTING.decode(response.content).MediaContainer
             except msgspec.DecodeError as exc:  # not JSON, or not the expected shape
                 raise ProviderError(f"{self._name} sent an unexpected answer to {path}") from exc
-            return [self._card(item) for item in listed.Metadata], len(listed.Metadata), listed.totalSize
+            return [convert(item) for item in listed.Metadata], len(listed.Metadata), listed.totalSize
 
-        cards, step, total = await page(0, PAGE_SIZE)
+        items, step, total = await page(0, PAGE_SIZE)
         # Without totalSize the server did not page: it sent everything. Otherwise follow the page
         # size it really used, in case it caps the size asked for.
         if total is None or not step or step >= total:
-            return cards
+            return items
         gate = asyncio.Semaphore(PAGE_CONCURRENCY)
 
-        async def rest(start: int) -> list[Media]:
+        async def rest(start: int) -> list[Item]:
             async with gate:
                 return (await page(start, step))[0]
 
         for more in await asyncio.gather(*(rest(start) for start in range(step, total, step))):
-            cards.extend(more)
-        return cards
+            items.extend(more)
+        return items
 
-    def _card(self, item: _Item) -> Media:
-        rating_key = str(item.ratingKey)
+    def _ids(self, item: _Item) -> tuple[str, tuple[str, ...]]:
+        """The card id and aliases of an item (``ids``)."""
         kind = "show" if item.type == "show" else "movie"
         # guid is the same on every Plex server (plex://movie/...); local:// guids of unmatched items are not.
         guid = item.guid if item.guid and not item.guid.startswith("local://") else None
         external = plex_external_ids(kind, [tag.id for tag in item.Guid], guid)
-        card_id, aliases = card_ids(external, guid or f"plex://{self._machine_identifier}/{rating_key}")
+        return card_ids(external, guid or f"plex://{self._machine_identifier}/{item.ratingKey}")
+
+    def _card(self, item: _Item) -> Media:
+        rating_key = str(item.ratingKey)
+        kind = "show" if item.type == "show" else "movie"
+        card_id, aliases = self._ids(item)
         rating = item.audienceRating if item.audienceRating is not None else item.rating
         show = kind == "show"
         card = Media(
@@ -771,3 +807,45 @@ class PlexProvider(MediaProvider):
         if not found:
             raise ProviderError(f"{self._name} has no {path}", status=404)
         return found[0]
+
+    # -- people and what they watched ---------------------------------------------------------------
+
+    async def _viewers(self) -> dict[str, Viewer]:
+        if self._home is None:
+            return {}
+        self._check_up()
+        return await self._home.viewers(self._machine_identifier or "")
+
+    async def people(self) -> list[Person]:
+        return [viewer.person for viewer in (await self._viewers()).values()]
+
+    async def watched(self, person_ids: Collection[str], *, refresh: bool = False) -> set[str]:
+        wanted = [person_id for person_id in dict.fromkeys(person_ids) if person_id.startswith("plex:")]
+        if not wanted:
+            return set()
+        if refresh and self._home is not None:
+            self._home.forget()
+        viewers = await self._viewers()
+        known = [viewers[person_id] for person_id in wanted if person_id in viewers]
+        if refresh:
+            for viewer in known:
+                self._watched.forget(viewer.person.id)
+        found = await asyncio.gather(
+            *(self._watched.get(viewer.person.id, partial(self._fetch_watched, viewer.token)) for viewer in known)
+        )
+        return set().union(*found)
+
+    async def _fetch_watched(self, token: str) -> frozenset[str]:
+        """Every id and alias of what the holder of ``token`` watched (shows: all of their episodes),
+        in the libraries MovieMatch may use that are shared with them."""
+
+        async def watched_in(library: Library) -> list[tuple[str, tuple[str, ...]]]:
+            try:
+                return await self._items(library, [("unwatched", "0")], self._ids, token)
+            except ProviderError as exc:
+                if exc.status in (403, 404):  # not shared with this person
+                    return []
+                raise
+
+        listings = await asyncio.gather(*(watched_in(library) for library in await self.libraries()))
+        return frozenset(name for listing in listings for card_id, aliases in listing for name in (card_id, *aliases))

@@ -78,6 +78,11 @@ class TtlCache(Generic[Key, Value]):
             self._values[key] = (now + self._ttl, value)
         return value
 
+    def forget(self, key: Key) -> None:
+        """Load this key again when next asked (a load under way still ends, for those waiting on it)."""
+        self._values.pop(key, None)
+        self._loads.pop(key, None)
+
     def clear(self) -> None:
         """Forget every value and cancel the loads under way."""
         for task in self._loads.values():
