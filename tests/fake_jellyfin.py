@@ -206,6 +206,8 @@ class FakeUser:
     disabled: bool = False
     libraries: tuple[int, ...] | None = None  # the numbers of the libraries it sees; None: all
     watched_every: int = 3  # watched the items whose index this divides
+    password: str = ""
+    avatar: bool = False
 
     def sees(self, library: FakeLibrary) -> bool:
         return self.libraries is None or library.number in self.libraries
@@ -218,8 +220,9 @@ class FakeUser:
             "Name": self.name,
             "ServerId": SERVER_ID,
             "Id": self.id,
-            "HasPassword": True,
-            "HasConfiguredPassword": True,
+            "HasPassword": bool(self.password),
+            "HasConfiguredPassword": bool(self.password),
+            **({"PrimaryImageTag": f"{int(self.id[:8], 16):032x}"} if self.avatar else {}),
             "EnableAutoLogin": False,
             "LastLoginDate": "2024-05-01T20:00:00.0000000Z",
             "Configuration": {"PlayDefaultAudioTrack": True, "SubtitleMode": "Default"},
@@ -233,9 +236,9 @@ class FakeUser:
         }
 
 
-CAROL = FakeUser(guid(0xCA201), "carol", admin=True, disabled=True)
-BOB = FakeUser(guid(0xB0B), "bob", libraries=(1, 3), watched_every=2)
-ALICE = FakeUser(guid(0xA11CE), "alice", admin=True)
+CAROL = FakeUser(guid(0xCA201), "carol", admin=True, disabled=True, password="carol-pass-Hy62")
+BOB = FakeUser(guid(0xB0B), "bob", libraries=(1, 3), watched_every=2, password="bob-pass-Lw47", avatar=True)
+ALICE = FakeUser(guid(0xA11CE), "alice", admin=True, password="alice-pass-Tz95")
 
 
 def default_libraries() -> list[FakeLibrary]:
@@ -280,6 +283,7 @@ class FakeJellyfin(FakeService):
             ("/Users", self.list_users),
             ("/Users/{user}", self.user),
             ("/Users/{user}/Views", self.views),
+            ("/Users/{user}/Images/Primary", self.user_image),
             ("/Users/{user}/Items", self.items),
             ("/Library/VirtualFolders", self.virtual_folders),
             ("/Items", self.items),
@@ -352,6 +356,12 @@ class FakeJellyfin(FakeService):
     async def user(self, request: Request) -> Response:
         user = self.users.get(request.path_params["user"])
         return JSONResponse(user.dto()) if user is not None else Response("User not found", 404)
+
+    async def user_image(self, request: Request) -> Response:
+        user = self.users.get(request.path_params["user"])
+        if user is None or not user.avatar:
+            return Response("Not Found", 404)
+        return Response(png(64, 64, user.id), media_type=IMAGE_TYPE)
 
     async def views(self, request: Request) -> Response:
         user = self.users.get(request.path_params["user"])

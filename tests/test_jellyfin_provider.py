@@ -19,13 +19,14 @@ import pytest
 from pydantic import SecretStr
 
 from server.config import MediaServer
-from server.providers import InvalidFilter, Media, MediaQuery, Poster, ProviderError
+from server.providers import InvalidFilter, Media, MediaQuery, Person, Poster, ProviderError
 from server.providers.jellyfin import JellyfinProvider
 from storage import Filter
 from tests.fake_jellyfin import (
     ALICE,
     API_KEY,
     BOB,
+    CAROL,
     IMAGE_TYPE,
     SERVER_ID,
     TRAILER_BYTES,
@@ -43,6 +44,7 @@ from tests.fakes import (
     bound_socket,
     eventually,
     log_lines,
+    png_size,
     rule,
     self_signed_certificate,
     serving,
@@ -726,6 +728,89 @@ async def test_trailers_only_for_listed_items_with_one(url: str, fake: FakeJelly
             await provider.trailer(key, None)
         assert caught.value.status == 404
     assert not fake.received
+
+
+# -- people and what they watched -------------------------------------------------------------
+
+
+def played_names(library: FakeLibrary, user: Any, kind: str = "movie") -> set[str]:
+    """Every id and alias of the items of ``library`` that ``user`` played."""
+    found: set[str] = set()
+    for index in range(library.size):
+        if not user.watched(index):
+            continue
+        ids = library.provider_ids(index)
+        tmdb, tvdb = ids.get("Tmdb"), ids.get("Tvdb")
+        if "Imdb" in ids:
+            found.add(f"imdb://{ids['Imdb']}")
+        if tmdb:
+            found.add(f"tmdb://{tmdb}" if kind == "movie" else f"tmdb://tv/{tmdb}")
+        if tvdb:
+            found.add(f"tvdb://movie/{tvdb}" if kind == "movie" else f"tvdb://{tvdb}")
+        found.add(f"jellyfin://{SERVER_ID}/{library.item_id(index)}")
+    return found
+
+
+async def test_the_people_are_the_server_s_enabled_users(url: str, opened: OpenProvider) -> None:
+    provider = await opened(url)
+    people = await provider.people()
+    assert people == [
+        Person(f"jellyfin:{SERVER_ID}:{BOB.id}", "bob", f"api/avatar/jellyfin-1/{BOB.id}"),
+        Person(f"jellyfin:{SERVER_ID}:{ALICE.id}", "alice"),
+    ]  # carol is disabled
+
+
+async def test_avatars_are_proxied_for_the_server_s_users_only(
+    url: str, fake: FakeJellyfin, opened: OpenProvider
+) -> None:
+    provider = await opened(url)
+    avatar = await provider.avatar(BOB.id)
+    assert avatar.content_type == IMAGE_TYPE
+    assert png_size(await poster_body(avatar)) == (64, 64)
+    fake.received.clear()
+    for key in (ALICE.id, "../System/Info", guid(0xDEAD)):  # no picture; not a user id; no such user
+        with pytest.raises(ProviderError) as caught:
+            await provider.avatar(key)
+        assert caught.value.status == 404
+    assert not [seen for seen in fake.received if "/Images/" in seen.path]
+
+
+async def test_each_user_s_played_items_are_read_per_user(url: str, fake: FakeJellyfin, opened: OpenProvider) -> None:
+    provider = await opened(url, library_type_filter=("movie", "show"))
+    bob = await provider.watched([f"jellyfin:{SERVER_ID}:{BOB.id}"])
+    alice = await provider.watched([f"jellyfin:{SERVER_ID}:{ALICE.id}"])
+    # Bob sees "Movies" and "Shows" only.
+    assert bob == played_names(MOVIES, BOB) | played_names(SHOWS, BOB, "show")
+    assert alice == {
+        *played_names(MOVIES, ALICE),
+        *played_names(MOVIES_4K, ALICE),
+        *played_names(SHOWS, ALICE, "show"),
+        *played_names(ARCHIVE, ALICE),
+    }
+    asked = [seen for seen in item_requests(fake) if query_of(seen).get("IsPlayed") == "true"]
+    assert {seen.path for seen in asked} == {f"/Users/{BOB.id}/Items", f"/Users/{ALICE.id}/Items"}
+    others = ["plex:1", f"jellyfin:another-server:{BOB.id}", f"jellyfin:{SERVER_ID}:{CAROL.id}"]
+    assert await provider.watched(others) == set()  # not this server's, or disabled
+
+
+async def test_played_state_is_kept_until_refreshed(url: str, fake: FakeJellyfin, opened: OpenProvider) -> None:
+    provider = await opened(url)
+    person = f"jellyfin:{SERVER_ID}:{BOB.id}"
+    first = await provider.watched([person])
+    before = len(fake.received)
+    assert await provider.watched([person]) == first
+    assert len(fake.received) == before
+    assert await provider.watched([person], refresh=True) == first
+    assert len(fake.received) > before
+
+
+async def test_a_key_that_may_not_list_users_has_no_people_and_stays_up(opened: OpenProvider) -> None:
+    fake = FakeJellyfin()
+    with serving(fake) as url:
+        provider = await opened(url, user_id=ALICE.id)
+        fake.fault = Fault("status", "/Users", status=403)  # /Users and everything under it
+        assert await provider.people() == []
+        assert await provider.healthy()
 
 
 # -- posters and links --------------------------------------------------------------------------

@@ -30,8 +30,9 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -42,6 +43,7 @@ from pydantic.alias_generators import to_pascal
 
 from server import __version__
 from server.config import MediaServer
+from server.identity import jellyfin_identity
 from storage import Filter
 
 from . import filtering
@@ -55,6 +57,7 @@ from .base import (
     Media,
     MediaProvider,
     MediaQuery,
+    Person,
     Poster,
     ProviderError,
     Stream,
@@ -71,6 +74,8 @@ PAGE_CONCURRENCY = 4
 # Without the item's image tag in our URL, a changed poster must show up eventually.
 POSTER_CACHE_CONTROL = "public, max-age=86400"
 MAX_POSTER_WIDTH = 2000
+AVATAR_CACHE_CONTROL = "private, max-age=3600"
+NAME_LENGTH = 100
 ACTORS_SHOWN = 5
 MAX_YEARS_SENT = 200
 # Jellyfin's ItemFields beyond the base set (OfficialRating, CommunityRating, ProductionYear,
@@ -110,9 +115,10 @@ class _Policy(_Dto):
 
 
 class _User(_Dto):
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9-]{1,64}$")
     name: str = ""
     policy: _Policy = _Policy()
+    primary_image_tag: str | None = None
 
 
 class _View(_Dto):
@@ -229,6 +235,7 @@ class _Item(_Dto):
 _TRAILERS = TypeAdapter(list[_Item])
 
 T = TypeVar("T")
+Item = TypeVar("Item")
 
 
 class _ServerError(ProviderError):
@@ -385,6 +392,9 @@ class JellyfinProvider(MediaProvider):
         self._listings = TtlCache[tuple[str, Params], list[_Film]](cache_ttl, clock)
         self._choices = TtlCache[str, _Choices](cache_ttl, clock)
         self._trailers = TtlCache[str, str](cache_ttl, clock)
+        self._users = TtlCache[str, dict[str, _User]](cache_ttl, clock)
+        # What each user played (every id and alias), by user id.
+        self._watched = TtlCache[str, frozenset[str]](cache_ttl, clock)
         self._cards = KnownCards()
 
     # -- connection -----------------------------------------------------------------------------
@@ -417,7 +427,7 @@ class JellyfinProvider(MediaProvider):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retrying
             self._retrying = None
-        for cache in (self._sections, self._listings, self._choices, self._trailers):
+        for cache in (self._sections, self._listings, self._choices, self._trailers, self._users, self._watched):
             await cache.close()
         if self._client is not None:
             await self._client.aclose()
@@ -439,7 +449,7 @@ class JellyfinProvider(MediaProvider):
             return False
         if info.id != self._server_id:
             # Fallback media ids carry the server id: cards of another server must not be reused.
-            for cache in (self._sections, self._listings, self._choices, self._trailers):
+            for cache in (self._sections, self._listings, self._choices, self._trailers, self._users, self._watched):
                 cache.clear()
             self._cards.clear()
         self._server_id = info.id
@@ -530,8 +540,12 @@ class JellyfinProvider(MediaProvider):
         *,
         stream: bool = False,
         headers: Mapping[str, str] | None = None,
+        fatal: bool = True,
     ) -> httpx.Response:
-        """A successful answer to GET ``path``, else a ProviderError that is safe to show anyone."""
+        """A successful answer to GET ``path``, else a ProviderError that is safe to show anyone.
+
+        ``fatal``: whether a refusal means the key was revoked (the server is then taken for gone);
+        not so for what the key may simply not ask (the users, when it is not an administrator's)."""
         client = self._client
         if client is None:
             raise ProviderError("the Jellyfin provider is not open", status=503)
@@ -550,6 +564,8 @@ class JellyfinProvider(MediaProvider):
             return response
         await response.aclose()
         answer = response.status_code
+        if answer in (401, 403) and not fatal:
+            raise _ServerError(f"refused {path} (HTTP {answer})", status=403, answer=answer)
         if answer in (401, 403):
             problem = f"rejected the API key (HTTP {answer})"
             self._lost(problem)
@@ -559,8 +575,10 @@ class JellyfinProvider(MediaProvider):
         hint = " (a redirect: configure the URL it points to)" if response.is_redirect else ""
         raise _ServerError(f"answered HTTP {answer} to {path}{hint}", answer=answer)
 
-    async def _json(self, path: str, shape: TypeAdapter[T], params: Mapping[str, str] | None = None) -> T:
-        response = await self._send(path, params)
+    async def _json(
+        self, path: str, shape: TypeAdapter[T], params: Mapping[str, str] | None = None, *, fatal: bool = True
+    ) -> T:
+        response = await self._send(path, params, fatal=fatal)
         try:
             return shape.validate_json(response.content)
         except ValidationError:
@@ -648,48 +666,62 @@ class JellyfinProvider(MediaProvider):
 
     async def _fetch(self, section: _Section, params: Params) -> list[_Film]:
         query = {
-            "ParentId": section.key,
-            "IncludeItemTypes": section.kind.item_type,
-            "Recursive": "true",
             "Fields": SERIES_FIELDS if section.kind.type == "show" else ITEM_FIELDS,
-            # A stable order keeps pages from overlapping; new items sort last.
-            "SortBy": "DateCreated,SortName",
-            "SortOrder": "Ascending",
             "EnableImageTypes": "Primary",
             "ImageTypeLimit": "1",
             # A user's data costs a query per item: only series need it (their episode count).
             "EnableUserData": "true" if section.kind.type == "show" and self._user_id else "false",
-            "EnableTotalRecordCount": "true",  # the paging below relies on it
             **dict(params),
         }
-        path = self._items_path()
+        listed = await self._paged(self._items_path(), section, query, lambda item: self._film(item, section.kind))
+        films: dict[str, _Film] = {}
+        for film in listed:
+            films.setdefault(film.card.id, film)
+        return list(films.values())
 
-        async def page(start: int, limit: int) -> tuple[list[_Film], int, int]:
-            # Each page becomes films at once: decoded pages kept till the end would only feed the
-            # garbage collector.
-            entries = await self._entries(path, {**query, "StartIndex": str(start), "Limit": str(limit)})
+    async def _paged(
+        self,
+        path: str,
+        section: _Section,
+        query: Mapping[str, str],
+        convert: Callable[[_Entry], Item],
+        *,
+        fatal: bool = True,
+    ) -> list[Item]:
+        """The items of a library that ``query`` asks for (at ``path``: all of them, or a user's), in
+        pages fetched a few at a time, each converted as it arrives: decoded pages kept till the end
+        would only feed the garbage collector."""
+        query = {
+            "ParentId": section.key,
+            "IncludeItemTypes": section.kind.item_type,
+            "Recursive": "true",
+            # A stable order keeps pages from overlapping; new items sort last.
+            "SortBy": "DateCreated,SortName",
+            "SortOrder": "Ascending",
+            "EnableTotalRecordCount": "true",  # the paging below relies on it
+            **query,
+        }
+
+        async def page(start: int, limit: int) -> tuple[list[Item], int, int]:
+            entries = await self._entries(path, {**query, "StartIndex": str(start), "Limit": str(limit)}, fatal)
             items = entries.items or []
-            return [self._film(item, section.kind) for item in items], len(items), entries.total_record_count
+            return [convert(item) for item in items], len(items), entries.total_record_count
 
-        first, step, total = await page(0, PAGE_SIZE)
-        pages = [first]
+        listed, step, total = await page(0, PAGE_SIZE)
         # Follow the page size the server really used, in case it caps Limit.
         if step:
             gate = asyncio.Semaphore(PAGE_CONCURRENCY)
 
-            async def rest(start: int) -> list[_Film]:
+            async def rest(start: int) -> list[Item]:
                 async with gate:
                     return (await page(start, step))[0]
 
-            pages += await asyncio.gather(*(rest(start) for start in range(step, total, step)))
-        films: dict[str, _Film] = {}
-        for listed in pages:
-            for film in listed:
-                films.setdefault(film.card.id, film)
-        return list(films.values())
+            for more in await asyncio.gather(*(rest(start) for start in range(step, total, step))):
+                listed.extend(more)
+        return listed
 
-    async def _entries(self, path: str, params: Mapping[str, str]) -> _Entries:
-        response = await self._send(path, params)
+    async def _entries(self, path: str, params: Mapping[str, str], fatal: bool = True) -> _Entries:
+        response = await self._send(path, params, fatal=fatal)
         try:
             return _ENTRIES.decode(response.content)
         except msgspec.DecodeError:
@@ -845,3 +877,76 @@ class JellyfinProvider(MediaProvider):
         if not trailers:
             raise ProviderError(f"no trailer for Jellyfin item {shown(key)}", status=404)
         return trailers[0].id
+
+    # -- people and what they watched -------------------------------------------------------------
+
+    def identity(self, user_id: str) -> str:
+        """A user's person id and sign-in identity (``server.identity``): ``jellyfin:<server>:<user>``."""
+        return jellyfin_identity(self._server_id or "", user_id)
+
+    def person(self, user: _User) -> Person:
+        avatar = f"api/avatar/{self.id}/{user.id}" if user.primary_image_tag else None
+        return Person(id=self.identity(user.id), name=user.name.strip()[:NAME_LENGTH] or user.id, avatar=avatar)
+
+    async def users(self) -> dict[str, _User]:
+        """The server's users that may sign in, by id (kept a while); none when the key may not list them."""
+        self._require_online()
+        return await self._users.get("", self._load_users)
+
+    async def _load_users(self) -> dict[str, _User]:
+        try:
+            users = await self._json("Users", _USERS, fatal=False)
+        except _ServerError as exc:
+            if exc.answer not in (401, 403):
+                raise
+            return {}
+        return {user.id: user for user in users if not user.policy.is_disabled}
+
+    async def people(self) -> list[Person]:
+        return [self.person(user) for user in (await self.users()).values()]
+
+    async def avatar(self, key: str) -> Stream:
+        user = (await self.users()).get(key)
+        if user is None or not user.primary_image_tag:
+            raise ProviderError(f"no avatar {shown(key)}", status=404)
+        response = await self._send(f"Users/{quote(key, safe='')}/Images/Primary", stream=True, fatal=False)
+        return await proxied_poster(response, AVATAR_CACHE_CONTROL)
+
+    async def watched(self, person_ids: Collection[str], *, refresh: bool = False) -> set[str]:
+        prefix = self.identity("")
+        wanted = [person.removeprefix(prefix) for person in dict.fromkeys(person_ids) if person.startswith(prefix)]
+        if not wanted or not self._server_id:
+            return set()
+        if refresh:
+            self._users.forget("")
+        users = await self.users()
+        known = [user_id for user_id in wanted if user_id in users]
+        if refresh:
+            for user_id in known:
+                self._watched.forget(user_id)
+        found = await asyncio.gather(
+            *(self._watched.get(user_id, partial(self._fetch_watched, user_id)) for user_id in known)
+        )
+        return set().union(*found)
+
+    async def _fetch_watched(self, user_id: str) -> frozenset[str]:
+        """Every id and alias of what a user played (series: all of their episodes), in the libraries
+        MovieMatch may use that the user sees."""
+        user = quote(user_id, safe="")
+        views = await self._json(f"Users/{user}/Views", _VIEWS, fatal=False)
+        seen = {view.id for view in views.items}
+        query = {"IsPlayed": "true", "Fields": "ProviderIds", "EnableImageTypes": "None", "EnableUserData": "false"}
+        sections = [section for section in await self._all() if section.key in seen]
+        listings = await asyncio.gather(
+            *(
+                self._paged(
+                    f"Users/{user}/Items",
+                    section,
+                    query,
+                    partial(self._media_id, kind=section.kind),
+                    fatal=False,
+                )
+                for section in sections
+            )
+        )
+        return frozenset(name for listing in listings for card_id, aliases in listing for name in (card_id, *aliases))
