@@ -24,7 +24,8 @@ from server.metrics import Metrics
 from server.middleware import BasicAuthMiddleware, RootPathMiddleware
 from server.providers import MediaProvider
 from server.providers.combined import CombinedProvider
-from server.providers.configured import client_id, configured_providers, plex_servers
+from server.providers.configured import client_id, configured_providers, jellyfin_servers, plex_servers
+from server.providers.jellyfin_sign_in import JellyfinSignIn
 from server.providers.plex_tv import PlexTvSignIn
 from server.rooms.changes import RoomChanges
 from server.rooms.local import LocalChanges
@@ -50,6 +51,12 @@ def plex_sign_in_for(settings: Settings, media: CombinedProvider) -> PlexTvSignI
     if not (plex_servers(media) or settings.require_plex_login):
         return None
     return PlexTvSignIn(settings, client_id=client_id(), plex_servers=lambda: plex_servers(media))
+
+
+def jellyfin_sign_in_for(settings: Settings, media: CombinedProvider) -> JellyfinSignIn | None:
+    """Jellyfin sign-in is offered when a Jellyfin server is configured that allows it (``sign_in``)."""
+    servers = [server for server in jellyfin_servers(media) if server.config.sign_in]
+    return JellyfinSignIn(settings, servers, client_id=client_id()) if servers else None
 
 
 def room_changes(
@@ -99,6 +106,7 @@ def create_app(
     storage = storage or settings.storage.create()
     media = configured_providers(settings) if provider is None else CombinedProvider([provider])
     plex_sign_in = plex_sign_in_for(settings, media)
+    jellyfin_sign_in = jellyfin_sign_in_for(settings, media)
     metrics = Metrics()
     registry = RoomRegistry(
         storage,
@@ -114,6 +122,7 @@ def create_app(
         registry=registry,
         metrics=metrics,
         plex_sign_in=plex_sign_in,
+        jellyfin_sign_in=jellyfin_sign_in,
     )
 
     @asynccontextmanager
@@ -121,9 +130,10 @@ def create_app(
         async with storage, AsyncExitStack() as services:
             await media.open()
             services.push_async_callback(media.close)
-            if plex_sign_in is not None:
-                await plex_sign_in.open()
-                services.push_async_callback(plex_sign_in.close)
+            for sign_in in (plex_sign_in, jellyfin_sign_in):
+                if sign_in is not None:
+                    await sign_in.open()
+                    services.push_async_callback(sign_in.close)
             if isinstance(storage, RedisStorage):
                 context.guards.share(lambda name, limit, seconds: RedisWindow(storage, name, limit, seconds))
             async with anyio.create_task_group() as background:

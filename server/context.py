@@ -12,6 +12,7 @@ from server.config import Settings
 from server.limits import Guards
 from server.metrics import Metrics
 from server.providers.combined import CombinedProvider
+from server.providers.jellyfin_sign_in import JellyfinSignIn
 from server.rooms.registry import RoomRegistry
 from server.user import User
 from storage import Storage
@@ -32,6 +33,7 @@ class AppContext:
     provider: CombinedProvider
     registry: RoomRegistry
     plex_sign_in: PlexSignIn | None = None
+    jellyfin_sign_in: JellyfinSignIn | None = None
     connections: set[Departing] = field(default_factory=set)
     metrics: Metrics = field(default_factory=Metrics)
     guards: Guards = field(init=False)

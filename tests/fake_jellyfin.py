@@ -17,8 +17,10 @@ again. The request recording, faults and serving come from ``tests.fakes``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import secrets
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -267,8 +269,15 @@ class FakeJellyfin(FakeService):
         key: str = API_KEY,
         libraries: Sequence[FakeLibrary] | None = None,
         users: Sequence[FakeUser] = (CAROL, BOB, ALICE),
+        quick_connect: bool | None = True,
     ) -> None:
+        """``quick_connect``: whether it is on (None: a server that has none, as Emby)."""
         self.key = key
+        self.quick_connect = quick_connect
+        self.sessions: dict[str, str] = {}  # access token -> user id, of sign-ins not logged out
+        self.issued: list[str] = []  # every access token it gave out
+        self.quick_connects: dict[str, dict[str, Any]] = {}  # by code
+        self._codes = itertools.count(314159)
         self.libraries = {library.id: library for library in libraries or default_libraries()}
         self.users = {user.id: user for user in users}
         self._encoded: dict[tuple[str, frozenset[str], int], bytes] = {}
@@ -276,9 +285,20 @@ class FakeJellyfin(FakeService):
         self.poster_gate: threading.Event | None = None
         super().__init__(prefix)
 
+    def post_routes(self) -> list[tuple[str, Callable[[Request], Any]]]:
+        return [
+            ("/Users/AuthenticateByName", self.authenticate_by_name),
+            ("/Users/AuthenticateWithQuickConnect", self.authenticate_with_quick_connect),
+            ("/QuickConnect/Initiate", self.quick_connect_initiate),
+            ("/QuickConnect/Authorize", self.quick_connect_authorize),
+            ("/Sessions/Logout", self.logout),
+        ]
+
     def routes(self) -> list[tuple[str, Callable[[Request], Any]]]:
         return [
             ("/System/Info/Public", self.public_info),
+            ("/QuickConnect/Enabled", self.quick_connect_enabled),
+            ("/QuickConnect/Connect", self.quick_connect_state),
             ("/System/Info", self.info),
             ("/Users", self.list_users),
             ("/Users/{user}", self.user),
@@ -308,8 +328,24 @@ class FakeJellyfin(FakeService):
             or query.get("api_key")
         )
 
+    # What anyone may ask, as on Jellyfin: the sign-in endpoints take no key.
+    ANONYMOUS = frozenset(
+        {
+            "/System/Info/Public",
+            "/Users/AuthenticateByName",
+            "/Users/AuthenticateWithQuickConnect",
+            "/QuickConnect/Enabled",
+            "/QuickConnect/Initiate",
+            "/QuickConnect/Connect",
+        }
+    )
+
     def authorized(self, request: Request) -> bool:
-        return request.url.path == self.prefix + "/System/Info/Public" or self.presented_key(request) == self.key
+        path = request.url.path.removeprefix(self.prefix)
+        presented = self.presented_key(request)
+        if path == "/Sessions/Logout":
+            return presented in self.sessions
+        return path in self.ANONYMOUS or presented == self.key
 
     # -- system and users ---------------------------------------------------------------------------
 
@@ -552,3 +588,91 @@ class FakeJellyfin(FakeService):
         if request.query_params.get("static") != "true":
             return Response("this fake serves files as they are (static=true) only", 400)
         return video_response(request, trailer_video(item_id), TRAILER_TYPE)
+
+    # -- sign-in ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _client(request: Request) -> dict[str, str] | None:
+        """The MediaBrowser authorization fields of a sign-in; Jellyfin needs all four."""
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', request.headers.get("authorization", "")))
+        wanted = ("Client", "Device", "DeviceId", "Version")
+        return fields if all(fields.get(name) for name in wanted) else None
+
+    def _authenticated(self, user: FakeUser) -> Response:
+        """An AuthenticationResult: the user, a new session and its access token."""
+        token = secrets.token_hex(16)
+        self.sessions[token] = user.id
+        self.issued.append(token)
+        return JSONResponse(
+            {
+                "User": user.dto(),
+                "SessionInfo": {"Id": secrets.token_hex(8), "UserId": user.id, "UserName": user.name},
+                "AccessToken": token,
+                "ServerId": SERVER_ID,
+            }
+        )
+
+    async def authenticate_by_name(self, request: Request) -> Response:
+        if self._client(request) is None:
+            return Response("Value cannot be null. (Parameter 'App')", 400)
+        body = await request.json()
+        user = next((u for u in self.users.values() if u.name.casefold() == str(body.get("Username")).casefold()), None)
+        if user is None or user.password != body.get("Pw"):
+            return Response("Error processing request.", 401)
+        if user.disabled:
+            return Response("User is disabled", 403)
+        return self._authenticated(user)
+
+    async def logout(self, request: Request) -> Response:
+        self.sessions.pop(self.presented_key(request) or "", None)
+        return Response(status_code=204)
+
+    async def quick_connect_enabled(self, request: Request) -> Response:
+        if self.quick_connect is None:
+            return Response("Not Found", 404)
+        return JSONResponse(self.quick_connect)
+
+    def _quick_connect_result(self, entry: dict[str, Any]) -> Response:
+        return JSONResponse({key: value for key, value in entry.items() if key != "User"})
+
+    async def quick_connect_initiate(self, request: Request) -> Response:
+        if self.quick_connect is None:
+            return Response("Not Found", 404)
+        client = self._client(request)
+        if not self.quick_connect:
+            return Response("Quick connect is disabled", 401)
+        if client is None:
+            return Response("Value cannot be null. (Parameter 'DeviceId')", 400)
+        code = str(next(self._codes))
+        self.quick_connects[code] = {
+            "Authenticated": False,
+            "Secret": secrets.token_hex(32).upper(),
+            "Code": code,
+            "DeviceId": client["DeviceId"],
+            "DeviceName": client["Device"],
+            "AppName": client["Client"],
+            "AppVersion": client["Version"],
+            "DateAdded": "2025-01-01T20:00:00.0000000Z",
+        }
+        return self._quick_connect_result(self.quick_connects[code])
+
+    async def quick_connect_state(self, request: Request) -> Response:
+        secret = request.query_params.get("secret") or request.query_params.get("Secret")
+        entry = next((entry for entry in self.quick_connects.values() if entry["Secret"] == secret), None)
+        return self._quick_connect_result(entry) if entry is not None else Response("Unknown secret", 404)
+
+    async def quick_connect_authorize(self, request: Request) -> Response:
+        """What a signed-in Jellyfin app does with the code a user types in (here with the key, for a user id)."""
+        entry = self.quick_connects.get(request.query_params.get("code", ""))
+        user = self.users.get(request.query_params.get("userId", ""))
+        if entry is None or user is None:
+            return Response("Unable to find request", 404)
+        entry["Authenticated"], entry["User"] = True, user
+        return JSONResponse(True)
+
+    async def authenticate_with_quick_connect(self, request: Request) -> Response:
+        secret = (await request.json()).get("Secret")
+        entry = next((entry for entry in self.quick_connects.values() if entry["Secret"] == secret), None)
+        if entry is None or not entry["Authenticated"]:
+            return Response("Unable to find request", 404)
+        return self._authenticated(entry["User"])

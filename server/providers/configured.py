@@ -45,3 +45,7 @@ def configured_providers(settings: Settings) -> CombinedProvider:
 
 def plex_servers(providers: CombinedProvider) -> list[PlexProvider]:
     return [provider for provider in providers.providers.values() if isinstance(provider, PlexProvider)]
+
+
+def jellyfin_servers(providers: CombinedProvider) -> list[JellyfinProvider]:
+    return [provider for provider in providers.providers.values() if isinstance(provider, JellyfinProvider)]

@@ -93,7 +93,9 @@ Params = tuple[tuple[str, str], ...]
 # -- what Jellyfin sends ------------------------------------------------------------------------
 
 
-class _Dto(BaseModel):
+class Dto(BaseModel):
+    """A Jellyfin answer, read by pydantic (the small ones; item listings are msgspec structs)."""
+
     # Jellyfin names fields in PascalCase and may send null for anything: null means "not set".
     model_config = ConfigDict(alias_generator=to_pascal, frozen=True, extra="ignore")
 
@@ -103,25 +105,25 @@ class _Dto(BaseModel):
         return {key: value for key, value in data.items() if value is not None} if isinstance(data, dict) else data
 
 
-class _SystemInfo(_Dto):
+class _SystemInfo(Dto):
     id: str = Field(min_length=1)
     server_name: str = ""
     version: str = ""
 
 
-class _Policy(_Dto):
+class _Policy(Dto):
     is_administrator: bool = False
     is_disabled: bool = False
 
 
-class _User(_Dto):
+class UserDto(Dto):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9-]{1,64}$")
     name: str = ""
     policy: _Policy = _Policy()
     primary_image_tag: str | None = None
 
 
-class _View(_Dto):
+class _View(Dto):
     """A BaseItemDto of ``/Users/{userId}/Views``: a library."""
 
     id: str = Field(min_length=1)
@@ -129,7 +131,7 @@ class _View(_Dto):
     collection_type: str | None = None
 
 
-class _Views(_Dto):
+class _Views(Dto):
     items: list[_View] = []
 
 
@@ -202,7 +204,7 @@ _NO_IDS = _ProviderIds()
 _YEAR = re.compile(r"\d{4}")
 
 
-class _Folder(_Dto):
+class _Folder(Dto):
     """A VirtualFolderInfo of ``/Library/VirtualFolders``."""
 
     name: str = ""
@@ -210,7 +212,7 @@ class _Folder(_Dto):
     collection_type: str | None = None
 
 
-class _Choices(_Dto):
+class _Choices(Dto):
     """A QueryFiltersLegacy of ``/Items/Filters``."""
 
     genres: list[str] = []
@@ -219,14 +221,14 @@ class _Choices(_Dto):
 
 
 _SYSTEM_INFO = TypeAdapter(_SystemInfo)
-_USER = TypeAdapter(_User)
-_USERS = TypeAdapter(list[_User])
+_USER = TypeAdapter(UserDto)
+_USERS = TypeAdapter(list[UserDto])
 _VIEWS = TypeAdapter(_Views)
 _FOLDERS = TypeAdapter(list[_Folder])
 _CHOICES = TypeAdapter(_Choices)
 
 
-class _Item(_Dto):
+class _Item(Dto):
     """A BaseItemDto of which only the id matters (a local trailer)."""
 
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9-]{1,64}$")
@@ -236,6 +238,15 @@ _TRAILERS = TypeAdapter(list[_Item])
 
 T = TypeVar("T")
 Item = TypeVar("Item")
+
+
+def authorization(device_id: str, token: str | None = None) -> str:
+    """The ``Authorization`` header of a request from MovieMatch: who asks (Jellyfin needs a client,
+    device, device id and version for sign-ins too) and, unless signing in, with which token."""
+    fields = {"Client": "MovieMatch", "Device": "MovieMatch server", "DeviceId": device_id, "Version": __version__}
+    if token is not None:
+        fields["Token"] = token
+    return "MediaBrowser " + ", ".join(f'{name}="{value}"' for name, value in fields.items())
 
 
 class _ServerError(ProviderError):
@@ -392,7 +403,7 @@ class JellyfinProvider(MediaProvider):
         self._listings = TtlCache[tuple[str, Params], list[_Film]](cache_ttl, clock)
         self._choices = TtlCache[str, _Choices](cache_ttl, clock)
         self._trailers = TtlCache[str, str](cache_ttl, clock)
-        self._users = TtlCache[str, dict[str, _User]](cache_ttl, clock)
+        self._users = TtlCache[str, dict[str, UserDto]](cache_ttl, clock)
         # What each user played (every id and alias), by user id.
         self._watched = TtlCache[str, frozenset[str]](cache_ttl, clock)
         self._cards = KnownCards()
@@ -400,17 +411,10 @@ class JellyfinProvider(MediaProvider):
     # -- connection -----------------------------------------------------------------------------
 
     async def open(self) -> None:
-        fields = {
-            "Client": "MovieMatch",
-            "Device": "MovieMatch server",
-            "DeviceId": self._client_id,
-            "Version": __version__,
-            "Token": self._server.token.get_secret_value(),
-        }
         self._client = httpx.AsyncClient(
             base_url=self._where,
             headers={
-                "Authorization": "MediaBrowser " + ", ".join(f'{name}="{value}"' for name, value in fields.items()),
+                "Authorization": authorization(self._client_id, self._server.token.get_secret_value()),
                 "Accept": "application/json",
             },
             # A dead host should fail fast; a 20,000-item page may take a while to build.
@@ -460,7 +464,7 @@ class JellyfinProvider(MediaProvider):
         log.info("connected to Jellyfin server %r (version %s) at %s", info.server_name, info.version, self._where)
         return True
 
-    async def _pick_user(self) -> _User | None:
+    async def _pick_user(self) -> UserDto | None:
         """The user whose watched state the unwatched filter uses: the configured one, else the first
         administrator; None when the key may not list users or there is no administrator."""
         wanted = self._server.user_id
@@ -880,20 +884,34 @@ class JellyfinProvider(MediaProvider):
 
     # -- people and what they watched -------------------------------------------------------------
 
+    @property
+    def config(self) -> MediaServer:
+        return self._server
+
+    @property
+    def server_id(self) -> str | None:
+        """The server's own id (``System/Info``), known once it has answered."""
+        return self._server_id
+
+    @property
+    def base_url(self) -> str:
+        """The configured URL without credentials, query or trailing slash: where requests go."""
+        return self._where
+
     def identity(self, user_id: str) -> str:
         """A user's person id and sign-in identity (``server.identity``): ``jellyfin:<server>:<user>``."""
         return jellyfin_identity(self._server_id or "", user_id)
 
-    def person(self, user: _User) -> Person:
+    def person(self, user: UserDto) -> Person:
         avatar = f"api/avatar/{self.id}/{user.id}" if user.primary_image_tag else None
         return Person(id=self.identity(user.id), name=user.name.strip()[:NAME_LENGTH] or user.id, avatar=avatar)
 
-    async def users(self) -> dict[str, _User]:
+    async def users(self) -> dict[str, UserDto]:
         """The server's users that may sign in, by id (kept a while); none when the key may not list them."""
         self._require_online()
         return await self._users.get("", self._load_users)
 
-    async def _load_users(self) -> dict[str, _User]:
+    async def _load_users(self) -> dict[str, UserDto]:
         try:
             users = await self._json("Users", _USERS, fatal=False)
         except _ServerError as exc:
@@ -901,6 +919,18 @@ class JellyfinProvider(MediaProvider):
                 raise
             return {}
         return {user.id: user for user in users if not user.policy.is_disabled}
+
+    async def user(self, user_id: str) -> UserDto | None:
+        """One user as the server has them now (no cache: a sign-in must see a deletion at once);
+        None if there is no such user, or they are disabled."""
+        self._require_online()
+        try:
+            user = await self._json(f"Users/{quote(user_id, safe='')}", _USER, fatal=False)
+        except _ServerError as exc:
+            if exc.answer in (400, 404):
+                return None
+            raise
+        return None if user.policy.is_disabled else user
 
     async def people(self) -> list[Person]:
         return [self.person(user) for user in (await self.users()).values()]
