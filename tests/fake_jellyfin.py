@@ -270,9 +270,14 @@ class FakeJellyfin(FakeService):
         libraries: Sequence[FakeLibrary] | None = None,
         users: Sequence[FakeUser] = (CAROL, BOB, ALICE),
         quick_connect: bool | None = True,
+        server_id: str = SERVER_ID,
+        name: str = SERVER_NAME,
     ) -> None:
         """``quick_connect``: whether it is on (None: a server that has none, as Emby)."""
         self.key = key
+        self.server_id, self.name = server_id, name
+        # What a trailer's file holds and its type (a test may give a real media file to play).
+        self.trailer_media: tuple[bytes, str] | None = None
         self.quick_connect = quick_connect
         self.sessions: dict[str, str] = {}  # access token -> user id, of sign-ins not logged out
         self.issued: list[str] = []  # every access token it gave out
@@ -352,11 +357,11 @@ class FakeJellyfin(FakeService):
     def _public(self) -> dict[str, Any]:
         return {
             "LocalAddress": "http://192.168.1.10:8096",
-            "ServerName": SERVER_NAME,
+            "ServerName": self.name,
             "Version": "10.10.7",
             "ProductName": "Jellyfin Server",
             "OperatingSystem": "",
-            "Id": SERVER_ID,
+            "Id": self.server_id,
             "StartupWizardCompleted": True,
         }
 
@@ -587,7 +592,8 @@ class FakeJellyfin(FakeService):
             return Response("Not Found", 404)
         if request.query_params.get("static") != "true":
             return Response("this fake serves files as they are (static=true) only", 400)
-        return video_response(request, trailer_video(item_id), TRAILER_TYPE)
+        data, content_type = self.trailer_media or (trailer_video(item_id), TRAILER_TYPE)
+        return video_response(request, data, content_type)
 
     # -- sign-in ----------------------------------------------------------------------------------
 
@@ -608,7 +614,7 @@ class FakeJellyfin(FakeService):
                 "User": user.dto(),
                 "SessionInfo": {"Id": secrets.token_hex(8), "UserId": user.id, "UserName": user.name},
                 "AccessToken": token,
-                "ServerId": SERVER_ID,
+                "ServerId": self.server_id,
             }
         )
 

@@ -195,8 +195,9 @@ const handlers = {
     setTranslations(strings);
   },
 
-  loginSuccess(user) {
-    const identity = loggingIn ?? state.identity;
+  loginSuccess({ jellyfinSession, ...user }) {
+    // A Jellyfin sign-in is kept as its session ticket, never as the password it was made with.
+    const identity = jellyfinSession ? { jellyfinSession } : (loggingIn ?? state.identity);
     loggingIn = null;
     const renamed = state.user && state.user.userName !== user.userName;
     state.user = user;
@@ -216,8 +217,10 @@ const handlers = {
   loginError(error) {
     const failed = loggingIn ?? state.identity;
     loggingIn = null;
-    // plex.tv being unreachable says nothing about the token: keep it and try again in a while.
-    const retry = error.name === "PlexUnavailable" && failed?.plexToken;
+    // plex.tv or Jellyfin being unreachable says nothing about the token: keep it and try again in a while.
+    const retry =
+      (error.name === "PlexUnavailable" && failed?.plexToken) ||
+      (error.name === "JellyfinUnavailable" && failed?.jellyfinSession);
     if (!retry) {
       saved.identity.clear();
       state.identity = null;
