@@ -273,8 +273,11 @@ class FakePlex(FakeService):
         token: str = PLEX_TOKEN,
         libraries: list[FakeLibrary] | None = None,
         viewers: Sequence[FakeViewer] = (),
+        guids: bool = True,
     ) -> None:
+        """``guids``: whether it answers includeGuids=1 (a benchmark's baseline does not)."""
         self.token = token
+        self.guids = guids
         self.libraries = {library.key: library for library in libraries or default_libraries()}
         # The owner's view is that of ``token`` (which a test may change to revoke it).
         self.viewers = {viewer.token: viewer for viewer in viewers}
@@ -432,7 +435,7 @@ class FakePlex(FakeService):
             container["Meta"] = self._meta(library)
         # The items are spliced in already encoded: the container's other fields are small.
         head = json.dumps({"MediaContainer": container}).encode()[:-2]
-        guids = request.query_params.get("includeGuids") == "1"
+        guids = self.guids and request.query_params.get("includeGuids") == "1"
         items = b", ".join(self._item(library, index, guids, viewer) for index in page)
         body = b"".join((head, b', "Metadata": [', items, b"]}}"))
         return Response(body, media_type="application/json", headers=headers)
