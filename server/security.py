@@ -11,6 +11,8 @@ from urllib.parse import quote, urlsplit
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.config import mask_secrets
+
 log = logging.getLogger("server.security")
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
@@ -120,8 +122,10 @@ _SECRET_HEADER = re.compile(r"(?im)^([<>]?\s*(?:authorization|proxy-authorizatio
 
 
 class RedactSecrets(logging.Filter):
-    """Removes the configured secrets (in raw, URL-encoded and Basic-auth forms) and credential
-    headers from every log record, whoever logs it: a library at DEBUG quotes what it sees."""
+    """Removes the configured secrets (in raw, URL-encoded and Basic-auth forms), credential headers
+    and secret-looking URL query values (a Jellyfin Quick Connect ``Secret=``, which that API takes
+    in the query, and httpx logs every request URL) from every log record, whoever logs it: a
+    library at DEBUG quotes what it sees."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
@@ -135,7 +139,7 @@ class RedactSecrets(logging.Filter):
     def _clean(self, text: str) -> str:
         for form in self.forms:
             text = text.replace(form, "***")
-        return _SECRET_HEADER.sub(r"\1***", text)
+        return mask_secrets(_SECRET_HEADER.sub(r"\1***", text))
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

@@ -451,6 +451,15 @@ async def test_shows_have_seasons_episodes_years_and_a_network(
     assert not {"seasons", "episodes", "endYear", "network"} & {key for card in movies for key in card.wire()}
 
 
+async def test_filters_and_watched_state_work_for_shows(url: str, fake: FakeJellyfin, opened: OpenProvider) -> None:
+    provider = await opened(url, library_type_filter=("show",))
+    shows = await provider.media(MediaQuery([rule("unwatched", "=", "1"), rule("genre", "=", "Comedy")], [SHOWS.id]))
+    expected = {index for index in range(SHOWS.size) if not ALICE.watched(index) and "Comedy" in SHOWS.genres(index)}
+    assert indexes(shows, SHOWS) == expected
+    [sent] = [query_of(seen) for seen in item_requests(fake) if "IsPlayed" in query_of(seen)]
+    assert (sent["IncludeItemTypes"], sent["IsPlayed"], sent["Genres"]) == ("Series", "false", "Comedy")
+
+
 async def test_one_film_in_two_libraries_is_one_card(url: str, opened: OpenProvider) -> None:
     provider = await opened(url)
     both = await provider.media(MediaQuery(libraries=[MOVIES.id, MOVIES_4K.id]))

@@ -378,6 +378,20 @@ async def test_shows_have_seasons_episodes_and_a_network(fake: FakePlex, plex_ur
     assert library.size == len(shows)
 
 
+async def test_filters_and_watched_state_work_for_shows(fake: FakePlex, plex_url: str) -> None:
+    library = fake.libraries["2"]
+    async with opened(server_at(plex_url, library_type_filter=["show"])) as provider:
+        unwatched = await provider.media(MediaQuery([rule("unwatched", "=", "1"), rule("genre", "=", "2")], ["2"]))
+    expected = {
+        f"TV Shows {index}"
+        for index in range(library.size)
+        if not library.watched(index) and "2" in library.genre_ids(index)
+    }
+    assert {show.title for show in unwatched} == expected
+    [sent] = [seen for seen in fake.requests_to("/library/sections/2/all") if seen.param("unwatched")]
+    assert (sent.param("type"), sent.param("unwatched"), sent.param("genre")) == ("2", "1", "2")
+
+
 async def test_filters_become_plex_query_parameters(fake: FakePlex, provider: PlexProvider) -> None:
     library = fake.libraries["1"]
     filters = [

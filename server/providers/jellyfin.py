@@ -20,6 +20,14 @@ What this relies on (checked against jellyfin/jellyfin's controllers and Emby's 
   the content ratings would take three.
 - Item ids are GUIDs (Jellyfin, 32 hex digits) or numbers (Emby); images at
   ``/Items/{id}/Images/Primary?maxWidth=N``.
+- ``ProviderIds`` name a card (``ids``); ``LocalTrailerCount`` and ``RemoteTrailers`` (asked for in
+  ``Fields``) say whether an item has a trailer: a local one is listed per user
+  (``/Users/{userId}/Items/{id}/LocalTrailers``) and streamed as it is
+  (``/Videos/{id}/stream?static=true``, which takes a Range); a remote one is a link. Series count
+  their seasons (``ChildCount``) and, with a user's data, episodes (``RecursiveItemCount``).
+- The people are the server's enabled users (``/Users``), their pictures at
+  ``/Users/{id}/Images/Primary``; what each played is asked per user id (``IsPlayed``).
+  Sign-in with a user's account is ``jellyfin_sign_in``.
 """
 
 from __future__ import annotations

@@ -5,6 +5,12 @@ browser histories), and posters are proxied so it never reaches a browser. A ser
 reached, or that rejects the token, is reported in one log line and retried in the background;
 meanwhile requests fail fast with a ``ProviderError``. Library listings are cached for a while and
 shared, so a hundred rooms on one library cost one fetch.
+
+Listings ask for each item's ``Guid`` list (``includeGuids=1``): its IMDb, TMDB and TVDB ids name
+the card, so that the same title on another server is the same card (``ids``). A film's trailer is
+its primary extra (``primaryExtraKey``), streamed like posters. The server's people and what each of
+them watched come from plex.tv and from the server asked with each person's own token
+(``plex_home``).
 """
 
 from __future__ import annotations
