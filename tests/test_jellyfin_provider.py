@@ -402,7 +402,7 @@ async def test_items_become_cards(url: str, opened: OpenProvider) -> None:
         "actors": ["Ben Stiller", "Owen Wilson"],
         "trailerLink": "https://www.youtube.com/watch?v=trailer1",  # a remote trailer only
     }
-    assert first.aliases == ("tmdb://1500001", f"jellyfin://{SERVER_ID}/{MOVIES.item_id(1)}")
+    assert first.aliases == ("tmdb://1500001",)  # the id it had before too: no former id to keep
     assert first.added == "2021-03-01T01:00:00.0000000Z"
     assert cards[0].tagline is None
     assert len(cards[6].actors) == 5  # of seven
@@ -756,7 +756,9 @@ def played_names(library: FakeLibrary, user: Any, kind: str = "movie") -> set[st
             found.add(f"tmdb://{tmdb}" if kind == "movie" else f"tmdb://tv/{tmdb}")
         if tvdb:
             found.add(f"tvdb://movie/{tvdb}" if kind == "movie" else f"tvdb://{tvdb}")
-        found.add(f"jellyfin://{SERVER_ID}/{library.item_id(index)}")
+        # Its own id where it had that before: no IMDb id nor the usual database's of its kind.
+        if "Imdb" not in ids and not (tmdb if kind == "movie" else tvdb):
+            found.add(f"jellyfin://{SERVER_ID}/{library.item_id(index)}")
     return found
 
 

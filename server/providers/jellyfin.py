@@ -71,7 +71,7 @@ from .base import (
     Stream,
 )
 from .filtering import shown
-from .ids import card_ids, external_ids
+from .ids import card_ids, external_ids, rank
 from .remote import KnownCards, TtlCache, chosen, proxied_poster, proxied_video, public_url, transport_problem
 
 log = logging.getLogger(__name__)
@@ -790,11 +790,14 @@ class JellyfinProvider(MediaProvider):
 
     def _media_id(self, item: _Entry, kind: _Kind) -> tuple[str, tuple[str, ...]]:
         """The title's IMDb, TMDB or TVDB id (``ids``): the same film on Plex and Jellyfin is then one
-        card. Items without one get ``jellyfin://<serverId>/<itemId>``, stable while the server is."""
+        card. Items without one get ``jellyfin://<serverId>/<itemId>``, stable while the server is.
+
+        Earlier versions used the fallback id where only the kind's less usual database knew the
+        title (a film's TVDB id, a show's TMDB id): only then is it an alias (stored rooms hold it)."""
         ids = item.provider_ids or _NO_IDS
-        return card_ids(
-            external_ids(kind.type, ids.Imdb, ids.Tmdb, ids.Tvdb), f"jellyfin://{self._server_id}/{item.id}"
-        )
+        external = external_ids(kind.type, ids.Imdb, ids.Tmdb, ids.Tvdb)
+        former = bool(external) and rank(external[0]) == 2
+        return card_ids(external, f"jellyfin://{self._server_id}/{item.id}", former=former)
 
     # -- filters --------------------------------------------------------------------------------
 

@@ -622,7 +622,7 @@ class PlexProvider(MediaProvider):
         kind = "show" if item.type == "show" else "movie"
         # guid is the same on every Plex server (plex://movie/...); local:// guids of unmatched items are not.
         guid = item.guid if item.guid and not item.guid.startswith("local://") else None
-        external = plex_external_ids(kind, [tag.id for tag in item.Guid], guid)
+        external = plex_external_ids(kind, (tag.id for tag in item.Guid), guid)
         return card_ids(external, guid or f"plex://{self._machine_identifier}/{item.ratingKey}")
 
     def _card(self, item: _Item) -> Media:
