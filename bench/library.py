@@ -4,8 +4,14 @@ and the fake Jellyfin, each in a process of its own on loopback; then the server
 rooms on one 100,000-film library. Prints figures, ratios against the smallest library of the same
 run and the targets of issue #14; asserts nothing.
 
+Two more sources: ``plex-noguids``, a Plex server that sends no ``Guid`` lists (as before MovieMatch
+asked for them), the baseline of what the lists cost (``plex`` against it, same run); and ``both``,
+a Plex and a Jellyfin server holding the same films, so every card is merged from two (one deck
+across servers).
+
     python -m bench.library                      # or: make bench-library
     python -m bench.library --sizes 1000,20000 --sources plex --rooms 10 --runs 1
+    python -m bench.library --sizes 100000 --sources plex,plex-noguids,both --scenarios create
 
 The fake media server encodes each of its items once and keeps it: the first server run of each
 library (which pays for that) is a warm-up and not counted, so the figures are the server's, not the
@@ -26,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +45,7 @@ from tests.fakes import serving
 from tests.services import free_port, wait_for_port
 
 SIZES = (1_000, 20_000, 100_000)
-SOURCES = ("plex", "jellyfin")
+SOURCES = ("plex", "plex-noguids", "jellyfin", "both")
 # Targets of issue #14 at 100,000 films, in seconds.
 TARGETS = {"cold": 3.0, "cached": 1.0}
 REPLY_TIMEOUT = 300.0  # a hang, not a figure: a busy 2-core machine is slow with 100,000 cards
@@ -49,39 +55,53 @@ _TYPE = re.compile(r'\{"type":"(\w+)"')
 # -- the fake media server, in a process of its own -----------------------------------------------
 
 
+def fakes(source: str, size: int) -> list[fake_plex.FakePlex | fake_jellyfin.FakeJellyfin]:
+    """The fake media servers of a source, each with one movie library of ``size`` films (the same
+    films: IMDb base 1 on both)."""
+    plex = fake_plex.FakePlex(
+        libraries=[fake_plex.FakeLibrary("1", "Movies", "movie", size, imdb_base=1)], guids=source != "plex-noguids"
+    )
+    library = fake_jellyfin.FakeLibrary(1, "Movies", "movies", size, imdb_base=1)
+    jellyfin = fake_jellyfin.FakeJellyfin(libraries=[library], users=[fake_jellyfin.ALICE])
+    chosen: dict[str, list[fake_plex.FakePlex | fake_jellyfin.FakeJellyfin]] = {
+        "jellyfin": [jellyfin],
+        "both": [plex, jellyfin],
+    }
+    return chosen.get(source, [plex])
+
+
 def serve(source: str, size: int) -> None:
-    """Serve one movie library of ``size`` films until killed; print its URL first."""
-    app: fake_plex.FakePlex | fake_jellyfin.FakeJellyfin
-    if source == "plex":
-        app = fake_plex.FakePlex(libraries=[fake_plex.FakeLibrary("1", "Movies", "movie", size)])
-    else:
-        library = fake_jellyfin.FakeLibrary(1, "Movies", "movies", size, imdb_base=1)
-        app = fake_jellyfin.FakeJellyfin(libraries=[library], users=[fake_jellyfin.ALICE])
-    with serving(app) as url:
-        print(url, flush=True)
+    """Serve the source's fake servers until killed; print their URLs first (one line)."""
+    with ExitStack() as stack:
+        urls = [stack.enter_context(serving(app)) for app in fakes(source, size)]
+        print(" ".join(urls), flush=True)
         while True:
             time.sleep(3600)
 
 
 @contextmanager
-def media_server(source: str, size: int) -> Iterator[str]:
+def media_server(source: str, size: int) -> Iterator[list[str]]:
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.library", "--serve", source, str(size)], stdout=subprocess.PIPE, text=True
     )
     try:
         assert process.stdout is not None
-        url = process.stdout.readline().strip()
-        if not url:
+        urls = process.stdout.readline().split()
+        if not urls:
             raise RuntimeError(f"the fake {source} server did not start")
-        yield url
+        yield urls
     finally:
         process.terminate()
         process.wait(timeout=20)
 
 
-def server_settings(source: str, url: str) -> dict[str, Any]:
-    token = fake_plex.PLEX_TOKEN if source == "plex" else fake_jellyfin.API_KEY
-    return {"servers": [{"type": source, "url": url, "token": token}]}
+def server_settings(source: str, urls: list[str]) -> dict[str, Any]:
+    servers = []
+    for app, url in zip(fakes(source, 0), urls, strict=True):
+        plex = isinstance(app, fake_plex.FakePlex)
+        token = fake_plex.PLEX_TOKEN if plex else fake_jellyfin.API_KEY
+        servers.append({"type": "plex" if plex else "jellyfin", "url": url, "token": token})
+    return {"servers": servers}
 
 
 # -- the MovieMatch server ------------------------------------------------------------------------
@@ -179,7 +199,7 @@ class Setup:
 
     source: str
     films: int
-    media_url: str
+    media_urls: list[str]
     directory: Path
     runs: int
     rooms: int
@@ -191,7 +211,7 @@ class Setup:
         self._servers += 1
         directory = self.directory / f"server-{self._servers}"
         directory.mkdir(parents=True)
-        with moviematch(server_settings(self.source, self.media_url), directory) as served:
+        with moviematch(server_settings(self.source, self.media_urls), directory) as served:
             yield served
 
 
@@ -275,6 +295,23 @@ def ratios(rows: list[Row]) -> None:
         print(f"{source:>8} at {biggest.films:,} films: " + ", ".join(verdicts))
 
 
+def guid_cost(rows: list[Row]) -> None:
+    """What the Guid lists cost: Plex with them against Plex without them, at each size of the run."""
+    created = {(row.source, row.films): row for row in rows if row.scenario == "createRoom"}
+    pairs = [(films, row) for (source, films), row in created.items() if source == "plex"]
+    if not any((("plex-noguids", films) in created) for films, _ in pairs):
+        return
+    print("\ncreateRoom on Plex with Guid lists against Plex without them (1.0x: they cost nothing):")
+    for films, row in sorted(pairs, key=lambda pair: pair[0]):
+        base = created.get(("plex-noguids", films))
+        if base is not None:
+            shown = "  ".join(
+                f"{name} {row.figures[name] / base.figures[name]:6.2f}x"
+                for name in ("cold ms", "cached ms", "reply KiB")
+            )
+            print(f"    plex {films:>7,}: {shown}")
+
+
 def _films(row: Row) -> int:
     return row.films
 
@@ -292,19 +329,20 @@ async def run(args: argparse.Namespace) -> None:
                 if not chosen:
                     continue
                 directory = Path(work, f"{source}-{size}")
-                with media_server(source, size) as url:
-                    setup = Setup(source, size, url, directory, runs=args.runs, rooms=args.rooms)
+                with media_server(source, size) as urls:
+                    setup = Setup(source, size, urls, directory, runs=args.runs, rooms=args.rooms)
                     for scenario in chosen:
                         found = await scenario(setup)
                         report(found)
                         rows += found
     ratios(rows)
+    guid_cost(rows)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="library sizes, comma-separated")
-    parser.add_argument("--sources", default=",".join(SOURCES), help="plex, jellyfin")
+    parser.add_argument("--sources", default=",".join(SOURCES), help=", ".join(SOURCES))
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=", ".join(SCENARIOS))
     parser.add_argument("--runs", type=int, default=3, help="measured runs of each createRoom (median)")
     parser.add_argument("--rooms", type=int, default=100, help="rooms on one library for the memory figure")

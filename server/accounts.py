@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 from urllib.parse import quote
 
@@ -47,9 +47,10 @@ class SavedTitles(ABC):
     service: ClassVar[str]
 
     @abstractmethod
-    def ref(self, media_id: str, link_url: str) -> str | None:
-        """How the account names this card (its id and link, protocol.md's Media), or None when
-        the account cannot hold it (a film of another server)."""
+    def ref(self, names: Sequence[str], links: Sequence[str]) -> str | None:
+        """How the account names this card (by its id and aliases, and its links: protocol.md's
+        Media ``linkUrl`` and ``openIn``), or None when the account cannot hold it (a film of
+        another server)."""
 
     @abstractmethod
     async def add(self, ref: str) -> None: ...
@@ -145,9 +146,10 @@ class PlexWatchlist(SavedTitles):
         self._accounts = accounts
         self._headers = headers
 
-    def ref(self, media_id: str, link_url: str) -> str | None:
-        found = _PLEX_GUID.fullmatch(media_id)
-        return found.group(1) if found else None
+    def ref(self, names: Sequence[str], links: Sequence[str]) -> str | None:
+        # Plex's guid is the same on every Plex server and plex.tv: a card keeps it as an alias.
+        found = (_PLEX_GUID.fullmatch(name) for name in names)
+        return next((match.group(1) for match in found if match), None)
 
     async def add(self, ref: str) -> None:
         await self._accounts.send("PUT", "/actions/addToWatchlist", self._headers, {"ratingKey": ref})
@@ -168,7 +170,7 @@ class PlexWatchlist(SavedTitles):
             except msgspec.DecodeError as exc:
                 raise AccountError("the Plex watchlist sent an unexpected answer") from exc
             for item in page.Metadata:
-                ref = self.ref(item.guid or "", "")
+                ref = self.ref([item.guid or ""], [])
                 if ref is not None:
                     found.add(ref)
             start += len(page.Metadata)
@@ -192,18 +194,21 @@ _FAVOURITES = msgspec.json.Decoder(_Favourites)
 
 
 class JellyfinFavourites(SavedTitles):
-    """A Jellyfin user's favourites on a configured server, changed with that user's own token."""
+    """A Jellyfin user's favourites on a configured server, changed with that user's own token or,
+    for a Jellyfin sign-in (whose own token was let go at once), with the server's API key, which
+    may act for every user."""
 
     service = "jellyfin"
 
-    def __init__(self, server: JellyfinProvider, user_id: str, token: str) -> None:
+    def __init__(self, server: JellyfinProvider, user_id: str, token: str | None = None) -> None:
         self._server = server
         self._user = quote(user_id, safe="")
-        self._headers = {"Authorization": server.authorization(token)}
+        # Without a token, the server's client presents its API key.
+        self._headers = {"Authorization": server.authorization(token)} if token else {}
 
-    def ref(self, media_id: str, link_url: str) -> str | None:
-        found = origin(link_url)
-        return found.key if found is not None and found.provider_id == self._server.id else None
+    def ref(self, names: Sequence[str], links: Sequence[str]) -> str | None:
+        found = (origin(link) for link in links)
+        return next((place.key for place in found if place is not None and place.provider_id == self._server.id), None)
 
     async def _send(self, method: str, path: str, params: Mapping[str, str] | None = None) -> httpx.Response:
         try:

@@ -27,7 +27,8 @@ from server.offload import Offload
 from server.players import Playback
 from server.providers import MediaProvider
 from server.providers.combined import CombinedProvider
-from server.providers.configured import client_id, configured_providers, plex_servers
+from server.providers.configured import client_id, configured_providers, jellyfin_servers, plex_servers
+from server.providers.jellyfin_sign_in import JellyfinSignIn
 from server.providers.plex_tv import PlexTvSignIn
 from server.rooms.changes import RoomChanges
 from server.rooms.local import LocalChanges
@@ -56,6 +57,12 @@ def plex_sign_in_for(settings: Settings, media: CombinedProvider) -> PlexTvSignI
     if not (plex_servers(media) or settings.require_plex_login):
         return None
     return PlexTvSignIn(settings, client_id=client_id(), plex_servers=lambda: plex_servers(media))
+
+
+def jellyfin_sign_in_for(settings: Settings, media: CombinedProvider) -> JellyfinSignIn | None:
+    """Jellyfin sign-in is offered when a Jellyfin server is configured that allows it (``sign_in``)."""
+    servers = [server for server in jellyfin_servers(media) if server.config.sign_in]
+    return JellyfinSignIn(settings, servers, client_id=client_id()) if servers else None
 
 
 def room_changes(
@@ -108,6 +115,7 @@ def create_app(
     media = WatchlistMedia(list(sources), watchlists)
     plex_sign_in = plex_sign_in_for(settings, media)
     plex_accounts = None if plex_sign_in is None else PlexAccounts(settings.plex_metadata_url, client_id=client_id())
+    jellyfin_sign_in = jellyfin_sign_in_for(settings, media)
     metrics = Metrics()
     offload = Offload.from_settings(settings)
     registry = RoomRegistry(
@@ -138,6 +146,7 @@ def create_app(
         offload=offload,
         plex_accounts=plex_accounts,
         standing=standing,
+        jellyfin_sign_in=jellyfin_sign_in,
     )
 
     @asynccontextmanager
@@ -145,9 +154,10 @@ def create_app(
         async with storage, AsyncExitStack() as services:
             await media.open()
             services.push_async_callback(media.close)
-            if plex_sign_in is not None:
-                await plex_sign_in.open()
-                services.push_async_callback(plex_sign_in.close)
+            for sign_in in (plex_sign_in, jellyfin_sign_in):
+                if sign_in is not None:
+                    await sign_in.open()
+                    services.push_async_callback(sign_in.close)
             if plex_accounts is not None:
                 await plex_accounts.open()
                 services.push_async_callback(plex_accounts.close)
@@ -188,6 +198,8 @@ def create_app(
         Route("/manifest.webmanifest", http.manifest),
         Route("/api/poster/{provider_id}/{key:path}", http.poster),
         Route("/api/link/{provider_id}/{key:path}", http.link),
+        Route("/api/trailer/{provider_id}/{key:path}", http.trailer),
+        Route("/api/avatar/{provider_id}/{key:path}", http.avatar),
         Route("/api/qr", http.qr_code),
         WebSocketRoute("/api/ws", websocket_endpoint),
         Mount("/", http.client_files()),

@@ -231,6 +231,8 @@ class MediaServer(_Section):
     )
     verify_tls: StrictBool = Field(True, description=_BOOLEAN)
     user_id: str | None = None
+    # Jellyfin/Emby: whether its users may sign in to MovieMatch with their account.
+    sign_in: StrictBool = Field(True, description=_BOOLEAN)
 
 
 class StorageSettings(_Section):
@@ -365,10 +367,10 @@ class Settings(_Section):
     # Behind a reverse proxy: the address people open; share links are built from it.
     public_url: Annotated[str, AfterValidator(_public_url)] | None = None
     require_plex_login: StrictBool = Field(False, description=_BOOLEAN)
-    # Who may create rooms: anyone; users signed in with Plex; or Plex users with access to a
-    # configured Plex server (its owner, or friends it is shared with).
-    room_creators: Literal["anyone", "plex", "server-users"] = Field(
-        "anyone", description="one of anyone, plex, server-users"
+    # Who may create rooms: anyone; users signed in with Plex; users signed in with Jellyfin; or
+    # users of a configured server (Plex users it is shared with or owned by, Jellyfin users of it).
+    room_creators: Literal["anyone", "plex", "jellyfin", "server-users"] = Field(
+        "anyone", description="one of anyone, plex, jellyfin, server-users"
     )
     plex_tv_url: Annotated[str, AfterValidator(_http_url)] = "https://plex.tv"
     # Where the browser sends a user to approve a Plex sign-in (the PIN flow).

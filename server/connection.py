@@ -19,11 +19,11 @@ import anyio
 from starlette import status
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from server.accounts import SavedTitles
+from server.accounts import JellyfinFavourites, SavedTitles
 from server.client_config import client_config
 from server.context import AppContext
 from server.i18n import translations
-from server.identity import InvalidIdentity, device_identity, issue_token, plex_identity
+from server.identity import JELLYFIN, InvalidIdentity, device_identity, issue_token, plex_identity
 from server.limits import Verdict
 from server.protocol import (
     AnyPayload,
@@ -32,6 +32,7 @@ from server.protocol import (
     DeleteRoomRequest,
     ErrorName,
     FilterValuesRequest,
+    JellyfinQuickConnectRequest,
     JoinRoomRequest,
     LoginRequest,
     ManageMemberRequest,
@@ -54,6 +55,7 @@ from server.protocol import (
     parse_message,
 )
 from server.providers import ProviderError
+from server.providers.jellyfin_sign_in import JellyfinSignIn, PendingQuickConnect
 from server.rooms.changes import MemberAction
 from server.rooms.decisions import SEAT_OFFER_MS
 from server.rooms.room import Room
@@ -109,6 +111,7 @@ class Connection:
         self._going_away = anyio.Event()
         self._bucket = context.guards.message_bucket()
         self.seat_id = secrets.token_hex(12)
+        self._quick_connect: PendingQuickConnect | None = None  # a Jellyfin Quick Connect under way
         # The client's own address (uvicorn puts a trusted proxy's X-Forwarded-For here), as the
         # per-address limits count it (an IPv6 address by its /64).
         self.address = context.guards.client(websocket.client.host) if websocket.client else "unknown"
@@ -240,8 +243,11 @@ class Connection:
         }
 
     def _identity(self, user: User) -> str:
-        """Who a per-user limit counts: the Plex account, else the client address (names are free)."""
-        return f"plex:{user.plex_id}" if user.plex_id else f"address:{self.address}"
+        """Who a per-user limit counts: the Plex account or Jellyfin user, else the client address
+        (names are free)."""
+        if user.plex_id:
+            return f"plex:{user.plex_id}"
+        return user.identity if user.identity and user.identity.startswith(JELLYFIN) else f"address:{self.address}"
 
     # -- dispatch ---------------------------------------------------------------------------
 
@@ -313,14 +319,79 @@ class Connection:
             issued = None
             accounts = self.context.plex_accounts
             account = None if accounts is None else accounts.watchlist(request.plexToken, request.plexClientId or "")
+        elif request.jellyfinSession is not None or request.jellyfinUser is not None:
+            user, ticket = await self._jellyfin_login(request)
+            await self._signed_in(user, {"jellyfinSession": ticket}, self._favourites(user))
+            return
         else:
-            raise malformed(Reply.LOGIN_ERROR, "login needs a userName or a plexToken")
+            raise malformed(Reply.LOGIN_ERROR, "login needs a userName, a plexToken or a jellyfinUser")
+        # (ext) A new identity's token goes to this browser once; it presents it at later logins.
+        await self._signed_in(user, {"identityToken": issued} if issued else {}, account)
+
+    async def _signed_in(self, user: User, extra: dict[str, str], account: SavedTitles | None = None) -> None:
         if self.user is not None and (self.user.userName, self.user.identity) != (user.userName, user.identity):
             await self._leave_room(permanently=False)
         self._logged_in(user)
         self.account = account
-        # (ext) A new identity's token goes to this browser once; it presents it at later logins.
-        self.send(encode(Reply.LOGIN_SUCCESS, user.public() | ({"identityToken": issued} if issued else {})))
+        self.send(encode(Reply.LOGIN_SUCCESS, user.public() | extra))
+
+    def _jellyfin(self) -> JellyfinSignIn:
+        sign_in = self.context.jellyfin_sign_in
+        if sign_in is None or not sign_in.offered():
+            raise ProtocolError(
+                Reply.LOGIN_ERROR, ErrorName.JELLYFIN_AUTH_INVALID, "Jellyfin sign-in is not offered on this server"
+            )
+        return sign_in
+
+    def _favourites(self, user: User) -> JellyfinFavourites | None:
+        """Where a Jellyfin sign-in's watchlist is also written: their favourites on that server."""
+        found = self._jellyfin().account_of(user)
+        return None if found is None else JellyfinFavourites(*found)
+
+    async def _jellyfin_login(self, request: LoginRequest) -> tuple[User, str]:
+        """A Jellyfin sign-in: a session ticket of an earlier one, or a user name and password (a
+        wrong one counted like a wrong room password, so names cannot be tried at will)."""
+        sign_in = self._jellyfin()
+        if request.jellyfinSession is not None:
+            return await sign_in.resume(request.jellyfinSession)
+        failures = self.context.guards.password_failures
+        if await failures.exhausted(self.address):
+            raise ProtocolError(
+                Reply.LOGIN_ERROR, ErrorName.TOO_MANY_ATTEMPTS, "too many wrong passwords; try again in a minute"
+            )
+        try:
+            return await sign_in.password(
+                request.jellyfinServer, request.jellyfinUser or "", request.jellyfinPassword or ""
+            )
+        except ProtocolError as exc:
+            if exc.name is ErrorName.JELLYFIN_AUTH_INVALID:
+                await failures.record(self.address)
+            raise
+
+    @handles("jellyfinQuickConnect", JellyfinQuickConnectRequest, Reply.LOGIN_ERROR)
+    async def jellyfin_quick_connect(self, request: JellyfinQuickConnectRequest) -> None:
+        pending = await self._jellyfin().start_quick_connect(request.jellyfinServer)
+        self._quick_connect = pending
+        self.send(encode(Reply.JELLYFIN_QUICK_CONNECT_CODE, {"code": pending.code, "jellyfinServer": pending.server}))
+
+    @handles("jellyfinQuickConnectCheck", NoPayload, Reply.LOGIN_ERROR)
+    async def jellyfin_quick_connect_check(self, _: Payload) -> None:
+        pending = self._quick_connect
+        if pending is None:
+            raise ProtocolError(
+                Reply.LOGIN_ERROR, ErrorName.QUICK_CONNECT_UNAVAILABLE, "no Quick Connect sign-in is under way"
+            )
+        try:
+            signed_in = await self._jellyfin().check_quick_connect(pending)
+        except ProtocolError:
+            self._quick_connect = None
+            raise
+        if signed_in is None:
+            self.send(encode(Reply.JELLYFIN_QUICK_CONNECT_PENDING, {"code": pending.code}))
+            return
+        self._quick_connect = None
+        user, ticket = signed_in
+        await self._signed_in(user, {"jellyfinSession": ticket}, self._favourites(user))
 
     @staticmethod
     def _identity_for(request: LoginRequest) -> tuple[str | None, str | None]:
@@ -350,13 +421,15 @@ class Connection:
     async def create_room(self, request: CreateRoomRequest) -> None:
         user = self._require_user(Reply.CREATE_ROOM_ERROR)
         creators = self.context.settings.room_creators
-        if (creators == "plex" and user.plex_id is None) or (
-            creators == "server-users" and "CanCreateRoom" not in user.permissions
+        jellyfin = user.identity is not None and user.identity.startswith(JELLYFIN)
+        if (
+            (creators == "plex" and user.plex_id is None)
+            or (creators == "jellyfin" and not jellyfin)
+            or (creators == "server-users" and "CanCreateRoom" not in user.permissions)
         ):
+            signed_in = {"plex": "with Plex", "jellyfin": "with Jellyfin"}.get(creators, "as a user of this server")
             raise ProtocolError(
-                Reply.CREATE_ROOM_ERROR,
-                ErrorName.PLEX_AUTH_REQUIRED,
-                "sign in with a Plex account of this server to create rooms",
+                Reply.CREATE_ROOM_ERROR, ErrorName.PLEX_AUTH_REQUIRED, f"sign in {signed_in} to create rooms"
             )
         name = self._room_name(request.roomName, Reply.CREATE_ROOM_ERROR)
         creations, creator = self.context.guards.room_creations, self._identity(user)
@@ -514,6 +587,23 @@ class Connection:
         except ProviderError as exc:
             raise ProtocolError(Reply.GET_LIBRARIES_ERROR, ErrorName.PROVIDER_ERROR, str(exc)) from exc
         self.send(encode(Reply.GET_LIBRARIES_SUCCESS, libraries))
+
+    @handles("getPeople", NoPayload, Reply.GET_PEOPLE_ERROR)
+    async def get_people(self, _: Payload) -> None:
+        """The media servers' people, for a room's creator to pick: to users who are one of them."""
+        user = self._require_user(Reply.GET_PEOPLE_ERROR)
+        provider = self.context.provider
+        try:
+            if await provider.person(user.identity) is None:
+                raise ProtocolError(
+                    Reply.GET_PEOPLE_ERROR,
+                    ErrorName.PLEX_AUTH_REQUIRED,
+                    "sign in with Plex or Jellyfin as a user of this server to see its people",
+                )
+            people = await provider.people()
+        except ProviderError as exc:
+            raise ProtocolError(Reply.GET_PEOPLE_ERROR, ErrorName.PROVIDER_ERROR, str(exc)) from exc
+        self.send(encode(Reply.GET_PEOPLE_SUCCESS, {"people": [person.wire() for person in people]}))
 
     @handles("setup", AnyPayload, Reply.SETUP_ERROR)
     async def setup(self, _: Payload) -> None:

@@ -15,6 +15,7 @@ from server.metrics import Metrics
 from server.offload import Offload
 from server.players import Playback
 from server.providers.combined import CombinedProvider
+from server.providers.jellyfin_sign_in import JellyfinSignIn
 from server.qr import QrCodes
 from server.rooms.registry import RoomRegistry
 from server.rooms.standing import StandingRooms
@@ -44,6 +45,7 @@ class AppContext:
     plex_sign_in: PlexSignIn | None = None
     # Where Plex sign-ins' watchlists are written (there when Plex sign-in is).
     plex_accounts: PlexAccounts | None = None
+    jellyfin_sign_in: JellyfinSignIn | None = None
     connections: set[Departing] = field(default_factory=set)
     metrics: Metrics = field(default_factory=Metrics)
     # CPU-heavy work (password checks, QR codes) runs here, off the event loop and bounded.

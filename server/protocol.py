@@ -91,6 +91,10 @@ class Reply(StrEnum):
     ROOM_CHANGED = "roomChanged"
     LIST_ROOMS_SUCCESS = "listRoomsSuccess"
     LIST_ROOMS_ERROR = "listRoomsError"
+    JELLYFIN_QUICK_CONNECT_CODE = "jellyfinQuickConnectCode"
+    JELLYFIN_QUICK_CONNECT_PENDING = "jellyfinQuickConnectPending"
+    GET_PEOPLE_SUCCESS = "getPeopleSuccess"
+    GET_PEOPLE_ERROR = "getPeopleError"
 
 
 class ErrorName(StrEnum):
@@ -105,6 +109,9 @@ class ErrorName(StrEnum):
     PLEX_LOGIN_REQUIRED = "PlexLoginRequired"
     PLEX_AUTH_INVALID = "PlexAuthInvalid"
     PLEX_UNAVAILABLE = "PlexUnavailable"
+    JELLYFIN_AUTH_INVALID = "JellyfinAuthInvalid"
+    JELLYFIN_UNAVAILABLE = "JellyfinUnavailable"
+    QUICK_CONNECT_UNAVAILABLE = "QuickConnectUnavailable"
     INVALID_USER_NAME = "InvalidUserName"
     NOT_LOGGED_IN = "NotLoggedIn"
     NOT_LOGGED_IN_ERROR = "NotLoggedInError"
@@ -237,6 +244,16 @@ class LoginRequest(Payload):
     # (ext) The identity token this server issued to this browser, or a request for one.
     identityToken: Annotated[Text, StringConstraints(max_length=100)] | None = None
     newIdentity: bool = False
+    # (ext) Jellyfin sign-in: through which configured server (config's jellyfinSignIn id), with a
+    # user name and password, or the session ticket an earlier Jellyfin sign-in gave this browser.
+    jellyfinServer: Annotated[Text, StringConstraints(max_length=100)] | None = None
+    jellyfinUser: Name | None = None
+    jellyfinPassword: Text | None = None
+    jellyfinSession: Annotated[Text, StringConstraints(max_length=500)] | None = None
+
+
+class JellyfinQuickConnectRequest(Payload):
+    jellyfinServer: Annotated[Text, StringConstraints(max_length=100)] | None = None
 
 
 class RatingRange(Payload):
@@ -485,7 +502,7 @@ def parse_message(text: str, requests: Mapping[str, ClientMessage]) -> tuple[str
         )
     raw = envelope.payload
     if raw is None and not any(field.is_required() for field in request.payload.model_fields.values()):
-        raw = {}  # a payload of defaults only may be left out
+        raw = {}  # a payload whose every field is optional may be left out
     try:
         return envelope.type, request.payload.model_validate(raw)
     except ValidationError as exc:

@@ -14,7 +14,6 @@ server's to add (a request carrying one is refused).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
@@ -37,9 +36,20 @@ RULE_KEY = "watchlist"
 MOST_ENTRIES = 500
 
 
-class _Entry(msgspec.Struct):
+class _Entry(msgspec.Struct, omit_defaults=True):
     savedAt: int
     media: dict[str, Any]
+    # The card's other ids (not sent: ``Media.aliases``), by which an account names it.
+    aliases: list[str] = []
+
+
+def _links(media: dict[str, Any]) -> list[str]:
+    """A card's links (protocol.md's Media): its own, and those of every server that has it."""
+    return [
+        str(link)
+        for link in [media.get("linkUrl"), *(place.get("linkUrl") for place in media.get("openIn") or [])]
+        if link
+    ]
 
 
 _ENTRY = msgspec.json.Decoder(_Entry)
@@ -101,11 +111,11 @@ class Watchlists:
                     f"a watchlist holds {MOST_ENTRIES} titles; remove some first",
                     mediaId=item.id,
                 )
-            entry = _Entry(savedAt=self._next_time(entries), media=item.wire())
+            entry = _Entry(savedAt=self._next_time(entries), media=item.wire(), aliases=list(item.aliases))
             await self._change(identity, Reply.WATCHLIST_ERROR, put={item.id: _encoded(entry)})
         reply: dict[str, Any] = {"item": {"media": entry.media, "savedAt": entry.savedAt}}
         if account is not None:
-            reply["account"] = await _update(account, account.add, item.id, item.linkUrl)
+            reply["account"] = await _update(account, account.add, entry)
         return reply
 
     async def remove(self, identity: str, media_id: str, account: SavedTitles | None) -> dict[str, Any]:
@@ -114,7 +124,7 @@ class Watchlists:
             await self._change(identity, Reply.WATCHLIST_ERROR, drop=[media_id])
         reply: dict[str, Any] = {"mediaId": media_id}
         if account is not None and entry is not None:
-            reply["account"] = await _update(account, account.remove, media_id, str(entry.media.get("linkUrl", "")))
+            reply["account"] = await _update(account, account.remove, entry)
         return reply
 
     async def saved_ids(self, identities: Iterable[str]) -> set[str]:
@@ -154,11 +164,11 @@ class Watchlists:
             wanted = [
                 item
                 for item in await media.media(query)
-                if item.id not in entries and account.ref(item.id, item.linkUrl) in refs
+                if item.id not in entries and account.ref([item.id, *item.aliases], _links(item.wire())) in refs
             ][: max(0, MOST_ENTRIES - len(entries))]
             first = self._next_time(entries)
             put = {
-                item.id: _encoded(_Entry(savedAt=first + number, media=item.wire()))
+                item.id: _encoded(_Entry(savedAt=first + number, media=item.wire(), aliases=list(item.aliases)))
                 for number, item in enumerate(wanted)
             }
             if put:
@@ -169,14 +179,13 @@ class Watchlists:
 
 
 def _encoded(entry: _Entry) -> str:
-    return json.dumps({"savedAt": entry.savedAt, "media": entry.media}, ensure_ascii=False, separators=(",", ":"))
+    return msgspec.json.encode(entry).decode()
 
 
-async def _update(
-    account: SavedTitles, change: Callable[[str], Awaitable[None]], media_id: str, link_url: str
-) -> dict[str, Any]:
+async def _update(account: SavedTitles, change: Callable[[str], Awaitable[None]], entry: _Entry) -> dict[str, Any]:
     """What changing the account's own list did: protocol.md's AccountUpdate."""
-    ref = account.ref(media_id, link_url)
+    media_id = str(entry.media.get("id", ""))
+    ref = account.ref([media_id, *entry.aliases], _links(entry.media))
     if ref is None:
         return {"service": account.service, "updated": False, "problem": "unsupported"}
     try:

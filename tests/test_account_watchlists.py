@@ -31,6 +31,7 @@ pytestmark = pytest.mark.anyio
 ALICE = "alice-token-Wl37Qp"
 BOB_TOKEN = "bob-jellyfin-token-Ty20Ls"
 SECRETS = (ALICE, PLEX_TOKEN, API_KEY, BOB_TOKEN)
+MOVIES = FakeLibrary("1", "Movies", "movie", 40)
 clean_logs = no_secret_logged(*SECRETS)
 
 
@@ -43,7 +44,7 @@ def metadata() -> FakePlexMetadata:
 def urls(metadata: FakePlexMetadata) -> Iterator[dict[str, str]]:
     accounts = {ALICE: PlexAccount(7, "alice", "Alice")}
     with (
-        serving(FakePlex(libraries=[FakeLibrary("1", "Movies", "movie", 40)])) as plex,
+        serving(FakePlex(libraries=[MOVIES])) as plex,
         serving(FakePlexTv(accounts=accounts)) as plex_tv,
         serving(metadata) as plex_metadata,
     ):
@@ -72,8 +73,18 @@ async def reply(peer: Peer, message_type: str, payload: dict[str, Any], answer: 
     return body
 
 
+def plex_guid(media: dict[str, Any]) -> str | None:
+    """The Plex guid of a card's item (cards are named by their IMDb id where they have one)."""
+    index = MOVIES.index_of(str(media["linkUrl"]).rsplit("/", 1)[-1])
+    assert index is not None
+    guid = MOVIES.item(index).get("guid", "")
+    return guid if guid.startswith("plex://movie/") else None
+
+
 def guid_key(media: dict[str, Any]) -> str:
-    return str(media["id"]).removeprefix("plex://movie/")
+    guid = plex_guid(media)
+    assert guid is not None
+    return guid.removeprefix("plex://movie/")
 
 
 async def test_a_plex_users_saved_cards_go_to_their_plex_watchlist(
@@ -81,8 +92,8 @@ async def test_a_plex_users_saved_cards_go_to_their_plex_watchlist(
 ) -> None:
     async for alice in plex_user(urls):
         created = await reply(alice, "createRoom", {"roomName": "Plex Night"}, "createRoomSuccess")
-        matched = [item for item in created["media"] if item["id"].startswith("plex://movie/")]
-        unmatched = next(item for item in created["media"] if not item["id"].startswith("plex://movie/"))
+        matched = [item for item in created["media"] if plex_guid(item)]
+        unmatched = next(item for item in created["media"] if not plex_guid(item))
         first, second = matched[:2]
 
         saved = await reply(alice, "addToWatchlist", {"mediaId": first["id"]}, "addToWatchlistSuccess")
@@ -118,7 +129,7 @@ async def test_a_plex_users_watchlist_room_takes_in_what_they_saved_in_plex(
 ) -> None:
     async for alice in plex_user(urls):
         library = await reply(alice, "createRoom", {"roomName": "All"}, "createRoomSuccess")
-        films = [item for item in library["media"] if item["id"].startswith("plex://movie/")]
+        films = [item for item in library["media"] if plex_guid(item)]
         await reply(alice, "addToWatchlist", {"mediaId": films[0]["id"]}, "addToWatchlistSuccess")
         # Saved in a Plex app: two films of the library, and one it does not have.
         metadata.watchlists[ALICE] += [guid_key(films[1]), guid_key(films[2]), "f" * 24]
@@ -137,7 +148,7 @@ async def test_a_plex_users_watchlist_room_takes_in_what_they_saved_in_plex(
         assert {item["id"] for item in again["media"]} == {item["id"] for item in films[:3]}
 
 
-# -- Jellyfin favourites, with a user's own token (the sign-in that gives one comes later) ----------
+# -- Jellyfin favourites, with a user's own token (a sign-in's go with the API key: test_jellyfin_sign_in)
 
 
 @pytest.fixture
@@ -159,8 +170,8 @@ async def test_a_jellyfin_users_favourites_are_changed_with_their_own_token(
     fake, provider = jellyfin
     favourites = JellyfinFavourites(provider, BOB.id, BOB_TOKEN)
     item = guid(1, 4)  # the fifth film of the "Movies" library
-    assert favourites.ref("imdb://tt1000004", f"api/link/{provider.id}/{item}") == item
-    assert favourites.ref("plex://movie/" + "a" * 24, "api/link/plex-abc/123") is None  # another server's film
+    assert favourites.ref(["imdb://tt1000004"], ["api/link/plex-abc/123", f"api/link/{provider.id}/{item}"]) == item
+    assert favourites.ref(["plex://movie/" + "a" * 24], ["api/link/plex-abc/123"]) is None  # another server's film
     await favourites.add(item)
     await favourites.add(guid(1, 7))
     assert fake.favourites[BOB.id] == [item, guid(1, 7)]

@@ -30,7 +30,9 @@ def provider_id(server: MediaServer) -> str:
 
 def media_server(server: MediaServer, settings: Settings) -> MediaProvider:
     if server.type == "plex":
-        return PlexProvider(server, provider_id=provider_id(server), client_id=client_id())
+        return PlexProvider(
+            server, provider_id=provider_id(server), client_id=client_id(), plex_tv_url=settings.plex_tv_url
+        )
     if server.type == "seerr":
         return SeerrProvider(server, provider_id=provider_id(server), image_url=settings.tmdb_image_url)
     return JellyfinProvider(server, provider_id=provider_id(server), client_id=client_id())
@@ -49,3 +51,7 @@ def configured_providers(settings: Settings) -> CombinedProvider:
 
 def plex_servers(providers: CombinedProvider) -> list[PlexProvider]:
     return [provider for provider in providers.providers.values() if isinstance(provider, PlexProvider)]
+
+
+def jellyfin_servers(providers: CombinedProvider) -> list[JellyfinProvider]:
+    return [provider for provider in providers.providers.values() if isinstance(provider, JellyfinProvider)]
