@@ -413,10 +413,14 @@ def _no_constant(name: str) -> NoReturn:
     raise _malformed(f"{name} is not a JSON number")
 
 
+# One decoder for every frame: json.loads with options builds a new one per call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+
+
 def _decode(text: str) -> Any:
     """Strict JSON: duplicate keys, NaN and Infinity are errors rather than guesses."""
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        return _DECODER.decode(text)
     except RecursionError as exc:  # deep nesting; not a ValueError
         raise _malformed("nested too deeply") from exc
     except ValueError as exc:  # bad JSON, and integers over the digit limit
