@@ -24,15 +24,20 @@ from server.context import AppContext
 from server.i18n import translations
 from server.identity import InvalidIdentity, device_identity, issue_token, plex_identity
 from server.limits import Verdict
+from server.listener import PIECES_EXTENSION
 from server.protocol import (
+    WINDOW_DEFAULT,
     AnyPayload,
     ClientMessage,
     CreateRoomRequest,
     DeleteRoomRequest,
     ErrorName,
     FilterValuesRequest,
+    Frame,
+    GetCardsRequest,
     JoinRoomRequest,
     LoginRequest,
+    LongFrame,
     ManageMemberRequest,
     NoPayload,
     Payload,
@@ -44,6 +49,7 @@ from server.protocol import (
     UndoRateRequest,
     clean_name,
     encode,
+    encode_with_cards,
     exceeds,
     invalid_room_name,
     malformed,
@@ -96,7 +102,9 @@ class Connection:
         self.state = State.CONNECTED
         self.user: User | None = None
         self.room: Room | None = None
-        self._queue: asyncio.Queue[str] = asyncio.Queue(SEND_QUEUE_SIZE)
+        self._queue: asyncio.Queue[Frame] = asyncio.Queue(SEND_QUEUE_SIZE)
+        # (ext) The cards of a room's deck this connection takes at a time (login's window).
+        self.window: int | None = None
         self._scope: anyio.CancelScope | None = None
         self._close_code: int | None = None
         self._going_away = anyio.Event()
@@ -186,7 +194,9 @@ class Connection:
         try:
             while not self._going_away.is_set():
                 frame = await self._queue.get()
-                if frame:
+                if isinstance(frame, LongFrame):
+                    await self._send_long(frame)
+                elif frame:
                     await self.websocket.send_text(frame)
         except WebSocketDisconnect:
             # The peer is gone (e.g. uvicorn closed it for an oversized frame) before the receive
@@ -196,6 +206,14 @@ class Connection:
             return
         # Everything queued before the goodbye was sent; the close frame ends the receive loop too.
         await self._close(status.WS_1001_GOING_AWAY)
+
+    async def _send_long(self, frame: LongFrame) -> None:
+        """One message sent as it is made: in pieces where the server can (``PIECES_EXTENSION``:
+        ours does), else made whole first."""
+        if PIECES_EXTENSION in self.websocket.scope.get("extensions", {}):
+            await self.websocket.send({"type": "websocket.send", "pieces": frame.pieces()})
+        else:
+            await self.websocket.send_text(await frame.text())
 
     def going_away(self) -> None:
         """The server is shutting down: close after what is already queued, with 1001 (going away)."""
@@ -207,7 +225,7 @@ class Connection:
         with contextlib.suppress(RuntimeError, OSError):  # already closed by the peer
             await self.websocket.close(code)
 
-    def send(self, frame: str) -> None:
+    def send(self, frame: Frame) -> None:
         try:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
@@ -308,6 +326,7 @@ class Connection:
         if self.user is not None and (self.user.userName, self.user.identity) != (user.userName, user.identity):
             await self._leave_room(permanently=False)
         self._logged_in(user)
+        self.window = request.window
         # (ext) A new identity's token goes to this browser once; it presents it at later logins.
         self.send(encode(Reply.LOGIN_SUCCESS, user.public() | ({"identityToken": issued} if issued else {})))
 
@@ -357,7 +376,7 @@ class Connection:
         room = await self.context.registry.create(name, request, user, self.address)
         await creations.record(creator)
         await self._leave_room(permanently=False)
-        await self.context.registry.seat(room, self, user, Reply.CREATE_ROOM_SUCCESS)
+        await self.context.registry.seat(room, self, user, Reply.CREATE_ROOM_SUCCESS, window=self.window)
         self._entered(room)
 
     @handles("joinRoom", JoinRoomRequest, Reply.JOIN_ROOM_ERROR)
@@ -383,6 +402,7 @@ class Connection:
                 member_token=request.memberToken,
                 client=self.address,
                 seat_code=request.seatCode,
+                window=self.window,
             )
         except ProtocolError as exc:
             if guessing and exc.name in (ErrorName.ACCESS_DENIED, ErrorName.INVALID_SEAT_CODE):
@@ -436,6 +456,17 @@ class Connection:
     async def get_members(self, _: Payload) -> None:
         room, user = self._in_room(Reply.GET_MEMBERS_ERROR)
         self.send(encode(Reply.GET_MEMBERS_SUCCESS, self.context.registry.members(room, self, user)))
+
+    @handles("getCards", GetCardsRequest, Reply.GET_CARDS_ERROR)
+    async def get_cards(self, request: GetCardsRequest) -> None:
+        """(ext) The next window of this member's deck: cards it has not rated from ``after`` on."""
+        room = self.room
+        name = room.seat_name(self) if room is not None else None
+        if room is None or name is None:
+            raise ProtocolError(Reply.GET_CARDS_ERROR, ErrorName.NOT_IN_ROOM, "join a room first")
+        count = request.count or self.window or WINDOW_DEFAULT
+        cards, after, more = room.window(name, request.after, count)
+        self.send(encode_with_cards(Reply.GET_CARDS_SUCCESS, {"after": after, "more": more}, cards))
 
     @handles("getResults", NoPayload, Reply.GET_RESULTS_ERROR)
     async def get_results(self, _: Payload) -> None:

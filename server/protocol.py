@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import islice
 from typing import Annotated, Any, Literal, NoReturn
 
+import anyio.lowlevel
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -21,11 +23,16 @@ from pydantic import (
 )
 
 from server.names import clean_name as clean_name
+from server.providers import Media
 from storage import Filter
 
 # Bounds for what no real client comes near; the frame size limit bounds the whole message anyway.
 TEXT_MAX_LENGTH = 1000
 LIST_MAX_ITEMS = 100
+# (ext) The most cards a client may take in one window (a few dozen kilobytes), and how many
+# getCards sends when neither it nor the login says.
+WINDOW_MAX = 200
+WINDOW_DEFAULT = 40
 
 
 class Reply(StrEnum):
@@ -74,6 +81,8 @@ class Reply(StrEnum):
     PICK_SUCCESS = "pickForUsSuccess"
     PICK_ERROR = "pickForUsError"
     PICKED = "picked"
+    GET_CARDS_SUCCESS = "getCardsSuccess"
+    GET_CARDS_ERROR = "getCardsError"
 
 
 class ErrorName(StrEnum):
@@ -213,6 +222,8 @@ class LoginRequest(Payload):
     # (ext) The identity token this server issued to this browser, or a request for one.
     identityToken: Annotated[Text, StringConstraints(max_length=100)] | None = None
     newIdentity: bool = False
+    # (ext) Rooms' decks in windows of this many cards (getCards for more), not whole.
+    window: int | None = Field(default=None, ge=1, le=WINDOW_MAX)
 
 
 class RatingRange(Payload):
@@ -333,6 +344,12 @@ class JoinRoomRequest(Payload):
     memberToken: Text | None = None
     # (ext) The code of a seat the room's owner offered to this device.
     seatCode: Annotated[Text, StringConstraints(max_length=20)] | None = None
+
+
+class GetCardsRequest(Payload):
+    # Where the next window starts: the ``after`` of the last window (a position in the deck).
+    after: int = Field(ge=0)
+    count: int | None = Field(default=None, ge=1, le=WINDOW_MAX)
 
 
 class PickRequest(Payload):
@@ -476,3 +493,45 @@ def encode(message_type: Reply, payload: Any = None) -> str:
     if payload is not None:
         message["payload"] = payload
     return _ENCODER.encode(message)
+
+
+def _around_cards(message_type: Reply, payload: Mapping[str, Any]) -> tuple[str, str]:
+    """The frame's text before and after the cards of its ``media`` (``payload`` has no ``media``)."""
+    head = f'{{"type":{_ENCODER.encode(message_type)},"payload":{{"media":['
+    rest = _ENCODER.encode(payload)
+    return head, "]}}" if rest == "{}" else f"],{rest[1:]}}}"
+
+
+def encode_with_cards(message_type: Reply, payload: Mapping[str, Any], cards: Iterable[Media]) -> str:
+    """``encode`` of ``payload`` with ``media``: these cards, joined from their encoded forms."""
+    head, tail = _around_cards(message_type, payload)
+    return head + ",".join([card.wire_json() for card in cards]) + tail
+
+
+class LongFrame:
+    """A frame of very many cards (a MovieMatch v2 client's whole deck: 100,000 cards are tens of
+    megabytes): made a piece at a time as it is sent, the event loop serving others between pieces.
+    ``cards`` are read then, so they must not change meanwhile (a deck and a copy of what is rated)."""
+
+    PIECE_CARDS = 1000
+
+    def __init__(self, message_type: Reply, payload: Mapping[str, Any], cards: Iterator[Media]) -> None:
+        self._head, self._tail = _around_cards(message_type, payload)
+        self._cards = cards
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        """The frame's text, UTF-8, in pieces of ``PIECE_CARDS`` cards."""
+        lead = self._head
+        while batch := list(islice(self._cards, self.PIECE_CARDS)):
+            yield (lead + ",".join([card.wire_json() for card in batch])).encode()
+            lead = ","
+            await anyio.lowlevel.checkpoint()
+        yield ((self._head if lead != "," else "") + self._tail).encode()
+
+    async def text(self) -> str:
+        """The whole frame (for a server that cannot send a message in pieces)."""
+        return b"".join([piece async for piece in self.pieces()]).decode()
+
+
+# What a connection is given to send: a frame's text, or a long frame made as it is sent.
+Frame = str | LongFrame

@@ -31,7 +31,7 @@ from storage import RatingValue, SerializedRoom
 
 from .decisions import Actor, JoinRequest, token_hash
 from .events import Presence
-from .room import Room, Seat
+from .room import Arrival, Room, Seat
 from .rules import Refusal, owner_of
 
 # Seat codes are read aloud and typed on a phone: no look-alike characters (0/O, 1/I/L).
@@ -112,9 +112,9 @@ class RoomChanges(ABC):
     # -- changes ---------------------------------------------------------------------------------
 
     @abstractmethod
-    async def join(self, room: Room, seat: Seat, request: JoinRequest, arrival: tuple[str, Reply]) -> None:
-        """Seat a connection (see ``join_request``); once seated it is sent ``arrival``'s reply
-        type with the room and ``arrival``'s member token."""
+    async def join(self, room: Room, request: JoinRequest, arrival: Arrival) -> None:
+        """Seat ``arrival``'s connection (see ``join_request``); once seated it is sent the room
+        as ``arrival`` says."""
 
     @abstractmethod
     async def leave(self, room: Room, seat: Seat, *, permanently: bool) -> None:

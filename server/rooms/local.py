@@ -39,7 +39,7 @@ from .decisions import (
     is_new_match,
 )
 from .events import Deleted
-from .room import Room, Seat
+from .room import Arrival, Room, Seat
 from .rules import Refusal, owner_of
 from .saver import SaveObserver, Saver
 
@@ -97,11 +97,11 @@ class LocalChanges(RoomChanges):
 
     # -- changes ---------------------------------------------------------------------------------
 
-    async def join(self, room: Room, seat: Seat, request: JoinRequest, arrival: tuple[str, Reply]) -> None:
+    async def join(self, room: Room, request: JoinRequest, arrival: Arrival) -> None:
         decided = decide_join(room.state, room.online, request)
         if isinstance(decided, Refusal):
-            raise join_refused(decided, error_reply_of(arrival[1]), request, room, self.max_members)
-        room.expect(seat, *arrival)
+            raise join_refused(decided, error_reply_of(arrival.reply_type), request, room, self.max_members)
+        room.expect(arrival)
         room.apply(decided)
 
     async def leave(self, room: Room, seat: Seat, *, permanently: bool) -> None:

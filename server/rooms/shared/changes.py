@@ -39,7 +39,7 @@ from ..changes import (
 )
 from ..decisions import Actor, JoinRequest
 from ..events import EVENTS, Deleted, Left, Presence
-from ..room import Room, Seat
+from ..room import Arrival, Room, Seat
 from ..rules import Ending, Refusal, owner_of
 from .live import Live, LiveRoom, Subscription
 
@@ -354,9 +354,10 @@ class SharedChanges(RoomChanges):
 
     # -- changes ---------------------------------------------------------------------------------
 
-    async def join(self, room: Room, seat: Seat, request: JoinRequest, arrival: tuple[str, Reply]) -> None:
-        error_reply = error_reply_of(arrival[1])
-        room.expect(seat, *arrival)
+    async def join(self, room: Room, request: JoinRequest, arrival: Arrival) -> None:
+        error_reply = error_reply_of(arrival.reply_type)
+        seat = arrival.seat
+        room.expect(arrival)
         try:
             outcome = await self.live.join(room.name, request)
         except StorageError as exc:
