@@ -51,9 +51,11 @@ TARGETS = {"cold": 3.0, "cached": 1.0}
 JOIN_TARGETS = {"KiB": 64.0, "ms": 50.0}
 NEIGHBOUR_TARGET = 2.0
 WINDOW = 40
-# The noisy neighbour: v2 clients joining in a loop, and ratings timed per phase (idle, busy, idle).
+# The noisy neighbour: v2 clients joining in a loop, and a member rating every RATING_PACE
+# seconds, timed per phase of PHASE_SECONDS (idle, busy, idle).
 JOINERS = 2
-NEIGHBOUR_RATINGS = 300
+RATING_PACE = 0.02
+PHASE_SECONDS = 20.0
 REPLY_TIMEOUT = 300.0  # a hang, not a figure: a busy 2-core machine is slow with 100,000 cards
 _TYPE = re.compile(r'\{"type":"(\w+)"')
 
@@ -332,8 +334,9 @@ async def saves(setup: Setup) -> list[Row]:
 
 
 async def neighbour(setup: Setup) -> list[Row]:
-    """Another room's rating round trips, idle, while ``JOINERS`` v2 clients join a room of the
-    whole library in a loop (in a process of their own), and idle again; p99 busy / idle."""
+    """Another room's rating round trips (a member rating every ``RATING_PACE`` s), idle, while
+    ``JOINERS`` v2 clients join a room of the whole library in a loop (in a process of their own),
+    and idle again, ``PHASE_SECONDS`` each; p99 busy / idle."""
     with setup.server() as served:
         async with client(served, "host", WINDOW) as host:
             await host.create("the big room")
@@ -344,11 +347,14 @@ async def neighbour(setup: Setup) -> list[Row]:
 
             async def timed() -> list[float]:
                 nonlocal after
-                while len(ids) < NEIGHBOUR_RATINGS:
-                    more, after = await session.cards(after, 200)
-                    ids.extend(more)
-                batch = [ids.pop(0) for _ in range(NEIGHBOUR_RATINGS)]
-                return [await session.rate(media_id) for media_id in batch]
+                times: list[float] = []
+                ends = time.perf_counter() + PHASE_SECONDS
+                while time.perf_counter() < ends:
+                    if not ids:
+                        ids[:], after = await session.cards(after, 200)
+                    times.append(await session.rate(ids.pop(0)))
+                    await asyncio.sleep(RATING_PACE)
+                return times
 
             idle = await timed()
             joiners = await asyncio.create_subprocess_exec(
