@@ -25,16 +25,21 @@ from server.context import AppContext
 from server.i18n import translations
 from server.identity import JELLYFIN, InvalidIdentity, device_identity, issue_token, plex_identity
 from server.limits import Verdict
+from server.listener import PIECES_EXTENSION
 from server.protocol import (
+    WINDOW_DEFAULT,
     AnyPayload,
     ClientMessage,
     CreateRoomRequest,
     DeleteRoomRequest,
     ErrorName,
     FilterValuesRequest,
+    Frame,
+    GetCardsRequest,
     JellyfinQuickConnectRequest,
     JoinRoomRequest,
     LoginRequest,
+    LongFrame,
     ManageMemberRequest,
     MediaIdRequest,
     NoPayload,
@@ -48,6 +53,7 @@ from server.protocol import (
     UndoRateRequest,
     clean_name,
     encode,
+    encode_with_cards,
     exceeds,
     invalid_room_name,
     malformed,
@@ -105,7 +111,9 @@ class Connection:
         # (ext) The media account this person signed in with, as far as it keeps titles for later;
         # its token lives here only, for as long as the login.
         self.account: SavedTitles | None = None
-        self._queue: asyncio.Queue[str] = asyncio.Queue(SEND_QUEUE_SIZE)
+        self._queue: asyncio.Queue[Frame] = asyncio.Queue(SEND_QUEUE_SIZE)
+        # (ext) The cards of a room's deck this connection takes at a time (login's window).
+        self.window: int | None = None
         self._scope: anyio.CancelScope | None = None
         self._close_code: int | None = None
         self._going_away = anyio.Event()
@@ -196,7 +204,9 @@ class Connection:
         try:
             while not self._going_away.is_set():
                 frame = await self._queue.get()
-                if frame:
+                if isinstance(frame, LongFrame):
+                    await self._send_long(frame)
+                elif frame:
                     await self.websocket.send_text(frame)
         except WebSocketDisconnect:
             # The peer is gone (e.g. uvicorn closed it for an oversized frame) before the receive
@@ -206,6 +216,14 @@ class Connection:
             return
         # Everything queued before the goodbye was sent; the close frame ends the receive loop too.
         await self._close(status.WS_1001_GOING_AWAY)
+
+    async def _send_long(self, frame: LongFrame) -> None:
+        """One message sent as it is made: in pieces where the server can (``PIECES_EXTENSION``:
+        ours does), else made whole first."""
+        if PIECES_EXTENSION in self.websocket.scope.get("extensions", {}):
+            await self.websocket.send({"type": "websocket.send", "pieces": frame.pieces()})
+        else:
+            await self.websocket.send_text(await frame.text())
 
     def going_away(self) -> None:
         """The server is shutting down: close after what is already queued, with 1001 (going away)."""
@@ -217,7 +235,7 @@ class Connection:
         with contextlib.suppress(RuntimeError, OSError):  # already closed by the peer
             await self.websocket.close(code)
 
-    def send(self, frame: str) -> None:
+    def send(self, frame: Frame) -> None:
         try:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
@@ -296,6 +314,7 @@ class Connection:
 
     @handles("login", LoginRequest, Reply.LOGIN_ERROR)
     async def login(self, request: LoginRequest) -> None:
+        self.window = request.window
         if request.userName is not None:
             if self.context.settings.require_plex_login:
                 raise ProtocolError(
@@ -371,6 +390,7 @@ class Connection:
     @handles("jellyfinQuickConnect", JellyfinQuickConnectRequest, Reply.LOGIN_ERROR)
     async def jellyfin_quick_connect(self, request: JellyfinQuickConnectRequest) -> None:
         pending = await self._jellyfin().start_quick_connect(request.jellyfinServer)
+        self.window = request.window
         self._quick_connect = pending
         self.send(encode(Reply.JELLYFIN_QUICK_CONNECT_CODE, {"code": pending.code, "jellyfinServer": pending.server}))
 
@@ -443,7 +463,7 @@ class Connection:
         room = await self.context.registry.create(name, request, user, self.address)
         await creations.record(creator)
         await self._leave_room(permanently=False)
-        await self.context.registry.seat(room, self, user, Reply.CREATE_ROOM_SUCCESS)
+        await self.context.registry.seat(room, self, user, Reply.CREATE_ROOM_SUCCESS, window=self.window)
         self._entered(room)
 
     @handles("joinRoom", JoinRoomRequest, Reply.JOIN_ROOM_ERROR)
@@ -470,6 +490,7 @@ class Connection:
                 member_token=request.memberToken,
                 client=self.address,
                 seat_code=request.seatCode,
+                window=self.window,
             )
         except ProtocolError as exc:
             if guessing and exc.name in (ErrorName.ACCESS_DENIED, ErrorName.INVALID_SEAT_CODE):
@@ -524,6 +545,17 @@ class Connection:
     async def get_members(self, _: Payload) -> None:
         room, user = self._in_room(Reply.GET_MEMBERS_ERROR)
         self.send(encode(Reply.GET_MEMBERS_SUCCESS, self.context.registry.members(room, self, user)))
+
+    @handles("getCards", GetCardsRequest, Reply.GET_CARDS_ERROR)
+    async def get_cards(self, request: GetCardsRequest) -> None:
+        """(ext) The next window of this member's deck: cards it has not rated from ``after`` on."""
+        room = self.room
+        name = room.seat_name(self) if room is not None else None
+        if room is None or name is None:
+            raise ProtocolError(Reply.GET_CARDS_ERROR, ErrorName.NOT_IN_ROOM, "join a room first")
+        count = request.count or self.window or WINDOW_DEFAULT
+        cards, after, more = room.window(name, request.after, count)
+        self.send(encode_with_cards(Reply.GET_CARDS_SUCCESS, {"after": after, "more": more}, cards))
 
     @handles("getResults", NoPayload, Reply.GET_RESULTS_ERROR)
     async def get_results(self, _: Payload) -> None:
@@ -628,7 +660,7 @@ class Connection:
     @handles("addToWatchlist", MediaIdRequest, Reply.WATCHLIST_ERROR)
     async def add_to_watchlist(self, request: MediaIdRequest) -> None:
         identity = self._person(Reply.WATCHLIST_ERROR, mediaId=request.mediaId)
-        item = self.room.media_by_id.get(request.mediaId) if self.room is not None else None
+        item = self.room.deck.get(request.mediaId) if self.room is not None else None
         if item is None:
             why = "join the room of this card first" if self.room is None else f"{request.mediaId} is not in this room"
             name = ErrorName.NOT_IN_ROOM if self.room is None else ErrorName.UNKNOWN_MEDIA

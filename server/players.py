@@ -274,7 +274,7 @@ class Playback:
         member = room.seat_name(seat) if room is not None else None
         if room is None or user is None or member is None:
             raise ProtocolError(reply, ErrorName.NOT_IN_ROOM, "join a room first", **about)
-        item = room.media_by_id.get(media_id)
+        item = room.deck.get(media_id)
         if item is None:
             raise ProtocolError(reply, ErrorName.UNKNOWN_MEDIA, f"{media_id} is not in this room", **about)
         if not sees_match(room, member, media_id):

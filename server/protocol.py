@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import islice
 from typing import Annotated, Any, Literal, NoReturn
 
+import anyio.lowlevel
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -21,11 +23,16 @@ from pydantic import (
 )
 
 from server.names import clean_name as clean_name
+from server.providers import Media
 from storage import Filter
 
 # Bounds for what no real client comes near; the frame size limit bounds the whole message anyway.
 TEXT_MAX_LENGTH = 1000
 LIST_MAX_ITEMS = 100
+# (ext) The most cards a client may take in one window (a few dozen kilobytes), and how many
+# getCards sends when neither it nor the login says.
+WINDOW_MAX = 200
+WINDOW_DEFAULT = 40
 
 
 class Reply(StrEnum):
@@ -95,6 +102,8 @@ class Reply(StrEnum):
     JELLYFIN_QUICK_CONNECT_PENDING = "jellyfinQuickConnectPending"
     GET_PEOPLE_SUCCESS = "getPeopleSuccess"
     GET_PEOPLE_ERROR = "getPeopleError"
+    GET_CARDS_SUCCESS = "getCardsSuccess"
+    GET_CARDS_ERROR = "getCardsError"
 
 
 class ErrorName(StrEnum):
@@ -244,6 +253,8 @@ class LoginRequest(Payload):
     # (ext) The identity token this server issued to this browser, or a request for one.
     identityToken: Annotated[Text, StringConstraints(max_length=100)] | None = None
     newIdentity: bool = False
+    # (ext) Rooms' decks in windows of this many cards (getCards for more), not whole.
+    window: int | None = Field(default=None, ge=1, le=WINDOW_MAX)
     # (ext) Jellyfin sign-in: through which configured server (config's jellyfinSignIn id), with a
     # user name and password, or the session ticket an earlier Jellyfin sign-in gave this browser.
     jellyfinServer: Annotated[Text, StringConstraints(max_length=100)] | None = None
@@ -254,6 +265,8 @@ class LoginRequest(Payload):
 
 class JellyfinQuickConnectRequest(Payload):
     jellyfinServer: Annotated[Text, StringConstraints(max_length=100)] | None = None
+    # (ext) As login's: the sign-in this starts ends in a login.
+    window: int | None = Field(default=None, ge=1, le=WINDOW_MAX)
 
 
 class RatingRange(Payload):
@@ -378,6 +391,12 @@ class JoinRoomRequest(Payload):
     seatCode: Annotated[Text, StringConstraints(max_length=20)] | None = None
 
 
+class GetCardsRequest(Payload):
+    # Where the next window starts: the ``after`` of the last window (a position in the deck).
+    after: int = Field(ge=0)
+    count: int | None = Field(default=None, ge=1, le=WINDOW_MAX)
+
+
 class PickRequest(Payload):
     # Pick again though the room has a pick (the owner only).
     again: bool = False
@@ -470,10 +489,14 @@ def _no_constant(name: str) -> NoReturn:
     raise _malformed(f"{name} is not a JSON number")
 
 
+# One decoder for every frame: json.loads with options builds a new one per call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+
+
 def _decode(text: str) -> Any:
     """Strict JSON: duplicate keys, NaN and Infinity are errors rather than guesses."""
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        return _DECODER.decode(text)
     except RecursionError as exc:  # deep nesting; not a ValueError
         raise _malformed("nested too deeply") from exc
     except ValueError as exc:  # bad JSON, and integers over the digit limit
@@ -529,3 +552,45 @@ def encode(message_type: Reply, payload: Any = None) -> str:
     if payload is not None:
         message["payload"] = payload
     return _ENCODER.encode(message)
+
+
+def _around_cards(message_type: Reply, payload: Mapping[str, Any]) -> tuple[str, str]:
+    """The frame's text before and after the cards of its ``media`` (``payload`` has no ``media``)."""
+    head = f'{{"type":{_ENCODER.encode(message_type)},"payload":{{"media":['
+    rest = _ENCODER.encode(payload)
+    return head, "]}}" if rest == "{}" else f"],{rest[1:]}}}"
+
+
+def encode_with_cards(message_type: Reply, payload: Mapping[str, Any], cards: Iterable[Media]) -> str:
+    """``encode`` of ``payload`` with ``media``: these cards, joined from their encoded forms."""
+    head, tail = _around_cards(message_type, payload)
+    return head + ",".join([card.wire_json() for card in cards]) + tail
+
+
+class LongFrame:
+    """A frame of very many cards (a MovieMatch v2 client's whole deck: 100,000 cards are tens of
+    megabytes): made a piece at a time as it is sent, the event loop serving others between pieces.
+    ``cards`` are read then, so they must not change meanwhile (a deck and a copy of what is rated)."""
+
+    PIECE_CARDS = 1000
+
+    def __init__(self, message_type: Reply, payload: Mapping[str, Any], cards: Iterator[Media]) -> None:
+        self._head, self._tail = _around_cards(message_type, payload)
+        self._cards = cards
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        """The frame's text, UTF-8, in pieces of ``PIECE_CARDS`` cards."""
+        lead = self._head
+        while batch := list(islice(self._cards, self.PIECE_CARDS)):
+            yield (lead + ",".join([card.wire_json() for card in batch])).encode()
+            lead = ","
+            await anyio.lowlevel.checkpoint()
+        yield ((self._head if lead != "," else "") + self._tail).encode()
+
+    async def text(self) -> str:
+        """The whole frame (for a server that cannot send a message in pieces)."""
+        return b"".join([piece async for piece in self.pieces()]).decode()
+
+
+# What a connection is given to send: a frame's text, or a long frame made as it is sent.
+Frame = str | LongFrame

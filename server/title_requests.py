@@ -56,12 +56,16 @@ class TitleRequests:
     def _matched(self, room: Room, members: Iterable[str]) -> list[Media]:
         """The matches these members see that the library lacks."""
         wanted = set(members)
-        items = (
+        # Only a rated card can be a match: the ratings are few beside a big deck.
+        items = (room.deck.get(media_id) for media_id in room.state.ratings)
+        return [
             item
-            for media_id, item in room.media_by_id.items()
-            if item.inLibrary is False and any(sees_match(room, member, media_id) for member in wanted)
-        )
-        return [item for item in items if self._source(item) is not None]
+            for item in items
+            if item is not None
+            and item.inLibrary is False
+            and any(sees_match(room, member, item.id) for member in wanted)
+            and self._source(item) is not None
+        ]
 
     async def _statuses(self, items: Iterable[Media]) -> dict[str, str]:
         """Each title's state read from Seerr now; a title Seerr does not answer for is left out."""
@@ -101,7 +105,7 @@ class TitleRequests:
         member = room.seat_name(seat)
         if member is None:
             raise _refused(ErrorName.NOT_IN_ROOM, "join a room first", media_id)
-        item = room.media_by_id.get(media_id)
+        item = room.deck.get(media_id)
         if item is None:
             raise _refused(ErrorName.UNKNOWN_MEDIA, f"{media_id} is not in this room", media_id)
         source = self._source(item)

@@ -41,6 +41,7 @@ they had keys of their own), the deck inside ``meta`` (``mediaIds``), and rating
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -57,6 +58,7 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
+from redis.connection import HiredisRespSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, RedisError
 from redis.typing import EncodableT, FieldT, KeyT
 
@@ -325,7 +327,7 @@ class RoomKeys:
 
     @classmethod
     def for_room(cls, prefix: str, room_name: str) -> RoomKeys:
-        return cls.for_digest(prefix, key_digest(room_key(room_name)))
+        return _room_keys(prefix, room_name)
 
     def stored(self) -> tuple[str, ...]:
         """The keys a room's deletion removes (all but ``seq``)."""
@@ -342,6 +344,13 @@ class RoomKeys:
             self.pick,
             self.online,
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def _room_keys(prefix: str, room_name: str) -> RoomKeys:
+    # Every script call of a shared room names its keys: normalising the name and hashing it each
+    # time cost as much as packing the call.
+    return RoomKeys.for_digest(prefix, key_digest(room_key(room_name)))
 
 
 # Fields of SerializedRoom kept in keys of their own, not in ``meta``.
@@ -623,7 +632,25 @@ class PrimaryPool(SentinelConnectionPool, redis.asyncio.BlockingConnectionPool):
         return {"service": self.service_name, "primary": primary, "failovers": self.failovers}
 
 
-class PrimaryConnection(SentinelManagedConnection):
+class HiredisPacking:
+    """Commands packed in C by hiredis, as redis-py's synchronous client packs them. Its asyncio
+    connections pack them in Python, one argument at a time: for the shared rooms' scripts (two
+    dozen arguments each) that was the larger part of this process's time for a rating."""
+
+    _packer = HiredisRespSerializer()
+
+    def pack_command(self, *args: EncodableT) -> list[bytes]:
+        return self._packer.pack(*args)  # type: ignore[arg-type,no-any-return]  # redis-py types it loosely
+
+
+def packed_by_hiredis(connection_class: type[Any]) -> type[Any]:
+    """``connection_class`` (whichever the URL's scheme picked) with commands packed by hiredis."""
+    if issubclass(connection_class, HiredisPacking):
+        return connection_class
+    return type(f"Hiredis{connection_class.__name__}", (HiredisPacking, connection_class), {})
+
+
+class PrimaryConnection(HiredisPacking, SentinelManagedConnection):
     """A connection that asks for the primary's address before every attempt to connect: redis-py
     reconnects inside a command (a pipeline retried after READONLY or a reset) straight to the
     address it had, the old primary's (redis-py issue #3874)."""
@@ -670,6 +697,7 @@ class _Connection:
         }
         if not url.sentinels:
             pool = redis.asyncio.BlockingConnectionPool.from_url(url.url, **options)
+            pool.connection_class = packed_by_hiredis(pool.connection_class)
             return cls.wrap(redis.asyncio.Redis.from_pool(pool), owned=True)
         timeouts = {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": CONNECT_TIMEOUT}
         sentinel = Sentinel(url.sentinels, sentinel_kwargs={**timeouts, **url.sentinel_auth})  # type: ignore[no-untyped-call]

@@ -32,8 +32,9 @@ from server.user import User
 from storage import RatingValue, SerializedRoom
 
 from .decisions import Actor, JoinRequest, token_hash
+from .deck import Deck, Library
 from .events import Presence
-from .room import Room, Seat
+from .room import Arrival, Room, Seat
 from .rules import Refusal, owner_of
 
 # Seat codes are read aloud and typed on a phone: no look-alike characters (0/O, 1/I/L).
@@ -61,10 +62,12 @@ class Snapshot:
 
 # Makes the room of a snapshot (the registry fetches its media and orders them).
 Build = Callable[[Snapshot], Awaitable[Room]]
-# The media of a room's deck, fetched again (the registry's; a replica whose deck was replaced).
-DeckMedia = Callable[[SerializedRoom], Awaitable[list[Media]]]
-# What a room becomes, made from the room as it is then: its new state and that deck's media, or
-# None when nothing changes.
+# The listing of a room's library, fetched again (the registry's; a replica whose deck was replaced).
+Listing = Callable[[SerializedRoom], Awaitable[list[Media]]]
+# The deck of a room's new state on a listing (the registry's, which shares listings among rooms).
+DeckOf = Callable[[SerializedRoom, list[Media]], Deck]
+# What a room becomes, made from the room as it is then: its new state and the listing its deck
+# is drawn from, or None when nothing changes.
 Change = Callable[[SerializedRoom], tuple[SerializedRoom, list[Media]] | None]
 # A new deck and settings for a stored room (a standing room following its definition and its
 # library): given the room as read, fetches what it needs and returns the ``Change``.
@@ -88,17 +91,23 @@ class RoomChanges(ABC):
         self.process_id = process_id
         self._now_ms = now_ms
         self._dropped: Callable[[Room], None] = lambda _: None
-        self._deck_media: DeckMedia | None = None
+        self._listing: Listing | None = None
+        self._deck_of: DeckOf = lambda state, items: Deck(state.media_ids or [], Library(items))
 
     def now_ms(self) -> int:
         """The clock every decision uses (epoch ms; tests step it)."""
         return self._now_ms()
 
-    def bind(self, dropped: Callable[[Room], None], deck_media: DeckMedia | None = None) -> None:
+    def bind(
+        self, dropped: Callable[[Room], None], listing: Listing | None = None, deck_of: DeckOf | None = None
+    ) -> None:
         """``dropped(room)`` is called when a room is deleted, here or by another process;
-        ``deck_media(state)`` fetches the media of a room whose deck was replaced."""
+        ``listing(state)`` fetches the listing of a room whose deck was replaced, and
+        ``deck_of(state, listing)`` makes its deck."""
         self._dropped = dropped
-        self._deck_media = deck_media
+        self._listing = listing
+        if deck_of is not None:
+            self._deck_of = deck_of
 
     # -- rooms in memory ------------------------------------------------------------------------
 
@@ -125,9 +134,9 @@ class RoomChanges(ABC):
     # -- changes ---------------------------------------------------------------------------------
 
     @abstractmethod
-    async def join(self, room: Room, seat: Seat, request: JoinRequest, arrival: tuple[str, Reply]) -> None:
-        """Seat a connection (see ``join_request``); once seated it is sent ``arrival``'s reply
-        type with the room and ``arrival``'s member token."""
+    async def join(self, room: Room, request: JoinRequest, arrival: Arrival) -> None:
+        """Seat ``arrival``'s connection (see ``join_request``); once seated it is sent the room
+        as ``arrival`` says."""
 
     @abstractmethod
     async def leave(self, room: Room, seat: Seat, *, permanently: bool) -> None:

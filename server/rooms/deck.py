@@ -1,15 +1,21 @@
 """A room's deck: the order of its media, fixed at creation and rebuilt exactly on every restore
-(a standing room's grows with its library: ``extended``)."""
+(a standing room's grows with its library: ``extended``).
+
+The cards themselves belong to a ``Library`` (one listing of the media source, by id), which every
+room on that listing shares: a room holds its order (the ids its state stores anyway) and nothing
+per card, so a hundred rooms on a 100,000-film library hold the library once.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Container, Iterator, Sequence
 
 from server.providers import Media
 
 
-def order_media(items: list[Media], order: str | None, seed: int) -> list[Media]:
+def order_media(items: Sequence[Media], order: str | None, seed: int) -> list[Media]:
     """The room's fixed order. The provider's own order never matters, so a restore rebuilds it exactly."""
     by_id = sorted(items, key=lambda item: item.id)
     if order == "newest":
@@ -35,3 +41,78 @@ def extended(media_ids: list[str], items: list[Media], order: str | None, seed: 
 def stable_seed(key: str) -> int:
     """The media order seed of a room that has none: the same in every process restoring it."""
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8]) >> 1
+
+
+class Library:
+    """The cards of one listing by id, shared by the rooms on it; never changed once made."""
+
+    def __init__(self, items: Sequence[Media]) -> None:
+        self.cards: dict[str, Media] = {item.id: item for item in items}
+
+    def holds(self, items: Sequence[Media]) -> bool:
+        """Whether ``items`` are exactly these cards (a listing fetched again, unchanged)."""
+        cards = self.cards
+        return len(items) == len(cards) and all(cards.get(item.id) is item for item in items)
+
+
+class Deck:
+    """A room's cards in its order: ``ids`` (the state's ``media_ids``, never changed in place)
+    looked up in a shared library. Ids the library no longer has are skipped; cards the library
+    gained since the room was made (``outside``, usually few) are not the room's."""
+
+    def __init__(self, ids: list[str], library: Library) -> None:
+        self.ids = ids
+        self.library = library
+        cards = library.cards
+        self._outside = frozenset(cards.keys() - set(ids))
+        self._size = len(cards) - len(self._outside)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __contains__(self, media_id: object) -> bool:
+        return media_id in self.library.cards and media_id not in self._outside
+
+    def __getitem__(self, media_id: str) -> Media:
+        """The card of an id known to be the room's (``in``)."""
+        return self.library.cards[media_id]
+
+    def get(self, media_id: str) -> Media | None:
+        return self.library.cards.get(media_id) if media_id not in self._outside else None
+
+    def __iter__(self) -> Iterator[Media]:
+        return self.after(0, ())
+
+    def after(self, start: int, rated: Container[str]) -> Iterator[Media]:
+        """The cards from position ``start`` of the order on, but those in ``rated``."""
+        cards, ids = self.library.cards, self.ids
+        for position in range(start, len(ids)):
+            media_id = ids[position]
+            if media_id not in rated:
+                card = cards.get(media_id)
+                if card is not None:
+                    yield card
+
+    def window(self, start: int, count: int, rated: Container[str]) -> tuple[list[Media], int, bool]:
+        """Up to ``count`` cards from position ``start`` on, but those in ``rated``; the position
+        after the last one (where the next window starts), and whether any card is left after it."""
+        cards, ids = self.library.cards, self.ids
+        found: list[Media] = []
+        position = max(0, start)
+        while position < len(ids):
+            media_id = ids[position]
+            card = cards.get(media_id) if media_id not in rated else None
+            if card is not None:
+                if len(found) == count:
+                    return found, position, True
+                found.append(card)
+            position += 1
+        return found, position, False
+
+    def first_unrated(self, start: int, rated: Container[str]) -> int:
+        """The position of the first card from ``start`` on that is not in ``rated`` (the end if none)."""
+        cards, ids = self.library.cards, self.ids
+        position = max(0, start)
+        while position < len(ids) and (ids[position] in rated or ids[position] not in cards):
+            position += 1
+        return position

@@ -42,7 +42,7 @@ from .decisions import (
 )
 from .events import Deleted
 from .match_news import tell_about_match
-from .room import Room, Seat
+from .room import Arrival, Room, Seat
 from .rules import Refusal, owner_of
 from .saver import SaveObserver, Saver
 
@@ -100,11 +100,11 @@ class LocalChanges(RoomChanges):
 
     # -- changes ---------------------------------------------------------------------------------
 
-    async def join(self, room: Room, seat: Seat, request: JoinRequest, arrival: tuple[str, Reply]) -> None:
+    async def join(self, room: Room, request: JoinRequest, arrival: Arrival) -> None:
         decided = decide_join(room.state, room.online, request)
         if isinstance(decided, Refusal):
-            raise join_refused(decided, error_reply_of(arrival[1]), request, room, self.max_members)
-        room.expect(seat, *arrival)
+            raise join_refused(decided, error_reply_of(arrival.reply_type), request, room, self.max_members)
+        room.expect(arrival)
         room.apply(decided)
 
     async def leave(self, room: Room, seat: Seat, *, permanently: bool) -> None:
@@ -178,7 +178,8 @@ class LocalChanges(RoomChanges):
         if room is None:
             await self.storage.save_room(made[0])
         else:
-            room.redeal(*made)  # saved by the saver, as any change
+            state, listing = made
+            room.redeal(state, self._deck_of(state, listing))  # saved by the saver, as any change
         return True
 
     async def expire(self, room_name: str) -> bool:

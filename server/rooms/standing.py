@@ -291,12 +291,11 @@ class StandingRooms:
             if request is not None:
                 password_hash = await self._password_hash(request.password, stored.password_hash)
                 settings = settings_of(request, password_hash, stored.created_at)
-            by_id = {item.id: item for item in items}
             now = self.registry.changes.now_ms()
 
             def change(current: SerializedRoom) -> tuple[SerializedRoom, list[Media]] | None:
                 made = reshaped(current, items, now, settings)
-                return None if made is None else (made, [by_id[media_id] for media_id in made.media_ids or []])
+                return None if made is None else (made, items)
 
             return change
 

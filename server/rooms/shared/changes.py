@@ -22,7 +22,6 @@ from pydantic import ValidationError
 from server.identity import HOST
 from server.metrics import Metrics
 from server.protocol import Reply, storage_unavailable
-from server.providers import Media
 from server.user import User
 from storage import RatingValue, SerializedRoom, StorageError
 
@@ -40,9 +39,10 @@ from ..changes import (
     rating_refused,
 )
 from ..decisions import Actor, JoinRequest
+from ..deck import Deck
 from ..events import EVENTS, NOTICE_PREFIX, Deleted, Left, Notice, Presence, Redealt
 from ..match_news import tell_about_match
-from ..room import Room, Seat
+from ..room import Arrival, Room, Seat
 from ..rules import Ending, Refusal, match_limit, owner_of
 from .live import Live, LiveRoom, Subscription
 
@@ -298,7 +298,7 @@ class SharedChanges(RoomChanges):
         self._held.setdefault(channel, [])
         try:
             live = await self.live.read(room.name)
-            media = None if live is None else await self._redealt_media(room, live.room)
+            deck = None if live is None else await self._redealt(room, live.room)
         except StorageError as exc:
             log.warning("room %r: could not read it again, will retry: %s", room.name, exc)
             self._stale.add(channel)
@@ -316,8 +316,8 @@ class SharedChanges(RoomChanges):
             return
         log.info("room %r read again (events %d to %d)", room.name, room.seq + 1, live.seq)
         self.metrics.room_rereads += 1
-        if media is not None:
-            room.redeal(live.room, media)
+        if deck is not None:
+            room.redeal(live.room, deck)
         lost = self._refresh(room, live)
         self._wake(room)
         for data in held:
@@ -325,19 +325,17 @@ class SharedChanges(RoomChanges):
         for seat, name in lost:
             await self._reseat(room, seat, name)
 
-    async def _redealt_media(self, room: Room, state: SerializedRoom) -> list[Media] | None:
-        """The media of the room's new deck, when it was replaced (None when it was not). Should the
-        library fail now, the films the replica knows serve until the next change of the deck."""
+    async def _redealt(self, room: Room, state: SerializedRoom) -> Deck | None:
+        """The room's new deck, when it was replaced (None when it was not). Should the library fail
+        now, the films the replica knows serve until the next change of the deck."""
         if _dealt(state) == _dealt(room.state):
             return None
-        if state.media_ids == room.state.media_ids:
-            return room.media  # only the rules changed
-        try:
-            if self._deck_media is not None:
-                return await self._deck_media(state)
-        except Exception as exc:  # the library's failure, whatever it is, must not stop the read
-            log.warning("room %r: the media of its new deck could not be fetched: %s", room.name, exc)
-        return [room.media_by_id[media_id] for media_id in state.media_ids or [] if media_id in room.media_by_id]
+        if state.media_ids != room.state.media_ids and self._listing is not None:
+            try:
+                return self._deck_of(state, await self._listing(state))
+            except Exception as exc:  # the library's failure, whatever it is, must not stop the read
+                log.warning("room %r: the media of its new deck could not be fetched: %s", room.name, exc)
+        return Deck(state.media_ids or [], room.deck.library)  # the same cards, new rules or order
 
     def _refresh(self, room: Room, live: LiveRoom) -> list[tuple[Seat, str]]:
         """Replace the replica's state, sending the differences; returns this process's seats that
@@ -393,9 +391,10 @@ class SharedChanges(RoomChanges):
 
     # -- changes ---------------------------------------------------------------------------------
 
-    async def join(self, room: Room, seat: Seat, request: JoinRequest, arrival: tuple[str, Reply]) -> None:
-        error_reply = error_reply_of(arrival[1])
-        room.expect(seat, *arrival)
+    async def join(self, room: Room, request: JoinRequest, arrival: Arrival) -> None:
+        error_reply = error_reply_of(arrival.reply_type)
+        seat = arrival.seat
+        room.expect(arrival)
         try:
             outcome = await self.live.join(room.name, request)
         except StorageError as exc:
