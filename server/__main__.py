@@ -167,6 +167,8 @@ def serve(settings: Settings, provider: MediaProvider | None = None) -> None:
     except SystemExit:
         if server.errors.problem is not None:  # the storage cannot be opened
             exit_with(server.errors.problem)
+        if server.errors.invalid is not None:  # a standing room the media library refuses
+            exit_invalid(server.errors.invalid)
         raise
     if not server.started:  # the app failed to start (uvicorn has logged why)
         sys.exit(STARTUP_FAILURE)
@@ -175,6 +177,13 @@ def serve(settings: Settings, provider: MediaProvider | None = None) -> None:
 def exit_with(problem: StartupProblem) -> NoReturn:
     print(f"moviematch: cannot start: {problem}", file=sys.stderr, flush=True)
     sys.exit(STARTUP_FAILURE)
+
+
+def exit_invalid(error: ConfigError) -> NoReturn:
+    print(
+        "moviematch: invalid configuration:", *(f"  {problem}" for problem in error.problems), sep="\n", file=sys.stderr
+    )
+    sys.exit(2)
 
 
 def main(argv: list[str] | None = None, provider: MediaProvider | None = None) -> None:
@@ -187,13 +196,7 @@ def main(argv: list[str] | None = None, provider: MediaProvider | None = None) -
     try:
         settings = load_settings(args.config, os.environ, overrides=overrides)
     except ConfigError as exc:
-        print(
-            "moviematch: invalid configuration:",
-            *(f"  {problem}" for problem in exc.problems),
-            sep="\n",
-            file=sys.stderr,
-        )
-        sys.exit(2)
+        exit_invalid(exc)
     configure_logging(settings)
     serve(settings, provider)
 

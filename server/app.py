@@ -16,6 +16,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from server import http
+from server.accounts import PlexAccounts
 from server.config import Settings
 from server.connection import Connection
 from server.context import AppContext
@@ -23,15 +24,20 @@ from server.limits_redis import RedisWindow
 from server.metrics import Metrics
 from server.middleware import BasicAuthMiddleware, RootPathMiddleware, WebSocketCapMiddleware
 from server.offload import Offload
+from server.players import Playback
 from server.providers import MediaProvider
 from server.providers.combined import CombinedProvider
-from server.providers.configured import client_id, configured_providers, plex_servers
+from server.providers.configured import client_id, configured_providers, jellyfin_servers, plex_servers
+from server.providers.jellyfin_sign_in import JellyfinSignIn
 from server.providers.plex_tv import PlexTvSignIn
 from server.rooms.changes import RoomChanges
 from server.rooms.local import LocalChanges
 from server.rooms.registry import RoomLimits, RoomRegistry
 from server.rooms.shared import Live, RedisLive, SharedChanges
+from server.rooms.standing import StandingRooms
 from server.security import AllowedHostsMiddleware, OriginMiddleware, SecurityHeadersMiddleware, origin_hosts
+from server.title_requests import TitleRequests
+from server.watchlists import WatchlistMedia, Watchlists
 from storage import Storage
 from storage.redis import RedisStorage
 
@@ -51,6 +57,12 @@ def plex_sign_in_for(settings: Settings, media: CombinedProvider) -> PlexTvSignI
     if not (plex_servers(media) or settings.require_plex_login):
         return None
     return PlexTvSignIn(settings, client_id=client_id(), plex_servers=lambda: plex_servers(media))
+
+
+def jellyfin_sign_in_for(settings: Settings, media: CombinedProvider) -> JellyfinSignIn | None:
+    """Jellyfin sign-in is offered when a Jellyfin server is configured that allows it (``sign_in``)."""
+    servers = [server for server in jellyfin_servers(media) if server.config.sign_in]
+    return JellyfinSignIn(settings, servers, client_id=client_id()) if servers else None
 
 
 def room_changes(
@@ -98,8 +110,12 @@ def create_app(
 ) -> Starlette:
     """Build the app; nothing is opened until the lifespan starts (so tests can build many)."""
     storage = storage or settings.storage.create()
-    media = configured_providers(settings) if provider is None else CombinedProvider([provider])
+    watchlists = Watchlists(storage, now_ms)
+    sources = configured_providers(settings).providers.values() if provider is None else [provider]
+    media = WatchlistMedia(list(sources), watchlists)
     plex_sign_in = plex_sign_in_for(settings, media)
+    plex_accounts = None if plex_sign_in is None else PlexAccounts(settings.plex_metadata_url, client_id=client_id())
+    jellyfin_sign_in = jellyfin_sign_in_for(settings, media)
     metrics = Metrics()
     offload = Offload.from_settings(settings)
     registry = RoomRegistry(
@@ -115,14 +131,22 @@ def create_app(
         ),
         rng=rng,
     )
+    requests = TitleRequests(media, registry, interval=settings.request_refresh_interval)
+    standing = StandingRooms(registry, settings.rooms, refresh=settings.standing_room_refresh, rng=rng)
     context = AppContext(
         settings=settings,
         storage=storage,
         provider=media,
         registry=registry,
+        watchlists=watchlists,
+        requests=requests,
+        playback=Playback(media, registry),
         metrics=metrics,
         plex_sign_in=plex_sign_in,
         offload=offload,
+        plex_accounts=plex_accounts,
+        standing=standing,
+        jellyfin_sign_in=jellyfin_sign_in,
     )
 
     @asynccontextmanager
@@ -130,13 +154,20 @@ def create_app(
         async with storage, AsyncExitStack() as services:
             await media.open()
             services.push_async_callback(media.close)
-            if plex_sign_in is not None:
-                await plex_sign_in.open()
-                services.push_async_callback(plex_sign_in.close)
+            for sign_in in (plex_sign_in, jellyfin_sign_in):
+                if sign_in is not None:
+                    await sign_in.open()
+                    services.push_async_callback(sign_in.close)
+            if plex_accounts is not None:
+                await plex_accounts.open()
+                services.push_async_callback(plex_accounts.close)
             if isinstance(storage, RedisStorage):
                 context.guards.share(lambda name, limit, seconds: RedisWindow(storage, name, limit, seconds))
+            await standing.start()
             async with anyio.create_task_group() as background:
                 background.start_soon(registry.run)
+                background.start_soon(requests.run)
+                background.start_soon(standing.run)
                 yield
                 background.cancel_scope.cancel()
             await registry.stop(settings.flush_timeout)
@@ -167,6 +198,8 @@ def create_app(
         Route("/manifest.webmanifest", http.manifest),
         Route("/api/poster/{provider_id}/{key:path}", http.poster),
         Route("/api/link/{provider_id}/{key:path}", http.link),
+        Route("/api/trailer/{provider_id}/{key:path}", http.trailer),
+        Route("/api/avatar/{provider_id}/{key:path}", http.avatar),
         Route("/api/qr", http.qr_code),
         WebSocketRoute("/api/ws", websocket_endpoint),
         Mount("/", http.client_files()),

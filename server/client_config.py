@@ -16,6 +16,8 @@ def client_config(context: AppContext) -> dict[str, Any]:
     config["maxRoomMembers"] = settings.max_room_members
     if context.plex_sign_in is not None:  # extension: the browser runs the plex.tv PIN flow itself
         config |= {"plexSignIn": True, "plexTvUrl": settings.plex_tv_url, "plexAppUrl": settings.plex_app_url}
+    if context.jellyfin_sign_in is not None and (offered := context.jellyfin_sign_in.offered()):
+        config["jellyfinSignIn"] = offered  # extension: the servers a Jellyfin user may sign in with
     # Extension: what share links are built from. The host's own browser may show the app at
     # localhost, which no phone can open; it then puts a LAN address in its place.
     if settings.public_url is not None:

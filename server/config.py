@@ -38,7 +38,9 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-from storage import Storage, StorageError, create_storage
+from server.names import clean_name, skeleton
+from server.protocol import CreateRoomRequest, EndConditions
+from storage import Filter, Storage, StorageError, create_storage
 from storage.factory import storage_url
 from storage.redis import RedisStorage
 
@@ -53,6 +55,15 @@ class ConfigError(Exception):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("invalid configuration:\n" + "\n".join(problems))
+
+
+class LocatedError(ValueError):
+    """A check of a whole list or section that blames one key inside it (``loc``, below the
+    validated field): the problem is reported under that key."""
+
+    def __init__(self, loc: Loc, message: str) -> None:
+        self.loc = loc
+        super().__init__(message)
 
 
 # One place that masks secrets: user:password@ in URLs, and query values such as ?X-Plex-Token=
@@ -205,9 +216,10 @@ class Tls(_Section):
 
 
 class MediaServer(_Section):
-    """A Plex or Jellyfin server to take the media from."""
+    """A Plex or Jellyfin server to take the media from; or Overseerr/Jellyseerr (``seerr``), for
+    popular titles the library lacks and requests for them (``token`` is its API key)."""
 
-    type: Literal["plex", "jellyfin"] = Field("plex", description="plex or jellyfin")
+    type: Literal["plex", "jellyfin", "seerr"] = Field("plex", description="plex, jellyfin or seerr")
     url: Annotated[str, AfterValidator(_http_url)]
     token: Annotated[SecretStr, AfterValidator(_non_blank)] = Field(description="a non-empty string")
     library_title_filter: tuple[str, ...] = ()
@@ -219,6 +231,8 @@ class MediaServer(_Section):
     )
     verify_tls: StrictBool = Field(True, description=_BOOLEAN)
     user_id: str | None = None
+    # Jellyfin/Emby: whether its users may sign in to MovieMatch with their account.
+    sign_in: StrictBool = Field(True, description=_BOOLEAN)
 
 
 class StorageSettings(_Section):
@@ -251,6 +265,95 @@ class StorageSettings(_Section):
         return storage
 
 
+def _values(value: object) -> object:
+    """A filter's values: a list, or one value alone; numbers and booleans (as YAML reads 1990 and
+    true) are their text."""
+    items = value if isinstance(value, list | tuple) else [value]
+    return [
+        str(item).lower() if isinstance(item, bool) else str(item) if isinstance(item, int | float) else item
+        for item in items
+    ]
+
+
+def _visible_name(value: str) -> str:
+    # The length is checked against max_name_length, by Settings.
+    return clean_name(value, max_length=len(value))
+
+
+class RoomFilter(_Section):
+    """One filter of a standing room, as createRoom takes it (protocol.md, Filter)."""
+
+    key: str = Field(min_length=1, description="a non-empty string")
+    operator: str = Field(min_length=1, description="a non-empty string such as = or >>=")
+    value: Annotated[tuple[str, ...], BeforeValidator(_values)] = Field(
+        min_length=1, description="a value or a list of values"
+    )
+
+
+class RoomEnd(EndConditions):
+    """When a standing room ends, as createRoom's endConditions (none by default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# createRoom's names of the keys of a standing room.
+_REQUEST_KEYS = {
+    "roomName": "name",
+    "roomType": "room_type",
+    "matchThreshold": "match_threshold",
+    "sortOrder": "sort_order",
+    "endConditions": "end_conditions",
+}
+
+
+class StandingRoom(_Section):
+    """A room the host defines: it always exists, owned by the host (``server.rooms.standing``)."""
+
+    name: Annotated[str, AfterValidator(_visible_name)]
+    # The qualified library keys getLibraries returns; none: every library.
+    libraries: tuple[str, ...] = ()
+    filters: tuple[RoomFilter, ...] = ()
+    room_type: Literal["standard", "unanimous", "solo"] = Field(
+        "standard", description="one of standard, unanimous, solo"
+    )
+    match_threshold: int = Field(2, ge=2, le=1000, description="an integer between 2 and 1000")
+    sort_order: Literal["random", "newest", "oldest", "rating"] = Field(
+        "random", description="one of random, newest, oldest, rating"
+    )
+    # Plain ``SecretStr | None``, so that problems never show what was given.
+    password: SecretStr | None = Field(None, description="a non-empty string")
+    end_conditions: RoomEnd | None = None
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: SecretStr | None) -> SecretStr | None:
+        return None if value is None else _non_blank(value)
+
+    @model_validator(mode="after")
+    def _creatable(self) -> StandingRoom:
+        try:
+            self.request()
+        except ValidationError as exc:
+            error = exc.errors(include_url=False, include_input=False)[0]
+            # The request's own checks of the whole room are checks of its filters.
+            loc = tuple(_REQUEST_KEYS.get(str(part), part) for part in error["loc"]) or ("filters",)
+            raise LocatedError(loc, str(error.get("ctx", {}).get("error", error["msg"]))) from None
+        return self
+
+    def request(self) -> CreateRoomRequest:
+        """The room as createRoom asks for it: its filters in the form rooms store them."""
+        return CreateRoomRequest(
+            roomName=self.name,
+            password=self.password.get_secret_value() if self.password else None,
+            filters=[Filter(key=rule.key, operator=rule.operator, value=list(rule.value)) for rule in self.filters],
+            roomType=self.room_type,
+            matchThreshold=self.match_threshold,
+            sortOrder=self.sort_order,
+            libraries=list(self.libraries),
+            endConditions=self.end_conditions,
+        )
+
+
 class Settings(_Section):
     """Everything the server can be configured with; see config.example.yaml for each key."""
 
@@ -264,14 +367,21 @@ class Settings(_Section):
     # Behind a reverse proxy: the address people open; share links are built from it.
     public_url: Annotated[str, AfterValidator(_public_url)] | None = None
     require_plex_login: StrictBool = Field(False, description=_BOOLEAN)
-    # Who may create rooms: anyone; users signed in with Plex; or Plex users with access to a
-    # configured Plex server (its owner, or friends it is shared with).
-    room_creators: Literal["anyone", "plex", "server-users"] = Field(
-        "anyone", description="one of anyone, plex, server-users"
+    # Who may create rooms: anyone; users signed in with Plex; users signed in with Jellyfin; or
+    # users of a configured server (Plex users it is shared with or owned by, Jellyfin users of it).
+    room_creators: Literal["anyone", "plex", "jellyfin", "server-users"] = Field(
+        "anyone", description="one of anyone, plex, jellyfin, server-users"
     )
     plex_tv_url: Annotated[str, AfterValidator(_http_url)] = "https://plex.tv"
     # Where the browser sends a user to approve a Plex sign-in (the PIN flow).
     plex_app_url: Annotated[str, AfterValidator(_http_url)] = "https://app.plex.tv"
+    # Where Plex accounts keep their watchlists (plex.tv's metadata provider): "save for later" of a
+    # Plex user is written there too.
+    plex_metadata_url: Annotated[str, AfterValidator(_http_url)] = "https://metadata.provider.plex.tv"
+    # The image server of Overseerr/Jellyseerr's titles (TMDB's): this server fetches their posters.
+    tmdb_image_url: Annotated[str, AfterValidator(_http_url)] = "https://image.tmdb.org/t/p"
+    # While a room is open, how often the state of its requested titles is read again from Seerr.
+    request_refresh_interval: float = _seconds(30.0)
     auth: BasicAuth | None = None
     tls: Tls | None = None
     servers: tuple[MediaServer, ...] = ()
@@ -302,6 +412,10 @@ class Settings(_Section):
     max_rooms_per_user: int = _count(20)
     # Wrong room passwords per client address per minute before joins with a password are refused.
     max_password_attempts: int = _count(5)
+    # Rooms the host defines (no environment variable): they always exist and never expire.
+    rooms: tuple[StandingRoom, ...] = ()
+    # Seconds between looks at the library of an open standing room (new films join its deck).
+    standing_room_refresh: float = _seconds(3600.0)
     allowed_origins: tuple[Annotated[str, AfterValidator(_origin)], ...] = ()
     # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (reverse proxies); "*" trusts any.
     trusted_proxies: tuple[Annotated[str, AfterValidator(_proxy)], ...] = ("127.0.0.1/32", "::1/128")
@@ -340,6 +454,19 @@ class Settings(_Section):
             raise ValueError(f"must be at least save_delay ({delay:g})")
         return value
 
+    @field_validator("rooms")
+    @classmethod
+    def _distinct_names(cls, rooms: tuple[StandingRoom, ...], info: ValidationInfo) -> tuple[StandingRoom, ...]:
+        longest = info.data.get("max_name_length")
+        seen: dict[str, int] = {}
+        for index, room in enumerate(rooms):
+            if longest is not None and len(room.name) > longest:
+                raise LocatedError((index, "name"), f"must be at most {longest} characters (max_name_length)")
+            earlier = seen.setdefault(skeleton(room.name), index)
+            if earlier != index:
+                raise LocatedError((index, "name"), f"looks the same as rooms[{earlier}] ({rooms[earlier].name})")
+        return rooms
+
     @property
     def member_absence_ms(self) -> int:
         return int(self.member_absence_days * 24 * 3600 * 1000)
@@ -363,6 +490,7 @@ class Settings(_Section):
         if self.auth is not None:
             password = self.auth.password.get_secret_value()
             found += [password, f"{self.auth.user}:{password}"]
+        found += [room.password.get_secret_value() for room in self.rooms if room.password is not None]
         with contextlib.suppress(ValueError, StorageError):  # an unparsable URL holds no password to find
             url = urlsplit(self.storage_url())
             found.append(url.password or "")
@@ -438,6 +566,9 @@ _ENV_VARS: tuple[tuple[str, Loc, Callable[[str], object]], ...] = (
     ("ROOM_CREATORS", ("room_creators",), _text),
     ("PLEX_TV_URL", ("plex_tv_url",), _text),
     ("PLEX_APP_URL", ("plex_app_url",), _text),
+    ("PLEX_METADATA_URL", ("plex_metadata_url",), _text),
+    ("TMDB_IMAGE_URL", ("tmdb_image_url",), _text),
+    ("REQUEST_REFRESH_INTERVAL", ("request_refresh_interval",), _text),
     ("AUTH_USER", ("auth", "user"), _text),
     ("AUTH_PASS", ("auth", "password"), _text),
     ("TLS_CERT", ("tls", "cert"), _text),
@@ -468,6 +599,7 @@ _ENV_VARS: tuple[tuple[str, Loc, Callable[[str], object]], ...] = (
     ("MAX_NAME_LENGTH", ("max_name_length",), _text),
     ("MAX_ROOMS_PER_USER", ("max_rooms_per_user",), _text),
     ("MAX_PASSWORD_ATTEMPTS", ("max_password_attempts",), _text),
+    ("STANDING_ROOM_REFRESH", ("standing_room_refresh",), _text),
     ("ALLOWED_ORIGINS", ("allowed_origins",), _items),
     ("LOGIN_TIMEOUT", ("login_timeout",), _text),
     ("WS_PING_INTERVAL", ("ws_ping_interval",), _text),
@@ -500,6 +632,7 @@ def load_settings(
     problems: list[str] = []
     written: dict[Loc, str] = {}  # keys the YAML spelled the original way, to name them as written
     data = _canonical_mapping(_read_yaml(config_path), (), written, problems)
+    _name_entries(data, written)
     sources = _apply_env(data, env)
     secrets = _secret_values(data)
     for name, value in (overrides or {}).items():
@@ -605,8 +738,24 @@ def _set(data: dict[str, Any], loc: Loc, value: object) -> bool:
 # Turning pydantic's errors into messages that name the key.
 
 
+def _name_entries(data: dict[str, Any], written: dict[Loc, str]) -> None:
+    """Problems of a standing room name it too: ``rooms[1] (Kids).match_threshold``."""
+    rooms = data.get("rooms")
+    for index, room in enumerate(rooms if isinstance(rooms, list) else []):
+        name = room.get("name") if isinstance(room, dict) else None
+        if isinstance(name, str) and name.strip() and name.isprintable():
+            shown = name.strip() if len(name.strip()) <= _MAX_LABEL else name.strip()[:_MAX_LABEL] + "…"
+            written[("rooms", index)] = f"[{index}] ({shown})"
+
+
+_MAX_LABEL = 40
+
+
 def _describe(error: ErrorDetails, written: dict[Loc, str], sources: dict[Loc, str], secrets: set[str]) -> str:
     loc = tuple(error["loc"])
+    problem = error.get("ctx", {}).get("error")
+    if isinstance(problem, LocatedError):
+        loc = (*loc, *problem.loc)
     field = _field_at(loc)
     kind = error["type"]
     if kind == "missing":
@@ -615,7 +764,7 @@ def _describe(error: ErrorDetails, written: dict[Loc, str], sources: dict[Loc, s
     elif kind == "extra_forbidden":
         reason = "unknown key"
     elif kind == "value_error":
-        reason = str(error.get("ctx", {}).get("error", error["msg"]))
+        reason = str(problem if problem is not None else error["msg"])
     elif kind in ("model_type", "model_attributes_type", "dict_type"):
         reason = "must be a mapping of keys to values"
     elif field is not None and field.description:
@@ -649,7 +798,7 @@ def _path_text(loc: Loc, written: dict[Loc, str]) -> str:
     text = ""
     for index, part in enumerate(loc):
         if isinstance(part, int):
-            text += f"[{part}]"
+            text += written.get(loc[: index + 1], f"[{part}]")
         else:
             text += ("." if text else "") + written.get(loc[: index + 1], part)
     return text

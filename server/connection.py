@@ -19,24 +19,33 @@ import anyio
 from starlette import status
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from server.accounts import JellyfinFavourites, SavedTitles
 from server.client_config import client_config
 from server.context import AppContext
 from server.i18n import translations
-from server.identity import InvalidIdentity, device_identity, issue_token, plex_identity
+from server.identity import JELLYFIN, InvalidIdentity, device_identity, issue_token, plex_identity
 from server.limits import Verdict
+from server.listener import PIECES_EXTENSION
 from server.protocol import (
+    WINDOW_DEFAULT,
     AnyPayload,
     ClientMessage,
     CreateRoomRequest,
     DeleteRoomRequest,
     ErrorName,
     FilterValuesRequest,
+    Frame,
+    GetCardsRequest,
+    JellyfinQuickConnectRequest,
     JoinRoomRequest,
     LoginRequest,
+    LongFrame,
     ManageMemberRequest,
+    MediaIdRequest,
     NoPayload,
     Payload,
     PickRequest,
+    PlayMediaRequest,
     ProtocolError,
     RateRequest,
     Reply,
@@ -44,6 +53,7 @@ from server.protocol import (
     UndoRateRequest,
     clean_name,
     encode,
+    encode_with_cards,
     exceeds,
     invalid_room_name,
     malformed,
@@ -51,10 +61,12 @@ from server.protocol import (
     parse_message,
 )
 from server.providers import ProviderError
+from server.providers.jellyfin_sign_in import JellyfinSignIn, PendingQuickConnect
 from server.rooms.changes import MemberAction
 from server.rooms.decisions import SEAT_OFFER_MS
 from server.rooms.room import Room
 from server.user import User
+from server.watchlists import no_identity
 
 log = logging.getLogger("server.connection")
 
@@ -96,12 +108,18 @@ class Connection:
         self.state = State.CONNECTED
         self.user: User | None = None
         self.room: Room | None = None
-        self._queue: asyncio.Queue[str] = asyncio.Queue(SEND_QUEUE_SIZE)
+        # (ext) The media account this person signed in with, as far as it keeps titles for later;
+        # its token lives here only, for as long as the login.
+        self.account: SavedTitles | None = None
+        self._queue: asyncio.Queue[Frame] = asyncio.Queue(SEND_QUEUE_SIZE)
+        # (ext) The cards of a room's deck this connection takes at a time (login's window).
+        self.window: int | None = None
         self._scope: anyio.CancelScope | None = None
         self._close_code: int | None = None
         self._going_away = anyio.Event()
         self._bucket = context.guards.message_bucket()
         self.seat_id = secrets.token_hex(12)
+        self._quick_connect: PendingQuickConnect | None = None  # a Jellyfin Quick Connect under way
         # The client's own address (uvicorn puts a trusted proxy's X-Forwarded-For here), as the
         # per-address limits count it (an IPv6 address by its /64).
         self.address = context.guards.client(websocket.client.host) if websocket.client else "unknown"
@@ -186,7 +204,9 @@ class Connection:
         try:
             while not self._going_away.is_set():
                 frame = await self._queue.get()
-                if frame:
+                if isinstance(frame, LongFrame):
+                    await self._send_long(frame)
+                elif frame:
                     await self.websocket.send_text(frame)
         except WebSocketDisconnect:
             # The peer is gone (e.g. uvicorn closed it for an oversized frame) before the receive
@@ -196,6 +216,14 @@ class Connection:
             return
         # Everything queued before the goodbye was sent; the close frame ends the receive loop too.
         await self._close(status.WS_1001_GOING_AWAY)
+
+    async def _send_long(self, frame: LongFrame) -> None:
+        """One message sent as it is made: in pieces where the server can (``PIECES_EXTENSION``:
+        ours does), else made whole first."""
+        if PIECES_EXTENSION in self.websocket.scope.get("extensions", {}):
+            await self.websocket.send({"type": "websocket.send", "pieces": frame.pieces()})
+        else:
+            await self.websocket.send_text(await frame.text())
 
     def going_away(self) -> None:
         """The server is shutting down: close after what is already queued, with 1001 (going away)."""
@@ -207,7 +235,7 @@ class Connection:
         with contextlib.suppress(RuntimeError, OSError):  # already closed by the peer
             await self.websocket.close(code)
 
-    def send(self, frame: str) -> None:
+    def send(self, frame: Frame) -> None:
         try:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
@@ -233,8 +261,11 @@ class Connection:
         }
 
     def _identity(self, user: User) -> str:
-        """Who a per-user limit counts: the Plex account, else the client address (names are free)."""
-        return f"plex:{user.plex_id}" if user.plex_id else f"address:{self.address}"
+        """Who a per-user limit counts: the Plex account or Jellyfin user, else the client address
+        (names are free)."""
+        if user.plex_id:
+            return f"plex:{user.plex_id}"
+        return user.identity if user.identity and user.identity.startswith(JELLYFIN) else f"address:{self.address}"
 
     # -- dispatch ---------------------------------------------------------------------------
 
@@ -283,6 +314,7 @@ class Connection:
 
     @handles("login", LoginRequest, Reply.LOGIN_ERROR)
     async def login(self, request: LoginRequest) -> None:
+        self.window = request.window
         if request.userName is not None:
             if self.context.settings.require_plex_login:
                 raise ProtocolError(
@@ -294,6 +326,7 @@ class Connection:
                 raise ProtocolError(Reply.LOGIN_ERROR, ErrorName.INVALID_USER_NAME, f"user name {exc}") from exc
             identity, issued = self._identity_for(request)
             user = User(userName=name, identity=identity)
+            account = None
         elif request.plexToken is not None:
             sign_in = self.context.plex_sign_in
             if sign_in is None:
@@ -303,13 +336,82 @@ class Connection:
             signed_in = await sign_in(request.plexToken, request.plexClientId or "")
             user = signed_in.model_copy(update={"identity": plex_identity(signed_in.plex_id or "")})
             issued = None
+            accounts = self.context.plex_accounts
+            account = None if accounts is None else accounts.watchlist(request.plexToken, request.plexClientId or "")
+        elif request.jellyfinSession is not None or request.jellyfinUser is not None:
+            user, ticket = await self._jellyfin_login(request)
+            await self._signed_in(user, {"jellyfinSession": ticket}, self._favourites(user))
+            return
         else:
-            raise malformed(Reply.LOGIN_ERROR, "login needs a userName or a plexToken")
+            raise malformed(Reply.LOGIN_ERROR, "login needs a userName, a plexToken or a jellyfinUser")
+        # (ext) A new identity's token goes to this browser once; it presents it at later logins.
+        await self._signed_in(user, {"identityToken": issued} if issued else {}, account)
+
+    async def _signed_in(self, user: User, extra: dict[str, str], account: SavedTitles | None = None) -> None:
         if self.user is not None and (self.user.userName, self.user.identity) != (user.userName, user.identity):
             await self._leave_room(permanently=False)
         self._logged_in(user)
-        # (ext) A new identity's token goes to this browser once; it presents it at later logins.
-        self.send(encode(Reply.LOGIN_SUCCESS, user.public() | ({"identityToken": issued} if issued else {})))
+        self.account = account
+        self.send(encode(Reply.LOGIN_SUCCESS, user.public() | extra))
+
+    def _jellyfin(self) -> JellyfinSignIn:
+        sign_in = self.context.jellyfin_sign_in
+        if sign_in is None or not sign_in.offered():
+            raise ProtocolError(
+                Reply.LOGIN_ERROR, ErrorName.JELLYFIN_AUTH_INVALID, "Jellyfin sign-in is not offered on this server"
+            )
+        return sign_in
+
+    def _favourites(self, user: User) -> JellyfinFavourites | None:
+        """Where a Jellyfin sign-in's watchlist is also written: their favourites on that server."""
+        found = self._jellyfin().account_of(user)
+        return None if found is None else JellyfinFavourites(*found)
+
+    async def _jellyfin_login(self, request: LoginRequest) -> tuple[User, str]:
+        """A Jellyfin sign-in: a session ticket of an earlier one, or a user name and password (a
+        wrong one counted like a wrong room password, so names cannot be tried at will)."""
+        sign_in = self._jellyfin()
+        if request.jellyfinSession is not None:
+            return await sign_in.resume(request.jellyfinSession)
+        failures = self.context.guards.password_failures
+        if await failures.exhausted(self.address):
+            raise ProtocolError(
+                Reply.LOGIN_ERROR, ErrorName.TOO_MANY_ATTEMPTS, "too many wrong passwords; try again in a minute"
+            )
+        try:
+            return await sign_in.password(
+                request.jellyfinServer, request.jellyfinUser or "", request.jellyfinPassword or ""
+            )
+        except ProtocolError as exc:
+            if exc.name is ErrorName.JELLYFIN_AUTH_INVALID:
+                await failures.record(self.address)
+            raise
+
+    @handles("jellyfinQuickConnect", JellyfinQuickConnectRequest, Reply.LOGIN_ERROR)
+    async def jellyfin_quick_connect(self, request: JellyfinQuickConnectRequest) -> None:
+        pending = await self._jellyfin().start_quick_connect(request.jellyfinServer)
+        self.window = request.window
+        self._quick_connect = pending
+        self.send(encode(Reply.JELLYFIN_QUICK_CONNECT_CODE, {"code": pending.code, "jellyfinServer": pending.server}))
+
+    @handles("jellyfinQuickConnectCheck", NoPayload, Reply.LOGIN_ERROR)
+    async def jellyfin_quick_connect_check(self, _: Payload) -> None:
+        pending = self._quick_connect
+        if pending is None:
+            raise ProtocolError(
+                Reply.LOGIN_ERROR, ErrorName.QUICK_CONNECT_UNAVAILABLE, "no Quick Connect sign-in is under way"
+            )
+        try:
+            signed_in = await self._jellyfin().check_quick_connect(pending)
+        except ProtocolError:
+            self._quick_connect = None
+            raise
+        if signed_in is None:
+            self.send(encode(Reply.JELLYFIN_QUICK_CONNECT_PENDING, {"code": pending.code}))
+            return
+        self._quick_connect = None
+        user, ticket = signed_in
+        await self._signed_in(user, {"jellyfinSession": ticket}, self._favourites(user))
 
     @staticmethod
     def _identity_for(request: LoginRequest) -> tuple[str | None, str | None]:
@@ -331,6 +433,7 @@ class Connection:
             raise ProtocolError(Reply.LOGOUT_ERROR, ErrorName.NOT_LOGGED_IN, "this connection has no logged in user")
         await self._leave_room(permanently=False)
         self.user = None
+        self.account = None
         self.state = State.CONNECTED
         self.send(encode(Reply.LOGOUT_SUCCESS))
 
@@ -338,13 +441,15 @@ class Connection:
     async def create_room(self, request: CreateRoomRequest) -> None:
         user = self._require_user(Reply.CREATE_ROOM_ERROR)
         creators = self.context.settings.room_creators
-        if (creators == "plex" and user.plex_id is None) or (
-            creators == "server-users" and "CanCreateRoom" not in user.permissions
+        jellyfin = user.identity is not None and user.identity.startswith(JELLYFIN)
+        if (
+            (creators == "plex" and user.plex_id is None)
+            or (creators == "jellyfin" and not jellyfin)
+            or (creators == "server-users" and "CanCreateRoom" not in user.permissions)
         ):
+            signed_in = {"plex": "with Plex", "jellyfin": "with Jellyfin"}.get(creators, "as a user of this server")
             raise ProtocolError(
-                Reply.CREATE_ROOM_ERROR,
-                ErrorName.PLEX_AUTH_REQUIRED,
-                "sign in with a Plex account of this server to create rooms",
+                Reply.CREATE_ROOM_ERROR, ErrorName.PLEX_AUTH_REQUIRED, f"sign in {signed_in} to create rooms"
             )
         name = self._room_name(request.roomName, Reply.CREATE_ROOM_ERROR)
         creations, creator = self.context.guards.room_creations, self._identity(user)
@@ -354,10 +459,11 @@ class Connection:
                 ErrorName.TOO_MANY_ROOMS,
                 f"you may create {creations.limit} rooms a day; reuse one of yours",
             )
+        request = await self.context.watchlists.prepare_room(request, user, self.account, self.context.provider)
         room = await self.context.registry.create(name, request, user, self.address)
         await creations.record(creator)
         await self._leave_room(permanently=False)
-        await self.context.registry.seat(room, self, user, Reply.CREATE_ROOM_SUCCESS)
+        await self.context.registry.seat(room, self, user, Reply.CREATE_ROOM_SUCCESS, window=self.window)
         self._entered(room)
 
     @handles("joinRoom", JoinRoomRequest, Reply.JOIN_ROOM_ERROR)
@@ -384,6 +490,7 @@ class Connection:
                 member_token=request.memberToken,
                 client=self.address,
                 seat_code=request.seatCode,
+                window=self.window,
             )
         except ProtocolError as exc:
             if guessing and exc.name in (ErrorName.ACCESS_DENIED, ErrorName.INVALID_SEAT_CODE):
@@ -439,6 +546,17 @@ class Connection:
         room, user = self._in_room(Reply.GET_MEMBERS_ERROR)
         self.send(encode(Reply.GET_MEMBERS_SUCCESS, self.context.registry.members(room, self, user)))
 
+    @handles("getCards", GetCardsRequest, Reply.GET_CARDS_ERROR)
+    async def get_cards(self, request: GetCardsRequest) -> None:
+        """(ext) The next window of this member's deck: cards it has not rated from ``after`` on."""
+        room = self.room
+        name = room.seat_name(self) if room is not None else None
+        if room is None or name is None:
+            raise ProtocolError(Reply.GET_CARDS_ERROR, ErrorName.NOT_IN_ROOM, "join a room first")
+        count = request.count or self.window or WINDOW_DEFAULT
+        cards, after, more = room.window(name, request.after, count)
+        self.send(encode_with_cards(Reply.GET_CARDS_SUCCESS, {"after": after, "more": more}, cards))
+
     @handles("getResults", NoPayload, Reply.GET_RESULTS_ERROR)
     async def get_results(self, _: Payload) -> None:
         room, _user = self._in_room(Reply.GET_RESULTS_ERROR)
@@ -465,6 +583,12 @@ class Connection:
         if code is not None:
             reply |= {"seatCode": code, "expiresIn": SEAT_OFFER_MS // 1000}
         self.send(encode(Reply.MANAGE_MEMBER_SUCCESS, reply))
+
+    @handles("listRooms", NoPayload, Reply.LIST_ROOMS_ERROR)
+    async def list_rooms(self, _: Payload) -> None:
+        self._require_user(Reply.LIST_ROOMS_ERROR)
+        standing = self.context.standing
+        self.send(encode(Reply.LIST_ROOMS_SUCCESS, {"rooms": standing.listing() if standing is not None else []}))
 
     @handles("setLocale", SetLocaleRequest)
     async def set_locale(self, request: SetLocaleRequest) -> None:
@@ -496,8 +620,84 @@ class Connection:
             raise ProtocolError(Reply.GET_LIBRARIES_ERROR, ErrorName.PROVIDER_ERROR, str(exc)) from exc
         self.send(encode(Reply.GET_LIBRARIES_SUCCESS, libraries))
 
+    @handles("getPeople", NoPayload, Reply.GET_PEOPLE_ERROR)
+    async def get_people(self, _: Payload) -> None:
+        """The media servers' people, for a room's creator to pick: to users who are one of them."""
+        user = self._require_user(Reply.GET_PEOPLE_ERROR)
+        provider = self.context.provider
+        try:
+            if await provider.person(user.identity) is None:
+                raise ProtocolError(
+                    Reply.GET_PEOPLE_ERROR,
+                    ErrorName.PLEX_AUTH_REQUIRED,
+                    "sign in with Plex or Jellyfin as a user of this server to see its people",
+                )
+            people = await provider.people()
+        except ProviderError as exc:
+            raise ProtocolError(Reply.GET_PEOPLE_ERROR, ErrorName.PROVIDER_ERROR, str(exc)) from exc
+        self.send(encode(Reply.GET_PEOPLE_SUCCESS, {"people": [person.wire() for person in people]}))
+
     @handles("setup", AnyPayload, Reply.SETUP_ERROR)
     async def setup(self, _: Payload) -> None:
         self.send(
             encode(Reply.SETUP_ERROR, {"type": "NOT_SUPPORTED", "message": "configure this server in its config file"})
         )
+
+    # -- (ext) watchlists --------------------------------------------------------------------------
+
+    def _person(self, reply_type: Reply, **extra: str) -> str:
+        """The identity whose watchlist this connection keeps."""
+        user = self._require_user(reply_type)
+        if user.identity is None:
+            raise no_identity(reply_type, **extra)
+        return user.identity
+
+    @handles("getWatchlist", NoPayload, Reply.WATCHLIST_ERROR)
+    async def get_watchlist(self, _: Payload) -> None:
+        items = await self.context.watchlists.items(self._person(Reply.WATCHLIST_ERROR))
+        self.send(encode(Reply.GET_WATCHLIST_SUCCESS, {"items": items}))
+
+    @handles("addToWatchlist", MediaIdRequest, Reply.WATCHLIST_ERROR)
+    async def add_to_watchlist(self, request: MediaIdRequest) -> None:
+        identity = self._person(Reply.WATCHLIST_ERROR, mediaId=request.mediaId)
+        item = self.room.deck.get(request.mediaId) if self.room is not None else None
+        if item is None:
+            why = "join the room of this card first" if self.room is None else f"{request.mediaId} is not in this room"
+            name = ErrorName.NOT_IN_ROOM if self.room is None else ErrorName.UNKNOWN_MEDIA
+            raise ProtocolError(Reply.WATCHLIST_ERROR, name, why, mediaId=request.mediaId)
+        reply = await self.context.watchlists.add(identity, item, self.account)
+        self.send(encode(Reply.ADD_TO_WATCHLIST_SUCCESS, reply))
+
+    @handles("removeFromWatchlist", MediaIdRequest, Reply.WATCHLIST_ERROR)
+    async def remove_from_watchlist(self, request: MediaIdRequest) -> None:
+        identity = self._person(Reply.WATCHLIST_ERROR, mediaId=request.mediaId)
+        reply = await self.context.watchlists.remove(identity, request.mediaId, self.account)
+        self.send(encode(Reply.REMOVE_FROM_WATCHLIST_SUCCESS, reply))
+
+    # -- (ext) requests for matched titles the library lacks ---------------------------------------
+
+    @handles("getRequests", NoPayload, Reply.GET_REQUESTS_ERROR)
+    async def get_requests(self, _: Payload) -> None:
+        room, _user = self._in_room(Reply.GET_REQUESTS_ERROR)
+        self.send(encode(Reply.GET_REQUESTS_SUCCESS, {"requests": await self.context.requests.statuses(room, self)}))
+
+    @handles("requestMedia", MediaIdRequest, Reply.REQUEST_MEDIA_ERROR)
+    async def request_media(self, request: MediaIdRequest) -> None:
+        if self.room is None or self.user is None:
+            raise ProtocolError(
+                Reply.REQUEST_MEDIA_ERROR, ErrorName.NOT_IN_ROOM, "join a room first", mediaId=request.mediaId
+            )
+        reply = await self.context.requests.request(self.room, self, self.user, request.mediaId)
+        self.send(encode(Reply.REQUEST_MEDIA_SUCCESS, reply))
+
+    # -- (ext) play the winner -------------------------------------------------------------------
+
+    @handles("getPlayers", MediaIdRequest, Reply.GET_PLAYERS_ERROR)
+    async def get_players(self, request: MediaIdRequest) -> None:
+        reply = await self.context.playback.players(self.room, self, self.user, request.mediaId)
+        self.send(encode(Reply.GET_PLAYERS_SUCCESS, reply))
+
+    @handles("playMedia", PlayMediaRequest, Reply.PLAY_MEDIA_ERROR)
+    async def play_media(self, request: PlayMediaRequest) -> None:
+        reply = await self.context.playback.play(self.room, self, self.user, request.mediaId, request.playerId)
+        self.send(encode(Reply.PLAY_MEDIA_SUCCESS, reply))

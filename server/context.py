@@ -8,14 +8,20 @@ from typing import Protocol
 
 import anyio
 
+from server.accounts import PlexAccounts
 from server.config import Settings
 from server.limits import Guards
 from server.metrics import Metrics
 from server.offload import Offload
+from server.players import Playback
 from server.providers.combined import CombinedProvider
+from server.providers.jellyfin_sign_in import JellyfinSignIn
 from server.qr import QrCodes
 from server.rooms.registry import RoomRegistry
+from server.rooms.standing import StandingRooms
+from server.title_requests import TitleRequests
 from server.user import User
+from server.watchlists import Watchlists
 from storage import Storage
 
 
@@ -33,11 +39,19 @@ class AppContext:
     storage: Storage
     provider: CombinedProvider
     registry: RoomRegistry
+    watchlists: Watchlists
+    requests: TitleRequests
+    playback: Playback
     plex_sign_in: PlexSignIn | None = None
+    # Where Plex sign-ins' watchlists are written (there when Plex sign-in is).
+    plex_accounts: PlexAccounts | None = None
+    jellyfin_sign_in: JellyfinSignIn | None = None
     connections: set[Departing] = field(default_factory=set)
     metrics: Metrics = field(default_factory=Metrics)
     # CPU-heavy work (password checks, QR codes) runs here, off the event loop and bounded.
     offload: Offload = field(kw_only=True)
+    # The rooms config.yaml defines (listed in the lobby).
+    standing: StandingRooms | None = field(default=None, kw_only=True)
     guards: Guards = field(init=False)
     qr_codes: QrCodes = field(init=False)
     _none_left: anyio.Event | None = None

@@ -1,4 +1,4 @@
-"""The HTTP routes of protocol.md: the page, health, posters, links and the PWA manifest."""
+"""The HTTP routes of protocol.md: the page, health, posters, links, trailers and the PWA manifest."""
 
 from __future__ import annotations
 
@@ -6,13 +6,21 @@ import html
 import ipaddress
 import logging
 import os
+import re
 from os import PathLike
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Scope
 
@@ -134,6 +142,34 @@ async def poster(request: Request) -> Response:
         return Response("width must be a number", status_code=400)
     try:
         image = await _provider(request).poster(request.path_params["key"], width)
+    except ProviderError as exc:
+        return Response(str(exc), status_code=exc.status)
+    return StreamingResponse(image.body, media_type=image.content_type, headers=image.headers)
+
+
+# One byte range (what video elements ask for); anything else is ignored, and the whole file sent.
+_BYTE_RANGE = re.compile(r"bytes=(?:[0-9]{1,15}-[0-9]{0,15}|-[0-9]{1,15})")
+
+
+async def trailer(request: Request) -> Response:
+    """A trailer, streamed through (the media server's token stays here), with the browser's Range
+    passed on so that a video element can seek; or a catalogue's file, ranges served here."""
+    asked = request.headers.get("range", "").strip()
+    try:
+        found = await _provider(request).trailer(
+            request.path_params["key"], asked if _BYTE_RANGE.fullmatch(asked) else None
+        )
+    except ProviderError as exc:
+        return Response(str(exc), status_code=exc.status)
+    if isinstance(found, Path):
+        return FileResponse(found, headers={"Cache-Control": "private, max-age=3600"})
+    return StreamingResponse(found.body, status_code=found.status, media_type=found.content_type, headers=found.headers)
+
+
+async def avatar(request: Request) -> Response:
+    """The picture of a media server's user (``getPeople``, a Jellyfin sign-in), proxied like posters."""
+    try:
+        image = await _provider(request).avatar(request.path_params["key"])
     except ProviderError as exc:
         return Response(str(exc), status_code=exc.status)
     return StreamingResponse(image.body, media_type=image.content_type, headers=image.headers)

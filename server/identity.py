@@ -1,4 +1,4 @@
-"""Who a person is, whatever name they type: a Plex account, or a device identity.
+"""Who a person is, whatever name they type: a Plex account, a Jellyfin user, or a device identity.
 
 A device identity is a long random secret the server issues at a first login; the browser keeps it
 and presents it at every later login. The server never stores the secret: the identity is its
@@ -18,6 +18,7 @@ TOKEN_BYTES = 32
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 PLEX = "plex:"
+JELLYFIN = "jellyfin:"
 DEVICE = "device:"
 # The host: the server's own operator (its commands, its standing rooms). No login is ever it.
 HOST = "host"
@@ -39,3 +40,9 @@ def device_identity(token: str) -> str:
 
 def plex_identity(plex_id: str) -> str:
     return PLEX + plex_id
+
+
+def jellyfin_identity(server_id: str, user_id: str) -> str:
+    """A user of one Jellyfin (or Emby) server, by the ids the server itself gives (its own id, not
+    its URL: the same person whatever address the server is configured by)."""
+    return f"{JELLYFIN}{server_id}:{user_id}"

@@ -18,14 +18,18 @@ import logging
 import resource
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
 import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
+from websockets.http11 import Request
 
 from server.config import Settings
 from server.limits import Occurrences, address_key
@@ -291,20 +295,68 @@ class GatedHttpProtocol(H11Protocol):
             self.transport.close()
 
 
+# An ASGI extension of ours: ``{"type": "websocket.send", "pieces": AsyncIterator[bytes]}`` sends one
+# text message made of those pieces (UTF-8) as they come.
+PIECES_EXTENSION = "moviematch.websocket.pieces"
+
+
 class GatedWebSocketProtocol(WebSocketsSansIOProtocol):
     """uvicorn's WebSocket protocol (websockets, sans-I/O), which a connection switches to after
-    its upgrade request: it gives the connection's place at the gate back when the connection ends."""
+    its upgrade request: it gives the connection's place at the gate back when the connection ends,
+    and sends a message in pieces (``PIECES_EXTENSION``)."""
 
     def connection_lost(self, exc: Exception | None) -> None:
         _gated_config(self.config).gate.release(self.transport)
         super().connection_lost(exc)
 
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        if self.handshake_initiated and not self.close_sent:
+            self.scope["extensions"][PIECES_EXTENSION] = {}
+
     async def send(self, message: Any) -> None:
+        if message["type"] == "websocket.send" and "pieces" in message:
+            await self._send_pieces(message["pieces"])
+            return
         await super().send(message)
         if message["type"] == "websocket.http.response.body" and not message.get("more_body", False):
             # A refusal (429, 400) was sent whole: without this, uvicorn 0.54 logs "ASGI callable
             # returned without completing handshake" at ERROR for each one (uvicorn PR #3138).
             self.handshake_complete = True
+
+    async def _send_pieces(self, pieces: AsyncIterator[bytes]) -> None:
+        """One text message, a fragment per piece: a message of tens of megabytes (a MovieMatch v2
+        client's whole deck) is never made, compressed or copied in one go on the event loop.
+        Fragments are compressed in a worker thread (zlib lets go of the GIL meanwhile); ours are
+        the only data frames of this connection meanwhile (its frames are sent one at a time), and
+        the loop's own frames in between (pings, a pong, a close) are control frames, which the
+        protocol allows between fragments."""
+        held: bytes | None = None
+        first = True
+        try:
+            async for piece in pieces:
+                if held is not None:
+                    await self._fragment(held, first=first, fin=False)
+                    first = False
+                held = piece
+            await self._fragment(held or b"", first=first, fin=True)
+        except BaseException:
+            if not first:  # a message begun cannot be ended otherwise: the connection ends with it
+                self.transport.close()
+            raise
+
+    async def _fragment(self, data: bytes, *, first: bool, fin: bool) -> None:
+        await self.writable.wait()  # the peer reads: what is sent never piles up in memory
+        if self.disconnected:
+            raise ClientDisconnected()
+        if self.close_sent:
+            return
+        try:
+            send = self.conn.send_text if first else self.conn.send_continuation
+            await anyio.to_thread.run_sync(send, data, fin)
+        except InvalidState as exc:
+            raise ClientDisconnected() from exc
+        self.transport.write(b"".join(self.conn.data_to_send()))
 
 
 def connection_limit(settings: Settings, limit: FileLimit) -> int:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from itertools import islice
 from typing import Annotated, Any, Literal, NoReturn
 
+import anyio.lowlevel
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -21,11 +23,16 @@ from pydantic import (
 )
 
 from server.names import clean_name as clean_name
+from server.providers import Media
 from storage import Filter
 
 # Bounds for what no real client comes near; the frame size limit bounds the whole message anyway.
 TEXT_MAX_LENGTH = 1000
 LIST_MAX_ITEMS = 100
+# (ext) The most cards a client may take in one window (a few dozen kilobytes), and how many
+# getCards sends when neither it nor the login says.
+WINDOW_MAX = 200
+WINDOW_DEFAULT = 40
 
 
 class Reply(StrEnum):
@@ -74,6 +81,29 @@ class Reply(StrEnum):
     PICK_SUCCESS = "pickForUsSuccess"
     PICK_ERROR = "pickForUsError"
     PICKED = "picked"
+    GET_WATCHLIST_SUCCESS = "getWatchlistSuccess"
+    ADD_TO_WATCHLIST_SUCCESS = "addToWatchlistSuccess"
+    REMOVE_FROM_WATCHLIST_SUCCESS = "removeFromWatchlistSuccess"
+    WATCHLIST_ERROR = "watchlistError"
+    GET_REQUESTS_SUCCESS = "getRequestsSuccess"
+    GET_REQUESTS_ERROR = "getRequestsError"
+    REQUEST_MEDIA_SUCCESS = "requestMediaSuccess"
+    REQUEST_MEDIA_ERROR = "requestMediaError"
+    REQUEST_STATUS = "requestStatus"
+    GET_PLAYERS_SUCCESS = "getPlayersSuccess"
+    GET_PLAYERS_ERROR = "getPlayersError"
+    PLAY_MEDIA_SUCCESS = "playMediaSuccess"
+    PLAY_MEDIA_ERROR = "playMediaError"
+    PLAYBACK_STARTED = "playbackStarted"
+    ROOM_CHANGED = "roomChanged"
+    LIST_ROOMS_SUCCESS = "listRoomsSuccess"
+    LIST_ROOMS_ERROR = "listRoomsError"
+    JELLYFIN_QUICK_CONNECT_CODE = "jellyfinQuickConnectCode"
+    JELLYFIN_QUICK_CONNECT_PENDING = "jellyfinQuickConnectPending"
+    GET_PEOPLE_SUCCESS = "getPeopleSuccess"
+    GET_PEOPLE_ERROR = "getPeopleError"
+    GET_CARDS_SUCCESS = "getCardsSuccess"
+    GET_CARDS_ERROR = "getCardsError"
 
 
 class ErrorName(StrEnum):
@@ -88,6 +118,9 @@ class ErrorName(StrEnum):
     PLEX_LOGIN_REQUIRED = "PlexLoginRequired"
     PLEX_AUTH_INVALID = "PlexAuthInvalid"
     PLEX_UNAVAILABLE = "PlexUnavailable"
+    JELLYFIN_AUTH_INVALID = "JellyfinAuthInvalid"
+    JELLYFIN_UNAVAILABLE = "JellyfinUnavailable"
+    QUICK_CONNECT_UNAVAILABLE = "QuickConnectUnavailable"
     INVALID_USER_NAME = "InvalidUserName"
     NOT_LOGGED_IN = "NotLoggedIn"
     NOT_LOGGED_IN_ERROR = "NotLoggedInError"
@@ -118,6 +151,13 @@ class ErrorName(StrEnum):
     SERVER_BUSY = "ServerBusy"
     STORAGE_FULL = "StorageFull"
     PROVIDER_ERROR = "ProviderError"
+    NO_IDENTITY = "NoIdentity"
+    WATCHLIST_FULL = "WatchlistFull"
+    NOT_A_MATCH = "NotAMatch"
+    NOT_REQUESTABLE = "NotRequestable"
+    NOT_ON_SERVER = "NotOnServer"
+    PLAYER_GONE = "PlayerGone"
+    PLAYBACK_REFUSED = "PlaybackRefused"
 
 
 class ProtocolError(Exception):
@@ -213,6 +253,20 @@ class LoginRequest(Payload):
     # (ext) The identity token this server issued to this browser, or a request for one.
     identityToken: Annotated[Text, StringConstraints(max_length=100)] | None = None
     newIdentity: bool = False
+    # (ext) Rooms' decks in windows of this many cards (getCards for more), not whole.
+    window: int | None = Field(default=None, ge=1, le=WINDOW_MAX)
+    # (ext) Jellyfin sign-in: through which configured server (config's jellyfinSignIn id), with a
+    # user name and password, or the session ticket an earlier Jellyfin sign-in gave this browser.
+    jellyfinServer: Annotated[Text, StringConstraints(max_length=100)] | None = None
+    jellyfinUser: Name | None = None
+    jellyfinPassword: Text | None = None
+    jellyfinSession: Annotated[Text, StringConstraints(max_length=500)] | None = None
+
+
+class JellyfinQuickConnectRequest(Payload):
+    jellyfinServer: Annotated[Text, StringConstraints(max_length=100)] | None = None
+    # (ext) As login's: the sign-in this starts ends in a login.
+    window: int | None = Field(default=None, ge=1, le=WINDOW_MAX)
 
 
 class RatingRange(Payload):
@@ -259,6 +313,8 @@ class CreateRoomRequest(Payload):
     # (ext) When the room ends: after this many matches, after this many minutes, and how many
     # likes each member may give. None by default (EndOnFirstMatch is a match limit of one).
     endConditions: EndConditions | None = None
+    # (ext) Where the films come from: the libraries, or only those of them on the members' watchlists.
+    source: Literal["library", "watchlists"] = "library"
 
     @field_validator("filters")
     @classmethod
@@ -335,6 +391,12 @@ class JoinRoomRequest(Payload):
     seatCode: Annotated[Text, StringConstraints(max_length=20)] | None = None
 
 
+class GetCardsRequest(Payload):
+    # Where the next window starts: the ``after`` of the last window (a position in the deck).
+    after: int = Field(ge=0)
+    count: int | None = Field(default=None, ge=1, le=WINDOW_MAX)
+
+
 class PickRequest(Payload):
     # Pick again though the room has a pick (the owner only).
     again: bool = False
@@ -345,13 +407,27 @@ class ManageMemberRequest(Payload):
     action: Literal["remove", "readmit", "makeOwner", "offerSeat"]
 
 
+MediaId = Annotated[Text, StringConstraints(min_length=1, max_length=500)]
+
+
 class RateRequest(Payload):
-    mediaId: Annotated[Text, StringConstraints(min_length=1, max_length=500)]
+    mediaId: MediaId
     rating: Literal["like", "dislike"]
 
 
 class UndoRateRequest(Payload):
-    mediaId: Annotated[Text, StringConstraints(min_length=1, max_length=500)]
+    mediaId: MediaId
+
+
+class MediaIdRequest(Payload):
+    """(ext) A request about one card: save it for later, request it, list the players for it."""
+
+    mediaId: MediaId
+
+
+class PlayMediaRequest(Payload):
+    mediaId: MediaId
+    playerId: Annotated[Text, StringConstraints(min_length=1, max_length=300)]
 
 
 class DeleteRoomRequest(Payload):
@@ -413,10 +489,14 @@ def _no_constant(name: str) -> NoReturn:
     raise _malformed(f"{name} is not a JSON number")
 
 
+# One decoder for every frame: json.loads with options builds a new one per call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+
+
 def _decode(text: str) -> Any:
     """Strict JSON: duplicate keys, NaN and Infinity are errors rather than guesses."""
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+        return _DECODER.decode(text)
     except RecursionError as exc:  # deep nesting; not a ValueError
         raise _malformed("nested too deeply") from exc
     except ValueError as exc:  # bad JSON, and integers over the digit limit
@@ -445,7 +525,7 @@ def parse_message(text: str, requests: Mapping[str, ClientMessage]) -> tuple[str
         )
     raw = envelope.payload
     if raw is None and not any(field.is_required() for field in request.payload.model_fields.values()):
-        raw = {}  # a payload of defaults only may be left out
+        raw = {}  # a payload whose every field is optional may be left out
     try:
         return envelope.type, request.payload.model_validate(raw)
     except ValidationError as exc:
@@ -472,3 +552,45 @@ def encode(message_type: Reply, payload: Any = None) -> str:
     if payload is not None:
         message["payload"] = payload
     return _ENCODER.encode(message)
+
+
+def _around_cards(message_type: Reply, payload: Mapping[str, Any]) -> tuple[str, str]:
+    """The frame's text before and after the cards of its ``media`` (``payload`` has no ``media``)."""
+    head = f'{{"type":{_ENCODER.encode(message_type)},"payload":{{"media":['
+    rest = _ENCODER.encode(payload)
+    return head, "]}}" if rest == "{}" else f"],{rest[1:]}}}"
+
+
+def encode_with_cards(message_type: Reply, payload: Mapping[str, Any], cards: Iterable[Media]) -> str:
+    """``encode`` of ``payload`` with ``media``: these cards, joined from their encoded forms."""
+    head, tail = _around_cards(message_type, payload)
+    return head + ",".join([card.wire_json() for card in cards]) + tail
+
+
+class LongFrame:
+    """A frame of very many cards (a MovieMatch v2 client's whole deck: 100,000 cards are tens of
+    megabytes): made a piece at a time as it is sent, the event loop serving others between pieces.
+    ``cards`` are read then, so they must not change meanwhile (a deck and a copy of what is rated)."""
+
+    PIECE_CARDS = 1000
+
+    def __init__(self, message_type: Reply, payload: Mapping[str, Any], cards: Iterator[Media]) -> None:
+        self._head, self._tail = _around_cards(message_type, payload)
+        self._cards = cards
+
+    async def pieces(self) -> AsyncIterator[bytes]:
+        """The frame's text, UTF-8, in pieces of ``PIECE_CARDS`` cards."""
+        lead = self._head
+        while batch := list(islice(self._cards, self.PIECE_CARDS)):
+            yield (lead + ",".join([card.wire_json() for card in batch])).encode()
+            lead = ","
+            await anyio.lowlevel.checkpoint()
+        yield ((self._head if lead != "," else "") + self._tail).encode()
+
+    async def text(self) -> str:
+        """The whole frame (for a server that cannot send a message in pieces)."""
+        return b"".join([piece async for piece in self.pieces()]).decode()
+
+
+# What a connection is given to send: a frame's text, or a long frame made as it is sent.
+Frame = str | LongFrame

@@ -163,6 +163,8 @@ def content_security_policy(extra_origins: Iterable[str] = ()) -> str:
             "script-src 'self'",
             "style-src 'self'",
             f"img-src 'self' data: blob:{extra}",
+            # Trailers are streamed by this server; those on other sites open as links.
+            "media-src 'self'",
             f"connect-src 'self' ws: wss:{extra}",
             "frame-ancestors 'none'",
             "base-uri 'self'",

@@ -14,7 +14,7 @@ import segno
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.addresses import local_url, reachable_hosts, url
-from server.config import Settings, mask_secrets
+from server.config import ConfigError, Settings, mask_secrets
 from storage import StorageError
 
 _PORT_SETTING = "PORT (port: in config.yaml, or --port)"
@@ -78,12 +78,15 @@ def storage_problem(exc: StorageError, settings: Settings) -> StartupProblem:
 
 class StartupErrors:
     """Wraps the app: a storage that cannot be opened fails the lifespan startup with ``problem``
-    set, instead of uvicorn's traceback (other failures pass through as they are)."""
+    set, and a configuration that proves invalid once the media can be asked (a standing room's
+    library) with ``invalid`` set, instead of uvicorn's traceback (other failures pass through as
+    they are)."""
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.settings = settings
         self.problem: StartupProblem | None = None
+        self.invalid: ConfigError | None = None
 
     @staticmethod
     def _said_better(record: logging.LogRecord) -> bool:
@@ -104,8 +107,11 @@ class StartupErrors:
 
         try:
             await self.app(scope, receive, hold_failure)
-        except StorageError as exc:
-            self.problem = storage_problem(exc, self.settings)
+        except (StorageError, ConfigError) as exc:
+            if isinstance(exc, ConfigError):
+                self.invalid = exc
+            else:
+                self.problem = storage_problem(exc, self.settings)
             logging.getLogger("uvicorn.error").addFilter(self._said_better)
             await send({"type": "lifespan.startup.failed", "message": ""})
         except BaseException:

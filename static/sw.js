@@ -41,8 +41,10 @@ const FILES = [
   "js/members.js",
   "js/motion.js",
   "js/owner.js",
+  "js/players.js",
   "js/plex.js",
   "js/poster.js",
+  "js/requests.js",
   "js/rules.js",
   "js/screens/create.js",
   "js/screens/lobby.js",
@@ -54,6 +56,7 @@ const FILES = [
   "js/state.js",
   "js/storage.js",
   "js/toast.js",
+  "js/watchlist.js",
 ];
 
 const scope = () => new URL(self.registration.scope);

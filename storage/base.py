@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Self
@@ -17,6 +18,16 @@ from .room import SerializedRoom
 from .summary import RoomSummary, Unreadable, summarise
 
 log = logging.getLogger("storage")
+
+# The names of per-person lists are the server's own words ("watchlist"), never a user's.
+_LIST_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+
+
+def list_name(name: str) -> str:
+    """``name`` if it may name a per-person list (it becomes part of file names and Redis keys)."""
+    if not _LIST_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} cannot name a list: lowercase letters, digits, _ and -, 40 at most")
+    return name
 
 
 @contextmanager
@@ -169,6 +180,24 @@ class Storage(ABC):
     def _readable(self, location: str) -> None:
         """The room at ``location`` was written or deleted: whatever was wrong with it is gone."""
         self._unreadable.pop(location, None)
+
+    # -- per-person lists ---------------------------------------------------------------------------
+    #
+    # Small keyed lists that belong to a person (an identity, ``server.identity``) rather than to a
+    # room: a watchlist, say. They are kept apart from rooms (no room operation reads or changes
+    # them), survive restarts as rooms do, and are the same on every process sharing the backend.
+    # A backend written before they existed keeps serving rooms; these two then raise StorageError.
+
+    async def read_list(self, identity: str, name: str) -> dict[str, str]:
+        """The entries of ``identity``'s list ``name``, key -> value; empty when there are none."""
+        raise StorageError("read_list", identity, f"{type(self).__name__} keeps no per-person lists")
+
+    async def change_list(
+        self, identity: str, name: str, *, put: Mapping[str, str] | None = None, drop: Collection[str] = ()
+    ) -> None:
+        """Set the entries of ``put`` and remove the keys of ``drop`` (absent ones are no error), as
+        one change: concurrent changes to other entries of the list are never lost."""
+        raise StorageError("change_list", identity, f"{type(self).__name__} keeps no per-person lists")
 
     def room_lock(self, room_name: str) -> asyncio.Lock:
         """The in-process lock serialising writes of one room."""

@@ -11,7 +11,10 @@ Layout of the directory:
   deck of the room file it read, and a save costs the same at 100 and at 100,000 films;
 - ``.index.json``: ``{file name: room name}``, so startup and ``list_room_names`` need no room body;
 - ``.lock``: flock'ed by the owning process, which writes its pid into it;
-- ``.<name>.<random>.tmp``: a write in progress, or the remains of one a crash interrupted.
+- ``.<name>.<random>.tmp``: a write in progress, or the remains of one a crash interrupted;
+- ``.lists/<digest>.json``: one person's lists (``Storage.read_list``), by the digest of their
+  identity, ``{"identity": ..., "lists": {name: {key: value}}}``, written atomically; a directory of
+  its own, so nothing that looks at rooms ever sees it.
 
 Room files of earlier versions (the deck inside, as ``mediaIds``) load as they are and are written
 in this layout at their next save.
@@ -30,6 +33,8 @@ import logging
 import os
 import re
 import shutil
+import weakref
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,11 +44,11 @@ import anyio.to_thread
 from pydantic import TypeAdapter, ValidationError
 
 from .atomic import TEMP_PREFIX, TEMP_SUFFIX, write_atomic
-from .base import Storage, storage_errors
+from .base import Storage, list_name, storage_errors
 from .errors import StorageError
 from .factory import file_path_from_url
 from .join_codes import JoinCodeIndex
-from .keys import DIGEST_LENGTH, readable_id, room_key
+from .keys import DIGEST_LENGTH, key_digest, readable_id, room_key
 from .room import SerializedRoom, deck_digest, deck_json, problems
 from .summary import RoomSummary, summarise
 
@@ -53,6 +58,7 @@ ROOM_SUFFIX = ".json"
 DECK_SUFFIX = ".deck"
 INDEX_FILE = ".index.json"
 LOCK_FILE = ".lock"
+LISTS_DIRECTORY = ".lists"
 # Every name readable_id can produce; other *.json files are legacy rooms or foreign files.
 _ID = rf"(?:[a-z0-9-]+-)?[0-9a-f]{{{DIGEST_LENGTH}}}"
 ROOM_FILE = re.compile(rf"{_ID}{re.escape(ROOM_SUFFIX)}")
@@ -103,6 +109,7 @@ class FileStorage(Storage):
         # Built from the rooms' summaries when first needed (startup reads no room file it need not).
         self._join_codes: JoinCodeIndex | None = None
         self._join_codes_lock = asyncio.Lock()
+        self._list_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @classmethod
     def from_url(cls, url: str) -> FileStorage:
@@ -557,6 +564,67 @@ class FileStorage(Storage):
             with storage_errors("save_index", str(self._index_path)):
                 await anyio.to_thread.run_sync(write_atomic, self._index_path, data)
             self._index_saved = changes
+
+    # Per-person lists.
+
+    def _lists_path(self, identity: str) -> Path:
+        return self._directory / LISTS_DIRECTORY / f"{key_digest(identity)}{ROOM_SUFFIX}"
+
+    async def read_list(self, identity: str, name: str) -> dict[str, str]:
+        self._require_open("read_list")
+        path = self._lists_path(identity)
+        with storage_errors("read_list", str(path)):
+            lists = await anyio.to_thread.run_sync(_read_lists, path, identity)
+        return dict(lists.get(list_name(name), {}))
+
+    async def change_list(
+        self, identity: str, name: str, *, put: Mapping[str, str] | None = None, drop: Collection[str] = ()
+    ) -> None:
+        self._require_open("change_list")
+        name = list_name(name)
+        path = self._lists_path(identity)
+        lock = self._list_locks.get(identity)
+        if lock is None:
+            lock = self._list_locks[identity] = asyncio.Lock()
+        # Read, change and write under the person's lock: one process owns the directory, so no
+        # other writer can come in between. Shielded like a room's save: a change the caller stops
+        # waiting for still completes.
+        async with lock:
+            with anyio.CancelScope(shield=True), storage_errors("change_list", str(path)):
+                await anyio.to_thread.run_sync(_change_lists, path, identity, name, dict(put or {}), list(drop))
+
+
+def _read_lists(path: Path, identity: str) -> dict[str, dict[str, str]]:
+    try:
+        stored: Any = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    valid = (
+        isinstance(stored, dict)
+        and stored.get("identity") == identity
+        and isinstance(stored.get("lists"), dict)
+        and all(
+            isinstance(entries, dict) and all(isinstance(value, str) for value in entries.values())
+            for entries in stored["lists"].values()
+        )
+    )
+    if not valid:
+        raise ValueError(f"{path} is not the lists file of this identity")
+    lists: dict[str, dict[str, str]] = stored["lists"]
+    return lists
+
+
+def _change_lists(path: Path, identity: str, name: str, put: dict[str, str], drop: list[str]) -> None:
+    lists = _read_lists(path, identity)
+    entries = lists.setdefault(name, {})
+    entries.update(put)
+    for key in drop:
+        entries.pop(key, None)
+    if not entries:
+        del lists[name]
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    # ASCII escapes, as in the index: any key (even a lone surrogate) stays encodable.
+    write_atomic(path, json.dumps({"identity": identity, "lists": lists}, sort_keys=True).encode("ascii"))
 
 
 def _lock_directory(directory: Path) -> int:

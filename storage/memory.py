@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .base import Storage
+from collections.abc import Collection, Mapping
+
+from .base import Storage, list_name
 from .join_codes import JoinCodeIndex
 from .keys import room_key
 from .room import SerializedRoom
@@ -13,6 +15,7 @@ class MemoryStorage(Storage):
         super().__init__()
         self._rooms: dict[str, SerializedRoom] = {}
         self._join_codes = JoinCodeIndex()
+        self._lists: dict[tuple[str, str], dict[str, str]] = {}
 
     @classmethod
     def from_url(cls, url: str) -> MemoryStorage:
@@ -42,6 +45,19 @@ class MemoryStorage(Storage):
 
     async def list_rooms(self) -> list[SerializedRoom]:
         return [room.copy_deep() for room in self._rooms.values()]
+
+    async def read_list(self, identity: str, name: str) -> dict[str, str]:
+        return dict(self._lists.get((identity, list_name(name)), {}))
+
+    async def change_list(
+        self, identity: str, name: str, *, put: Mapping[str, str] | None = None, drop: Collection[str] = ()
+    ) -> None:
+        entries = self._lists.setdefault((identity, list_name(name)), {})
+        entries.update(put or {})
+        for key in drop:
+            entries.pop(key, None)
+        if not entries:
+            del self._lists[identity, name]
 
     def size(self) -> int:
         return len(self._rooms)

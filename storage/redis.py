@@ -21,6 +21,8 @@ Key layout (``mm`` is the key prefix, ``<d>`` the room key's ``storage.keys.key_
     mm:rooms                ZSET    <d> -> createdAt (epoch ms): the room index, in creation order
     mm:room-names           HASH    <d> -> display name
     mm:join-codes           HASH    join code -> <d> of the room that has it (the code is in its meta)
+    mm:list:{<i>}:<name>    HASH    one person's list (``Storage.read_list``), key -> value; ``<i>`` is
+                                    the ``key_digest`` of their identity
 
 A room's keys share the hash tag ``{<d>}``, so the rating scripts touch a single Cluster slot.
 Ratings are recorded by scripts that append to (or cut from) one user's array atomically: two
@@ -39,10 +41,11 @@ they had keys of their own), the deck inside ``meta`` (``mediaIds``), and rating
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -55,10 +58,11 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
+from redis.connection import HiredisRespSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, RedisError
 from redis.typing import EncodableT, FieldT, KeyT
 
-from .base import Storage, storage_errors
+from .base import Storage, list_name, storage_errors
 from .errors import JoinCodeTaken, StorageError
 from .keys import key_digest, room_key
 from .room import Member, SerializedRoom, problems
@@ -145,6 +149,18 @@ end
 return 1
 """
 )
+# KEYS: one list. ARGV: the number of entries to set, those keys and values in turn, then the keys to
+# remove. A script, so that the change is one step (and a WAIT can follow it, as for rooms).
+CHANGE_LIST_SCRIPT = """
+local count = tonumber(ARGV[1])
+for i = 1, count do
+  redis.call("HSET", KEYS[1], ARGV[2 * i], ARGV[2 * i + 1])
+end
+for i = 2 + 2 * count, #ARGV do
+  redis.call("HDEL", KEYS[1], ARGV[i])
+end
+return 1
+"""
 # KEYS: the room's stored keys (meta first), then the index, names and join codes. ARGV: digest.
 DELETE_ROOM_SCRIPT = (
     RELEASE_JOIN_CODE
@@ -311,7 +327,7 @@ class RoomKeys:
 
     @classmethod
     def for_room(cls, prefix: str, room_name: str) -> RoomKeys:
-        return cls.for_digest(prefix, key_digest(room_key(room_name)))
+        return _room_keys(prefix, room_name)
 
     def stored(self) -> tuple[str, ...]:
         """The keys a room's deletion removes (all but ``seq``)."""
@@ -328,6 +344,13 @@ class RoomKeys:
             self.pick,
             self.online,
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def _room_keys(prefix: str, room_name: str) -> RoomKeys:
+    # Every script call of a shared room names its keys: normalising the name and hashing it each
+    # time cost as much as packing the call.
+    return RoomKeys.for_digest(prefix, key_digest(room_key(room_name)))
 
 
 # Fields of SerializedRoom kept in keys of their own, not in ``meta``.
@@ -609,7 +632,25 @@ class PrimaryPool(SentinelConnectionPool, redis.asyncio.BlockingConnectionPool):
         return {"service": self.service_name, "primary": primary, "failovers": self.failovers}
 
 
-class PrimaryConnection(SentinelManagedConnection):
+class HiredisPacking:
+    """Commands packed in C by hiredis, as redis-py's synchronous client packs them. Its asyncio
+    connections pack them in Python, one argument at a time: for the shared rooms' scripts (two
+    dozen arguments each) that was the larger part of this process's time for a rating."""
+
+    _packer = HiredisRespSerializer()
+
+    def pack_command(self, *args: EncodableT) -> list[bytes]:
+        return self._packer.pack(*args)  # type: ignore[arg-type,no-any-return]  # redis-py types it loosely
+
+
+def packed_by_hiredis(connection_class: type[Any]) -> type[Any]:
+    """``connection_class`` (whichever the URL's scheme picked) with commands packed by hiredis."""
+    if issubclass(connection_class, HiredisPacking):
+        return connection_class
+    return type(f"Hiredis{connection_class.__name__}", (HiredisPacking, connection_class), {})
+
+
+class PrimaryConnection(HiredisPacking, SentinelManagedConnection):
     """A connection that asks for the primary's address before every attempt to connect: redis-py
     reconnects inside a command (a pipeline retried after READONLY or a reset) straight to the
     address it had, the old primary's (redis-py issue #3874)."""
@@ -632,13 +673,14 @@ class _Connection:
     delete_room: AsyncScript
     summary: AsyncScript
     give_join_code: AsyncScript
+    change_list: AsyncScript
     sentinel: Sentinel | None = None
 
     @classmethod
     def wrap(cls, client: redis.asyncio.Redis, *, owned: bool, sentinel: Sentinel | None = None) -> _Connection:
-        scripts = (WRITE_ROOM_SCRIPT, DELETE_ROOM_SCRIPT, SUMMARY_SCRIPT, GIVE_JOIN_CODE_SCRIPT)
-        write, delete, summary, give = (client.register_script(body) for body in scripts)
-        return cls(client, owned, write, delete, summary, give, sentinel)
+        scripts = (WRITE_ROOM_SCRIPT, DELETE_ROOM_SCRIPT, SUMMARY_SCRIPT, GIVE_JOIN_CODE_SCRIPT, CHANGE_LIST_SCRIPT)
+        write, delete, summary, give, change = (client.register_script(body) for body in scripts)
+        return cls(client, owned, write, delete, summary, give, change, sentinel)
 
     @classmethod
     def connect(cls, url: RedisURL) -> _Connection:
@@ -655,6 +697,7 @@ class _Connection:
         }
         if not url.sentinels:
             pool = redis.asyncio.BlockingConnectionPool.from_url(url.url, **options)
+            pool.connection_class = packed_by_hiredis(pool.connection_class)
             return cls.wrap(redis.asyncio.Redis.from_pool(pool), owned=True)
         timeouts = {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": CONNECT_TIMEOUT}
         sentinel = Sentinel(url.sentinels, sentinel_kwargs={**timeouts, **url.sentinel_auth})  # type: ignore[no-untyped-call]
@@ -925,6 +968,29 @@ class RedisStorage(Storage):
             yield [
                 (RoomKeys.for_digest(self._prefix, digest), name) for digest, name in index[start : start + LIST_BATCH]
             ]
+
+    def _list_key(self, identity: str, name: str) -> str:
+        return f"{self._prefix}:list:{{{key_digest(identity)}}}:{list_name(name)}"
+
+    async def read_list(self, identity: str, name: str) -> dict[str, str]:
+        key = self._list_key(identity, name)
+        with storage_errors("read_list", key):
+            # The client decodes replies (decode_responses): keys and values are text.
+            entries = await self._live("read_list").client.hgetall(key)
+            return {str(field_name): str(value) for field_name, value in entries.items()}
+
+    async def change_list(
+        self, identity: str, name: str, *, put: Mapping[str, str] | None = None, drop: Collection[str] = ()
+    ) -> None:
+        key = self._list_key(identity, name)
+        entries = dict(put or {})
+        args: list[EncodableT] = [len(entries)]
+        for field_name, value in entries.items():
+            args += [field_name, value]
+        args += list(drop)
+        with storage_errors("change_list", key):
+            live = self._live("change_list")
+            await self._replication.call(live.client, live.change_list, [key], args)
 
     async def _index(self, operation: str) -> list[tuple[str, str]]:
         """(digest, display name) of every room, oldest first, read in one transaction."""

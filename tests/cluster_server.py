@@ -5,6 +5,8 @@ one difference: the films come from ``tests.library``, so rooms hold test:1..tes
 the in-process protocol tests. Besides the server's own variables it reads:
 
 - ``CLUSTER_FILMS``: how many films (default 10);
+- ``CLUSTER_FILMS_FILE``: a file path; when that file exists it holds how many films there are,
+  read at every listing, so a test grows (or shrinks) the library of every process at once;
 - ``CLUSTER_FAIL_FLAG``: a file path; while that file exists the library is down, in every process
   started with the same path (``world.provider.fail = True`` of the protocol tests).
 """
@@ -15,20 +17,33 @@ import os
 from pathlib import Path
 
 from server import __main__ as cli
+from server.providers import Media
 from tests.library import ListProvider, film
 
 
 class SwitchableProvider(ListProvider):
     """``tests.library``'s films, whose ``fail`` switch is a file shared by processes.
 
-    Without a flag file it is a plain ``ListProvider`` (the switch stays in this process).
+    Without a flag file it is a plain ``ListProvider`` (the switch stays in this process). With a
+    ``films`` file, the number in it says how many films the library has.
     """
 
-    def __init__(self, count: int = 10, flag: Path | None = None) -> None:
+    def __init__(self, count: int = 10, flag: Path | None = None, films: Path | None = None) -> None:
         self._flag: Path | None = None  # set after ListProvider's `fail = False`, which must not touch the file
         self._failing = False
+        self._films = films
         super().__init__([film(number) for number in range(1, count + 1)])
         self._flag = flag
+
+    @property
+    def items(self) -> list[Media]:
+        if self._films is not None and self._films.exists():
+            return [film(number) for number in range(1, int(self._films.read_text()) + 1)]
+        return self._items
+
+    @items.setter
+    def items(self, items: list[Media]) -> None:
+        self._items = items
 
     @property
     def fail(self) -> bool:
@@ -45,8 +60,9 @@ class SwitchableProvider(ListProvider):
 
 
 def main() -> None:
-    flag = os.environ.get("CLUSTER_FAIL_FLAG")
-    provider = SwitchableProvider(int(os.environ.get("CLUSTER_FILMS", "10")), Path(flag) if flag else None)
+    flag, films = os.environ.get("CLUSTER_FAIL_FLAG"), os.environ.get("CLUSTER_FILMS_FILE")
+    count = int(os.environ.get("CLUSTER_FILMS", "10"))
+    provider = SwitchableProvider(count, Path(flag) if flag else None, Path(films) if films else None)
     cli.main([], provider=provider)
 
 

@@ -17,8 +17,10 @@ again. The request recording, faults and serving come from ``tests.fakes``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import secrets
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from tests.fakes import FakeService, png
+from tests.fakes import FakeService, RouteSpec, png, video_bytes, video_response
 
 API_KEY = "jf-api-key-3c9e1f7a5b2d4e60"
 SERVER_ID = "5f2a9c8e1b7d4e3fa6c0d9b8e7f61234"
@@ -51,6 +53,14 @@ ACTORS = (
 )
 ITEM_TYPES = {"movies": "Movie", "tvshows": "Series", "music": "MusicAlbum", "homevideos": "Video"}
 _TICKS_PER_MINUTE = 600_000_000
+TRAILER_BYTES = 150_000
+TRAILER_TYPE = "video/mp4"
+
+
+def trailer_video(trailer_id: str) -> bytes:
+    return video_bytes(trailer_id, TRAILER_BYTES)
+
+
 _CREATED = datetime(2021, 3, 1, tzinfo=UTC)
 
 
@@ -107,6 +117,23 @@ class FakeLibrary:
     def has_poster(self, index: int) -> bool:
         return index % 10 != 6
 
+    def local_trailers(self, index: int) -> int:
+        return 1 if index % 4 == 0 else 0
+
+    def remote_trailers(self, index: int) -> list[dict[str, str]]:
+        """The trailers a metadata provider found online: a web page, or now and then a bad link."""
+        if index % 8 == 2:
+            return [{"Url": "javascript:alert(1)", "Name": "Trailer"}]
+        if index % 4 in (1, 2):
+            return [{"Url": f"https://www.youtube.com/watch?v=trailer{index}", "Name": "Official Trailer"}]
+        return []
+
+    def trailer_id(self, index: int) -> str:
+        return guid(0x7A, self.number, index + 1)
+
+    def seasons(self, index: int) -> int:
+        return 1 + index % 4
+
     def provider_ids(self, index: int) -> dict[str, str]:
         imdb = f"tt{self.imdb_base * 1_000_000 + index:07d}"
         tmdb = str(self.imdb_base * 1_000_000 + index + 500_000)
@@ -145,6 +172,8 @@ class FakeLibrary:
             "Taglines": [f"Tagline {index}."] if index % 2 else [],
             "DateCreated": (_CREATED + timedelta(hours=index)).strftime("%Y-%m-%dT%H:%M:%S.0000000Z"),
             "ProviderIds": self.provider_ids(index),
+            "LocalTrailerCount": self.local_trailers(index),
+            "RemoteTrailers": self.remote_trailers(index),
             "People": [
                 {"Name": DIRECTORS[index % len(DIRECTORS)], "Id": guid(99, index), "Type": "Director"},
                 {"Name": "Drake Sather", "Id": guid(98, index), "Type": "Writer"},
@@ -154,6 +183,18 @@ class FakeLibrary:
                 ),
             ],
         }
+        if self.item_type == "Series":
+            ended = index % 2 == 1
+            item.update(
+                Status="Ended" if ended else "Continuing",
+                EndDate=f"{(year or 2000) + 5}-05-19T00:00:00.0000000Z" if ended else None,
+            )
+            optional |= {
+                "ChildCount": self.seasons(index),
+                "Studios": [{"Name": ("HBO", "BBC One", "NHK")[index % 3], "Id": guid(96, index % 3)}],
+            }
+            if "userdata" in fields:  # Jellyfin counts a series' episodes with a user's data only
+                optional["RecursiveItemCount"] = self.seasons(index) * 10
         item.update((name, value) for name, value in optional.items() if name.casefold() in fields)
         # Jellyfin leaves nulls out of its answers.
         return {name: value for name, value in item.items() if value is not None}
@@ -167,6 +208,8 @@ class FakeUser:
     disabled: bool = False
     libraries: tuple[int, ...] | None = None  # the numbers of the libraries it sees; None: all
     watched_every: int = 3  # watched the items whose index this divides
+    password: str = ""
+    avatar: bool = False
 
     def sees(self, library: FakeLibrary) -> bool:
         return self.libraries is None or library.number in self.libraries
@@ -179,8 +222,9 @@ class FakeUser:
             "Name": self.name,
             "ServerId": SERVER_ID,
             "Id": self.id,
-            "HasPassword": True,
-            "HasConfiguredPassword": True,
+            "HasPassword": bool(self.password),
+            "HasConfiguredPassword": bool(self.password),
+            **({"PrimaryImageTag": f"{int(self.id[:8], 16):032x}"} if self.avatar else {}),
             "EnableAutoLogin": False,
             "LastLoginDate": "2024-05-01T20:00:00.0000000Z",
             "Configuration": {"PlayDefaultAudioTrack": True, "SubtitleMode": "Default"},
@@ -194,9 +238,9 @@ class FakeUser:
         }
 
 
-CAROL = FakeUser(guid(0xCA201), "carol", admin=True, disabled=True)
-BOB = FakeUser(guid(0xB0B), "bob", libraries=(1, 3), watched_every=2)
-ALICE = FakeUser(guid(0xA11CE), "alice", admin=True)
+CAROL = FakeUser(guid(0xCA201), "carol", admin=True, disabled=True, password="carol-pass-Hy62")
+BOB = FakeUser(guid(0xB0B), "bob", libraries=(1, 3), watched_every=2, password="bob-pass-Lw47", avatar=True)
+ALICE = FakeUser(guid(0xA11CE), "alice", admin=True, password="alice-pass-Tz95")
 
 
 def default_libraries() -> list[FakeLibrary]:
@@ -225,8 +269,20 @@ class FakeJellyfin(FakeService):
         key: str = API_KEY,
         libraries: Sequence[FakeLibrary] | None = None,
         users: Sequence[FakeUser] = (CAROL, BOB, ALICE),
+        quick_connect: bool | None = True,
+        server_id: str = SERVER_ID,
+        name: str = SERVER_NAME,
     ) -> None:
+        """``quick_connect``: whether it is on (None: a server that has none, as Emby)."""
         self.key = key
+        self.server_id, self.name = server_id, name
+        # What a trailer's file holds and its type (a test may give a real media file to play).
+        self.trailer_media: tuple[bytes, str] | None = None
+        self.quick_connect = quick_connect
+        self.signed_in: dict[str, str] = {}  # access token -> user id, of sign-ins not logged out
+        self.issued: list[str] = []  # every access token it gave out
+        self.quick_connects: dict[str, dict[str, Any]] = {}  # by code
+        self._codes = itertools.count(314159)
         self.libraries = {library.id: library for library in libraries or default_libraries()}
         self.users = {user.id: user for user in users}
         self._encoded: dict[tuple[str, frozenset[str], int], bytes] = {}
@@ -234,18 +290,28 @@ class FakeJellyfin(FakeService):
         self.poster_gate: threading.Event | None = None
         super().__init__(prefix)
 
-    def routes(self) -> list[tuple[str, Callable[[Request], Any]]]:
+    def routes(self) -> Sequence[RouteSpec]:
         return [
+            ("/Users/AuthenticateByName", self.authenticate_by_name, "POST"),
+            ("/Users/AuthenticateWithQuickConnect", self.authenticate_with_quick_connect, "POST"),
+            ("/QuickConnect/Initiate", self.quick_connect_initiate, "POST"),
+            ("/QuickConnect/Authorize", self.quick_connect_authorize, "POST"),
+            ("/Sessions/Logout", self.logout, "POST"),
             ("/System/Info/Public", self.public_info),
+            ("/QuickConnect/Enabled", self.quick_connect_enabled),
+            ("/QuickConnect/Connect", self.quick_connect_state),
             ("/System/Info", self.info),
             ("/Users", self.list_users),
             ("/Users/{user}", self.user),
             ("/Users/{user}/Views", self.views),
+            ("/Users/{user}/Images/Primary", self.user_image),
             ("/Users/{user}/Items", self.items),
             ("/Library/VirtualFolders", self.virtual_folders),
             ("/Items", self.items),
             ("/Items/Filters", self.filters),
             ("/Items/{item}/Images/Primary", self.image),
+            ("/Users/{user}/Items/{item}/LocalTrailers", self.local_trailers),
+            ("/Videos/{item}/stream", self.video),
         ]
 
     @staticmethod
@@ -263,19 +329,35 @@ class FakeJellyfin(FakeService):
             or query.get("api_key")
         )
 
+    # What anyone may ask, as on Jellyfin: the sign-in endpoints take no key.
+    ANONYMOUS = frozenset(
+        {
+            "/System/Info/Public",
+            "/Users/AuthenticateByName",
+            "/Users/AuthenticateWithQuickConnect",
+            "/QuickConnect/Enabled",
+            "/QuickConnect/Initiate",
+            "/QuickConnect/Connect",
+        }
+    )
+
     def authorized(self, request: Request) -> bool:
-        return request.url.path == self.prefix + "/System/Info/Public" or self.presented_key(request) == self.key
+        path = request.url.path.removeprefix(self.prefix)
+        presented = self.presented_key(request)
+        if path == "/Sessions/Logout":
+            return presented in self.signed_in
+        return path in self.ANONYMOUS or presented == self.key
 
     # -- system and users ---------------------------------------------------------------------------
 
     def _public(self) -> dict[str, Any]:
         return {
             "LocalAddress": "http://192.168.1.10:8096",
-            "ServerName": SERVER_NAME,
+            "ServerName": self.name,
             "Version": "10.10.7",
             "ProductName": "Jellyfin Server",
             "OperatingSystem": "",
-            "Id": SERVER_ID,
+            "Id": self.server_id,
             "StartupWizardCompleted": True,
         }
 
@@ -311,6 +393,12 @@ class FakeJellyfin(FakeService):
     async def user(self, request: Request) -> Response:
         user = self.users.get(request.path_params["user"])
         return JSONResponse(user.dto()) if user is not None else Response("User not found", 404)
+
+    async def user_image(self, request: Request) -> Response:
+        user = self.users.get(request.path_params["user"])
+        if user is None or not user.avatar:
+            return Response("Not Found", 404)
+        return Response(png(64, 64, user.id), media_type=IMAGE_TYPE)
 
     async def views(self, request: Request) -> Response:
         user = self.users.get(request.path_params["user"])
@@ -381,7 +469,10 @@ class FakeJellyfin(FakeService):
             selected = [index for index in selected if all(test(index) for test in tests)]
         start = int(query.get("startindex", "0"))
         limit = int(query["limit"]) if "limit" in query else len(selected)
-        fields = frozenset(field.strip().casefold() for field in query.get("fields", "").split(","))
+        asked = {field.strip().casefold() for field in query.get("fields", "").split(",")}
+        if user is not None and query.get("enableuserdata", "true").lower() == "true":
+            asked.add("userdata")
+        fields = frozenset(asked)
         page = b", ".join(self._item(library, fields, index) for index in selected[start : start + limit])
         return Response(
             b'{"Items": [%s], "TotalRecordCount": %d, "StartIndex": %d}' % (page, len(selected), start),
@@ -454,3 +545,136 @@ class FakeJellyfin(FakeService):
             yield image[len(image) // 2 :]
 
         return StreamingResponse(body(), media_type=IMAGE_TYPE, headers={"Content-Length": str(len(image))})
+
+    # -- trailers ---------------------------------------------------------------------------------
+
+    def _find(self, item_id: str) -> tuple[FakeLibrary, int] | None:
+        for library in self.libraries.values():
+            index = library.index_of(item_id)
+            if index is not None:
+                return library, index
+        return None
+
+    async def local_trailers(self, request: Request) -> Response:
+        """The item's local trailers (BaseItemDto[]): for a user who may see its library."""
+        user = self.users.get(request.path_params["user"])
+        found = self._find(request.path_params["item"])
+        if user is None or found is None or not user.sees(found[0]):
+            return Response("Not Found", 404)
+        library, index = found
+        trailers = [
+            {
+                "Name": f"{library.name} {index} trailer",
+                "ServerId": SERVER_ID,
+                "Id": library.trailer_id(index),
+                "Type": "Trailer",
+                "ExtraType": "Trailer",
+                "MediaType": "Video",
+                "RunTimeTicks": 150 * 10_000_000,
+            }
+        ][: library.local_trailers(index)]
+        return JSONResponse(trailers)
+
+    async def video(self, request: Request) -> Response:
+        """A trailer's file, static (as it is), with byte ranges."""
+        item_id = request.path_params["item"]
+        known = any(
+            library.trailer_id(index) == item_id
+            for library in self.libraries.values()
+            for index in range(min(library.size, 100))
+            if library.local_trailers(index)
+        )
+        if not known:
+            return Response("Not Found", 404)
+        if request.query_params.get("static") != "true":
+            return Response("this fake serves files as they are (static=true) only", 400)
+        data, content_type = self.trailer_media or (trailer_video(item_id), TRAILER_TYPE)
+        return video_response(request, data, content_type)
+
+    # -- sign-in ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _client(request: Request) -> dict[str, str] | None:
+        """The MediaBrowser authorization fields of a sign-in; Jellyfin needs all four."""
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', request.headers.get("authorization", "")))
+        wanted = ("Client", "Device", "DeviceId", "Version")
+        return fields if all(fields.get(name) for name in wanted) else None
+
+    def _authenticated(self, user: FakeUser) -> Response:
+        """An AuthenticationResult: the user, a new session and its access token."""
+        token = secrets.token_hex(16)
+        self.signed_in[token] = user.id
+        self.issued.append(token)
+        return JSONResponse(
+            {
+                "User": user.dto(),
+                "SessionInfo": {"Id": secrets.token_hex(8), "UserId": user.id, "UserName": user.name},
+                "AccessToken": token,
+                "ServerId": self.server_id,
+            }
+        )
+
+    async def authenticate_by_name(self, request: Request) -> Response:
+        if self._client(request) is None:
+            return Response("Value cannot be null. (Parameter 'App')", 400)
+        body = await request.json()
+        user = next((u for u in self.users.values() if u.name.casefold() == str(body.get("Username")).casefold()), None)
+        if user is None or user.password != body.get("Pw"):
+            return Response("Error processing request.", 401)
+        if user.disabled:
+            return Response("User is disabled", 403)
+        return self._authenticated(user)
+
+    async def logout(self, request: Request) -> Response:
+        self.signed_in.pop(self.presented_key(request) or "", None)
+        return Response(status_code=204)
+
+    async def quick_connect_enabled(self, request: Request) -> Response:
+        if self.quick_connect is None:
+            return Response("Not Found", 404)
+        return JSONResponse(self.quick_connect)
+
+    def _quick_connect_result(self, entry: dict[str, Any]) -> Response:
+        return JSONResponse({key: value for key, value in entry.items() if key != "User"})
+
+    async def quick_connect_initiate(self, request: Request) -> Response:
+        if self.quick_connect is None:
+            return Response("Not Found", 404)
+        client = self._client(request)
+        if not self.quick_connect:
+            return Response("Quick connect is disabled", 401)
+        if client is None:
+            return Response("Value cannot be null. (Parameter 'DeviceId')", 400)
+        code = str(next(self._codes))
+        self.quick_connects[code] = {
+            "Authenticated": False,
+            "Secret": secrets.token_hex(32).upper(),
+            "Code": code,
+            "DeviceId": client["DeviceId"],
+            "DeviceName": client["Device"],
+            "AppName": client["Client"],
+            "AppVersion": client["Version"],
+            "DateAdded": "2025-01-01T20:00:00.0000000Z",
+        }
+        return self._quick_connect_result(self.quick_connects[code])
+
+    async def quick_connect_state(self, request: Request) -> Response:
+        secret = request.query_params.get("secret") or request.query_params.get("Secret")
+        entry = next((entry for entry in self.quick_connects.values() if entry["Secret"] == secret), None)
+        return self._quick_connect_result(entry) if entry is not None else Response("Unknown secret", 404)
+
+    async def quick_connect_authorize(self, request: Request) -> Response:
+        """What a signed-in Jellyfin app does with the code a user types in (here with the key, for a user id)."""
+        entry = self.quick_connects.get(request.query_params.get("code", ""))
+        user = self.users.get(request.query_params.get("userId", ""))
+        if entry is None or user is None:
+            return Response("Unable to find request", 404)
+        entry["Authenticated"], entry["User"] = True, user
+        return JSONResponse(True)
+
+    async def authenticate_with_quick_connect(self, request: Request) -> Response:
+        secret = (await request.json()).get("Secret")
+        entry = next((entry for entry in self.quick_connects.values() if entry["Secret"] == secret), None)
+        if entry is None or not entry["Authenticated"]:
+            return Response("Unable to find request", 404)
+        return self._authenticated(entry["User"])

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import inspect
 import logging
+import re
 import socket
 import struct
 import subprocess
@@ -44,6 +45,7 @@ class Received:
     path: str
     query: str
     headers: dict[str, str]
+    method: str = "GET"
 
     def param(self, name: str) -> str | None:
         """A query parameter, or the header of the same name (Plex takes X-Plex-* either way)."""
@@ -81,7 +83,47 @@ def png_size(data: bytes) -> tuple[int, int]:
     return width, height
 
 
+# -- videos (trailers) ---------------------------------------------------------------------------
+
+
+def video_bytes(seed: str, size: int) -> bytes:
+    """The bytes of a fake video file: different for every seed, and at every byte position."""
+    digest = hashlib.sha256(seed.encode()).digest()
+    return (digest * (size // len(digest) + 1))[:size]
+
+
+def byte_range(request: Request, size: int) -> tuple[int, int] | Response | None:
+    """The single byte range a Range header asks for, as (start, end exclusive); a 416 beyond the end."""
+    asked = re.fullmatch(r"bytes=(\d*)-(\d*)", request.headers.get("range", ""))
+    if asked is None:
+        return None
+    first, last = asked.groups()
+    if not first:
+        start, end = max(0, size - int(last or 0)), size
+    else:
+        start, end = int(first), min(size, int(last) + 1) if last else size
+    if start >= size or start >= end:
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    return start, end
+
+
+def video_response(request: Request, data: bytes, content_type: str) -> Response:
+    """The whole video, or the part a Range header asks for (206), as media servers serve files."""
+    found = byte_range(request, len(data))
+    if isinstance(found, Response):
+        return found
+    headers = {"Accept-Ranges": "bytes"}
+    if found is None:
+        return Response(data, media_type=content_type, headers=headers)
+    start, end = found
+    headers["Content-Range"] = f"bytes {start}-{end - 1}/{len(data)}"
+    return Response(data[start:end], status_code=206, media_type=content_type, headers=headers)
+
+
 # -- the services -----------------------------------------------------------------------------------
+
+# A route of a fake: (path, endpoint) answering GET, or (path, endpoint, method).
+RouteSpec = tuple[str, Callable[[Request], Any]] | tuple[str, Callable[[Request], Any], str]
 
 
 class FakeService(ABC):
@@ -91,10 +133,18 @@ class FakeService(ABC):
         self.prefix = prefix
         self.received: list[Received] = []
         self.fault: Fault | None = None
-        self._router = Router(routes=[Route(prefix + path, endpoint) for path, endpoint in self.routes()])
+        self._router = Router(
+            routes=[
+                Route(prefix + path, endpoint, methods=methods or None) for path, endpoint, *methods in self.routes()
+            ]
+        )
 
     @abstractmethod
-    def routes(self) -> list[tuple[str, Callable[[Request], Any]]]: ...
+    def routes(self) -> Sequence[RouteSpec]: ...
+
+    def post_routes(self) -> list[tuple[str, Callable[[Request], Any]]]:
+        """The routes that take POST (the others take GET)."""
+        return []
 
     @abstractmethod
     def authorized(self, request: Request) -> bool: ...
@@ -107,7 +157,7 @@ class FakeService(ABC):
             await self._router(scope, receive, send)
             return
         request = Request(scope, receive)
-        self.received.append(Received(request.url.path, request.url.query, dict(request.headers)))
+        self.received.append(Received(request.url.path, request.url.query, dict(request.headers), request.method))
         route_path = request.url.path.removeprefix(self.prefix)
         fault = self.fault
         response: Response | None = None

@@ -98,11 +98,17 @@ class Peer:
 
     async def create(self, room_name: str, **request: Any) -> Any:
         await self.send("createRoom", {"roomName": room_name, **request})
-        return await self.wait_for("createRoomSuccess")
+        return await self._success("createRoom")
 
     async def join(self, room_name: str, **request: Any) -> Any:
         await self.send("joinRoom", {"roomName": room_name, **request})
-        return await self.wait_for("joinRoomSuccess")
+        return await self._success("joinRoom")
+
+    async def _success(self, request_type: str) -> Any:
+        """The success reply of a request; its error reply fails the test at once, saying why."""
+        kind, payload = await self.wait_for_any(f"{request_type}Success", f"{request_type}Error")
+        assert kind == f"{request_type}Success", f"{self.name}: {request_type} refused: {payload}"
+        return payload
 
 
 class Connect(Protocol):

@@ -12,10 +12,13 @@ import anyio
 import httpx
 import pytest
 import yaml
+from asgi_lifespan import LifespanManager
 
+from server.app import create_app
+from server.config import Settings
 from server.providers import Media, MediaQuery, Poster, ProviderError, catalogue
 from server.providers.catalogue import CatalogueProvider
-from storage import Filter
+from storage import Filter, MemoryStorage
 from tests.fakes import log_lines, rule
 
 pytestmark = pytest.mark.anyio
@@ -565,6 +568,95 @@ async def test_poster_and_link_of_an_unknown_film_are_404(tmp_path: Path, opened
         with pytest.raises(ProviderError) as caught:
             await call
         assert caught.value.status == 404
+
+
+# -- trailers -------------------------------------------------------------------------------------
+
+
+def catalogue_with_trailer(folder: Path, trailer: str) -> Path:
+    return write(folder / "films.yaml", f"- title: Alien\n  year: 1979\n  trailer: {trailer}\n")
+
+
+async def test_a_trailer_file_is_served_by_this_server(tmp_path: Path, opened: OpenProvider) -> None:
+    (tmp_path / "trailers").mkdir()
+    video = tmp_path / "trailers" / "alien.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(1000))
+    provider = await opened(catalogue_with_trailer(tmp_path, "trailers/alien.mp4"))
+    [card] = await everything(provider)
+    assert (card.trailerUrl, card.trailerLink) == ("/api/trailer/catalogue/alien-1979", None)
+    assert await provider.trailer("alien-1979", "bytes=0-10") == video.resolve()
+
+
+async def test_a_trailer_file_plays_in_ranges_through_the_route(tmp_path: Path) -> None:
+    video = bytes(range(256)) * 40
+    (tmp_path / "alien.webm").write_bytes(video)
+    provider = CatalogueProvider(catalogue_with_trailer(tmp_path, "alien.webm"))
+    app = create_app(Settings(), storage=MemoryStorage(), provider=provider)
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(manager.app), base_url="http://test") as client,
+    ):
+        whole = await client.get("/api/trailer/catalogue/alien-1979")
+        assert (whole.status_code, whole.headers["content-type"], whole.content) == (200, "video/webm", video)
+        part = await client.get("/api/trailer/catalogue/alien-1979", headers={"Range": "bytes=256-511"})
+        assert (part.status_code, part.content) == (206, video[256:512])
+        assert part.headers["content-range"] == f"bytes 256-511/{len(video)}"
+        assert (await client.get("/api/trailer/catalogue/brazil-1985")).status_code == 404
+
+
+async def test_a_trailer_page_is_a_link(tmp_path: Path, opened: OpenProvider) -> None:
+    provider = await opened(catalogue_with_trailer(tmp_path, "https://www.youtube.com/watch?v=LjLamj-b0I8"))
+    [card] = await everything(provider)
+    assert (card.trailerUrl, card.trailerLink) == (None, "https://www.youtube.com/watch?v=LjLamj-b0I8")
+    with pytest.raises(ProviderError) as caught:
+        await provider.trailer("alien-1979", None)
+    assert caught.value.status == 404
+
+
+@pytest.mark.parametrize(
+    ("trailer", "problem"),
+    [
+        ("../outside.mp4", "outside the catalogue's folder"),
+        ("trailer.avi", "is not a m4v/mov/mp4/ogv/webm video"),
+        ("javascript:alert(1)", "neither an http(s) URL nor a file"),
+    ],
+)
+async def test_a_bad_trailer_skips_the_film(
+    tmp_path: Path, opened: OpenProvider, logs: Callable[[int], list[str]], trailer: str, problem: str
+) -> None:
+    provider = await opened(catalogue_with_trailer(tmp_path, trailer))
+    assert await everything(provider) == []
+    [warning] = logs(logging.WARNING)
+    assert problem in warning
+
+
+async def test_a_missing_trailer_file_is_no_trailer_until_it_appears(
+    tmp_path: Path, opened: OpenProvider, logs: Callable[[int], list[str]], fast_reload: None
+) -> None:
+    path = catalogue_with_trailer(tmp_path, "alien.mp4")
+    provider = await opened(path)
+    [card] = await everything(provider)
+    assert card.trailerUrl is None
+    [warning] = logs(logging.WARNING)
+    assert "trailer file" in warning
+    (tmp_path / "alien.mp4").write_bytes(bytes(100))
+    bump(path, path.read_text())
+    [card] = await everything(provider)
+    assert card.trailerUrl == "/api/trailer/catalogue/alien-1979"
+
+
+async def test_a_trailer_that_later_leads_outside_is_not_served(tmp_path: Path, opened: OpenProvider) -> None:
+    outside = tmp_path / "outside.mp4"
+    outside.write_bytes(bytes(100))
+    folder = tmp_path / "catalogue"
+    folder.mkdir()
+    (folder / "alien.mp4").write_bytes(bytes(100))
+    provider = await opened(catalogue_with_trailer(folder, "alien.mp4"))
+    (folder / "alien.mp4").unlink()
+    (folder / "alien.mp4").symlink_to(outside)
+    with pytest.raises(ProviderError) as caught:
+        await provider.trailer("alien-1979", None)
+    assert caught.value.status == 404
 
 
 class RemoteImages:

@@ -349,8 +349,8 @@ def test_the_example_servers_are_valid(tmp_path: Path) -> None:
     text = (REPO / "config.example.yaml").read_text()
     block = text[text.index("# servers:") : text.index("catalogue:")]
     path = write(tmp_path / "c.yaml", "\n".join(line.removeprefix("# ") for line in block.splitlines()))
-    plex, jellyfin = load_settings(path, {}).servers
-    assert (plex.type, jellyfin.type) == ("plex", "jellyfin")
+    plex, jellyfin, seerr = load_settings(path, {}).servers
+    assert (plex.type, jellyfin.type, seerr.type) == ("plex", "jellyfin", "seerr")
 
 
 # The command line.

@@ -19,20 +19,24 @@ import pytest
 from pydantic import SecretStr
 
 from server.config import MediaServer
-from server.providers import InvalidFilter, Media, MediaQuery, Poster, ProviderError
+from server.providers import InvalidFilter, Media, MediaQuery, Person, Poster, ProviderError
 from server.providers.jellyfin import JellyfinProvider
 from storage import Filter
 from tests.fake_jellyfin import (
     ALICE,
     API_KEY,
     BOB,
+    CAROL,
     IMAGE_TYPE,
     SERVER_ID,
+    TRAILER_BYTES,
+    TRAILER_TYPE,
     FakeJellyfin,
     FakeLibrary,
     default_libraries,
     guid,
     poster_png,
+    trailer_video,
 )
 from tests.fakes import (
     Fault,
@@ -40,6 +44,7 @@ from tests.fakes import (
     bound_socket,
     eventually,
     log_lines,
+    png_size,
     rule,
     self_signed_certificate,
     serving,
@@ -194,7 +199,13 @@ async def test_without_users_or_an_administrator_the_whole_server_is_used(
     with serving(FakeJellyfin(users=[BOB])) as url:
         provider = await opened(url)
         assert [library.title for library in await provider.libraries()] == ["Movies", "Movies 4K", "Archive"]
-        assert len(await media(provider)) == MOVIES.size
+        cards = await media(provider)
+        assert len(cards) == MOVIES.size
+        # Local trailers are listed per user: only the remote ones can be offered.
+        assert not any(card.trailerUrl for card in cards)
+        assert {index for index in indexes([card for card in cards if card.trailerLink])} == {
+            index for index in range(MOVIES.size) if index % 4 == 1 or index % 8 == 6
+        }
         assert any("no administrator found" in line for line in logs(logging.WARNING))
         assert "unwatched" not in [info.key for info in (await provider.filters()).filters]
         with pytest.raises(ProviderError) as caught:
@@ -389,7 +400,9 @@ async def test_items_become_cards(url: str, opened: OpenProvider) -> None:
         "contentRating": "PG",
         "directors": ["Akira Kurosawa"],
         "actors": ["Ben Stiller", "Owen Wilson"],
+        "trailerLink": "https://www.youtube.com/watch?v=trailer1",  # a remote trailer only
     }
+    assert first.aliases == ("tmdb://1500001",)  # the id it had before too: no former id to keep
     assert first.added == "2021-03-01T01:00:00.0000000Z"
     assert cards[0].tagline is None
     assert len(cards[6].actors) == 5  # of seven
@@ -411,7 +424,40 @@ async def test_series_are_shows_and_keep_their_own_ids(url: str, opened: OpenPro
     # TVDB numbers series apart from movies: a series' fallback after IMDb is its TVDB id, never TMDb.
     by_index = {index: card for card in cards for index in indexes([card], SHOWS)}
     assert by_index[0].id == "imdb://tt3000000"
-    assert by_index[2].id == f"jellyfin://{SERVER_ID}/{SHOWS.item_id(2)}"
+    assert by_index[0].aliases[0] == "tvdb://3500000"
+    # Only a TMDB id: spelled as a show's, since TMDB numbers films apart. (Earlier versions gave it
+    # the fallback id, which rooms may hold: an alias.)
+    assert by_index[2].id == "tmdb://tv/3500002"
+    assert by_index[2].aliases == (f"jellyfin://{SERVER_ID}/{SHOWS.item_id(2)}",)
+    assert by_index[3].id == f"jellyfin://{SERVER_ID}/{SHOWS.item_id(3)}"
+
+
+async def test_shows_have_seasons_episodes_years_and_a_network(
+    url: str, fake: FakeJellyfin, opened: OpenProvider
+) -> None:
+    provider = await opened(url, library_type_filter=("movie", "show"))
+    cards = await provider.media(MediaQuery(libraries=[SHOWS.id]))
+    by_index = {index: card for card in cards for index in indexes([card], SHOWS)}
+    running, ended = by_index[0], by_index[1]
+    assert (running.seasons, running.episodes, running.network, running.endYear) == (1, 10, "HBO", None)
+    assert (ended.seasons, ended.episodes, ended.network) == (2, 20, "BBC One")
+    assert (ended.year, ended.endYear) == (1951, 1956)
+    [shows] = [query_of(seen) for seen in item_requests(fake) if query_of(seen)["ParentId"] == SHOWS.id]
+    assert {"ChildCount", "RecursiveItemCount", "Studios"} <= set(shows["Fields"].split(","))
+    assert shows["EnableUserData"] == "true"  # the episode count comes with a user's data
+    movies = await provider.media(MediaQuery(libraries=[MOVIES.id]))
+    [films] = [query_of(seen) for seen in item_requests(fake) if query_of(seen)["ParentId"] == MOVIES.id]
+    assert films["EnableUserData"] == "false"  # costly per item, and films need none
+    assert not {"seasons", "episodes", "endYear", "network"} & {key for card in movies for key in card.wire()}
+
+
+async def test_filters_and_watched_state_work_for_shows(url: str, fake: FakeJellyfin, opened: OpenProvider) -> None:
+    provider = await opened(url, library_type_filter=("show",))
+    shows = await provider.media(MediaQuery([rule("unwatched", "=", "1"), rule("genre", "=", "Comedy")], [SHOWS.id]))
+    expected = {index for index in range(SHOWS.size) if not ALICE.watched(index) and "Comedy" in SHOWS.genres(index)}
+    assert indexes(shows, SHOWS) == expected
+    [sent] = [query_of(seen) for seen in item_requests(fake) if "IsPlayed" in query_of(seen)]
+    assert (sent["IncludeItemTypes"], sent["IsPlayed"], sent["Genres"]) == ("Series", "false", "Comedy")
 
 
 async def test_one_film_in_two_libraries_is_one_card(url: str, opened: OpenProvider) -> None:
@@ -645,6 +691,137 @@ async def test_a_caller_that_gives_up_does_not_cancel_the_shared_fetch(
         await media(provider)
     assert len(await media(provider)) == MOVIES.size
     assert len(item_requests(fake)) == 1
+
+
+# -- trailers -------------------------------------------------------------------------------------
+
+
+async def test_local_trailers_stream_and_remote_ones_are_links(url: str, opened: OpenProvider) -> None:
+    provider = await opened(url)
+    cards = {index: card for card in await media(provider) for index in indexes([card])}
+    assert cards[0].trailerUrl == f"/api/trailer/jellyfin-1/{MOVIES.item_id(0)}"
+    assert cards[0].trailerLink is None  # a local trailer is played here, no need to leave
+    assert (cards[1].trailerUrl, cards[1].trailerLink) == (None, "https://www.youtube.com/watch?v=trailer1")
+    assert (cards[2].trailerUrl, cards[2].trailerLink) == (None, None)  # a javascript: link is no trailer
+    assert (cards[3].trailerUrl, cards[3].trailerLink) == (None, None)
+
+
+async def test_a_local_trailer_streams_with_byte_ranges(url: str, fake: FakeJellyfin, opened: OpenProvider) -> None:
+    provider = await opened(url)
+    await media(provider)
+    trailer_id = MOVIES.trailer_id(0)
+    whole = await provider.trailer(MOVIES.item_id(0), None)
+    assert (whole.status, whole.content_type) == (200, TRAILER_TYPE)
+    assert whole.headers["content-length"] == str(TRAILER_BYTES)
+    assert await poster_body(whole) == trailer_video(trailer_id)
+    part = await provider.trailer(MOVIES.item_id(0), "bytes=100-199")
+    assert part.status == 206
+    assert part.headers["content-range"] == f"bytes 100-199/{TRAILER_BYTES}"
+    assert await poster_body(part) == trailer_video(trailer_id)[100:200]
+    # The user's list of local trailers is asked once; the file is streamed as it is.
+    assert len(fake.requests_to(f"/Users/{ALICE.id}/Items/{MOVIES.item_id(0)}/LocalTrailers")) == 1
+    streams = fake.requests_to(f"/Videos/{trailer_id}/stream")
+    assert [query_of(seen)["static"] for seen in streams] == ["true", "true"]
+    assert streams[-1].headers["range"] == "bytes=100-199"
+    with pytest.raises(ProviderError) as beyond:
+        await provider.trailer(MOVIES.item_id(0), f"bytes={TRAILER_BYTES}-")
+    assert beyond.value.status == 416
+
+
+async def test_trailers_only_for_listed_items_with_one(url: str, fake: FakeJellyfin, opened: OpenProvider) -> None:
+    provider = await opened(url)
+    await media(provider)
+    fake.received.clear()
+    for key in (MOVIES.item_id(1), MOVIES.item_id(4 + 40), "../System/Info", ARCHIVE.item_id(0)):
+        with pytest.raises(ProviderError) as caught:
+            await provider.trailer(key, None)
+        assert caught.value.status == 404
+    assert not fake.received
+
+
+# -- people and what they watched -------------------------------------------------------------
+
+
+def played_names(library: FakeLibrary, user: Any, kind: str = "movie") -> set[str]:
+    """Every id and alias of the items of ``library`` that ``user`` played."""
+    found: set[str] = set()
+    for index in range(library.size):
+        if not user.watched(index):
+            continue
+        ids = library.provider_ids(index)
+        tmdb, tvdb = ids.get("Tmdb"), ids.get("Tvdb")
+        if "Imdb" in ids:
+            found.add(f"imdb://{ids['Imdb']}")
+        if tmdb:
+            found.add(f"tmdb://{tmdb}" if kind == "movie" else f"tmdb://tv/{tmdb}")
+        if tvdb:
+            found.add(f"tvdb://movie/{tvdb}" if kind == "movie" else f"tvdb://{tvdb}")
+        # Its own id where it had that before: no IMDb id nor the usual database's of its kind.
+        if "Imdb" not in ids and not (tmdb if kind == "movie" else tvdb):
+            found.add(f"jellyfin://{SERVER_ID}/{library.item_id(index)}")
+    return found
+
+
+async def test_the_people_are_the_server_s_enabled_users(url: str, opened: OpenProvider) -> None:
+    provider = await opened(url)
+    people = await provider.people()
+    assert people == [
+        Person(f"jellyfin:{SERVER_ID}:{BOB.id}", "bob", f"api/avatar/jellyfin-1/{BOB.id}"),
+        Person(f"jellyfin:{SERVER_ID}:{ALICE.id}", "alice"),
+    ]  # carol is disabled
+
+
+async def test_avatars_are_proxied_for_the_server_s_users_only(
+    url: str, fake: FakeJellyfin, opened: OpenProvider
+) -> None:
+    provider = await opened(url)
+    avatar = await provider.avatar(BOB.id)
+    assert avatar.content_type == IMAGE_TYPE
+    assert png_size(await poster_body(avatar)) == (64, 64)
+    fake.received.clear()
+    for key in (ALICE.id, "../System/Info", guid(0xDEAD)):  # no picture; not a user id; no such user
+        with pytest.raises(ProviderError) as caught:
+            await provider.avatar(key)
+        assert caught.value.status == 404
+    assert not [seen for seen in fake.received if "/Images/" in seen.path]
+
+
+async def test_each_user_s_played_items_are_read_per_user(url: str, fake: FakeJellyfin, opened: OpenProvider) -> None:
+    provider = await opened(url, library_type_filter=("movie", "show"))
+    bob = await provider.watched([f"jellyfin:{SERVER_ID}:{BOB.id}"])
+    alice = await provider.watched([f"jellyfin:{SERVER_ID}:{ALICE.id}"])
+    # Bob sees "Movies" and "Shows" only.
+    assert bob == played_names(MOVIES, BOB) | played_names(SHOWS, BOB, "show")
+    assert alice == {
+        *played_names(MOVIES, ALICE),
+        *played_names(MOVIES_4K, ALICE),
+        *played_names(SHOWS, ALICE, "show"),
+        *played_names(ARCHIVE, ALICE),
+    }
+    asked = [seen for seen in item_requests(fake) if query_of(seen).get("IsPlayed") == "true"]
+    assert {seen.path for seen in asked} == {f"/Users/{BOB.id}/Items", f"/Users/{ALICE.id}/Items"}
+    others = ["plex:1", f"jellyfin:another-server:{BOB.id}", f"jellyfin:{SERVER_ID}:{CAROL.id}"]
+    assert await provider.watched(others) == set()  # not this server's, or disabled
+
+
+async def test_played_state_is_kept_until_refreshed(url: str, fake: FakeJellyfin, opened: OpenProvider) -> None:
+    provider = await opened(url)
+    person = f"jellyfin:{SERVER_ID}:{BOB.id}"
+    first = await provider.watched([person])
+    before = len(fake.received)
+    assert await provider.watched([person]) == first
+    assert len(fake.received) == before
+    assert await provider.watched([person], refresh=True) == first
+    assert len(fake.received) > before
+
+
+async def test_a_key_that_may_not_list_users_has_no_people_and_stays_up(opened: OpenProvider) -> None:
+    fake = FakeJellyfin()
+    with serving(fake) as url:
+        provider = await opened(url, user_id=ALICE.id)
+        fake.fault = Fault("status", "/Users", status=403)  # /Users and everything under it
+        assert await provider.people() == []
+        assert await provider.healthy()
 
 
 # -- posters and links --------------------------------------------------------------------------

@@ -16,10 +16,19 @@ import httpx
 import pytest
 
 from server.config import MediaServer
-from server.providers import InvalidFilter, Media, MediaQuery, ProviderError
+from server.providers import InvalidFilter, Media, MediaQuery, ProviderError, Stream
 from server.providers.plex import PAGE_SIZE, PlexProvider
 from tests import fakes
-from tests.fake_plex import MACHINE_IDENTIFIER, PLEX_TOKEN, FakeLibrary, FakePlex
+from tests.fake_plex import (
+    MACHINE_IDENTIFIER,
+    PLEX_TOKEN,
+    SERVER_NAME,
+    TRAILER_BYTES,
+    FakeLibrary,
+    FakePlex,
+    trailer_key,
+    trailer_video,
+)
 from tests.fakes import (
     Fault,
     bound_socket,
@@ -100,6 +109,7 @@ async def listed(provider: PlexProvider) -> list[Media]:
 
 async def test_open_learns_the_machine_identifier(provider: PlexProvider) -> None:
     assert provider.machine_identifier == MACHINE_IDENTIFIER
+    assert provider.name == SERVER_NAME
     assert await provider.healthy()
 
 
@@ -124,7 +134,7 @@ async def test_a_rejected_token_is_one_log_line_and_no_crash(
 ) -> None:
     async with opened(server_at(plex_url, token=WRONG_TOKEN)) as provider:
         # Several background retries happen meanwhile; they must not repeat the warning.
-        await eventually(lambda: len(fake.requests_to("/library/sections")) >= 3)
+        await eventually(lambda: len(fake.requests_to("/")) >= 3)
         assert not await provider.healthy()
         for attempt in (provider.libraries(), provider.media(MediaQuery())):
             with pytest.raises(ProviderError) as caught:
@@ -298,9 +308,11 @@ async def test_items_map_to_cards(fake: FakePlex, provider: PlexProvider) -> Non
     assert len(cards) == library.size
 
     full = cards["Movies 1"]  # index 1: everything, an audience rating as well as a critic one
-    raw = library.item(1)
-    assert full.id == raw["guid"]
-    assert full.id.startswith("plex://movie/")
+    raw = library.item(1, guids=True)
+    imdb, tmdb, tvdb = (guid["id"] for guid in raw["Guid"])
+    assert full.id == imdb == "imdb://tt1000001"  # the IMDb id names a film on every server
+    assert full.aliases == (tmdb, tvdb.replace("tvdb://", "tvdb://movie/"), raw["guid"])
+    assert raw["guid"].startswith("plex://movie/")  # the id earlier versions gave it, which rooms hold
     assert full.type == "movie"
     assert full.description == raw["summary"]
     assert full.tagline == raw["tagline"]
@@ -314,18 +326,70 @@ async def test_items_map_to_cards(fake: FakePlex, provider: PlexProvider) -> Non
     assert full.directors == [tag["tag"] for tag in raw["Director"]]
     assert full.actors == [tag["tag"] for tag in raw["Role"]]
     assert full.added == "2014-08-20"  # addedAt 1408525217 + 3600 s
+    assert not {"seasons", "episodes", "network", "trailerUrl", "aliases", "added"} & set(full.wire())
 
     assert cards["Movies 0"].rating == library.item(0)["rating"]  # no audience rating: the critic one
     assert len(cards["Movies 11"].actors) == 5  # of six
 
     for index in (3, 4):  # no guid; a local:// guid, which another server may reuse for another film
         assert cards[f"Movies {index}"].id == f"plex://{MACHINE_IDENTIFIER}/{library.rating_key(index)}"
+        assert cards[f"Movies {index}"].aliases == ()
+    assert all(seen.param("includeGuids") == "1" for seen in fake.requests_to("/library/sections/1/all"))
     no_year, no_poster, no_rating = cards["Movies 5"], cards["Movies 6"], cards["Movies 7"]
     assert no_year.year is None
     assert no_poster.posterUrl is None
     assert no_rating.rating == 0.0
     for card in cards.values():
         assert_clean(card.wire_json())
+
+
+async def test_a_film_without_an_external_id_keeps_its_plex_guid(plex_url: str) -> None:
+    fake = FakePlex(libraries=[FakeLibrary("1", "Movies", "movie", 10)])
+    with serving(fake) as url:
+        async with opened(server_at(url)) as provider:
+            [unmatched_tmdb] = [card for card in await listed(provider) if card.title == "Movies 2"]
+    assert unmatched_tmdb.id == "imdb://tt1000002"
+    assert unmatched_tmdb.aliases[0] == "tmdb://1500002"  # IMDb and TMDB only: no TVDB alias
+
+
+async def test_an_old_agent_s_guid_names_the_imdb_id() -> None:
+    fake = FakePlex(libraries=[FakeLibrary("1", "Movies", "movie", 10, legacy_agent=True)])
+    with serving(fake) as url:
+        async with opened(server_at(url)) as provider:
+            cards = by_title(await listed(provider))
+    assert cards["Movies 1"].id == "imdb://tt1000001"
+    assert cards["Movies 1"].aliases == ("com.plexapp.agents.imdb://tt1000001?lang=en",)
+    assert cards["Movies 3"].id == f"plex://{MACHINE_IDENTIFIER}/100004"  # never matched
+
+
+async def test_shows_have_seasons_episodes_and_a_network(fake: FakePlex, plex_url: str) -> None:
+    library = fake.libraries["2"]
+    async with opened(server_at(plex_url, library_type_filter=["movie", "show"])) as provider:
+        shows = by_title(await provider.media(MediaQuery(libraries=["2"])))
+    first, second = shows["TV Shows 0"], shows["TV Shows 1"]
+    assert (first.type, first.seasons, first.episodes, first.network) == ("show", 1, 8, "HBO")
+    assert (second.seasons, second.episodes, second.network) == (2, 16, "BBC One")
+    assert second.id == "imdb://tt3000001"
+    assert second.aliases[:2] == ("tvdb://3700001", "tmdb://tv/3500001")  # TMDB numbers shows apart
+    assert first.trailerUrl is None
+    wire = second.wire()
+    assert (wire["seasons"], wire["episodes"], wire["network"]) == (2, 16, "BBC One")
+    assert "endYear" not in wire  # Plex lists no last year
+    assert library.size == len(shows)
+
+
+async def test_filters_and_watched_state_work_for_shows(fake: FakePlex, plex_url: str) -> None:
+    library = fake.libraries["2"]
+    async with opened(server_at(plex_url, library_type_filter=["show"])) as provider:
+        unwatched = await provider.media(MediaQuery([rule("unwatched", "=", "1"), rule("genre", "=", "2")], ["2"]))
+    expected = {
+        f"TV Shows {index}"
+        for index in range(library.size)
+        if not library.watched(index) and "2" in library.genre_ids(index)
+    }
+    assert {show.title for show in unwatched} == expected
+    [sent] = [seen for seen in fake.requests_to("/library/sections/2/all") if seen.param("unwatched")]
+    assert (sent.param("type"), sent.param("unwatched"), sent.param("genre")) == ("2", "1", "2")
 
 
 async def test_filters_become_plex_query_parameters(fake: FakePlex, provider: PlexProvider) -> None:
@@ -554,6 +618,65 @@ async def test_filter_values(fake: FakePlex, provider: PlexProvider) -> None:
     with pytest.raises(ProviderError) as caught:
         await provider.filter_values("nonsense")
     assert caught.value.status == 404
+
+
+# -- trailers -------------------------------------------------------------------------------------
+
+
+async def body_of(stream: Stream) -> bytes:
+    return b"".join([chunk async for chunk in stream.body])
+
+
+async def test_films_with_a_trailer_say_where_it_streams(provider: PlexProvider) -> None:
+    cards = by_title(await listed(provider))
+    assert cards["Movies 0"].trailerUrl == "/api/trailer/plex-test/100001"
+    assert cards["Movies 1"].trailerUrl is None  # no primaryExtraKey
+    assert cards["Movies 0"].trailerLink is None
+
+
+async def test_a_trailer_is_streamed_from_its_media_part(fake: FakePlex, provider: PlexProvider) -> None:
+    await listed(provider)
+    trailer = await provider.trailer("100001", None)
+    assert trailer.status == 200
+    assert trailer.content_type == "video/mp4"
+    assert trailer.headers["accept-ranges"] == "bytes"
+    assert trailer.headers["content-length"] == str(TRAILER_BYTES)
+    assert await body_of(trailer) == trailer_video("100001")
+    # The film's details name its trailer; the trailer's details name its file; the file is streamed.
+    assert [seen.path for seen in fake.received[-3:]] == [
+        "/library/metadata/100001",
+        f"/library/metadata/{trailer_key('100001')}",
+        "/library/parts/100001/1434341184/file.mp4",
+    ]
+    assert all(seen.headers["x-plex-token"] == PLEX_TOKEN for seen in fake.received)
+    assert_clean(trailer.headers)
+
+
+async def test_a_trailer_seeks_with_byte_ranges(fake: FakePlex, provider: PlexProvider) -> None:
+    await listed(provider)
+    video = trailer_video("100001")
+    part = await provider.trailer("100001", "bytes=1000-1999")
+    assert part.status == 206
+    assert part.headers["content-range"] == f"bytes 1000-1999/{TRAILER_BYTES}"
+    assert await body_of(part) == video[1000:2000]
+    assert fake.requests_to("/library/parts/100001/1434341184/file.mp4")[-1].headers["range"] == "bytes=1000-1999"
+    tail = await provider.trailer("100001", "bytes=199000-")
+    assert await body_of(tail) == video[199_000:]
+    # The file's path is kept: seeking asks for the file only.
+    assert len(fake.requests_to("/library/metadata/100001")) == 1
+    with pytest.raises(ProviderError) as beyond:
+        await provider.trailer("100001", f"bytes={TRAILER_BYTES}-")
+    assert beyond.value.status == 416
+
+
+async def test_trailers_only_for_listed_films_that_have_one(fake: FakePlex, provider: PlexProvider) -> None:
+    await listed(provider)
+    before = len(fake.received)
+    for key in ("100002", "999", "../identity", "400001"):  # no trailer; unknown; not a key; not listed
+        with pytest.raises(ProviderError) as caught:
+            await provider.trailer(key, None)
+        assert caught.value.status == 404
+    assert len(fake.received) == before
 
 
 # -- posters and links ----------------------------------------------------------------------------

@@ -14,7 +14,15 @@ from server.addresses import reachable_hosts
 from server.app import create_app
 from server.config import Settings
 from storage import MemoryStorage
-from tests.fake_plex import MACHINE_IDENTIFIER, PLEX_TOKEN, FakePlex, FakePlexTv, PlexAccount
+from tests.fake_plex import (
+    MACHINE_IDENTIFIER,
+    PLEX_TOKEN,
+    TRAILER_BYTES,
+    FakePlex,
+    FakePlexTv,
+    PlexAccount,
+    trailer_video,
+)
 from tests.fakes import serving
 from tests.peers import Connect, in_process_with_http
 
@@ -144,3 +152,91 @@ async def test_posters_and_links_of_made_up_ids_never_reach_plex(plex_urls: tupl
             assert (await client.get(card["posterUrl"], params={"width": 300})).status_code == 200
             assert (await client.get("/" + card["linkUrl"])).status_code == 302
             assert len(fake.requests_to("/photo/:/transcode")) == 1
+
+
+async def test_a_card_s_trailer_plays_through_this_server(plex_urls: tuple[str, str]) -> None:
+    async for connect, client in running(settings(plex_urls)):
+        peer = await connect("raw")
+        await peer.login("alice")
+        created = await peer.create("Trailers", sortOrder="oldest")
+        card = next(item for item in created["media"] if "trailerUrl" in item)
+        url = card["trailerUrl"]
+        assert url.startswith("/api/trailer/plex-")  # a path from the app root, as posterUrl
+        whole = await client.get(url)
+        assert whole.status_code == 200
+        assert whole.headers["content-type"] == "video/mp4"
+        assert whole.headers["accept-ranges"] == "bytes"
+        rating_key = url.rpartition("/")[2]
+        assert whole.content == trailer_video(rating_key)
+        # A video element seeks with ranges.
+        part = await client.get(url, headers={"Range": "bytes=5000-5999"})
+        assert part.status_code == 206
+        assert part.headers["content-range"] == f"bytes 5000-5999/{TRAILER_BYTES}"
+        assert part.content == trailer_video(rating_key)[5000:6000]
+        # An odd Range is not passed on: the whole file comes.
+        odd = await client.get(url, headers={"Range": "bytes=1-2,5-6"})
+        assert (odd.status_code, len(odd.content)) == (200, TRAILER_BYTES)
+        beyond = await client.get(url, headers={"Range": f"bytes={TRAILER_BYTES}-"})
+        assert beyond.status_code == 416
+        assert "media-src 'self'" in whole.headers["content-security-policy"]
+        for response in (whole, part, beyond):
+            assert not any(secret in str(response.headers) for secret in SECRETS)
+        # Films without a trailer, and films never listed, have none.
+        provider_id = url.split("/")[3]
+        bare = next(item for item in created["media"] if "trailerUrl" not in item)
+        assert (await client.get(f"/api/trailer/{provider_id}/{bare['linkUrl'].rpartition('/')[2]}")).status_code == 404
+        assert (await client.get(f"/api/trailer/{provider_id}/100099")).status_code == 404
+
+
+def plex_guid_of(fake: FakePlex, card: dict[str, Any]) -> str | None:
+    """The Plex guid of a card's item, by which versions before cards had IMDb ids named it."""
+    rating_key = card["linkUrl"].rpartition("/")[2]
+    for library in fake.libraries.values():
+        index = library.index_of(rating_key)
+        if index is not None:
+            guid = library.item(index).get("guid", "")
+            return guid if guid.startswith("plex://") else None
+    return None
+
+
+async def test_a_room_stored_when_cards_had_plex_guids_keeps_them() -> None:
+    """Upgrading must not lose a room: one stored when Plex cards were named by their Plex guid (now
+    an alias) opens with its cards under the names it stored, its ratings and matches whole, and a
+    like after the upgrade completes a match begun before it."""
+    fake = FakePlex()
+    storage = MemoryStorage()
+    with serving(fake) as plex:
+        config = Settings.model_validate({"servers": [{"url": plex, "token": PLEX_TOKEN}]})
+        async with in_process_with_http(create_app(config, storage=storage)) as (connect, _):
+            ann = await connect("ann")
+            await ann.login("ann")
+            created = await ann.create("Old Night", sortOrder="oldest")
+            bob = await connect("bob")
+            await bob.login("bob")
+            await bob.join("Old Night")
+            cards = created["media"]
+            renamed = {card["id"]: guid for card in cards if (guid := plex_guid_of(fake, card))}
+            first = next(card for card in cards if card["id"] in renamed and card["id"].startswith("imdb://"))
+            await ann.send("rate", {"mediaId": first["id"], "rating": "like"})
+            await ann.wait_for("userProgress")
+        # What an earlier version stored: the same room, every card named by its Plex guid.
+        stored = await storage.get_room("Old Night")
+        assert stored is not None
+        stored.media_ids = [renamed.get(media_id, media_id) for media_id in stored.media_ids or []]
+        stored.ratings = {renamed.get(media_id, media_id): value for media_id, value in stored.ratings.items()}
+        await storage.save_room(stored)
+        old_first = renamed[first["id"]]
+
+        async with in_process_with_http(create_app(config, storage=storage)) as (connect, _):
+            bob = await connect("bob")
+            await bob.login("bob")
+            joined = await bob.join("Old Night")
+            ids = [card["id"] for card in joined["media"]]
+            assert old_first in ids
+            assert first["id"] not in ids
+            assert len(ids) == len(cards)  # every card is still the room's
+            await bob.send("rate", {"mediaId": old_first, "rating": "like"})
+            match = await bob.wait_for("match")
+            assert match["media"]["id"] == old_first
+            assert sorted(match["users"]) == ["ann", "bob"]
+        assert old_first in (await storage.get_room("Old Night") or stored).matches

@@ -129,6 +129,14 @@ async def test_every_plex_user_may_create_rooms_unless_limited(
     assert not plex_tv.requests_to("/api/v2/resources")
 
 
+async def test_plex_users_may_not_create_rooms_where_only_jellyfin_users_may(
+    plex_tv: FakePlexTv, plex_tv_url: str
+) -> None:
+    async with signing_in(plex_tv_url, room_creators="jellyfin") as sign_in:
+        assert (await sign_in(ALICE, BROWSER_CLIENT)).permissions == []
+    assert not plex_tv.requests_to("/api/v2/resources")
+
+
 async def test_server_users_are_those_plex_tv_lists_our_server_for(
     plex_tv: FakePlexTv, plex_tv_url: str, plex_server: PlexProvider
 ) -> None:

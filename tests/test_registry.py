@@ -14,7 +14,7 @@ import pytest
 
 from server.metrics import Metrics
 from server.offload import Offload
-from server.protocol import CreateRoomRequest, Reply, encode
+from server.protocol import CreateRoomRequest, Frame, Reply, encode
 from server.rooms.changes import RoomChanges
 from server.rooms.local import LocalChanges
 from server.rooms.registry import RoomRegistry
@@ -34,7 +34,8 @@ class FakeSeat:
         self.frames: list[str] = []
         self.room: Room | None = None
 
-    def send(self, frame: str) -> None:
+    def send(self, frame: Frame) -> None:
+        assert isinstance(frame, str), "a deck of ten films is sent whole"
         self.frames.append(frame)
 
     def detach(self, room: Room) -> None:
@@ -116,12 +117,12 @@ async def test_idle_rooms_leave_memory_but_not_storage(mode: str) -> None:
         )
         seat = FakeSeat("ann")
         await rooms.seat(room, seat, seat.user, Reply.CREATE_ROOM_SUCCESS)
-        await rooms.rate(room, "ann", room.media[0].id, "like")
+        await rooms.rate(room, "ann", room.deck.ids[0], "like")
         await delivered()
         await idle_then_evicted(rooms, room, seat, clock)
     stored = await storage.get_room("Movie Night")
     assert stored is not None
-    assert [(user, rating) for user, rating, _ in stored.ratings[room.media[0].id]] == [("ann", "like")]
+    assert [(user, rating) for user, rating, _ in stored.ratings[room.deck.ids[0]]] == [("ann", "like")]
 
 
 async def idle_then_evicted(rooms: RoomRegistry, room: Room, seat: FakeSeat, clock: Clock) -> None:
@@ -170,7 +171,7 @@ async def test_concurrent_joins_restore_a_room_once(mode: str) -> None:
     if mode == "local":
         assert storage.gets == gets + 1
     assert len({id(room) for room in joined}) == 1
-    assert [item.id for item in joined[0].media] == [item.id for item in created.media]
+    assert [item.id for item in joined[0].deck] == [item.id for item in created.deck]
     assert set(joined[0].seats) == {seat.user.userName for seat in seats}
 
 
@@ -199,7 +200,7 @@ async def test_a_room_from_the_original_movematch_gets_a_fixed_order() -> None:
     assert stored.media_ids == order
     again = await registry(storage, clock).get("old")
     assert again is not None
-    assert [item.id for item in again.media] == order
+    assert [item.id for item in again.deck] == order
 
 
 @pytest.mark.parametrize("mode", MODES)

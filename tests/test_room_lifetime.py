@@ -12,7 +12,7 @@ import pytest
 
 from server.app import create_app
 from server.config import Settings
-from storage import MemoryStorage, SerializedRoom, Storage, create_storage
+from storage import MemoryStorage, SerializedRoom, Storage, create_storage, room_key
 from tests.library import ListProvider
 from tests.peers import Peer, in_process
 from tests.worlds import Shared, World
@@ -41,7 +41,7 @@ async def test_rooms_nobody_opened_for_the_retention_period_are_deleted(shared: 
         for name, days in (("Old", 31), ("Recent", 29), ("Standing", 400), ("Open here", 45)):
             assert await storage.create_room(unopened(name, days))
         registry = app.state.context.registry
-        registry.standing.add("Standing")
+        registry.standing.add(room_key("Standing"))
         ann = await user(connect, "ann")
         await ann.join("Open here")  # opened now, and held in memory
         assert await registry.expire_unopened() == ["Old"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -265,3 +266,83 @@ async def test_join_codes_survive_reopening(kind: str, tmp_path: Path, request: 
         assert await second.room_of_join_code("EEEEEE") == "Kept"
         with pytest.raises(JoinCodeTaken):
             await second.create_room(make_room("Other", joinCode="EEEEEE"))
+
+
+# -- per-person lists -----------------------------------------------------------------------------
+
+ANN = "device:" + "a" * 64
+BOB = "plex:4242"
+
+
+async def test_a_person_without_a_list_has_an_empty_one(storage: Storage) -> None:
+    assert await storage.read_list(ANN, "watchlist") == {}
+
+
+async def test_list_entries_are_set_replaced_and_removed(storage: Storage) -> None:
+    await storage.change_list(ANN, "watchlist", put={"m1": "one", "m2": "two"})
+    await storage.change_list(ANN, "watchlist", put={"m2": "TWO", "m3": "three"}, drop=["m1", "never there"])
+    assert await storage.read_list(ANN, "watchlist") == {"m2": "TWO", "m3": "three"}
+    await storage.change_list(ANN, "watchlist", drop=["m2", "m3"])
+    assert await storage.read_list(ANN, "watchlist") == {}
+
+
+async def test_a_key_both_set_and_removed_is_removed(storage: Storage) -> None:
+    await storage.change_list(ANN, "watchlist", put={"m1": "one", "m2": "two"}, drop=["m1"])
+    assert await storage.read_list(ANN, "watchlist") == {"m2": "two"}
+
+
+async def test_lists_are_per_person_and_per_name(storage: Storage) -> None:
+    await storage.change_list(ANN, "watchlist", put={"m1": "ann"})
+    await storage.change_list(BOB, "watchlist", put={"m1": "bob"})
+    await storage.change_list(ANN, "other", put={"m9": "elsewhere"})
+    assert await storage.read_list(ANN, "watchlist") == {"m1": "ann"}
+    assert await storage.read_list(BOB, "watchlist") == {"m1": "bob"}
+    assert await storage.read_list(ANN, "other") == {"m9": "elsewhere"}
+    await storage.change_list(ANN, "watchlist", drop=["m1"])
+    assert await storage.read_list(BOB, "watchlist") == {"m1": "bob"}
+
+
+async def test_lists_are_kept_apart_from_rooms(storage: Storage) -> None:
+    await storage.save_room(make_room())
+    await storage.change_list(ANN, "watchlist", put={"Movie Night": "a key that looks like a room"})
+    assert await storage.list_room_names() == ["Movie Night"]
+    assert [room.room_name for room in await storage.list_rooms()] == ["Movie Night"]
+    await storage.delete_room("Movie Night")
+    assert await storage.read_list(ANN, "watchlist") == {"Movie Night": "a key that looks like a room"}
+
+
+async def test_any_text_is_a_list_key_or_value(storage: Storage) -> None:
+    entries = {"plex://movie/5d77": '{"title": "Amélie"}', "🎬 film": '\n"quoted"\t', "imdb://tt0111161": ""}
+    await storage.change_list(ANN, "watchlist", put=entries)
+    assert await storage.read_list(ANN, "watchlist") == entries
+
+
+async def test_mutating_a_returned_list_does_not_change_storage(storage: Storage) -> None:
+    await storage.change_list(ANN, "watchlist", put={"m1": "one"})
+    read = await storage.read_list(ANN, "watchlist")
+    read["m2"] = "two"
+    assert await storage.read_list(ANN, "watchlist") == {"m1": "one"}
+
+
+async def test_concurrent_changes_of_one_list_lose_no_entry(storage: Storage) -> None:
+    async with anyio.create_task_group() as tasks:
+        for number in range(30):
+            tasks.start_soon(partial(storage.change_list, ANN, "watchlist", put={f"m{number}": str(number)}))
+    assert await storage.read_list(ANN, "watchlist") == {f"m{number}": str(number) for number in range(30)}
+
+
+async def test_a_list_name_is_a_word_of_the_server(storage: Storage) -> None:
+    for name in ("", "../rooms", "Watch List", "x" * 41):
+        with pytest.raises(ValueError, match="cannot name a list"):
+            await storage.change_list(ANN, name, put={"m1": "one"})
+
+
+@pytest.mark.parametrize("kind", ["file", pytest.param("redis", marks=pytest.mark.redis)])
+async def test_lists_survive_a_restart(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    url = url_for(kind, request, tmp_path / "rooms")
+    async with create_storage(url) as first:
+        await first.change_list(ANN, "watchlist", put={"m1": "one", "m2": "two"})
+        await first.change_list(ANN, "watchlist", drop=["m1"])
+    async with create_storage(url) as second:
+        assert await second.read_list(ANN, "watchlist") == {"m2": "two"}
+        assert await second.list_room_names() == []

@@ -611,10 +611,10 @@ def test_forms_open_afresh_and_the_keyboard_reaches_the_card_first(server: Serve
     # From the room's name, Tab reaches the card and its buttons before the room's menu.
     expect(page.locator("#room-name")).to_be_focused()
     stops = []
-    for _ in range(4):
+    for _ in range(5):
         page.keyboard.press("Tab")
         stops.append(page.evaluate("document.activeElement.id || document.activeElement.className"))
-    assert stops == ["card", "action-dislike", "action-info", "action-like"]  # undo is disabled yet
+    assert stops == ["card", "action-dislike", "action-save", "action-info", "action-like"]  # undo is disabled yet
 
     # Back in the lobby from a room: nothing of before is left in the join form.
     page.click("#room-leave")

@@ -10,8 +10,10 @@ from .base import (
     Media,
     MediaProvider,
     MediaQuery,
+    Person,
     Poster,
     ProviderError,
+    Stream,
 )
 
 __all__ = [
@@ -24,6 +26,8 @@ __all__ = [
     "Media",
     "MediaProvider",
     "MediaQuery",
+    "Person",
     "Poster",
     "ProviderError",
+    "Stream",
 ]

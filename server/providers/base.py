@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -56,8 +57,24 @@ class Media:
     contentRating: str | None = None
     directors: list[str] = field(default_factory=list)
     actors: list[str] = field(default_factory=list)
-    # ISO date the item was added to its library (else released), for the newest/oldest orders; not sent.
+    # (ext) False for a title the library lacks (a popular title from Overseerr/Jellyseerr, to
+    # request); None, and left out of the wire form, for everything the library has.
+    inLibrary: bool | None = None
+    # Shows (type "show"): seasons, episodes, the last year (year is the first), the network.
+    seasons: int | None = None
+    episodes: int | None = None
+    endYear: int | None = None
+    network: str | None = None
+    # The trailer: streamed by this server (a path from the app root, as posterUrl), or a page elsewhere.
+    trailerUrl: str | None = None
+    trailerLink: str | None = None
+    # A film on several servers: each one's name and link (linkUrl is the first one's).
+    openIn: list[dict[str, str]] | None = None
+    # Not sent: the ISO date the item was added to its library (else released), for the newest/oldest
+    # orders; and the other ids the same film goes by (its external ids, the id an older version gave
+    # it), by which cards of several servers are merged and watched state and stored rooms find it.
     added: str | None = None
+    aliases: tuple[str, ...] = ()
     _wire: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
     _wire_json: str | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -82,7 +99,8 @@ class Media:
         return encoded
 
 
-_WIRE_FIELDS = tuple(name for name in Media.__dataclass_fields__ if not name.startswith("_") and name != "added")
+_UNSENT = frozenset({"added", "aliases"})
+_WIRE_FIELDS = tuple(name for name in Media.__dataclass_fields__ if not name.startswith("_") and name not in _UNSENT)
 # The frames' own encoding (server.protocol): compact, UTF-8 as it is.
 _WIRE_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
@@ -91,6 +109,8 @@ class Library(_Shape):
     title: str
     key: str
     type: str
+    # (ext) False for a list of titles the library lacks (Seerr's popular titles); None otherwise.
+    inLibrary: bool | None = None
 
 
 class FilterInfo(_Shape):
@@ -124,18 +144,42 @@ class MediaQuery:
 
 
 @dataclass
-class Poster:
-    """A poster body to stream to the browser, never buffered whole for remote sources."""
+class Stream:
+    """A body to stream to the browser (a poster, a trailer, an avatar), never buffered whole for
+    remote sources; ``status`` is 206 for part of a video asked for by a Range header."""
 
     content_type: str
     body: AsyncIterator[bytes]
     headers: dict[str, str] = field(default_factory=dict)
+    status: int = 200
+
+
+Poster = Stream
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Someone a media server knows (a Plex account, a Jellyfin user), whose watch state it can read.
+
+    ``id`` is the person's identity (``server.identity``): ``plex:<account id>`` or
+    ``jellyfin:<server id>:<user id>``, the same as a sign-in of that person gets. ``avatar`` is a
+    URL the page may show (plex.tv's, or a path from the app root for avatars this server proxies).
+    """
+
+    id: str
+    name: str
+    avatar: str | None = None
+
+    def wire(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name} | ({"avatar": self.avatar} if self.avatar else {})
 
 
 class MediaProvider(ABC):
-    """A media source. ``id`` appears in poster and link URLs (``/api/poster/{id}/{key}``)."""
+    """A media source. ``id`` appears in poster and link URLs (``/api/poster/{id}/{key}``); ``name``
+    is what people call it (a media server's own name), shown where a film is on several sources."""
 
     id: str
+    name: str = ""
 
     async def open(self) -> None:  # noqa: B027 (optional hook)
         """Connect or load; a provider that cannot reach its server logs why and keeps retrying."""
@@ -164,6 +208,26 @@ class MediaProvider(ABC):
     @abstractmethod
     async def link(self, key: str, user_agent: str) -> str:
         """Where ``/api/link/{id}/{key}`` redirects: the item in its media server's app or web UI."""
+
+    async def trailer(self, key: str, byte_range: str | None) -> Stream | Path:
+        """The trailer of the item with this key (``/api/trailer/{id}/{key}``): streamed from the media
+        server with the browser's ``Range`` header passed on, or a local file to serve; 404 if none."""
+        raise ProviderError(f"no trailer for {key[:40]!r}", status=404)
+
+    async def avatar(self, key: str) -> Stream:
+        """The picture of one of ``people()`` that this server proxies (``/api/avatar/{id}/{key}``)."""
+        raise ProviderError(f"no avatar {key[:40]!r}", status=404)
+
+    async def people(self) -> list[Person]:
+        """The people whose watch state this source can read (none, for sources without users)."""
+        return []
+
+    async def watched(self, person_ids: Collection[str], *, refresh: bool = False) -> set[str]:
+        """The ids of the items any of these people watched, every id each goes by (``Media.id`` and
+        ``Media.aliases``), so ``card.id in watched`` holds for a card of any source. Each person's
+        state is read with their own access and kept for a while; ``refresh`` reads it again. Ids of
+        people this source does not know are ignored."""
+        return set()
 
     async def healthy(self) -> bool:
         """Whether the source answers now (reported by ``/health``)."""

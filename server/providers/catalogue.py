@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -68,6 +69,14 @@ IMAGE_TYPES = {
 }
 FIRST_YEAR = 1870
 LAST_YEAR = 2100
+# Trailers this server streams: the types every current browser's video element plays, or may.
+VIDEO_TYPES = {
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".webm": "video/webm",
+    ".ogv": "video/ogg",
+    ".mov": "video/quicktime",
+}
 # Ids go into poster and link URLs as they are.
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,199}")
 _LIST_SEPARATOR = re.compile(r"[|;]")
@@ -118,6 +127,7 @@ _SYNONYMS = {
     "content_rating": ("content rating", "certification", "certificate", "rated", "mpaa rating", "age rating"),
     "rating": ("rating", "score", "imdb rating", "audience rating"),
     "link": ("link", "url", "website", "homepage"),
+    "trailer": ("trailer", "trailer url", "trailer file", "trailer link"),
 }
 _FIELD_OF = {_canonical(synonym): name for name, synonyms in _SYNONYMS.items() for synonym in synonyms}
 # Top-level keys of a YAML or JSON mapping.
@@ -160,6 +170,8 @@ class _Film:
     poster_url: str | None
     poster_file: Path | None  # as written, joined to the catalogue folder; resolved again on each use
     link: str | None
+    trailer_link: str | None  # a page elsewhere, opened as a link
+    trailer_file: Path | None  # a video in the folder, streamed (as poster_file)
 
 
 @dataclass(frozen=True)
@@ -419,22 +431,25 @@ def _inside(folder: Path, path: Path) -> Path | None:
     return real if real.is_relative_to(folder) else None
 
 
-def _poster(value: object, folder: Path) -> tuple[str | None, Path | None]:
-    """The poster's URL, or its file (joined to the catalogue's folder, unresolved)."""
-    text = _text("poster", value)
+def _url_or_file(
+    name: str, value: object, folder: Path, types: dict[str, str], kind: str
+) -> tuple[str | None, Path | None]:
+    """A poster's or trailer's URL, or its file of one of ``types`` (joined to the catalogue's
+    folder, unresolved)."""
+    text = _text(name, value)
     if text is None:
         return None, None
     scheme = urlsplit(text).scheme.lower()
     if scheme in ("http", "https"):
-        return _web_url("poster", text), None
+        return _web_url(name, text), None
     if len(scheme) > 1:  # file:, data: ... (one letter would be a Windows drive, refused below as outside)
-        raise _Skip(f"poster {shown(text)} is neither an http(s) URL nor a file")
+        raise _Skip(f"{name} {shown(text)} is neither an http(s) URL nor a file")
     path = folder / text
     real = _inside(folder, path)
     if real is None:
-        raise _Skip(f"poster {shown(text)} is outside the catalogue's folder")
-    if real.suffix.lower() not in IMAGE_TYPES:
-        raise _Skip(f"poster {shown(text)} is not a {'/'.join(sorted({s[1:] for s in IMAGE_TYPES}))} image")
+        raise _Skip(f"{name} {shown(text)} is outside the catalogue's folder")
+    if real.suffix.lower() not in types:
+        raise _Skip(f"{name} {shown(text)} is not a {'/'.join(sorted({s[1:] for s in types}))} {kind}")
     return None, path
 
 
@@ -464,7 +479,8 @@ def _film(line: int, item: _Item, folder: Path, ignored: set[str]) -> _Film:
         raise _Skip("it has no title")
     try:
         year = _whole("year", fields.get("year"), FIRST_YEAR, LAST_YEAR)
-        poster_url, poster_file = _poster(fields.get("poster"), folder)
+        poster_url, poster_file = _url_or_file("poster", fields.get("poster"), folder, IMAGE_TYPES, "image")
+        trailer_link, trailer_file = _url_or_file("trailer", fields.get("trailer"), folder, VIDEO_TYPES, "video")
         return _Film(
             key=_key(fields.get("id"), title, year),
             line=line,
@@ -481,6 +497,8 @@ def _film(line: int, item: _Item, folder: Path, ignored: set[str]) -> _Film:
             poster_url=poster_url,
             poster_file=poster_file,
             link=_web_url("link", fields.get("link")),
+            trailer_link=trailer_link,
+            trailer_file=trailer_file,
         )
     except _Skip as skip:
         raise _Skip(f"{shown(title)}: {skip}") from None
@@ -498,6 +516,15 @@ def _films(document: _Document, path: Path, folder: Path) -> dict[str, _Film]:
         except _Skip as skip:
             log.warning("%s line %d: skipped a film: %s", path, line, skip)
             continue
+        if film.trailer_file is not None and not film.trailer_file.is_file():
+            log.warning(
+                "%s line %d: trailer file %s of %s not found; no trailer until it is there",
+                path,
+                line,
+                film.trailer_file,
+                shown(film.title),
+            )
+            film = dataclasses.replace(film, trailer_file=None)
         films[film.key] = film
         if film.poster_file is not None and not film.poster_file.is_file():
             log.warning(
@@ -535,7 +562,12 @@ def _load(path: Path, folder: Path, provider_id: str) -> _Listing:
     return _Listing(
         library=_library(path, document.title),
         films=films,
-        cards={key: card(provider_id, key, film) for key, film in films.items()},
+        cards={
+            key: card(
+                provider_id, key, film, trailer_link=film.trailer_link, trailer_file=film.trailer_file is not None
+            )
+            for key, film in films.items()
+        },
     )
 
 
@@ -548,15 +580,20 @@ def _signature(path: Path) -> tuple[int, ...]:
     return (stat.st_mtime_ns, stat.st_size, stat.st_ino)
 
 
-def _open_image(path: Path, folder: Path) -> tuple[BinaryIO, str]:
-    """The poster file, opened, and its content type. Checked again on every request because the
-    file or a link on its way may have changed since the catalogue was read."""
+def _checked(path: Path, folder: Path, types: dict[str, str]) -> tuple[Path, str]:
+    """The file a poster or trailer path leads to, and its content type. Checked again on every
+    request because the file or a link on its way may have changed since the catalogue was read."""
     real = _inside(folder, path)
     if real is None:
         raise PermissionError(f"{path} leads outside the catalogue's folder")
-    content_type = IMAGE_TYPES.get(real.suffix.lower())
+    content_type = types.get(real.suffix.lower())
     if content_type is None:
-        raise PermissionError(f"{path} leads to {real.name}, which is not an image")
+        raise PermissionError(f"{path} leads to {real.name}, which is not of a type served")
+    return real, content_type
+
+
+def _open_image(path: Path, folder: Path) -> tuple[BinaryIO, str]:
+    real, content_type = _checked(path, folder, IMAGE_TYPES)
     return real.open("rb"), content_type
 
 
@@ -618,6 +655,10 @@ class CatalogueProvider(MediaProvider):
         # Healthy while there are films to deal, even if a later edit of the file failed to load.
         return bool(self._listing.films)
 
+    @property
+    def name(self) -> str:  # type: ignore[override]  # the file's title, which an edit may change
+        return self._listing.library.title
+
     async def libraries(self) -> list[Library]:
         await self._refresh()
         return [self._listing.library]
@@ -652,6 +693,20 @@ class CatalogueProvider(MediaProvider):
     async def link(self, key: str, user_agent: str) -> str:
         film = self._film(key)
         return film.link or search_link(film.title, film.year)
+
+    async def trailer(self, key: str, byte_range: str | None) -> Path:
+        """The trailer file, for the route to serve (with the byte ranges the browser asks for)."""
+        film = self._film(key)
+        if film.trailer_file is None:
+            raise ProviderError(f"no trailer for {shown(film.title)}", status=404)
+        try:
+            real, _ = await anyio.to_thread.run_sync(_checked, film.trailer_file, self._folder, VIDEO_TYPES)
+            if not await anyio.Path(real).is_file():
+                raise FileNotFoundError(real)
+        except OSError as exc:
+            log.warning("trailer of %s (line %d) cannot be served: %s", shown(film.title), film.line, exc)
+            raise ProviderError(f"the trailer of {shown(film.title)} is not there", status=404) from exc
+        return real
 
     def _film(self, key: str) -> _Film:
         film = self._listing.films.get(key)

@@ -81,6 +81,7 @@ def _load_films() -> tuple[_Film, ...]:
 
 class DemoProvider(MediaProvider):
     id = "demo"
+    name = LIBRARY.title
 
     def __init__(self) -> None:
         self._films = {film.id: film for film in _load_films()}

@@ -20,6 +20,14 @@ What this relies on (checked against jellyfin/jellyfin's controllers and Emby's 
   the content ratings would take three.
 - Item ids are GUIDs (Jellyfin, 32 hex digits) or numbers (Emby); images at
   ``/Items/{id}/Images/Primary?maxWidth=N``.
+- ``ProviderIds`` name a card (``ids``); ``LocalTrailerCount`` and ``RemoteTrailers`` (asked for in
+  ``Fields``) say whether an item has a trailer: a local one is listed per user
+  (``/Users/{userId}/Items/{id}/LocalTrailers``) and streamed as it is
+  (``/Videos/{id}/stream?static=true``, which takes a Range); a remote one is a link. Series count
+  their seasons (``ChildCount``) and, with a user's data, episodes (``RecursiveItemCount``).
+- The people are the server's enabled users (``/Users``), their pictures at
+  ``/Users/{id}/Images/Primary``; what each played is asked per user id (``IsPlayed``).
+  Sign-in with a user's account is ``jellyfin_sign_in``.
 """
 
 from __future__ import annotations
@@ -30,10 +38,11 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any, Literal, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 import msgspec
@@ -42,6 +51,7 @@ from pydantic.alias_generators import to_pascal
 
 from server import __version__
 from server.config import MediaServer
+from server.identity import jellyfin_identity
 from storage import Filter
 
 from . import filtering
@@ -55,11 +65,14 @@ from .base import (
     Media,
     MediaProvider,
     MediaQuery,
+    Person,
     Poster,
     ProviderError,
+    Stream,
 )
 from .filtering import shown
-from .remote import KnownCards, TtlCache, chosen, proxied_poster, public_url, transport_problem
+from .ids import card_ids, external_ids, rank
+from .remote import KnownCards, TtlCache, chosen, proxied_poster, proxied_video, public_url, transport_problem
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +82,16 @@ PAGE_CONCURRENCY = 4
 # Without the item's image tag in our URL, a changed poster must show up eventually.
 POSTER_CACHE_CONTROL = "public, max-age=86400"
 MAX_POSTER_WIDTH = 2000
+AVATAR_CACHE_CONTROL = "private, max-age=3600"
+NAME_LENGTH = 100
 ACTORS_SHOWN = 5
 MAX_YEARS_SENT = 200
 # Jellyfin's ItemFields beyond the base set (OfficialRating, CommunityRating, ProductionYear,
 # RunTimeTicks and ImageTags always come); an unknown name makes older servers answer 400.
-ITEM_FIELDS = "Overview,Genres,People,ProviderIds,DateCreated,Taglines"
+ITEM_FIELDS = "Overview,Genres,People,ProviderIds,DateCreated,Taglines,LocalTrailerCount,RemoteTrailers"
+# Series also count their seasons and episodes (RecursiveItemCount comes with a user's data only) and
+# name their network (the first studio).
+SERIES_FIELDS = ITEM_FIELDS + ",ChildCount,RecursiveItemCount,Studios"
 # Jellyfin GUIDs are hex with or without dashes, Emby ids are numbers: nothing else may reach a path.
 _ITEM_KEY = re.compile(r"[A-Za-z0-9-]{1,64}")
 
@@ -83,7 +101,9 @@ Params = tuple[tuple[str, str], ...]
 # -- what Jellyfin sends ------------------------------------------------------------------------
 
 
-class _Dto(BaseModel):
+class Dto(BaseModel):
+    """A Jellyfin answer, read by pydantic (the small ones; item listings are msgspec structs)."""
+
     # Jellyfin names fields in PascalCase and may send null for anything: null means "not set".
     model_config = ConfigDict(alias_generator=to_pascal, frozen=True, extra="ignore")
 
@@ -93,24 +113,25 @@ class _Dto(BaseModel):
         return {key: value for key, value in data.items() if value is not None} if isinstance(data, dict) else data
 
 
-class _SystemInfo(_Dto):
+class _SystemInfo(Dto):
     id: str = Field(min_length=1)
     server_name: str = ""
     version: str = ""
 
 
-class _Policy(_Dto):
+class _Policy(Dto):
     is_administrator: bool = False
     is_disabled: bool = False
 
 
-class _User(_Dto):
-    id: str = Field(min_length=1)
+class UserDto(Dto):
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9-]{1,64}$")
     name: str = ""
     policy: _Policy = _Policy()
+    primary_image_tag: str | None = None
 
 
-class _View(_Dto):
+class _View(Dto):
     """A BaseItemDto of ``/Users/{userId}/Views``: a library."""
 
     id: str = Field(min_length=1)
@@ -118,7 +139,7 @@ class _View(_Dto):
     collection_type: str | None = None
 
 
-class _Views(_Dto):
+class _Views(Dto):
     items: list[_View] = []
 
 
@@ -145,6 +166,13 @@ class _ImageTags(msgspec.Struct, gc=False):
     Primary: str | None = None
 
 
+class _Named(msgspec.Struct, gc=False, rename="pascal"):
+    """A NameGuidPair (a studio) or a MediaUrl (a remote trailer: its URL is the name that matters)."""
+
+    name: str | None = None
+    url: str | None = None
+
+
 class _Entry(msgspec.Struct, gc=False, rename="pascal"):
     """A BaseItemDto of a listing; null means "not set"."""
 
@@ -162,6 +190,14 @@ class _Entry(msgspec.Struct, gc=False, rename="pascal"):
     people: list[_Person] | None = None
     provider_ids: _ProviderIds | None = None
     image_tags: _ImageTags | None = None
+    local_trailer_count: int | None = None
+    remote_trailers: list[_Named] | None = None
+    # Series only
+    child_count: int | None = None  # seasons
+    recursive_item_count: int | None = None  # episodes
+    studios: list[_Named] | None = None
+    end_date: str | None = None
+    status: str | None = None  # "Continuing" or "Ended"
 
 
 class _Entries(msgspec.Struct, gc=False, rename="pascal"):
@@ -173,11 +209,10 @@ class _Entries(msgspec.Struct, gc=False, rename="pascal"):
 
 _ENTRIES = msgspec.json.Decoder(_Entries)
 _NO_IDS = _ProviderIds()
-_IMDB_ID = re.compile(r"tt\d+")
-_NUMBER_ID = re.compile(r"\d+")
+_YEAR = re.compile(r"\d{4}")
 
 
-class _Folder(_Dto):
+class _Folder(Dto):
     """A VirtualFolderInfo of ``/Library/VirtualFolders``."""
 
     name: str = ""
@@ -185,7 +220,7 @@ class _Folder(_Dto):
     collection_type: str | None = None
 
 
-class _Choices(_Dto):
+class _Choices(Dto):
     """A QueryFiltersLegacy of ``/Items/Filters``."""
 
     genres: list[str] = []
@@ -194,13 +229,32 @@ class _Choices(_Dto):
 
 
 _SYSTEM_INFO = TypeAdapter(_SystemInfo)
-_USER = TypeAdapter(_User)
-_USERS = TypeAdapter(list[_User])
+_USER = TypeAdapter(UserDto)
+_USERS = TypeAdapter(list[UserDto])
 _VIEWS = TypeAdapter(_Views)
 _FOLDERS = TypeAdapter(list[_Folder])
 _CHOICES = TypeAdapter(_Choices)
 
+
+class _Item(Dto):
+    """A BaseItemDto of which only the id matters (a local trailer)."""
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9-]{1,64}$")
+
+
+_TRAILERS = TypeAdapter(list[_Item])
+
 T = TypeVar("T")
+Item = TypeVar("Item")
+
+
+def authorization(device_id: str, token: str | None = None) -> str:
+    """The ``Authorization`` header of a request from MovieMatch: who asks (Jellyfin needs a client,
+    device, device id and version for sign-ins too) and, unless signing in, with which token."""
+    fields = {"Client": "MovieMatch", "Device": "MovieMatch server", "DeviceId": device_id, "Version": __version__}
+    if token is not None:
+        fields["Token"] = token
+    return "MediaBrowser " + ", ".join(f'{name}="{value}"' for name, value in fields.items())
 
 
 class _ServerError(ProviderError):
@@ -243,6 +297,22 @@ OFFERED = ("genre", "year", "decade", "duration", "rating", "contentRating")
 OPERATORS: dict[str, list[FilterType]] = {name: operators for name, operators in filtering.OPERATORS.items()}
 OPERATORS["boolean"] = filtering.OPERATORS["tag"]
 _YES_NO = [FilterValue(title="Yes", value="1"), FilterValue(title="No", value="0")]
+
+
+def _end_year(item: _Entry) -> int | None:
+    """The last year of a show that has ended."""
+    if item.status != "Ended" or not item.end_date or not _YEAR.match(item.end_date):
+        return None
+    return int(item.end_date[:4])
+
+
+def _remote_trailer(item: _Entry) -> str | None:
+    """The first remote trailer that is a web page (it becomes a link: no other scheme may)."""
+    for trailer in item.remote_trailers or ():
+        url = (trailer.url or "").strip()
+        if urlsplit(url).scheme.lower() in ("http", "https") and urlsplit(url).hostname:
+            return url
+    return None
 
 
 def _pipe(values: list[str]) -> str | None:
@@ -324,6 +394,7 @@ class JellyfinProvider(MediaProvider):
     ) -> None:
         """``retry_delays``: the first and the largest wait between reconnection attempts."""
         self.id = provider_id
+        self.name = "Jellyfin"  # until the server tells its own
         self._server = server
         self._client_id = client_id
         self._transport = transport
@@ -339,22 +410,19 @@ class JellyfinProvider(MediaProvider):
         self._sections = TtlCache[str, list[_Section]](cache_ttl, clock)
         self._listings = TtlCache[tuple[str, Params], list[_Film]](cache_ttl, clock)
         self._choices = TtlCache[str, _Choices](cache_ttl, clock)
+        self._trailers = TtlCache[str, str](cache_ttl, clock)
+        self._users = TtlCache[str, dict[str, UserDto]](cache_ttl, clock)
+        # What each user played (every id and alias), by user id.
+        self._watched = TtlCache[str, frozenset[str]](cache_ttl, clock)
         self._cards = KnownCards()
 
     # -- connection -----------------------------------------------------------------------------
 
     async def open(self) -> None:
-        fields = {
-            "Client": "MovieMatch",
-            "Device": "MovieMatch server",
-            "DeviceId": self._client_id,
-            "Version": __version__,
-            "Token": self._server.token.get_secret_value(),
-        }
         self._client = httpx.AsyncClient(
             base_url=self._where,
             headers={
-                "Authorization": "MediaBrowser " + ", ".join(f'{name}="{value}"' for name, value in fields.items()),
+                "Authorization": authorization(self._client_id, self._server.token.get_secret_value()),
                 "Accept": "application/json",
             },
             # A dead host should fail fast; a 20,000-item page may take a while to build.
@@ -371,7 +439,7 @@ class JellyfinProvider(MediaProvider):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retrying
             self._retrying = None
-        for cache in (self._sections, self._listings, self._choices):
+        for cache in (self._sections, self._listings, self._choices, self._trailers, self._users, self._watched):
             await cache.close()
         if self._client is not None:
             await self._client.aclose()
@@ -393,17 +461,18 @@ class JellyfinProvider(MediaProvider):
             return False
         if info.id != self._server_id:
             # Fallback media ids carry the server id: cards of another server must not be reused.
-            for cache in (self._sections, self._listings, self._choices):
+            for cache in (self._sections, self._listings, self._choices, self._trailers, self._users, self._watched):
                 cache.clear()
             self._cards.clear()
         self._server_id = info.id
+        self.name = info.server_name or self.name
         self._user_id = user.id if user is not None else None
         self._online = True
         self._problem = None
         log.info("connected to Jellyfin server %r (version %s) at %s", info.server_name, info.version, self._where)
         return True
 
-    async def _pick_user(self) -> _User | None:
+    async def _pick_user(self) -> UserDto | None:
         """The user whose watched state the unwatched filter uses: the configured one, else the first
         administrator; None when the key may not list users or there is no administrator."""
         wanted = self._server.user_id
@@ -477,14 +546,24 @@ class JellyfinProvider(MediaProvider):
     # -- requests -------------------------------------------------------------------------------
 
     async def _send(
-        self, path: str, params: Mapping[str, str] | None = None, *, stream: bool = False
+        self,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        stream: bool = False,
+        headers: Mapping[str, str] | None = None,
+        fatal: bool = True,
     ) -> httpx.Response:
-        """A successful answer to GET ``path``, else a ProviderError that is safe to show anyone."""
+        """A successful answer to GET ``path``, else a ProviderError that is safe to show anyone.
+
+        ``fatal``: whether a refusal means the key was revoked (the server is then taken for gone);
+        not so for what the key may simply not ask (the users, when it is not an administrator's)."""
         client = self._client
         if client is None:
             raise ProviderError("the Jellyfin provider is not open", status=503)
         try:
-            response = await client.send(client.build_request("GET", path, params=params), stream=stream)
+            request = client.build_request("GET", path, params=params, headers=headers)
+            response = await client.send(request, stream=stream)
         except httpx.TimeoutException as exc:
             raise _ServerError(f"did not answer within {self._timeout:g} s", status=504) from exc
         except httpx.ConnectError as exc:
@@ -497,17 +576,21 @@ class JellyfinProvider(MediaProvider):
             return response
         await response.aclose()
         answer = response.status_code
+        if answer in (401, 403) and not fatal:
+            raise _ServerError(f"refused {path} (HTTP {answer})", status=403, answer=answer)
         if answer in (401, 403):
             problem = f"rejected the API key (HTTP {answer})"
             self._lost(problem)
             raise _ServerError(problem, answer=answer)
-        if answer == 404:
-            raise _ServerError(f"has no {path}", status=404, answer=answer)
+        if answer in (404, 416):  # 416: a Range beyond the end of a trailer
+            raise _ServerError(f"has no {path} (HTTP {answer})", status=answer, answer=answer)
         hint = " (a redirect: configure the URL it points to)" if response.is_redirect else ""
         raise _ServerError(f"answered HTTP {answer} to {path}{hint}", answer=answer)
 
-    async def _json(self, path: str, shape: TypeAdapter[T], params: Mapping[str, str] | None = None) -> T:
-        response = await self._send(path, params)
+    async def _json(
+        self, path: str, shape: TypeAdapter[T], params: Mapping[str, str] | None = None, *, fatal: bool = True
+    ) -> T:
+        response = await self._send(path, params, fatal=fatal)
         try:
             return shape.validate_json(response.content)
         except ValidationError:
@@ -595,47 +678,62 @@ class JellyfinProvider(MediaProvider):
 
     async def _fetch(self, section: _Section, params: Params) -> list[_Film]:
         query = {
+            "Fields": SERIES_FIELDS if section.kind.type == "show" else ITEM_FIELDS,
+            "EnableImageTypes": "Primary",
+            "ImageTypeLimit": "1",
+            # A user's data costs a query per item: only series need it (their episode count).
+            "EnableUserData": "true" if section.kind.type == "show" and self._user_id else "false",
+            **dict(params),
+        }
+        listed = await self._paged(self._items_path(), section, query, lambda item: self._film(item, section.kind))
+        films: dict[str, _Film] = {}
+        for film in listed:
+            films.setdefault(film.card.id, film)
+        return list(films.values())
+
+    async def _paged(
+        self,
+        path: str,
+        section: _Section,
+        query: Mapping[str, str],
+        convert: Callable[[_Entry], Item],
+        *,
+        fatal: bool = True,
+    ) -> list[Item]:
+        """The items of a library that ``query`` asks for (at ``path``: all of them, or a user's), in
+        pages fetched a few at a time, each converted as it arrives: decoded pages kept till the end
+        would only feed the garbage collector."""
+        query = {
             "ParentId": section.key,
             "IncludeItemTypes": section.kind.item_type,
             "Recursive": "true",
-            "Fields": ITEM_FIELDS,
             # A stable order keeps pages from overlapping; new items sort last.
             "SortBy": "DateCreated,SortName",
             "SortOrder": "Ascending",
-            "EnableImageTypes": "Primary",
-            "ImageTypeLimit": "1",
-            "EnableUserData": "false",
             "EnableTotalRecordCount": "true",  # the paging below relies on it
-            **dict(params),
+            **query,
         }
-        path = self._items_path()
 
-        async def page(start: int, limit: int) -> tuple[list[_Film], int, int]:
-            # Each page becomes films at once: decoded pages kept till the end would only feed the
-            # garbage collector.
-            entries = await self._entries(path, {**query, "StartIndex": str(start), "Limit": str(limit)})
+        async def page(start: int, limit: int) -> tuple[list[Item], int, int]:
+            entries = await self._entries(path, {**query, "StartIndex": str(start), "Limit": str(limit)}, fatal)
             items = entries.items or []
-            return [self._film(item, section.kind) for item in items], len(items), entries.total_record_count
+            return [convert(item) for item in items], len(items), entries.total_record_count
 
-        first, step, total = await page(0, PAGE_SIZE)
-        pages = [first]
+        listed, step, total = await page(0, PAGE_SIZE)
         # Follow the page size the server really used, in case it caps Limit.
         if step:
             gate = asyncio.Semaphore(PAGE_CONCURRENCY)
 
-            async def rest(start: int) -> list[_Film]:
+            async def rest(start: int) -> list[Item]:
                 async with gate:
                     return (await page(start, step))[0]
 
-            pages += await asyncio.gather(*(rest(start) for start in range(step, total, step)))
-        films: dict[str, _Film] = {}
-        for listed in pages:
-            for film in listed:
-                films.setdefault(film.card.id, film)
-        return list(films.values())
+            for more in await asyncio.gather(*(rest(start) for start in range(step, total, step))):
+                listed.extend(more)
+        return listed
 
-    async def _entries(self, path: str, params: Mapping[str, str]) -> _Entries:
-        response = await self._send(path, params)
+    async def _entries(self, path: str, params: Mapping[str, str], fatal: bool = True) -> _Entries:
+        response = await self._send(path, params, fatal=fatal)
         try:
             return _ENTRIES.decode(response.content)
         except msgspec.DecodeError:
@@ -650,8 +748,10 @@ class JellyfinProvider(MediaProvider):
         directors = [person.name for person in people if person.type == "Director" and person.name is not None]
         actors = [person.name for person in people if person.type == "Actor" and person.name is not None]
         ticks = item.run_time_ticks or 0
+        show = kind.type == "show"
+        card_id, aliases = self._media_id(item, kind)
         card = Media(
-            id=self._media_id(item, kind),
+            id=card_id,
             type=kind.type,
             title=item.name or "",
             description=item.overview or "",
@@ -666,7 +766,15 @@ class JellyfinProvider(MediaProvider):
             contentRating=item.official_rating or None,
             directors=directors,
             actors=actors[:ACTORS_SHOWN],
+            seasons=item.child_count if show else None,
+            episodes=item.recursive_item_count if show else None,
+            endYear=_end_year(item) if show else None,
+            network=next((studio.name for studio in item.studios or () if studio.name), None) if show else None,
+            # Local trailers are listed per user; without one only the remote ones can be offered.
+            trailerUrl=f"/api/trailer/{self.id}/{item.id}" if item.local_trailer_count and self._user_id else None,
+            trailerLink=None if item.local_trailer_count and self._user_id else _remote_trailer(item),
             added=item.date_created or item.premiere_date,
+            aliases=aliases,
         )
         card = self._cards.kept(item.id, card)
         return _Film(
@@ -680,18 +788,16 @@ class JellyfinProvider(MediaProvider):
             actors=actors,
         )
 
-    def _media_id(self, item: _Entry, kind: _Kind) -> str:
-        """The film's IMDb id, else its TMDb (movies) or TVDB (series) id, written as Plex writes its
-        guids (``imdb://tt0111161``): the same film on Plex and Jellyfin is then one card. TMDb and
-        TVDB number movies and series separately, so each is used for one kind only. Items without
-        such an id get ``jellyfin://<serverId>/<itemId>``, stable while the server is."""
+    def _media_id(self, item: _Entry, kind: _Kind) -> tuple[str, tuple[str, ...]]:
+        """The title's IMDb, TMDB or TVDB id (``ids``): the same film on Plex and Jellyfin is then one
+        card. Items without one get ``jellyfin://<serverId>/<itemId>``, stable while the server is.
+
+        Earlier versions used the fallback id where only the kind's less usual database knew the
+        title (a film's TVDB id, a show's TMDB id): only then is it an alias (stored rooms hold it)."""
         ids = item.provider_ids or _NO_IDS
-        second = ("tmdb", ids.Tmdb) if kind.type == "movie" else ("tvdb", ids.Tvdb)
-        for scheme, value in (("imdb", ids.Imdb), second):
-            value = (value or "").strip()
-            if (_IMDB_ID if scheme == "imdb" else _NUMBER_ID).fullmatch(value):
-                return f"{scheme}://{value}"
-        return f"jellyfin://{self._server_id}/{item.id}"
+        external = external_ids(kind.type, ids.Imdb, ids.Tmdb, ids.Tvdb)
+        former = bool(external) and rank(external[0]) == 2
+        return card_ids(external, f"jellyfin://{self._server_id}/{item.id}", former=former)
 
     # -- filters --------------------------------------------------------------------------------
 
@@ -763,3 +869,138 @@ class JellyfinProvider(MediaProvider):
         if card is None or _ITEM_KEY.fullmatch(key) is None:
             raise ProviderError(f"no Jellyfin item {shown(key)}", status=404)
         return card
+
+    # -- for features built on this server (server.accounts, server.players) --------------------
+
+    def authorization(self, token: str) -> str:
+        """The ``Authorization`` header presenting ``token``: the API key, or a user's access token."""
+        return authorization(self._client_id, token)
+
+    def http(self) -> httpx.AsyncClient:
+        """The open client of this server: its URL, TLS settings and API key (a request may present
+        another token with ``authorization``)."""
+        if self._client is None:
+            raise ProviderError("the Jellyfin provider is not open", status=503)
+        return self._client
+
+    # -- trailers -------------------------------------------------------------------------------
+
+    async def trailer(self, key: str, byte_range: str | None) -> Stream:
+        if self._known(key).trailerUrl is None or self._user_id is None:
+            raise ProviderError(f"no trailer for Jellyfin item {shown(key)}", status=404)
+        self._require_online()
+        video = await self._trailers.get(key, lambda: self._local_trailer(key))
+        response = await self._send(
+            f"Videos/{quote(video, safe='')}/stream",
+            {"static": "true"},  # the file as it is, which a Range can seek in
+            stream=True,
+            headers={"Range": byte_range} if byte_range else None,
+        )
+        return await proxied_video(response)
+
+    async def _local_trailer(self, key: str) -> str:
+        """The id of the item's first local trailer (a path per user, which Emby knows too)."""
+        user = quote(self._user_id or "", safe="")
+        trailers = await self._json(f"Users/{user}/Items/{key}/LocalTrailers", _TRAILERS)
+        if not trailers:
+            raise ProviderError(f"no trailer for Jellyfin item {shown(key)}", status=404)
+        return trailers[0].id
+
+    # -- people and what they watched -------------------------------------------------------------
+
+    @property
+    def config(self) -> MediaServer:
+        return self._server
+
+    @property
+    def server_id(self) -> str | None:
+        """The server's own id (``System/Info``), known once it has answered."""
+        return self._server_id
+
+    @property
+    def base_url(self) -> str:
+        """The configured URL without credentials, query or trailing slash: where requests go."""
+        return self._where
+
+    def identity(self, user_id: str) -> str:
+        """A user's person id and sign-in identity (``server.identity``): ``jellyfin:<server>:<user>``."""
+        return jellyfin_identity(self._server_id or "", user_id)
+
+    def person(self, user: UserDto) -> Person:
+        avatar = f"api/avatar/{self.id}/{user.id}" if user.primary_image_tag else None
+        return Person(id=self.identity(user.id), name=user.name.strip()[:NAME_LENGTH] or user.id, avatar=avatar)
+
+    async def users(self) -> dict[str, UserDto]:
+        """The server's users that may sign in, by id (kept a while); none when the key may not list them."""
+        self._require_online()
+        return await self._users.get("", self._load_users)
+
+    async def _load_users(self) -> dict[str, UserDto]:
+        try:
+            users = await self._json("Users", _USERS, fatal=False)
+        except _ServerError as exc:
+            if exc.answer not in (401, 403):
+                raise
+            return {}
+        return {user.id: user for user in users if not user.policy.is_disabled}
+
+    async def user(self, user_id: str) -> UserDto | None:
+        """One user as the server has them now (no cache: a sign-in must see a deletion at once);
+        None if there is no such user, or they are disabled."""
+        self._require_online()
+        try:
+            user = await self._json(f"Users/{quote(user_id, safe='')}", _USER, fatal=False)
+        except _ServerError as exc:
+            if exc.answer in (400, 404):
+                return None
+            raise
+        return None if user.policy.is_disabled else user
+
+    async def people(self) -> list[Person]:
+        return [self.person(user) for user in (await self.users()).values()]
+
+    async def avatar(self, key: str) -> Stream:
+        user = (await self.users()).get(key)
+        if user is None or not user.primary_image_tag:
+            raise ProviderError(f"no avatar {shown(key)}", status=404)
+        response = await self._send(f"Users/{quote(key, safe='')}/Images/Primary", stream=True, fatal=False)
+        return await proxied_poster(response, AVATAR_CACHE_CONTROL)
+
+    async def watched(self, person_ids: Collection[str], *, refresh: bool = False) -> set[str]:
+        prefix = self.identity("")
+        wanted = [person.removeprefix(prefix) for person in dict.fromkeys(person_ids) if person.startswith(prefix)]
+        if not wanted or not self._server_id:
+            return set()
+        if refresh:
+            self._users.forget("")
+        users = await self.users()
+        known = [user_id for user_id in wanted if user_id in users]
+        if refresh:
+            for user_id in known:
+                self._watched.forget(user_id)
+        found = await asyncio.gather(
+            *(self._watched.get(user_id, partial(self._fetch_watched, user_id)) for user_id in known)
+        )
+        return set().union(*found)
+
+    async def _fetch_watched(self, user_id: str) -> frozenset[str]:
+        """Every id and alias of what a user played (series: all of their episodes), in the libraries
+        MovieMatch may use that the user sees."""
+        user = quote(user_id, safe="")
+        views = await self._json(f"Users/{user}/Views", _VIEWS, fatal=False)
+        seen = {view.id for view in views.items}
+        query = {"IsPlayed": "true", "Fields": "ProviderIds", "EnableImageTypes": "None", "EnableUserData": "false"}
+        sections = [section for section in await self._all() if section.key in seen]
+        listings = await asyncio.gather(
+            *(
+                self._paged(
+                    f"Users/{user}/Items",
+                    section,
+                    query,
+                    partial(self._media_id, kind=section.kind),
+                    fatal=False,
+                )
+                for section in sections
+            )
+        )
+        return frozenset(name for listing in listings for card_id, aliases in listing for name in (card_id, *aliases))

@@ -24,7 +24,10 @@ class LocalFilm(Filterable, Protocol):
     def tagline(self) -> str | None: ...
 
 
-def card(provider_id: str, key: str, film: LocalFilm) -> Media:
+def card(
+    provider_id: str, key: str, film: LocalFilm, *, trailer_link: str | None = None, trailer_file: bool = False
+) -> Media:
+    """The card of a film; ``trailer_file``: this server streams its trailer (``trailer()``)."""
     return Media(
         id=f"{provider_id}:{key}",
         title=film.title,
@@ -41,6 +44,8 @@ def card(provider_id: str, key: str, film: LocalFilm) -> Media:
         contentRating=film.contentRating,
         directors=list(film.directors),
         actors=list(film.actors),
+        trailerUrl=f"/api/trailer/{provider_id}/{key}" if trailer_file else None,
+        trailerLink=None if trailer_file else trailer_link,
         added=None if film.year is None else f"{film.year}-01-01",
     )
 

@@ -5,6 +5,12 @@ browser histories), and posters are proxied so it never reaches a browser. A ser
 reached, or that rejects the token, is reported in one log line and retried in the background;
 meanwhile requests fail fast with a ``ProviderError``. Library listings are cached for a while and
 shared, so a hundred rooms on one library cost one fetch.
+
+Listings ask for each item's ``Guid`` list (``includeGuids=1``): its IMDb, TMDB and TVDB ids name
+the card, so that the same title on another server is the same card (``ids``). A film's trailer is
+its primary extra (``primaryExtraKey``), streamed like posters. The server's people and what each of
+them watched come from plex.tv and from the server asked with each person's own token
+(``plex_home``).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -41,11 +47,15 @@ from .base import (
     Media,
     MediaProvider,
     MediaQuery,
+    Person,
     Poster,
     ProviderError,
+    Stream,
 )
 from .filtering import shown
-from .remote import KnownCards, TtlCache, chosen, proxied_poster, public_url, transport_problem
+from .ids import card_ids, plex_external_ids
+from .plex_home import PlexHome, Viewer
+from .remote import KnownCards, TtlCache, chosen, proxied_poster, proxied_video, public_url, transport_problem
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +79,7 @@ OPERATORS = frozenset({"=", "!=", "==", "!==", "<=", ">=", ">>=", "<<="})
 _FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.]{0,63}")
 _RESERVED_FIELDS = frozenset({"type"})  # set by the provider itself
 _RATING_KEY = re.compile(r"[0-9]{1,20}")
+_METADATA_PATH = re.compile(r"/library/metadata/[0-9]{1,20}")
 _MOBILE = re.compile(r"iPhone|iPad|iPod|Android", re.IGNORECASE)
 
 UNWATCHED = "unwatched"
@@ -79,6 +90,7 @@ _IS_NOT = FilterType(key="!=", title="is not")
 _YES_NO = [FilterValue(title="Yes", value="1"), FilterValue(title="No", value="0")]
 
 Params = Sequence[tuple[str, str]]
+Item = TypeVar("Item")
 
 
 def plex_headers(token: str, client_id: str) -> dict[str, str]:
@@ -130,6 +142,12 @@ class _Identity(_Shape):
     machineIdentifier: str
 
 
+class _Root(_Shape):
+    """The server's root (``/``), which needs the token: its name as its owner gave it."""
+
+    friendlyName: str = ""
+
+
 class _Section(_Shape):
     key: str
     title: str
@@ -151,11 +169,21 @@ class _Tag(msgspec.Struct, gc=False):
     tag: str
 
 
+class _Guid(msgspec.Struct, gc=False):
+    id: str  # imdb://tt0111161, tmdb://278, tvdb://81189
+
+
 class _Item(msgspec.Struct, gc=False):
     ratingKey: str | int
     title: str
     guid: str | None = None
     type: str | None = None
+    Guid: list[_Guid] = []
+    primaryExtraKey: str | None = None  # the trailer's metadata path, when the item has one
+    childCount: int | None = None  # a show's seasons
+    leafCount: int | None = None  # a show's episodes
+    network: str | None = None
+    studio: str | None = None
     summary: str | None = None
     tagline: str | None = None
     year: int | None = None
@@ -181,6 +209,32 @@ class _Listing(msgspec.Struct, gc=False):
 
 
 _LISTING = msgspec.json.Decoder(_Listing, strict=False)
+
+
+class _Part(msgspec.Struct, gc=False):
+    key: str
+
+
+class _MediaFile(msgspec.Struct, gc=False):
+    Part: list[_Part] = []
+
+
+class _Details(msgspec.Struct, gc=False):
+    """An item of ``/library/metadata/{ratingKey}``: the film (its trailer's key) or the trailer (its file)."""
+
+    primaryExtraKey: str | None = None
+    Media: list[_MediaFile] = []
+
+
+class _DetailsPage(msgspec.Struct, gc=False):
+    Metadata: list[_Details] = []
+
+
+class _DetailsAnswer(msgspec.Struct, gc=False):
+    MediaContainer: _DetailsPage
+
+
+_DETAILS = msgspec.json.Decoder(_DetailsAnswer, strict=False)
 
 
 class _PlexFilter(_Shape):
@@ -275,8 +329,11 @@ class PlexProvider(MediaProvider):
         clock: Callable[[], float] = time.monotonic,
         timeout: httpx.Timeout = TIMEOUT,
         retry_delays: tuple[float, float] = RETRY_DELAYS,
+        plex_tv_url: str | None = None,
     ) -> None:
+        """``plex_tv_url``: where to ask who the server's people are (none: it has none)."""
         self.id = provider_id
+        self.name = "Plex"  # until the server tells its own
         self._server = server
         self._client_id = client_id
         self._transport = transport
@@ -293,7 +350,13 @@ class PlexProvider(MediaProvider):
         self._library_filters: TtlCache[str, _LibraryFilters] = TtlCache(cache_ttl, clock)
         self._choices: TtlCache[str, list[FilterValue]] = TtlCache(cache_ttl, clock)
         self._listings: TtlCache[tuple[str, tuple[tuple[str, str], ...]], list[Media]] = TtlCache(cache_ttl, clock)
+        self._trailer_parts: TtlCache[str, str] = TtlCache(cache_ttl, clock)
+        # What each person watched (every id and alias), by person id.
+        self._watched: TtlCache[str, frozenset[str]] = TtlCache(cache_ttl, clock)
         self._cards = KnownCards()
+        self._plex_tv_url = plex_tv_url
+        self._cache_ttl, self._clock = cache_ttl, clock
+        self._home: PlexHome | None = None
 
     @property
     def machine_identifier(self) -> str | None:
@@ -308,6 +371,16 @@ class PlexProvider(MediaProvider):
             verify=self._server.verify_tls,
             transport=self._transport,
         )
+        if self._plex_tv_url is not None:
+            self._home = PlexHome(
+                self._plex_tv_url,
+                owner_token=self._server.token.get_secret_value(),
+                headers=lambda token: plex_headers(token, self._client_id),
+                transport=self._transport,
+                timeout=self._timeout,
+                ttl=self._cache_ttl,
+                clock=self._clock,
+            )
         self._connecting = asyncio.create_task(self._connect())
         # A server that answers is ready when start-up ends; a slow one is left to the background.
         with contextlib.suppress(TimeoutError):
@@ -318,8 +391,12 @@ class PlexProvider(MediaProvider):
         if connecting is not None:
             connecting.cancel()
             await asyncio.wait([connecting])
-        for cache in (self._sections, self._library_filters, self._choices, self._listings):
+        caches = (self._sections, self._library_filters, self._choices, self._listings, self._trailer_parts)
+        for cache in (*caches, self._watched):
             await cache.close()
+        if self._home is not None:
+            home, self._home = self._home, None
+            await home.close()
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
@@ -341,13 +418,14 @@ class PlexProvider(MediaProvider):
         try:
             identity = await self._fetch("/identity", _Container[_Identity])
             # Plex answers /identity without a token; this request is the one that checks it.
-            await self._fetch("/library/sections", _Container[_Sections])
+            root = await self._fetch("/", _Container[_Root])
         except ProviderError as exc:
             self._mark_down(str(exc))
             return False
         finally:
             self._probed.set()
         self._machine_identifier = identity.machineIdentifier
+        self.name = root.friendlyName or self.name
         self._problem = None
         logger.info("%s is reachable (machine identifier %s)", self._name, identity.machineIdentifier)
         return True
@@ -367,16 +445,27 @@ class PlexProvider(MediaProvider):
     # -- requests ---------------------------------------------------------------------------------
 
     async def _send(
-        self, path: str, params: Params = (), headers: Mapping[str, str] | None = None, *, stream: bool = False
+        self,
+        path: str,
+        params: Params = (),
+        headers: Mapping[str, str] | None = None,
+        *,
+        stream: bool = False,
+        token: str | None = None,
     ) -> httpx.Response:
         """One GET of a server path; every failure is a ProviderError, and one that means the server is
-        gone (unreachable, token rejected) also starts the background retries."""
+        gone (unreachable, token rejected) also starts the background retries.
+
+        ``token``: a person's own access token instead of the configured one (their watch state); its
+        refusal is theirs (a 403), not the server's."""
         if self._client is None:
             raise ProviderError(f"{self._name} is not open", status=503)
         url = httpx.URL(path)
         if url.scheme or url.host or not url.path.startswith("/"):
             # Paths come from Plex's own answers (filter keys): the token goes to the configured server only.
             raise ProviderError(f"{self._name} named a path outside itself", status=502)
+        if token is not None:
+            headers = {**(headers or {}), "X-Plex-Token": token}
         request = self._client.build_request(
             "GET", url.path, params=[*url.params.multi_items(), *params], headers=headers
         )
@@ -393,12 +482,16 @@ class PlexProvider(MediaProvider):
         if response.is_success:
             return response
         await response.aclose()
+        if response.status_code in (401, 403) and token is not None:
+            raise ProviderError(f"{self._name} refused a user's access to {url.path}", status=403)
         if response.status_code == 401:
             problem = f"{self._name} rejected the token (401 Unauthorized); check the configured token"
             self._mark_down(problem)
             raise ProviderError(problem, status=503)
-        if response.status_code == 404:
-            raise ProviderError(f"{self._name} has no {url.path}", status=404)
+        if response.status_code in (404, 416):  # 416: a Range beyond the end of a trailer
+            raise ProviderError(
+                f"{self._name} has no {url.path} (status {response.status_code})", status=response.status_code
+            )
         raise ProviderError(f"{self._name} answered {url.path} with status {response.status_code}")
 
     async def _fetch(
@@ -488,42 +581,59 @@ class PlexProvider(MediaProvider):
         return rules
 
     async def _fetch_listing(self, library: Library, params: Params) -> list[Media]:
-        path = f"/library/sections/{quote(library.key, safe='')}/all"
-        selection = [("type", TYPE_NUMBERS[library.type]), *params]
+        return await self._items(library, params, self._card)
 
-        async def page(start: int, size: int) -> tuple[list[Media], int, int | None]:
+    async def _items(
+        self, library: Library, params: Params, convert: Callable[[_Item], Item], token: str | None = None
+    ) -> list[Item]:
+        """Every item of a library that passes ``params``, in pages, each converted as it arrives;
+        ``token``: as a person other than the owner sees them (their watch state)."""
+        path = f"/library/sections/{quote(library.key, safe='')}/all"
+        # includeGuids: the item's IMDb, TMDB and TVDB ids, which name it on every server.
+        selection = [("type", TYPE_NUMBERS[library.type]), ("includeGuids", "1"), *params]
+
+        async def page(start: int, size: int) -> tuple[list[Item], int, int | None]:
             paging = {"X-Plex-Container-Start": str(start), "X-Plex-Container-Size": str(size)}
             self._check_up()
-            response = await self._send(path, selection, paging)
+            response = await self._send(path, selection, paging, token=token)
             try:
                 listed = _LISTING.decode(response.content).MediaContainer
             except msgspec.DecodeError as exc:  # not JSON, or not the expected shape
                 raise ProviderError(f"{self._name} sent an unexpected answer to {path}") from exc
-            return [self._card(item) for item in listed.Metadata], len(listed.Metadata), listed.totalSize
+            return [convert(item) for item in listed.Metadata], len(listed.Metadata), listed.totalSize
 
-        cards, step, total = await page(0, PAGE_SIZE)
+        items, step, total = await page(0, PAGE_SIZE)
         # Without totalSize the server did not page: it sent everything. Otherwise follow the page
         # size it really used, in case it caps the size asked for.
         if total is None or not step or step >= total:
-            return cards
+            return items
         gate = asyncio.Semaphore(PAGE_CONCURRENCY)
 
-        async def rest(start: int) -> list[Media]:
+        async def rest(start: int) -> list[Item]:
             async with gate:
                 return (await page(start, step))[0]
 
         for more in await asyncio.gather(*(rest(start) for start in range(step, total, step))):
-            cards.extend(more)
-        return cards
+            items.extend(more)
+        return items
+
+    def _ids(self, item: _Item) -> tuple[str, tuple[str, ...]]:
+        """The card id and aliases of an item (``ids``)."""
+        kind = "show" if item.type == "show" else "movie"
+        # guid is the same on every Plex server (plex://movie/...); local:// guids of unmatched items are not.
+        guid = item.guid if item.guid and not item.guid.startswith("local://") else None
+        external = plex_external_ids(kind, (tag.id for tag in item.Guid), guid)
+        return card_ids(external, guid or f"plex://{self._machine_identifier}/{item.ratingKey}")
 
     def _card(self, item: _Item) -> Media:
         rating_key = str(item.ratingKey)
-        # guid is the same on every server (plex://movie/...); local:// guids of unmatched items are not.
-        guid = item.guid if item.guid and not item.guid.startswith("local://") else None
+        kind = "show" if item.type == "show" else "movie"
+        card_id, aliases = self._ids(item)
         rating = item.audienceRating if item.audienceRating is not None else item.rating
+        show = kind == "show"
         card = Media(
-            id=guid or f"plex://{self._machine_identifier}/{rating_key}",
-            type=item.type or "movie",
+            id=card_id,
+            type=kind,
             title=item.title,
             description=item.summary or "",
             tagline=item.tagline,
@@ -536,7 +646,13 @@ class PlexProvider(MediaProvider):
             contentRating=item.contentRating,
             directors=[tag.tag for tag in item.Director],
             actors=[tag.tag for tag in item.Role[:ACTORS_SHOWN]],
+            seasons=item.childCount if show else None,
+            episodes=item.leafCount if show else None,
+            # Plex's TV agents name the network as the show's studio; newer servers also say network.
+            network=(item.network or item.studio) if show else None,
+            trailerUrl=f"/api/trailer/{self.id}/{rating_key}" if item.primaryExtraKey else None,
             added=_added(item),
+            aliases=aliases,
         )
         return self._cards.kept(rating_key, card)
 
@@ -667,3 +783,85 @@ class PlexProvider(MediaProvider):
             return f"plex://preplay/?metadataKey={metadata_key}&server={server}"
         web = f"{self._base_url}/web/index.html" if link_type == "webLocal" else "https://app.plex.tv/desktop"
         return f"{web}#!/server/{server}/details?key={metadata_key}"
+
+    # -- for features built on this server (server.players) --------------------------------------
+
+    def http(self) -> httpx.AsyncClient:
+        """The open client of this server: its URL, TLS settings and token, for requests other
+        features make (playback on its players), which read the answers in their own terms."""
+        self._check_up()
+        if self._client is None:
+            raise ProviderError(f"{self._name} is not open", status=503)
+        return self._client
+
+    # -- trailers ---------------------------------------------------------------------------------
+
+    async def trailer(self, key: str, byte_range: str | None) -> Stream:
+        if self._known(key).trailerUrl is None:
+            raise ProviderError(f"no trailer for Plex item {key}", status=404)
+        self._check_up()
+        part = await self._trailer_parts.get(key, partial(self._trailer_part, key))
+        response = await self._send(part, headers={"Range": byte_range} if byte_range else None, stream=True)
+        return await proxied_video(response)
+
+    async def _trailer_part(self, key: str) -> str:
+        """The file of the item's trailer: its primary extra's first media part."""
+        extra = (await self._details(f"/library/metadata/{key}")).primaryExtraKey
+        if not extra or not _METADATA_PATH.fullmatch(extra):
+            raise ProviderError(f"no trailer for Plex item {key}", status=404)
+        parts = [part.key for media in (await self._details(extra)).Media for part in media.Part]
+        if not parts:
+            raise ProviderError(f"the trailer of Plex item {key} has no file", status=404)
+        return parts[0]
+
+    async def _details(self, path: str) -> _Details:
+        response = await self._send(path)
+        try:
+            found = _DETAILS.decode(response.content).MediaContainer.Metadata
+        except msgspec.DecodeError as exc:
+            raise ProviderError(f"{self._name} sent an unexpected answer to {path}") from exc
+        if not found:
+            raise ProviderError(f"{self._name} has no {path}", status=404)
+        return found[0]
+
+    # -- people and what they watched ---------------------------------------------------------------
+
+    async def _viewers(self) -> dict[str, Viewer]:
+        if self._home is None:
+            return {}
+        self._check_up()
+        return await self._home.viewers(self._machine_identifier or "")
+
+    async def people(self) -> list[Person]:
+        return [viewer.person for viewer in (await self._viewers()).values()]
+
+    async def watched(self, person_ids: Collection[str], *, refresh: bool = False) -> set[str]:
+        wanted = [person_id for person_id in dict.fromkeys(person_ids) if person_id.startswith("plex:")]
+        if not wanted:
+            return set()
+        if refresh and self._home is not None:
+            self._home.forget()
+        viewers = await self._viewers()
+        known = [viewers[person_id] for person_id in wanted if person_id in viewers]
+        if refresh:
+            for viewer in known:
+                self._watched.forget(viewer.person.id)
+        found = await asyncio.gather(
+            *(self._watched.get(viewer.person.id, partial(self._fetch_watched, viewer.token)) for viewer in known)
+        )
+        return set().union(*found)
+
+    async def _fetch_watched(self, token: str) -> frozenset[str]:
+        """Every id and alias of what the holder of ``token`` watched (shows: all of their episodes),
+        in the libraries MovieMatch may use that are shared with them."""
+
+        async def watched_in(library: Library) -> list[tuple[str, tuple[str, ...]]]:
+            try:
+                return await self._items(library, [("unwatched", "0")], self._ids, token)
+            except ProviderError as exc:
+                if exc.status in (403, 404):  # not shared with this person
+                    return []
+                raise
+
+        listings = await asyncio.gather(*(watched_in(library) for library in await self.libraries()))
+        return frozenset(name for listing in listings for card_id, aliases in listing for name in (card_id, *aliases))

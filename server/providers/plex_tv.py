@@ -98,7 +98,10 @@ class PlexTvSignIn:
             name = clean_name(account.username or account.title, self._settings.max_name_length)
         except ValueError as exc:
             raise ProtocolError(Reply.LOGIN_ERROR, ErrorName.INVALID_USER_NAME, f"the Plex user name {exc}") from exc
-        may_create = self._settings.room_creators != "server-users" or await self._uses_our_server(headers)
+        creators = self._settings.room_creators
+        may_create = creators in ("anyone", "plex") or (
+            creators == "server-users" and await self._uses_our_server(headers)
+        )
         return User(
             userName=name,
             avatarImage=account.thumb or None,

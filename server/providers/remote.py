@@ -10,13 +10,13 @@ import socket
 import ssl
 import time
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterator, Sequence
 from typing import Generic, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from .base import Media, Poster, ProviderError
+from .base import Media, Poster, ProviderError, Stream
 
 Key = TypeVar("Key", bound=Hashable)
 Value = TypeVar("Value")
@@ -78,6 +78,11 @@ class TtlCache(Generic[Key, Value]):
             self._values[key] = (now + self._ttl, value)
         return value
 
+    def forget(self, key: Key) -> None:
+        """Load this key again when next asked (a load under way still ends, for those waiting on it)."""
+        self._values.pop(key, None)
+        self._loads.pop(key, None)
+
     def clear(self) -> None:
         """Forget every value and cancel the loads under way."""
         for task in self._loads.values():
@@ -117,6 +122,13 @@ class KnownCards:
         ref = self._refs.get(key)
         return None if ref is None else ref()
 
+    def cards(self) -> Iterator[Media]:
+        """Every card still held."""
+        for ref in list(self._refs.values()):
+            card = ref()
+            if card is not None:
+                yield card
+
     def _gone(self, ref: weakref.KeyedRef[str, Media]) -> None:
         if self._refs.get(ref.key) is ref:  # not replaced by a newer card meanwhile
             del self._refs[ref.key]
@@ -153,6 +165,23 @@ async def proxied_poster(response: httpx.Response, cache_control: str) -> Poster
         content_type=response.headers.get("content-type", "image/jpeg"),
         body=await streamed(response),
         headers={"Cache-Control": cache_control},
+    )
+
+
+# What a browser's video element needs to seek in a trailer, passed on from the media server's answer.
+_VIDEO_HEADERS = ("content-length", "content-range", "accept-ranges", "content-encoding", "last-modified", "etag")
+VIDEO_CACHE_CONTROL = "private, max-age=3600"
+
+
+async def proxied_video(response: httpx.Response) -> Stream:
+    """A media server's video answer (all of it, or the part a Range asked for) for the browser,
+    streamed through as it came (its raw bytes: Content-Length must stay true)."""
+    headers = {name: response.headers[name] for name in _VIDEO_HEADERS if name in response.headers}
+    return Stream(
+        content_type=response.headers.get("content-type", "video/mp4"),
+        body=await streamed(response, response.aiter_raw()),
+        headers={**headers, "cache-control": VIDEO_CACHE_CONTROL},
+        status=response.status_code,
     )
 
 

@@ -13,6 +13,7 @@ import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from server.names import skeleton
 from server.protocol import (
@@ -26,12 +27,14 @@ from server.protocol import (
     room_full,
     room_not_found,
 )
+from server.providers import Media
 from server.user import User
 from storage import RatingValue, SerializedRoom
 
 from .decisions import Actor, JoinRequest, token_hash
+from .deck import Deck, Library
 from .events import Presence
-from .room import Room, Seat
+from .room import Arrival, Room, Seat
 from .rules import Refusal, owner_of
 
 # Seat codes are read aloud and typed on a phone: no look-alike characters (0/O, 1/I/L).
@@ -59,6 +62,16 @@ class Snapshot:
 
 # Makes the room of a snapshot (the registry fetches its media and orders them).
 Build = Callable[[Snapshot], Awaitable[Room]]
+# The listing of a room's library, fetched again (the registry's; a replica whose deck was replaced).
+Listing = Callable[[SerializedRoom], Awaitable[list[Media]]]
+# The deck of a room's new state on a listing (the registry's, which shares listings among rooms).
+DeckOf = Callable[[SerializedRoom, list[Media]], Deck]
+# What a room becomes, made from the room as it is then: its new state and the listing its deck
+# is drawn from, or None when nothing changes.
+Change = Callable[[SerializedRoom], tuple[SerializedRoom, list[Media]] | None]
+# A new deck and settings for a stored room (a standing room following its definition and its
+# library): given the room as read, fetches what it needs and returns the ``Change``.
+Reshape = Callable[[SerializedRoom], Awaitable[Change]]
 
 
 def normal_seat_code(code: str) -> str:
@@ -78,14 +91,23 @@ class RoomChanges(ABC):
         self.process_id = process_id
         self._now_ms = now_ms
         self._dropped: Callable[[Room], None] = lambda _: None
+        self._listing: Listing | None = None
+        self._deck_of: DeckOf = lambda state, items: Deck(state.media_ids or [], Library(items))
 
     def now_ms(self) -> int:
         """The clock every decision uses (epoch ms; tests step it)."""
         return self._now_ms()
 
-    def bind(self, dropped: Callable[[Room], None]) -> None:
-        """``dropped(room)`` is called when a room is deleted, here or by another process."""
+    def bind(
+        self, dropped: Callable[[Room], None], listing: Listing | None = None, deck_of: DeckOf | None = None
+    ) -> None:
+        """``dropped(room)`` is called when a room is deleted, here or by another process;
+        ``listing(state)`` fetches the listing of a room whose deck was replaced, and
+        ``deck_of(state, listing)`` makes its deck."""
         self._dropped = dropped
+        self._listing = listing
+        if deck_of is not None:
+            self._deck_of = deck_of
 
     # -- rooms in memory ------------------------------------------------------------------------
 
@@ -112,9 +134,9 @@ class RoomChanges(ABC):
     # -- changes ---------------------------------------------------------------------------------
 
     @abstractmethod
-    async def join(self, room: Room, seat: Seat, request: JoinRequest, arrival: tuple[str, Reply]) -> None:
-        """Seat a connection (see ``join_request``); once seated it is sent ``arrival``'s reply
-        type with the room and ``arrival``'s member token."""
+    async def join(self, room: Room, request: JoinRequest, arrival: Arrival) -> None:
+        """Seat ``arrival``'s connection (see ``join_request``); once seated it is sent the room
+        as ``arrival`` says."""
 
     @abstractmethod
     async def leave(self, room: Room, seat: Seat, *, permanently: bool) -> None:
@@ -138,6 +160,17 @@ class RoomChanges(ABC):
     @abstractmethod
     async def delete(self, room: Room, actor: Actor) -> None:
         """Delete the room from storage and tell its members everywhere (its owner only)."""
+
+    @abstractmethod
+    async def announce(self, room: Room, media_id: str, reply: Reply, payload: dict[str, Any]) -> None:
+        """News about a match that changes nothing stored (a player started it): ``reply`` with
+        ``payload`` to the members who see the match, on every process serving the room."""
+
+    @abstractmethod
+    async def reshape(self, room_name: str, reshape: Reshape) -> bool:
+        """Replace a stored room's deck and settings by what ``reshape`` makes of it, whether this
+        process serves it or not, and tell its members everywhere; False when nothing changed (or
+        there is no such room). The caller keeps the room from being opened meanwhile."""
 
     @abstractmethod
     async def expire(self, room_name: str) -> bool:

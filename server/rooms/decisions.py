@@ -28,6 +28,7 @@ from .events import (
     Presence,
     Rated,
     Readmitted,
+    Redealt,
     Removed,
     SeatOffered,
     Undone,
@@ -397,5 +398,7 @@ def apply_event(room: SerializedRoom, online: Online, event: Event) -> Presence 
         if event.matchRemoved:
             room.matches.pop(event.mediaId, None)
         return None
+    if isinstance(event, Redealt):
+        return None  # the state is read again
     online.clear()  # Deleted
     return None

@@ -118,8 +118,27 @@ class Deleted(_Event):
     t: Literal["delete"] = "delete"
 
 
+class Redealt(_Event):
+    """The room's deck and settings were replaced (a standing room following its definition or its
+    library): too big for an event, so every process reads the room again."""
+
+    t: Literal["deck"] = "deck"
+
+
+class Notice(_Frozen):
+    """News about a match that changes nothing stored (a player started it), passed to every
+    process serving the room as it is: not numbered, never part of a room's state."""
+
+    t: Literal["notice"] = "notice"
+    media_id: str = Field(alias="mediaId")
+    reply: str
+    payload: dict[str, object]
+
+
+NOTICE_PREFIX = '{"t":"notice"'
+
 Event = Annotated[
-    Joined | Left | Removed | Readmitted | OwnerChanged | SeatOffered | Picked | Rated | Undone | Deleted,
+    Joined | Left | Removed | Readmitted | OwnerChanged | SeatOffered | Picked | Rated | Undone | Deleted | Redealt,
     Field(discriminator="t"),
 ]
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 
 from server.protocol import ErrorName, ProtocolError, Reply, encode, storage_unavailable
-from storage import RatingValue, SerializedRoom, Storage, StorageError
+from storage import RatingValue, SerializedRoom, Storage, StorageError, room_key
 
 from .changes import (
     Build,
     MemberAction,
+    Reshape,
     RoomChanges,
     Snapshot,
     error_reply_of,
@@ -39,7 +41,8 @@ from .decisions import (
     is_new_match,
 )
 from .events import Deleted
-from .room import Room, Seat
+from .match_news import tell_about_match
+from .room import Arrival, Room, Seat
 from .rules import Refusal, owner_of
 from .saver import SaveObserver, Saver
 
@@ -97,11 +100,11 @@ class LocalChanges(RoomChanges):
 
     # -- changes ---------------------------------------------------------------------------------
 
-    async def join(self, room: Room, seat: Seat, request: JoinRequest, arrival: tuple[str, Reply]) -> None:
+    async def join(self, room: Room, request: JoinRequest, arrival: Arrival) -> None:
         decided = decide_join(room.state, room.online, request)
         if isinstance(decided, Refusal):
-            raise join_refused(decided, error_reply_of(arrival[1]), request, room, self.max_members)
-        room.expect(seat, *arrival)
+            raise join_refused(decided, error_reply_of(arrival.reply_type), request, room, self.max_members)
+        room.expect(arrival)
         room.apply(decided)
 
     async def leave(self, room: Room, seat: Seat, *, permanently: bool) -> None:
@@ -144,6 +147,9 @@ class LocalChanges(RoomChanges):
             raise pick_refused(decided)
         room.apply(decided)
 
+    async def announce(self, room: Room, media_id: str, reply: Reply, payload: dict[str, Any]) -> None:
+        tell_about_match(room, media_id, reply, payload)
+
     async def delete(self, room: Room, actor: Actor) -> None:
         if decide_delete(room.state, room.online, owner=owner_of(room.state), actor=actor) is not None:
             raise not_owner(Reply.DELETE_ROOM_ERROR)
@@ -156,6 +162,25 @@ class LocalChanges(RoomChanges):
         self.saver.forget(room.key)
         self._forget(room)
         self._dropped(room)
+
+    async def reshape(self, room_name: str, reshape: Reshape) -> bool:
+        room = self._rooms.get(room_key(room_name))
+        stored = room.state if room is not None else await self.storage.get_room(room_name)
+        if stored is None:
+            return False
+        change = await reshape(stored.copy_deep())
+        # Made from the room as it is now, in one step: no rating made meanwhile is lost.
+        room = self._rooms.get(room_key(room_name))
+        current = room.state if room is not None else await self.storage.get_room(room_name)
+        made = None if current is None else change(current)
+        if made is None:
+            return False
+        if room is None:
+            await self.storage.save_room(made[0])
+        else:
+            state, listing = made
+            room.redeal(state, self._deck_of(state, listing))  # saved by the saver, as any change
+        return True
 
     async def expire(self, room_name: str) -> bool:
         if not await self.storage.has_room(room_name):

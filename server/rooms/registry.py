@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -36,6 +36,7 @@ from storage.errors import JoinCodeTaken
 from .changes import (
     Build,
     MemberAction,
+    Reshape,
     RoomChanges,
     Snapshot,
     new_member_token,
@@ -44,9 +45,9 @@ from .changes import (
     pick_refused,
 )
 from .decisions import Actor, acts_as_owner, token_hash
-from .deck import order_media, stable_seed
+from .deck import Deck, Library, order_media, stable_seed
 from .join_codes import new_join_code, room_named
-from .room import Room, Seat
+from .room import Arrival, Room, Seat
 from .rules import Refusal, ban_key, end_reason, owner_of
 
 log = logging.getLogger("server.rooms")
@@ -89,8 +90,11 @@ class RoomRegistry:
         self.changes = changes
         self.offload = offload
         self.limits = limits or RoomLimits()
-        # Rooms the host defines (config.yaml's ``rooms``): they never expire.
+        # The keys of the rooms the host defines (config.yaml's ``rooms``): they never expire, no one
+        # else creates them, and opening one first brings its deck up to date (``refresh_deck``, set
+        # by ``server.rooms.standing``).
         self.standing: set[str] = set()
+        self.refresh_deck: Callable[[Room], Awaitable[None]] | None = None
         self.rooms: dict[str, Room] = {}
         self.idle_timeout = idle_timeout
         self._rng = rng or random.Random()
@@ -99,7 +103,9 @@ class RoomRegistry:
         self._locks: weakref.WeakValueDictionary[str, anyio.Lock] = weakref.WeakValueDictionary()
         # Room names' skeletons, computed once each (creating a room compares with every other).
         self._skeletons: dict[str, str] = {}
-        changes.bind(self._dropped)
+        # The listing each query gave last, while a room holds it: rooms on one listing share it.
+        self._libraries: weakref.WeakValueDictionary[tuple[object, ...], Library] = weakref.WeakValueDictionary()
+        changes.bind(self._dropped, lambda state: self._listing(state, Reply.ERROR), self._redealt)
 
     @staticmethod
     def key_of(name: str) -> str:
@@ -111,21 +117,20 @@ class RoomRegistry:
             lock = self._locks[key] = anyio.Lock()
         return lock
 
-    def _builder(self, reply_type: Reply, media: list[Media] | None = None) -> Build:
-        """Makes the room of a snapshot: its media in the room's order (fetched unless given)."""
+    def _builder(self, reply_type: Reply, library: Library | None = None) -> Build:
+        """Makes the room of a snapshot: its deck, on its listing (fetched unless given)."""
 
         async def build(snapshot: Snapshot) -> Room:
             state = snapshot.state
             if state.join_code is None:  # stored before rooms had codes
                 state.join_code = await self._give_join_code(state.room_name)
             unordered = state.media_ids is None
-            ordered = media
-            if ordered is None:
-                items = await self._media(MediaQuery(state.filters, state.libraries), reply_type)
-                ordered = self._ordered(state, items)
+            shared = library
+            if shared is None:
+                shared = self._library(_query(state), await self._listing(state, reply_type))
             room = Room(
                 state,
-                ordered,
+                self._deck(state, shared, stored=library is None),
                 on_change=self.changes.changed,
                 now_ms=self.changes.now_ms,
                 online=snapshot.online,
@@ -139,23 +144,39 @@ class RoomRegistry:
 
         return build
 
-    def _ordered(self, state: SerializedRoom, items: list[Media]) -> list[Media]:
+    async def _listing(self, state: SerializedRoom, reply_type: Reply) -> list[Media]:
+        """The listing of the room's library (what its filters select, in any order)."""
+        return await self._media(_query(state), reply_type)
+
+    def _library(self, query: MediaQuery, items: list[Media]) -> Library:
+        """The shared library of this listing: the one rooms already hold when it is unchanged."""
+        key = (tuple((rule.key, rule.operator, *rule.value) for rule in query.filters), *query.libraries)
+        library = self._libraries.get(key)
+        if library is None or not library.holds(items):
+            library = self._libraries[key] = Library(items)
+        return library
+
+    def _redealt(self, state: SerializedRoom, items: list[Media]) -> Deck:
+        """The deck of a room whose deck was replaced (its new ids, on the listing ``items``)."""
+        return self._deck(state, self._library(_query(state), items), stored=False)
+
+    def _deck(self, state: SerializedRoom, library: Library, *, stored: bool) -> Deck:
+        cards = library.cards
         if state.media_ids is None:
             # A room from the original MovieMatch: its order is fixed now, from a seed derived from
             # its key, so every process restoring it derives the same order.
             seed = state.media_seed if state.media_seed is not None else stable_seed(state.room_key)
-            ordered = order_media(items, state.sort_order or state.sort, seed)
+            ordered = order_media(list(cards.values()), state.sort_order or state.sort, seed)
             state.media_seed, state.media_ids = seed, [item.id for item in ordered]
-            return ordered
-        by_id = {item.id: item for item in items}
-        ordered = [by_id[media_id] for media_id in state.media_ids if media_id in by_id]
-        if len(ordered) < len(state.media_ids):
-            log.warning(
-                "room %r: %d of its items are no longer in the library",
-                state.room_name,
-                len(state.media_ids) - len(ordered),
-            )
-        return ordered
+        elif stored:
+            # The same ids, as the strings the library's cards hold: a 100,000-film deck of strings
+            # of its own would cost megabytes per room.
+            state.media_ids = [card.id if (card := cards.get(media_id)) else media_id for media_id in state.media_ids]
+        deck = Deck(state.media_ids, library)
+        missing = len(set(state.media_ids)) - len(deck)
+        if missing:
+            log.warning("room %r: %d of its items are no longer in the library", state.room_name, missing)
+        return deck
 
     async def _media(self, query: MediaQuery, reply_type: Reply) -> list[Media]:
         try:
@@ -178,7 +199,7 @@ class RoomRegistry:
         """Create and store a room named ``name`` (already checked); the caller then seats its creator."""
         key = room_key(name)
         async with self._lock(key):
-            if key in self.rooms or await self._stored(name, Reply.CREATE_ROOM_ERROR):
+            if key in self.rooms or key in self.standing or await self._stored(name, Reply.CREATE_ROOM_ERROR):
                 raise _room_exists(name)
             await self._room_for_one_more()
             if room_key(await self.resolve(name, Reply.CREATE_ROOM_ERROR)) != key:
@@ -200,6 +221,7 @@ class RoomRegistry:
                     Reply.CREATE_ROOM_ERROR, ErrorName.NO_MEDIA, "no items match the filters of this room"
                 )
             seed = self._rng.getrandbits(63)
+            library = self._library(MediaQuery(request.filters, request.libraries), items)
             ordered = order_media(items, request.sortOrder or request.sort, seed)
             password_hash = None
             if request.password:
@@ -217,20 +239,20 @@ class RoomRegistry:
                 creator_plex_user_id=creator.plex_id or "",
                 creator_plex_username=creator.userName,
                 owner=ban_key(creator.identity, skeleton(creator.userName)),
-                **_end_conditions(request, self.changes.now_ms()),
+                **end_conditions(request, self.changes.now_ms()),
                 media_ids=[item.id for item in ordered],
                 media_seed=seed,
             )
             try:
                 # Stored before the reply: an acknowledged room exists even if the process dies now.
-                created = await self._store_new(state)
+                created = await self.store_new(state)
             except StorageError as exc:
                 log.error("could not store new room %r: %s", name, exc)
                 raise storage_unavailable(Reply.CREATE_ROOM_ERROR, "the room could not be stored") from exc
             if not created:  # by another process, meanwhile
                 raise _room_exists(name)
             try:
-                room = await self.changes.adopt(state, self._builder(Reply.CREATE_ROOM_ERROR, ordered))
+                room = await self.changes.adopt(state, self._builder(Reply.CREATE_ROOM_ERROR, library))
             except StorageError as exc:
                 raise storage_unavailable(
                     Reply.CREATE_ROOM_ERROR, "the room was stored but cannot be opened right now"
@@ -239,7 +261,7 @@ class RoomRegistry:
             raise ProtocolError(Reply.CREATE_ROOM_ERROR, ErrorName.ROOM_NOT_FOUND, f"{name} was deleted meanwhile")
         return room
 
-    async def _store_new(self, state: SerializedRoom) -> bool:
+    async def store_new(self, state: SerializedRoom) -> bool:
         """``storage.create_room`` with a join code no other room has (drawn again while taken)."""
         for _ in range(JOIN_CODE_DRAWS):
             state.join_code = new_join_code(self._rng)
@@ -318,10 +340,19 @@ class RoomRegistry:
             if room is not None:
                 return room
             try:
-                return await self.changes.open(name, self._builder(reply_type))
+                room = await self.changes.open(name, self._builder(reply_type))
             except StorageError as exc:
                 log.error("could not restore room %r: %s", name, exc)
                 raise storage_unavailable(reply_type, "this room cannot be read right now") from exc
+            if room is not None and key in self.standing and self.refresh_deck is not None:
+                await self.refresh_deck(room)
+            return room
+
+    async def reshape(self, name: str, reshape: Reshape) -> bool:
+        """Give a stored room a new deck and settings (``RoomChanges.reshape``), never while it is
+        being opened here."""
+        async with self._lock(room_key(name)):
+            return await self.changes.reshape(name, reshape)
 
     # -- membership and ratings -----------------------------------------------------------------
 
@@ -335,8 +366,10 @@ class RoomRegistry:
         member_token: str | None,
         client: str,
         seat_code: str | None = None,
+        window: int | None = None,
     ) -> Room:
-        """Seat a connection in a room (it is sent joinRoomSuccess)."""
+        """Seat a connection in a room (it is sent joinRoomSuccess, with ``window`` cards of its
+        deck, or all of them)."""
         while True:
             room = await self.get(name)
             if room is None:
@@ -351,7 +384,9 @@ class RoomRegistry:
             # The password check awaited: the room may have been evicted meanwhile; then open it again.
             if self.rooms.get(room.key) is room:
                 break
-        await self.seat(room, seat, user, Reply.JOIN_ROOM_SUCCESS, member_token=member_token, seat_code=seat_code)
+        await self.seat(
+            room, seat, user, Reply.JOIN_ROOM_SUCCESS, member_token=member_token, seat_code=seat_code, window=window
+        )
         return room
 
     async def seat(
@@ -363,13 +398,14 @@ class RoomRegistry:
         *,
         member_token: str | None = None,
         seat_code: str | None = None,
+        window: int | None = None,
     ) -> None:
         """Seat a connection in a room it may enter; it is sent ``reply_type`` with the room."""
         token = new_member_token()
         request = self.changes.join_request(
             room, seat, user, member_token=member_token, seat_code=seat_code, new_token=token
         )
-        await self.changes.join(room, seat, request, (token, reply_type))
+        await self.changes.join(room, request, Arrival(seat, token, reply_type, window))
         self._idle_since.pop(room.key, None)
 
     async def leave(self, room: Room, seat: Seat, *, permanently: bool) -> None:
@@ -382,12 +418,12 @@ class RoomRegistry:
 
     async def rate(self, room: Room, user_name: str, media_id: str, rating: RatingValue) -> bool:
         """Record a rating; True when it made a new match."""
-        if media_id not in room.media_by_id:
+        if media_id not in room.deck:
             raise rating_error(ErrorName.UNKNOWN_MEDIA, f"{media_id} is not in this room", media_id)
         return await self.changes.rate(room, user_name, media_id, rating)
 
     async def undo(self, room: Room, user_name: str, media_id: str) -> None:
-        if media_id not in room.media_by_id:
+        if media_id not in room.deck:
             raise not_rated(user_name, media_id)
         await self.changes.undo(room, user_name, media_id)
 
@@ -414,7 +450,7 @@ class RoomRegistry:
         a pick, only its owner picks again."""
         if room.state.pick is not None and not again:
             return  # the pick stands: the caller is told it
-        matches = sorted(media_id for media_id in room.state.matches if media_id in room.media_by_id)
+        matches = sorted(media_id for media_id in room.state.matches if media_id in room.deck)
         if room.state.pick is not None and len(matches) > 1 and room.state.pick.media_id in matches:
             matches.remove(room.state.pick.media_id)  # picking again gives another
         if not matches:
@@ -429,11 +465,11 @@ class RoomRegistry:
         liked: dict[str, list[str]] = {
             media_id: [user for user, value, _ in ratings if value == "like" and (not solo or user == user_name)]
             for media_id, ratings in state.ratings.items()
-            if media_id in room.media_by_id
+            if media_id in room.deck
         }
         matched = {media_id for media_id, users in liked.items() if users} if solo else set(state.matches)
         order = sorted(
-            (media_id for media_id in matched if media_id in room.media_by_id),
+            (media_id for media_id in matched if media_id in room.deck),
             key=lambda media_id: (-len(liked.get(media_id, [])), state.matches.get(media_id, 0), media_id),
         )
         results: dict[str, object] = {
@@ -441,7 +477,7 @@ class RoomRegistry:
             "rules": room.rules(),
             "matches": [
                 {
-                    "media": room.media_by_id[media_id].wire(),
+                    "media": room.deck[media_id].wire(),
                     "likes": len(liked.get(media_id, [])),
                     "users": liked.get(media_id, []),
                     "matchedAt": state.matches.get(media_id),
@@ -449,7 +485,7 @@ class RoomRegistry:
                 for media_id in order
             ],
         }
-        if state.pick is not None and state.pick.media_id in room.media_by_id:
+        if state.pick is not None and state.pick.media_id in room.deck:
             results["pick"] = {"mediaId": state.pick.media_id, "at": state.pick.at}
         done = room.progress(user_name) >= 1 or end_reason(state, user_name, self.changes.now_ms()) is not None
         results["deckDone"] = done
@@ -459,7 +495,7 @@ class RoomRegistry:
                 key=lambda media_id: (-len(liked[media_id]), media_id),
             )[:CLOSEST_CALLS]
             results["closestCalls"] = [
-                {"media": room.media_by_id[media_id].wire(), "likes": len(liked[media_id]), "users": liked[media_id]}
+                {"media": room.deck[media_id].wire(), "likes": len(liked[media_id]), "users": liked[media_id]}
                 for media_id in near
             ]
         return results
@@ -480,9 +516,15 @@ class RoomRegistry:
                 for name, member in sorted(room.state.members.items(), key=lambda item: item[1].joined_at)
             ],
         }
-        if acts_as_owner(room.state, room.online, owner_of(room.state), _actor(room, seat, user)):
+        if self.owns(room, seat, user):
             listing["removed"] = sorted(room.state.removed.values())
         return listing
+
+    @staticmethod
+    def owns(room: Room, seat: Seat, user: User) -> bool:
+        """Whether this connection acts for the room's owner (who alone may delete it, request a
+        title for it, start a match playing ...)."""
+        return acts_as_owner(room.state, room.online, owner_of(room.state), _actor(room, seat, user))
 
     def _dropped(self, room: Room) -> None:
         """The room was deleted (here or by another process): forget it."""
@@ -538,7 +580,8 @@ class RoomRegistry:
         cutoff = datetime.fromtimestamp(self.changes.now_ms() / 1000, UTC) - timedelta(days=days)
         expired = []
         for summary in await self.storage.list_summaries():
-            if summary.opened_at >= cutoff or room_key(summary.name) in self.rooms or summary.name in self.standing:
+            key = room_key(summary.name)
+            if summary.opened_at >= cutoff or key in self.rooms or key in self.standing:
                 continue
             if await self.changes.expire(summary.name):
                 log.info("room %r deleted: nobody has opened it for %g days", summary.name, days)
@@ -564,13 +607,14 @@ class RoomRegistry:
             await anyio.sleep(TIME_LIMIT_CHECK)
 
 
-def _end_conditions(request: CreateRoomRequest, now: int) -> dict[str, int | None]:
+def end_conditions(request: CreateRoomRequest, since: int) -> dict[str, int | None]:
+    """The room's end conditions as stored (none: none given); a time limit counts from ``since`` (ms)."""
     ends = request.endConditions
     if ends is None:
         return {}
     return {
         "match_limit": ends.matches,
-        "ends_at": None if ends.minutes is None else now + round(ends.minutes * 60_000),
+        "ends_at": None if ends.minutes is None else since + round(ends.minutes * 60_000),
         "like_cap": ends.likes,
     }
 
@@ -585,3 +629,7 @@ def _storage_full(message: str) -> ProtocolError:
 
 def _room_exists(name: str) -> ProtocolError:
     return ProtocolError(Reply.CREATE_ROOM_ERROR, ErrorName.ROOM_EXISTS, f"{name} already exists")
+
+
+def _query(state: SerializedRoom) -> MediaQuery:
+    return MediaQuery(state.filters, state.libraries)

@@ -1,4 +1,4 @@
-"""A room as one process serves it: its state (``SerializedRoom``), who is connected, its media.
+"""A room as one process serves it: its state (``SerializedRoom``), who is connected, its deck.
 
 Every change is an event (``server.rooms.events``) applied by ``apply``, which updates the state
 (``decisions.apply_event``) and sends this process's members their messages. Who decides the events
@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from server.names import skeleton
-from server.protocol import Reply, encode
+from server.protocol import Frame, LongFrame, Reply, encode, encode_with_cards
 from server.providers import Media
 from storage import SerializedRoom
 
-from .decisions import apply_event
+from .decisions import apply_event, has_rated
+from .deck import Deck
 from .events import Deleted, Event, Joined, Left, OwnerChanged, Picked, Presence, Rated, Removed, Undone
 from .rules import ban_key, end_reason, likers, likes_of, match_limit, owner_of
 
@@ -28,36 +29,41 @@ class Seat(Protocol):
     # Unique among all connections of all processes.
     seat_id: str
 
-    def send(self, frame: str) -> None:
+    def send(self, frame: Frame) -> None:
         """Queue one frame without waiting."""
 
     def detach(self, room: Room) -> None:
         """The room no longer holds this seat (another connection took the name, or the room was deleted)."""
 
 
+# A MovieMatch v2 client's whole deck beyond this many cards is sent as a ``LongFrame``.
+LONG_DECK = 2000
+
+
 @dataclass(frozen=True)
 class Arrival:
-    """A seat about to be seated by its ``Joined`` event, and what it is told then."""
+    """A seat about to be seated by its ``Joined`` event, and what it is told then: ``window``, the
+    cards of its deck it takes at a time (None: the whole deck, as MovieMatch v2 has it)."""
 
     seat: Seat
     token: str
     reply_type: Reply
+    window: int | None = None
 
 
 class Room:
     def __init__(
         self,
         state: SerializedRoom,
-        media: list[Media],
+        deck: Deck,
         *,
         on_change: Callable[[Room], None],
         now_ms: Callable[[], int],
         online: dict[str, Presence] | None = None,
         seq: int = 0,
     ) -> None:
+        self.deck = deck
         self.state = state
-        self.media = media
-        self.media_by_id = {item.id: item for item in media}
         # This process's connections, by member name, then seat id (a member may use several).
         self.seats: dict[str, dict[str, Seat]] = {}
         # Every connected member, whichever process serves them.
@@ -69,6 +75,18 @@ class Room:
         self._now_ms = now_ms
         # A time limit that had passed when the room was opened needs no announcement.
         self.end_announced = bool(state.ends_at) and now_ms() >= (state.ends_at or 0)
+
+    @property
+    def state(self) -> SerializedRoom:
+        return self._state
+
+    @state.setter
+    def state(self, state: SerializedRoom) -> None:
+        self._state = state
+        # What each member has rated, and where in the deck their unrated cards begin, as far as
+        # asked: kept up to date by ``apply``, forgotten with the state they were read from.
+        self._rated_sets: dict[str, set[str]] = {}
+        self._unrated_from: dict[str, int] = {}
 
     @property
     def key(self) -> str:
@@ -134,15 +152,16 @@ class Room:
         if not seats:
             self.seats.pop(name, None)
 
-    def expect(self, seat: Seat, token: str, reply_type: Reply) -> None:
+    def expect(self, arrival: Arrival) -> None:
         """A seat whose ``Joined`` event is on its way: it is seated and told when it is applied."""
-        self.arrivals[seat.seat_id] = Arrival(seat, token, reply_type)
+        self.arrivals[arrival.seat.seat_id] = arrival
 
     # -- applying (every process) ------------------------------------------------------------------
 
     def apply(self, event: Event) -> None:
         ended_before = isinstance(event, Rated) and self._ended_for(event.name)
         previous = apply_event(self.state, self.online, event)
+        self._track_rated(event)
         if isinstance(event, Joined):
             self._joined(event)
         elif isinstance(event, Left | Removed):
@@ -153,7 +172,7 @@ class Room:
                 self._announce_end(event.name)
         elif isinstance(event, Picked):
             self._on_change(self)
-            item = self.media_by_id.get(event.mediaId)
+            item = self.deck.get(event.mediaId)
             if item is not None:
                 self.send_all(Reply.PICKED, {"mediaId": event.mediaId, "media": item.wire(), "at": event.at})
         elif isinstance(event, Undone):
@@ -184,13 +203,26 @@ class Room:
         arrival = self.arrivals.pop(seat_id, None)
         if arrival is not None:
             self.seats.setdefault(name, {})[seat_id] = arrival.seat
-            arrival.seat.send(encode(arrival.reply_type, self.welcome(name, arrival.token)))
+            arrival.seat.send(self._welcome_frame(name, arrival))
+
+    def _welcome_frame(self, user_name: str, arrival: Arrival) -> Frame:
+        """JoinRoomSuccess (or what ``arrival`` asks for): the room, and the member's cards, the
+        first window of them or (MovieMatch v2) all of them."""
+        payload = self.welcome(user_name, arrival.token)
+        rated = self.rated_by(user_name)
+        if arrival.window is not None:
+            cards, after, more = self.deck.window(self._unrated_start(user_name), arrival.window, rated)
+            payload["window"] = {"after": after, "more": more}
+            return encode_with_cards(arrival.reply_type, payload, cards)
+        if len(self.deck) - len(rated) <= LONG_DECK:
+            return encode_with_cards(arrival.reply_type, payload, self.deck.after(0, rated))
+        # Read while it is sent: what the member had rated when seated.
+        return LongFrame(arrival.reply_type, payload, self.deck.after(0, frozenset(rated)))
 
     def welcome(self, user_name: str, token: str) -> dict[str, Any]:
-        """The JoinRoomSuccess payload for a member just seated."""
+        """The JoinRoomSuccess payload for a member just seated, but its ``media``."""
         welcome: dict[str, Any] = {
             "previousMatches": self.previous_matches(user_name),
-            "media": [item.wire() for item in self.media_for(user_name)],
             "users": [
                 {"user": presence.user.public(), "progress": self.progress(n)} for n, presence in self.online.items()
             ],
@@ -207,8 +239,8 @@ class Room:
         reason = end_reason(self.state, user_name, self._now_ms())
         if reason is not None:
             welcome["ended"] = {"reason": reason}
-        if self.state.pick is not None and self.state.pick.media_id in self.media_by_id:
-            item = self.media_by_id[self.state.pick.media_id]
+        item = self.deck.get(self.state.pick.media_id) if self.state.pick is not None else None
+        if self.state.pick is not None and item is not None:
             welcome["pick"] = {"mediaId": item.id, "media": item.wire(), "at": self.state.pick.at}
         if self.state.like_cap:
             welcome["likesLeft"] = max(0, self.state.like_cap - likes_of(self.state, user_name))
@@ -268,7 +300,7 @@ class Room:
     def _rated(self, event: Rated) -> None:
         self._on_change(self)
         self._announce_progress(event.name)
-        item = self.media_by_id.get(event.mediaId)
+        item = self.deck.get(event.mediaId)
         if event.rating != "like" or item is None:
             return
         if self.state.room_type == "solo":
@@ -283,6 +315,32 @@ class Room:
         if event.matchRemoved:
             self.send_all(Reply.MATCH_REMOVED, {"mediaId": event.mediaId})
 
+    def redeal(self, state: SerializedRoom, deck: Deck) -> None:
+        """Take a new deck and settings (a standing room following its definition or its library)
+        and say what changed: to each member the films of the deck they have not rated that are new
+        to it, the ones that left it, and the rules; then everyone's progress (its size changed), the
+        matches that came or went, and the end, when the new rules end the room."""
+        before, known = self.state, self.deck
+        self.state, self.deck = state, deck
+        self._on_change(self)
+        added = [item for item in deck if item.id not in known]
+        removed = [item.id for item in known if item.id not in deck]
+        for name in list(self.seats):
+            fresh = [item.wire() for item in added if not has_rated(state, name, item.id)]
+            payload = {"roomName": self.name, "rules": self.rules(), "added": fresh, "removed": removed}
+            self.send_to(name, Reply.ROOM_CHANGED, payload)
+        for name in list(self.online):
+            self._announce_progress(name)
+        for media_id in sorted(state.matches.keys() - before.matches.keys()):
+            self.announce_match(media_id)
+        for media_id in sorted(before.matches.keys() - state.matches.keys()):
+            self.send_all(Reply.MATCH_REMOVED, {"mediaId": media_id})
+        now = self._now_ms()
+        reason = end_reason(state, "", now)
+        if state.room_type != "solo" and reason is not None and end_reason(before, "", now) is None:
+            self.end_announced = reason == "time" or self.end_announced
+            self.send_all(Reply.ROOM_ENDED, {"roomName": self.name, "reason": reason})
+
     def _deleted(self, _: Deleted) -> None:
         """Tell every seat the room is gone and release them all."""
         for name in list(self.seats):
@@ -293,7 +351,7 @@ class Room:
 
     def announce_match(self, media_id: str) -> None:
         """Tell everyone about a group match, with everyone who liked it so far."""
-        item = self.media_by_id.get(media_id)
+        item = self.deck.get(media_id)
         matched_at = self.state.matches.get(media_id)
         if item is not None and matched_at is not None:
             self.send_all(Reply.MATCH, self._match(item, matched_at, likers(self.state.ratings.get(media_id, []))))
@@ -301,15 +359,41 @@ class Room:
     # -- reading ------------------------------------------------------------------------------
 
     def progress(self, user_name: str) -> float:
-        if not self.media:
+        if not self.deck:
             return 0.0
-        return min(1.0, self.state.user_progress.get(user_name, 0) / len(self.media))
+        return min(1.0, self.state.user_progress.get(user_name, 0) / len(self.deck))
 
-    def media_for(self, user_name: str) -> list[Media]:
-        rated = {
-            media_id for media_id, triples in self.state.ratings.items() if any(u == user_name for u, _, _ in triples)
-        }
-        return [item for item in self.media if item.id not in rated]
+    def rated_by(self, user_name: str) -> set[str]:
+        """The ids of the items a member has rated (kept while the state lasts: never change it)."""
+        rated = self._rated_sets.get(user_name)
+        if rated is None:
+            rated = self._rated_sets[user_name] = {
+                media_id
+                for media_id, triples in self.state.ratings.items()
+                if any(user == user_name for user, _, _ in triples)
+            }
+        return rated
+
+    def window(self, user_name: str, start: int, count: int) -> tuple[list[Media], int, bool]:
+        """Up to ``count`` cards the member has not rated from deck position ``start`` on, where the
+        next window starts, and whether cards are left after these (``Deck.window``)."""
+        return self.deck.window(start, count, self.rated_by(user_name))
+
+    def _unrated_start(self, user_name: str) -> int:
+        """Where the member's first unrated card is: a rejoin resumes there, however far along."""
+        start = self.deck.first_unrated(self._unrated_from.get(user_name, 0), self.rated_by(user_name))
+        self._unrated_from[user_name] = start
+        return start
+
+    def _track_rated(self, event: Event) -> None:
+        if isinstance(event, Rated | Undone):
+            rated = self._rated_sets.get(event.name)
+            if rated is not None and isinstance(event, Rated):
+                rated.add(event.mediaId)
+            elif isinstance(event, Undone):
+                if rated is not None:
+                    rated.discard(event.mediaId)
+                self._unrated_from.pop(event.name, None)  # the card is unrated again, maybe earlier
 
     def _match(self, item: Media, matched_at: int, users: Iterable[str]) -> dict[str, Any]:
         return {"matchedAt": matched_at, "media": item.wire(), "users": list(users)}
@@ -320,12 +404,12 @@ class Room:
                 (at, media_id)
                 for media_id, triples in self.state.ratings.items()
                 for user, value, at in triples
-                if user == user_name and value == "like" and media_id in self.media_by_id
+                if user == user_name and value == "like" and media_id in self.deck
             ]
-            return [self._match(self.media_by_id[media_id], at, [user_name]) for at, media_id in sorted(own)]
+            return [self._match(self.deck[media_id], at, [user_name]) for at, media_id in sorted(own)]
         return [
-            self._match(self.media_by_id[media_id], at, likers(self.state.ratings.get(media_id, [])))
+            self._match(self.deck[media_id], at, likers(self.state.ratings.get(media_id, [])))
             # In match order; matches of one millisecond by id, the same after any restore.
             for media_id, at in sorted(self.state.matches.items(), key=lambda pair: (pair[1], pair[0]))
-            if media_id in self.media_by_id
+            if media_id in self.deck
         ]

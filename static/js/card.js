@@ -8,7 +8,11 @@ import { poster } from "./poster.js";
 const CARD_SIZES = "(min-width: 700px) 420px, 92vw";
 
 export function buildCard(media, { eager }) {
-  const badges = media.contentRating ? h("span", { class: "badge badge--rating" }, media.contentRating) : null;
+  const badges = [
+    media.contentRating ? h("span", { class: "badge badge--rating" }, media.contentRating) : null,
+    // (ext) A title the library lacks (docs/protocol.md, "Requests").
+    media.inLibrary === false ? h("span", { class: "badge badge--missing" }, t("NOT_IN_LIBRARY")) : null,
+  ].filter(Boolean);
   return h(
     "article",
     { class: "card", dataset: { id: media.id }, "aria-label": media.title },
@@ -19,7 +23,7 @@ export function buildCard(media, { eager }) {
       "div",
       { class: "card__info" },
       h("h3", { class: "card__title" }, media.title),
-      h("p", { class: "card__facts" }, facts(media).join(" · "), badges ? " " : "", badges),
+      h("p", { class: "card__facts" }, facts(media).join(" · "), badges.map((badge) => [" ", badge])),
       media.genres?.length
         ? h(
             "ul",

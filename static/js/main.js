@@ -4,12 +4,14 @@ import { initConnection, showConnection } from "./connection.js";
 import { initDialogs } from "./dialogs.js";
 import { byId } from "./dom.js";
 import { onTranslations, ready, restore } from "./i18n.js";
+import { initPlayers } from "./players.js";
 import { initLobby } from "./screens/lobby.js";
 import { initRoom } from "./screens/room.js";
 import { initSignIn } from "./screens/signin.js";
 import { setScreen, socket, start } from "./session.js";
 import { emit, on, state } from "./state.js";
 import { toast } from "./toast.js";
+import { initWatchlist } from "./watchlist.js";
 
 const SCREENS = ["signin", "lobby", "create", "room"];
 
@@ -75,6 +77,8 @@ initConnection();
 initSignIn();
 initLobby({ openCreate: openCreateScreen });
 initRoom();
+initWatchlist();
+initPlayers();
 on("screen", render);
 on("status", (status) => showConnection(status, socket.failures));
 on("toast", toast);

@@ -6,7 +6,9 @@ import { byId, clear } from "./dom.js";
 import { linkLabel } from "./format.js";
 import { formatList, t } from "./i18n.js";
 import { resolve } from "./links.js";
+import { playControl } from "./players.js";
 import { poster } from "./poster.js";
+import { requestControl } from "./requests.js";
 import { endedText } from "./rules.js";
 import { state } from "./state.js";
 
@@ -32,6 +34,8 @@ function show(kind, media, text) {
     poster(media, { className: "match__poster", widths: [400, 800], sizes: "(min-width: 700px) 280px, 60vw", eager: true }),
   );
   byId("match-text").textContent = text;
+  // The pick is one of the matches: it can be requested or played as they can.
+  clear(byId("match-extras")).append(...[requestControl(media), playControl(media)].filter(Boolean));
   const link = byId("match-link");
   link.hidden = !media.linkUrl;
   if (media.linkUrl) {

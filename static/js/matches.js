@@ -6,7 +6,9 @@ import { byId, clear, h, icon } from "./dom.js";
 import { facts, linkLabel, timeAgo } from "./format.js";
 import { formatList, t } from "./i18n.js";
 import { resolve } from "./links.js";
+import { playControl } from "./players.js";
 import { poster } from "./poster.js";
+import { requestControl } from "./requests.js";
 
 // Most liked first, as the server ranks results: ties by the earlier match.
 const SORTS = {
@@ -116,9 +118,14 @@ function filmItem({ media, users, matchedAt }, onOpen, { picked = false } = {}) 
         " ",
         t("MATCH_LIKED_BY", { users: formatList(users), count: users.length }),
       ),
-      matchedAt
-        ? h("p", { class: "match-item__when" }, h("time", { datetime: new Date(matchedAt).toISOString() }, t("MATCHED_WHEN", { when: timeAgo(matchedAt) })))
-        : null,
+      // A match (it has matchedAt): when, and what can be done with it; a closest call is neither.
+      ...(matchedAt
+        ? [
+            h("p", { class: "match-item__when" }, h("time", { datetime: new Date(matchedAt).toISOString() }, t("MATCHED_WHEN", { when: timeAgo(matchedAt) }))),
+            requestControl(media),
+            playControl(media),
+          ]
+        : []),
     ),
     media.linkUrl
       ? h(

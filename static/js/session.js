@@ -316,8 +316,9 @@ const handlers = {
     setTranslations(strings);
   },
 
-  loginSuccess({ identityToken, ...user }) {
-    const identity = loggingIn ?? state.identity;
+  loginSuccess({ identityToken, jellyfinSession, ...user }) {
+    // A Jellyfin sign-in is kept as its session ticket, never as the password it was made with.
+    const identity = jellyfinSession ? { jellyfinSession } : (loggingIn ?? state.identity);
     loggingIn = null;
     renewing = false;
     if (identityToken && identity?.userName) {
@@ -354,8 +355,10 @@ const handlers = {
       return;
     }
     renewing = false;
-    // plex.tv being unreachable says nothing about the token: keep it and try again in a while.
-    const retry = error.name === "PlexUnavailable" && failed?.plexToken;
+    // plex.tv or Jellyfin being unreachable says nothing about the token: keep it and try again in a while.
+    const retry =
+      (error.name === "PlexUnavailable" && failed?.plexToken) ||
+      (error.name === "JellyfinUnavailable" && failed?.jellyfinSession);
     if (!retry) {
       saved.identity.clear();
       state.identity = null;
@@ -436,7 +439,7 @@ const handlers = {
       toast("YOU_ARE_OWNER");
     }
     emit("members");
-    emit("matches"); // picking again is the owner's
+    emit("matches"); // what only the owner may do with a match (pick again, request it, play it)
     refreshRoster();
   },
 

@@ -32,7 +32,7 @@ const IDENTITY_LIMIT = 20;
 const SEEN_ROOMS_LIMIT = 20;
 const SEEN_PER_ROOM_LIMIT = 500;
 
-/** Who signs in automatically: {userName} or {plexToken, plexClientId}. */
+/** Who signs in automatically: {userName}, {plexToken, plexClientId} or {jellyfinSession}. */
 export const identity = {
   get: () => load(localStorage, IDENTITY),
   set: (value) => save(localStorage, IDENTITY, value),

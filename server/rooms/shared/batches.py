@@ -25,6 +25,8 @@ class _Call:
     channel: str | None
     # Whether a reply says the script wrote something (a refusal writes nothing: nothing to confirm).
     wrote: Callable[[Any], bool]
+    # Shared by the calls of one batch: they are answered together (one Event per call cost more
+    # than the rest of a call's own work).
     done: anyio.Event
     reply: Any = None
     error: BaseException | None = None
@@ -65,6 +67,7 @@ class Batches:
         self._replication = replication or Replication()
         self.gate: EventGate | None = None
         self._queue: list[_Call] = []
+        self._answered = anyio.Event()  # set once the queued calls are answered
         self._wake = anyio.Event()
         self._running = False
         self._unconfirmed = False  # the last WAIT fell short (logged once, until one succeeds)
@@ -82,9 +85,11 @@ class Batches:
         tells from a reply whether the script changed anything."""
         if not self._running:
             return await self._replication.call(self._client, script, keys, args)
-        call = _Call(script, keys, args, channel, wrote, anyio.Event())
+        if not self._queue:
+            self._answered = anyio.Event()
+            self._wake.set()
+        call = _Call(script, keys, args, channel, wrote, self._answered)
         self._queue.append(call)
-        self._wake.set()
         await call.done.wait()
         if call.error is not None:
             raise call.error
@@ -105,6 +110,7 @@ class Batches:
             for call in self._queue:
                 call.error = RedisError("the server is stopping")
                 call.done.set()
+            self._queue = []
 
     async def _send(self, batch: list[_Call]) -> None:
         # One batch at a time (``run``): the gate holds at most one batch's channels.
@@ -147,5 +153,5 @@ class Batches:
         if gate is not None:
             doubtful = {call.channel for call in batch if call.channel is not None and call.error is not None}
             gate.release(channels - doubtful, doubtful)
-        for call in batch:
-            call.done.set()
+        for done in {id(call.done): call.done for call in batch}.values():
+            done.set()

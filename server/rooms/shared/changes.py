@@ -28,6 +28,7 @@ from storage import RatingValue, SerializedRoom, StorageError
 from ..changes import (
     Build,
     MemberAction,
+    Reshape,
     RoomChanges,
     Snapshot,
     error_reply_of,
@@ -38,15 +39,19 @@ from ..changes import (
     rating_refused,
 )
 from ..decisions import Actor, JoinRequest
-from ..events import EVENTS, Deleted, Left, Presence
-from ..room import Room, Seat
-from ..rules import Ending, Refusal, owner_of
+from ..deck import Deck
+from ..events import EVENTS, NOTICE_PREFIX, Deleted, Left, Notice, Presence, Redealt
+from ..match_news import tell_about_match
+from ..room import Arrival, Room, Seat
+from ..rules import Ending, Refusal, match_limit, owner_of
 from .live import Live, LiveRoom, Subscription
 
 log = logging.getLogger("server.rooms.shared")
 
 # How long an action waits for its own event before reading the room instead.
 APPLY_WAIT = 2.0
+# Times a room's deck is made again when its room changed meanwhile (busy rooms: tried again later).
+RESHAPE_ATTEMPTS = 5
 
 
 class SharedChanges(RoomChanges):
@@ -207,6 +212,9 @@ class SharedChanges(RoomChanges):
             self._tasks.start_soon(guarded)
 
     def _deliver(self, room: Room, data: str) -> None:
+        if data.startswith(NOTICE_PREFIX):
+            self._tell(room, data)
+            return
         try:
             event = EVENTS.validate_json(data)
         except ValidationError as exc:
@@ -216,6 +224,11 @@ class SharedChanges(RoomChanges):
         if event.seq <= room.seq:
             return  # already part of the state read
         if event.seq != room.seq + 1:
+            self._soon(self.reread, room)
+            return
+        if isinstance(event, Redealt):
+            # Too big for an event: the room is read again, and the events after this one wait for it.
+            self._held.setdefault(self.channel(room.name), []).append(data)
             self._soon(self.reread, room)
             return
         # A seat of this process unseated by another: this process was taken for dead (it could not
@@ -235,6 +248,15 @@ class SharedChanges(RoomChanges):
         if taken is not None and isinstance(event, Left):
             room.seats.setdefault(event.name, {})[event.seat] = taken
             self._soon(lambda again: self._reseat(again, taken, event.name), room)
+
+    def _tell(self, room: Room, data: str) -> None:
+        try:
+            notice = Notice.model_validate_json(data)
+            reply = Reply(notice.reply)
+        except ValueError as exc:  # pydantic's ValidationError is one
+            log.error("room %r: unreadable notice, dropped: %s", room.name, exc)
+            return
+        tell_about_match(room, notice.media_id, reply, notice.payload)
 
     def _deleted(self, room: Room) -> None:
         channel = self.channel(room.name)
@@ -276,6 +298,7 @@ class SharedChanges(RoomChanges):
         self._held.setdefault(channel, [])
         try:
             live = await self.live.read(room.name)
+            deck = None if live is None else await self._redealt(room, live.room)
         except StorageError as exc:
             log.warning("room %r: could not read it again, will retry: %s", room.name, exc)
             self._stale.add(channel)
@@ -293,12 +316,26 @@ class SharedChanges(RoomChanges):
             return
         log.info("room %r read again (events %d to %d)", room.name, room.seq + 1, live.seq)
         self.metrics.room_rereads += 1
+        if deck is not None:
+            room.redeal(live.room, deck)
         lost = self._refresh(room, live)
         self._wake(room)
         for data in held:
             self._deliver(room, data)
         for seat, name in lost:
             await self._reseat(room, seat, name)
+
+    async def _redealt(self, room: Room, state: SerializedRoom) -> Deck | None:
+        """The room's new deck, when it was replaced (None when it was not). Should the library fail
+        now, the films the replica knows serve until the next change of the deck."""
+        if _dealt(state) == _dealt(room.state):
+            return None
+        if state.media_ids != room.state.media_ids and self._listing is not None:
+            try:
+                return self._deck_of(state, await self._listing(state))
+            except Exception as exc:  # the library's failure, whatever it is, must not stop the read
+                log.warning("room %r: the media of its new deck could not be fetched: %s", room.name, exc)
+        return Deck(state.media_ids or [], room.deck.library)  # the same cards, new rules or order
 
     def _refresh(self, room: Room, live: LiveRoom) -> list[tuple[Seat, str]]:
         """Replace the replica's state, sending the differences; returns this process's seats that
@@ -354,9 +391,10 @@ class SharedChanges(RoomChanges):
 
     # -- changes ---------------------------------------------------------------------------------
 
-    async def join(self, room: Room, seat: Seat, request: JoinRequest, arrival: tuple[str, Reply]) -> None:
-        error_reply = error_reply_of(arrival[1])
-        room.expect(seat, *arrival)
+    async def join(self, room: Room, request: JoinRequest, arrival: Arrival) -> None:
+        error_reply = error_reply_of(arrival.reply_type)
+        seat = arrival.seat
+        room.expect(arrival)
         try:
             outcome = await self.live.join(room.name, request)
         except StorageError as exc:
@@ -455,6 +493,29 @@ class SharedChanges(RoomChanges):
             raise pick_refused(outcome)
         await self._applied(room, outcome)
 
+    async def reshape(self, room_name: str, reshape: Reshape) -> bool:
+        for _ in range(RESHAPE_ATTEMPTS):
+            live = await self.live.read(room_name)
+            if live is None:
+                return False
+            made = (await reshape(live.room))(live.room)
+            if made is None:
+                return False
+            seq = await self.live.replace(room_name, made[0], seq=live.seq)
+            if seq is not None:
+                room = self._rooms.get(self.channel(room_name))
+                if room is not None:
+                    await self._applied(room, seq)
+                return True
+        log.warning(
+            "room %r changed while its deck was made again, %d times: tried again later", room_name, RESHAPE_ATTEMPTS
+        )
+        return False
+
+    async def announce(self, room: Room, media_id: str, reply: Reply, payload: dict[str, Any]) -> None:
+        notice = Notice(mediaId=media_id, reply=reply.value, payload=payload)
+        await self.live.notify(room.name, notice.model_dump_json(by_alias=True))
+
     async def expire(self, room_name: str) -> bool:
         # As the host: every process serving it (none here) drops it when the event arrives.
         outcome = await self.live.delete(room_name, actor=Actor(identity=HOST, skeleton=""), owner="")
@@ -479,6 +540,11 @@ def presences(room_name: str, live: LiveRoom) -> dict[str, Presence]:
         except ValidationError:
             log.warning("room %r: presence entry of %r ignored (not a presence)", room_name, name)
     return found
+
+
+def _dealt(state: SerializedRoom) -> tuple[object, ...]:
+    """What only a replaced deck changes (``Redealt``): the deck, and the rules members are told."""
+    return (state.media_ids, state.room_type, state.match_threshold, match_limit(state), state.ends_at, state.like_cap)
 
 
 def _seats_of(online: dict[str, Presence], name: str) -> dict[str, str]:

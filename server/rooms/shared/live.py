@@ -110,6 +110,14 @@ class Live(Protocol):
     async def delete(self, room_name: str, *, actor: Actor, owner: str) -> int | Refusal:
         """Delete the room and tell its processes (the event's number), or why not."""
 
+    async def replace(self, room_name: str, room: SerializedRoom, *, seq: int) -> int | None:
+        """Replace the room's settings, deck, progress, matches and owner by ``room``'s and tell its
+        processes (the event's number), if its last event is still number ``seq`` (so nothing
+        decided since it was read is lost); None when it is not, or the room is gone."""
+
+    async def notify(self, room_name: str, data: str) -> None:
+        """Pass ``data`` to every process serving the room as it is, deciding and storing nothing."""
+
     async def heartbeat(self, lifetime: float) -> list[str]:
         """Say this process lives ``lifetime`` more seconds; returns the processes whose time ran out."""
 

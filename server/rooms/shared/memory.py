@@ -32,7 +32,7 @@ from ..decisions import (
     decide_undo,
     is_new_match,
 )
-from ..events import Deleted, Event, Presence
+from ..events import Deleted, Event, Presence, Redealt
 from ..rules import Ending, Refusal
 from .live import LiveRoom, OnEvent, OnSubscribed, RateOutcome
 
@@ -239,6 +239,22 @@ class MemoryLive:
             return Deleted() if refusal is None else refusal
 
         return await self._decide(room_name, decide) or Refusal.NO_ROOM
+
+    async def replace(self, room_name: str, room: SerializedRoom, *, seq: int) -> int | None:
+        key = room_key(room_name)
+        async with self.hub.deciding(room_name):
+            stored = await self.hub.storage.get_room(room_name)
+            if stored is None or self.hub.seq.get(key, 0) != seq or stored.join_code != room.join_code:
+                return None
+            # Nothing else changed since ``seq`` (every change is numbered, but for a join code given,
+            # which is compared): the room can be stored whole.
+            await self.hub.storage.save_room(room)
+            seq = self.hub.seq[key] = seq + 1
+            self.hub.publish(self.channel(room_name), Redealt(seq=seq).model_dump_json())
+            return seq
+
+    async def notify(self, room_name: str, data: str) -> None:
+        self.hub.publish(self.channel(room_name), data)
 
     async def heartbeat(self, lifetime: float) -> list[str]:
         now = self.hub.now()

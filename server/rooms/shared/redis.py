@@ -28,12 +28,13 @@ from typing import Any
 from redis.commands.core import AsyncScript
 
 from server.names import skeleton
-from storage import RatingValue
+from storage import RatingValue, SerializedRoom
 from storage.base import storage_errors
 from storage.redis import (
     SNAPSHOT_WIDTH,
     RedisStorage,
     RoomKeys,
+    encode_meta,
     json_text,
     lookup_key,
     opened_text,
@@ -276,7 +277,22 @@ class RedisLive:
         )
         return _seq_or_refusal(outcome)
 
+    async def replace(self, room_name: str, room: SerializedRoom, *, seq: int) -> int | None:
+        keys = self.keys(room_name)
+        args: list[str | int] = [seq, encode_meta(room), room.owner]
+        for mapping in (room.user_progress, room.matches):
+            args.append(len(mapping))
+            for name, value in mapping.items():
+                args += [name, value]
+        deck = room.media_ids or []
+        outcome = await self._run("replace", room_name, keys, [], *args, len(deck), *deck)
+        return int(outcome) if outcome > 0 else None
+
     # -- presence ------------------------------------------------------------------------------
+
+    async def notify(self, room_name: str, data: str) -> None:
+        with storage_errors("notify", repr(room_name)):
+            await self.storage.client.publish(self.channel(room_name), data)
 
     async def heartbeat(self, lifetime: float) -> list[str]:
         with storage_errors("heartbeat", self.process_id):

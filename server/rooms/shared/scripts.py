@@ -8,16 +8,17 @@ JSON string a quote is always escaped, so that text occurs only where an element
 starts.
 
 KEYS of every room script: meta, ratings, progress, members, matches, online, seq, owner, removed,
-pick (``RedisLive._room_keys``); ARGV[1] is the room's channel. Refusals are the values of ``rules.Refusal``. A
-presence entry (``online``) is ``{"user":<public user>,"seats":{<seat>:<process>}}``, written as text
-so the user's JSON is never decoded and encoded again (an empty list would come back as ``{}``).
+deck, opened, pick (``RedisLive._room_keys``); ARGV[1] is the room's channel. Refusals are the
+values of ``rules.Refusal``. A presence entry (``online``) is
+``{"user":<public user>,"seats":{<seat>:<process>}}``, written as text so the user's JSON is never
+decoded and encoded again (an empty list would come back as ``{}``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from storage.redis import RELEASE_JOIN_CODE
+from storage.redis import DECK_CHUNK, RELEASE_JOIN_CODE
 
 from ..decisions import SEAT_OFFER_MS
 
@@ -349,6 +350,35 @@ return emit('"t":"delete"')
 """
 )
 
+# Replacing the deck and settings (a standing room following its definition or its library), unless
+# the room changed since it was read: another event, or a join code given meanwhile (which the new
+# meta would drop). ARGV: channel, the event number the room must still be at, meta, owner, then
+# for progress and matches their field count and fields and values, then the deck's length and ids.
+REPLACE = f"""
+local meta = redis.call("GET", KEYS[1])
+if not meta then return -1 end
+if tonumber(redis.call("GET", KEYS[7]) or "0") ~= tonumber(ARGV[2]) then return 0 end
+local code = '"joinCode":'
+if string.find(meta, code, 1, true) and not string.find(ARGV[3], code, 1, true) then return 0 end
+redis.call("SET", KEYS[1], ARGV[3])
+redis.call("SET", KEYS[8], ARGV[4])
+local at = 5
+for _, key in ipairs({{KEYS[3], KEYS[5]}}) do
+  redis.call("DEL", key)
+  local count = tonumber(ARGV[at])
+  for i = 1, count do
+    redis.call("HSET", key, ARGV[at + 2 * i - 1], ARGV[at + 2 * i])
+  end
+  at = at + 1 + 2 * count
+end
+redis.call("DEL", KEYS[10])
+local last = at + tonumber(ARGV[at])
+for first = at + 1, last, {DECK_CHUNK} do
+  redis.call("RPUSH", KEYS[10], unpack(ARGV, first, math.min(first + {DECK_CHUNK - 1}, last)))
+end
+return emit('"t":"deck"')
+"""
+
 ROOM_SCRIPTS = {
     "join": JOIN,
     "leave": LEAVE,
@@ -357,6 +387,7 @@ ROOM_SCRIPTS = {
     "rate": RATE,
     "undo": UNDO,
     "delete": DELETE,
+    "replace": REPLACE,
 }
 
 

@@ -19,6 +19,7 @@ const ERRORS = {
   InvalidRoomName: "ERROR_INVALID_ROOM_NAME",
   PlexAuthRequiredError: "ERROR_PLEX_AUTH_REQUIRED",
   NotLoggedInError: "ERROR_NOT_LOGGED_IN",
+  NoIdentity: "WATCHLIST_NO_IDENTITY",
 };
 
 let catalogue = null; // the requestFilters reply
@@ -88,7 +89,8 @@ function renderLibraries(libraries) {
         "li",
         { class: "check" },
         h("input", { type: "checkbox", id, name: "library", value: library.key }),
-        h("label", { for: id }, library.title),
+        // (ext) Seerr's popular titles, which the library lacks (docs/protocol.md, "Requests").
+        h("label", { for: id }, library.inLibrary === false ? t("POPULAR_NOT_IN_LIBRARY", { title: library.title }) : library.title),
       ),
     );
   }
@@ -183,6 +185,7 @@ function submit(event) {
   if (number("create-end-minutes")) endConditions.minutes = number("create-end-minutes");
   if (number("create-end-likes")) endConditions.likes = number("create-end-likes");
   if (Object.keys(endConditions).length) request.endConditions = endConditions;
+  if (byId("create-watchlists").checked) request.source = "watchlists";
   const libraries = [...form.querySelectorAll('input[name="library"]:checked')].map((box) => box.value);
   if (libraries.length) request.libraries = libraries;
   const filters = [...rows].map((row) => row.read()).filter(Boolean);

@@ -30,6 +30,7 @@ import { on, state } from "../state.js";
 import { initShare, openShare } from "../share.js";
 import { seenMatches } from "../storage.js";
 import { toast } from "../toast.js";
+import { saveTopCard } from "../watchlist.js";
 
 const MATCH_BUZZ = [40, 60, 120]; // ms: vibrate, pause, vibrate
 
@@ -87,6 +88,7 @@ export function initRoom() {
     like: () => throwCard("like"),
     dislike: () => throwCard("dislike"),
     undo: undoLast,
+    save: saveTopCard,
   });
 
   on("room", drawRoom);

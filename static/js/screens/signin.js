@@ -1,8 +1,8 @@
-// Sign in with a name, or with Plex when the server offers it.
+// Sign in with a name, with Plex, or with Jellyfin (a password or Quick Connect) when the server offers them.
 
-import { byId } from "../dom.js";
+import { byId, clear, h } from "../dom.js";
 import { t } from "../i18n.js";
-import { signIn } from "../session.js";
+import { signIn, socket } from "../session.js";
 import { on, state } from "../state.js";
 import { plexClientId } from "../storage.js";
 
@@ -11,9 +11,16 @@ const ERRORS = {
   PlexAuthInvalid: "ERROR_PLEX_AUTH_INVALID",
   PlexUnavailable: "ERROR_PLEX_UNAVAILABLE",
   InvalidUserName: "ERROR_INVALID_USER_NAME",
+  JellyfinAuthInvalid: "ERROR_JELLYFIN_AUTH_INVALID",
+  JellyfinUnavailable: "ERROR_JELLYFIN_UNAVAILABLE",
+  QuickConnectUnavailable: "ERROR_QUICK_CONNECT_UNAVAILABLE",
+  TooManyAttempts: "ERROR_TOO_MANY_SIGN_INS",
 };
+// Quick Connect: how often to ask whether the code was entered (Jellyfin keeps it ten minutes).
+const QUICK_CONNECT_POLL_MS = 2000;
 
 let plexAbort = null;
+let quickConnect = null; // the poll timer of a Quick Connect sign-in under way
 
 export function initSignIn() {
   const form = byId("signin-form");
@@ -32,21 +39,65 @@ export function initSignIn() {
   name.addEventListener("input", () => showError(null));
   byId("signin-plex-button").addEventListener("click", startPlex);
   byId("plex-cancel").addEventListener("click", () => plexAbort?.abort());
+  byId("jellyfin-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const jellyfinUser = byId("jellyfin-user").value.trim();
+    if (!jellyfinUser) {
+      showError("FIELD_REQUIRED_ERROR");
+      byId("jellyfin-user").focus();
+      return;
+    }
+    showError(null);
+    // The password goes to this server once, for Jellyfin; only the session ticket of the answer is kept.
+    const login = { jellyfinServer: jellyfinServer(), jellyfinUser, jellyfinPassword: byId("jellyfin-password").value };
+    byId("jellyfin-password").value = "";
+    if (!signIn(login)) showError("ERROR_OFFLINE");
+  });
+  byId("jellyfin-server").addEventListener("change", update);
+  byId("jellyfin-quick-connect").addEventListener("click", startQuickConnect);
+  byId("jellyfin-cancel").addEventListener("click", stopQuickConnect);
+  socket.on("jellyfinQuickConnectCode", ({ code }) => showCode(code));
+  socket.on("jellyfinQuickConnectPending", () => {
+    if (quickConnect !== null) quickConnect = setTimeout(checkQuickConnect, QUICK_CONNECT_POLL_MS);
+  });
+  on("user", () => {
+    if (state.user) stopQuickConnect();
+  });
+  on("status", (status) => {
+    if (status !== "open") stopQuickConnect();
+  });
   on("config", update);
   on("shown", (screen) => {
     if (screen === "signin") update();
   });
   on("signinError", (error) => {
     stopPlex();
+    stopQuickConnect();
     showError(ERRORS[error.name] ?? "ERROR_UNKNOWN");
   });
 }
+
+/** The Jellyfin servers offering sign-in, and the one chosen. */
+const jellyfinServers = () => state.config?.jellyfinSignIn ?? [];
+const jellyfinServer = () => byId("jellyfin-server").value || jellyfinServers()[0]?.id;
 
 function update() {
   const config = state.config ?? {};
   byId("signin-form").hidden = Boolean(config.requirePlexLogin);
   byId("signin-plex").hidden = !config.plexSignIn;
   byId("signin-or").hidden = Boolean(config.requirePlexLogin) || !config.plexSignIn;
+  const servers = jellyfinServers();
+  byId("signin-jellyfin").hidden = !servers.length;
+  byId("signin-or-jellyfin").hidden = Boolean(config.requirePlexLogin) && !config.plexSignIn;
+  const select = byId("jellyfin-server");
+  const chosen = select.value;
+  if (select.options.length !== servers.length || [...select.options].some((o, i) => o.value !== servers[i].id)) {
+    clear(select).append(...servers.map((server) => h("option", { value: server.id }, server.name)));
+    if (servers.some((server) => server.id === chosen)) select.value = chosen;
+  }
+  byId("jellyfin-server-field").hidden = servers.length < 2;
+  const server = servers.find((candidate) => candidate.id === jellyfinServer());
+  byId("jellyfin-quick-connect").hidden = !server?.quickConnect;
   const note = byId("signin-room-note");
   note.hidden = !state.target;
   if (state.target) note.textContent = t("SIGNIN_TO_JOIN", { room: state.target.roomName });
@@ -102,4 +153,34 @@ function stopPlex() {
   plexAbort = null;
   byId("plex-waiting").hidden = true;
   byId("signin-plex-button").disabled = false;
+}
+
+function startQuickConnect() {
+  if (quickConnect !== null) return;
+  showError(null);
+  if (!socket.send("jellyfinQuickConnect", { jellyfinServer: jellyfinServer() })) {
+    showError("ERROR_OFFLINE");
+    return;
+  }
+  quickConnect = 0; // under way: the code comes back, then the checks begin
+  byId("jellyfin-quick-connect").disabled = true;
+}
+
+function showCode(code) {
+  if (quickConnect === null) return;
+  byId("jellyfin-code").textContent = code;
+  byId("jellyfin-waiting").hidden = false;
+  quickConnect = setTimeout(checkQuickConnect, QUICK_CONNECT_POLL_MS);
+}
+
+function checkQuickConnect() {
+  if (quickConnect !== null) socket.send("jellyfinQuickConnectCheck");
+}
+
+function stopQuickConnect() {
+  if (quickConnect) clearTimeout(quickConnect);
+  quickConnect = null;
+  byId("jellyfin-waiting").hidden = true;
+  byId("jellyfin-code").textContent = "";
+  byId("jellyfin-quick-connect").disabled = false;
 }
