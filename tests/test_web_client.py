@@ -577,6 +577,37 @@ def test_the_banner_counts_from_the_drop_not_from_each_retry(server: ServerProce
         assert box["height"] < 48, "one line"
 
 
+def test_the_banner_leaves_the_rooms_name_and_rule_readable(server: ServerProcess, pages: Pages) -> None:
+    """In Polish, a room's rule with every limit takes three lines on a phone: the banner (and the
+    toasts) stand below it, upright and sideways."""
+    page = pages.new("ola", phone=True, locale="pl")
+    page.goto(server.http_url + "/")
+    sign_in(page, "Ola")
+    page.click("#lobby-create")
+    page.fill("#create-name", "Wieczór filmowy")
+    page.select_option("#create-end-matches", "3")
+    page.select_option("#create-end-minutes", "90")
+    page.select_option("#create-end-likes", "10")
+    page.click("#create-submit")
+    expect(page.locator("#room-limits")).to_be_visible()
+    with pages.problems.tolerate(r"WebSocket connection to .* failed|ERR_CONNECTION_REFUSED"):
+        server.signal(signal.SIGTERM)
+        server.wait(timeout=15)
+        banner = page.locator("#connection")
+        expect(banner).to_be_visible()
+        for size in (PHONE, LANDSCAPE):
+            page.set_viewport_size(size)
+            page.wait_for_timeout(150)
+            box = banner.bounding_box()
+            bar = page.locator(".room__bar").bounding_box()
+            assert box is not None
+            assert bar is not None
+            if size is PHONE:
+                assert bar["height"] > 72, "the header takes three lines"
+            assert box["y"] >= bar["y"] + bar["height"], size
+            assert box["height"] < 48, "one line"
+
+
 def test_forms_open_afresh_and_the_keyboard_reaches_the_card_first(server: ServerProcess, pages: Pages) -> None:
     page = pages.new("hal", phone=False)
     page.goto(server.http_url + "/")
@@ -728,6 +759,43 @@ OUTSIDE_VIEWPORT = """(width) => {
 }"""
 
 
+# Where a card's panel of facts begins (its fade above it included), and the poster's box.
+CARD_PANEL = """(card) => {
+    const poster = card.querySelector(".card__poster").getBoundingClientRect();
+    const info = card.querySelector(".card__info");
+    const panel = info.getBoundingClientRect();
+    const fade = Number.parseFloat(getComputedStyle(info, "::before").height) || 0;
+    return {
+        top: panel.top - fade, left: panel.left,
+        posterTop: poster.top, posterHeight: poster.height, posterRight: poster.right,
+    };
+}"""
+
+
+def poster_title_uncovered(page: Page) -> None:
+    """A demo poster has its title in its upper half: the card's panel of facts, which covers the
+    poster's lower part upright, stays below that half; sideways it stands beside the poster."""
+    for size in (PHONE, LANDSCAPE):
+        page.set_viewport_size(size)
+        page.wait_for_timeout(150)
+        box = page.locator(TOP_CARD).evaluate(CARD_PANEL)
+        if size is PHONE:
+            assert box["top"] >= box["posterTop"] + box["posterHeight"] / 2, box
+        else:
+            assert box["left"] >= box["posterRight"] - 1, box
+    page.set_viewport_size(PHONE)
+
+
+def titles_whole(page: Page, titles: str) -> None:
+    """Every title of ``titles`` (a selector) shows whole: none is cut short where it has room."""
+    cut = page.locator(titles).evaluate_all(
+        """(titles) => titles
+            .filter((el) => el.scrollHeight > el.clientHeight + 1 || el.scrollWidth > el.clientWidth + 1)
+            .map((el) => el.textContent)"""
+    )
+    assert cut == [], f"cut short: {cut}"
+
+
 def fits(page: Page, screen: str) -> None:
     """Upright and sideways: nothing wider than the phone's screen (screenshots of both)."""
     for size in (PHONE, LANDSCAPE):
@@ -821,17 +889,20 @@ def test_no_screen_is_wider_than_a_phone(server: ServerProcess, pages: Pages, la
     poster = page.locator(f"{TOP_CARD} .card__poster").bounding_box()
     assert poster is not None
     assert poster["width"] >= 120, "sideways, the poster still shows"
+    poster_title_uncovered(page)
     if language in ("en", "pl"):
         shoot(page, f"room-{language}", sizes=(PHONE, LANDSCAPE), keep=True)
     page.set_viewport_size(PHONE)
 
-    # Someone joins: the toast stays clear of the buttons. (Zoë likes the first three films.)
+    # Someone joins: the toast stays clear of the buttons, and of the room's name and rule (which
+    # take three lines in some languages). (Zoë likes the first three films.)
     another_member_likes(page, "Zoë", LONG_ROOM, likes=3)
     toast = page.locator(".toast").last
     expect(toast).to_be_visible()
     for size in (PHONE, LANDSCAPE):
         page.set_viewport_size(size)
-        for control in ("#action-like", "#action-dislike", ".tabs"):
+        page.wait_for_timeout(150)
+        for control in ("#action-like", "#action-dislike", ".tabs", ".room__bar"):
             assert not overlaps(toast.bounding_box(), page.locator(control).bounding_box()), (control, size)
     page.set_viewport_size(PHONE)
 
@@ -914,6 +985,7 @@ def test_no_screen_is_wider_than_a_phone(server: ServerProcess, pages: Pages, la
     page.click("#deck-see-matches")
     expect(page.locator("#closest-list .match-item")).to_have_count(1)
     fits(page, "results")
+    titles_whole(page, ".match-item__title, .pick__title")
     if language in ("en", "pl"):
         page.mouse.move(0, 0)
         shoot(page, f"results-{language}", sizes=(PHONE, LANDSCAPE), keep=True)
