@@ -542,6 +542,34 @@ const handlers = {
     refreshResults();
   },
 
+  /** A standing room's deck or rules changed (its library, or a new definition on another process). */
+  roomChanged({ roomName, rules, added = [], removed = [] }) {
+    const room = state.room;
+    if (!room || !sameRoom(room.name, roomName)) return;
+    const gone = new Set(removed);
+    room.media = room.media.filter((item) => !gone.has(item.id));
+    room.history = room.history.filter((entry) => !gone.has(entry.media.id));
+    saved.ratingHistory.set(room.name, room.history);
+    // New films join the end of the room's list, in the order given (the same for everyone).
+    const held = new Set(room.media.map((item) => item.id));
+    room.media.push(...added.filter((item) => !held.has(item.id)));
+    // A film that left takes its match, and the pick when it was the pick, with it.
+    for (const mediaId of gone) handlers.matchRemoved({ mediaId });
+    if (room.pick && gone.has(room.pick.mediaId)) room.pick = null;
+    // The closest calls wait for the end of the deck again.
+    if (added.length) room.results = null;
+    const capChanged = rules && (rules.likeCap ?? null) !== (room.rules?.likeCap ?? null);
+    if (rules) {
+      room.rules = rules;
+      room.type = rules.roomType ?? room.type;
+    }
+    emit("deck");
+    emit("matches");
+    refreshResults();
+    // How many likes this member has left under another cap is the server's to say.
+    if (capChanged) rejoin();
+  },
+
   rateError(error) {
     const room = state.room;
     if (!room) return;
