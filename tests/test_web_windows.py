@@ -13,15 +13,19 @@ Any JavaScript error, console error, failed request or HTTP error in a page fail
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import yaml
 from playwright.sync_api import Page, WebSocket, expect
 
 from server.i18n import available
+from tests.fake_jellyfin import ALICE, API_KEY, BOB
 from tests.services import ServerProcess, running_server
 from tests.test_web_client import (  # noqa: F401 (fixtures)
     TOP_CARD,
@@ -35,6 +39,8 @@ from tests.test_web_client import (  # noqa: F401 (fixtures)
     sign_in,
     top_title,
 )
+from tests.test_web_identity import with_stored
+from tests.test_web_jellyfin import with_jellyfin
 
 pytestmark = pytest.mark.slow
 
@@ -105,7 +111,7 @@ class Frames:
 
 def wait_until(page: Page, condition: Callable[[], bool], what: str) -> None:
     """Let the page run until ``condition`` holds (frames are recorded while Playwright waits)."""
-    for _ in range(200):
+    for _ in range(600):  # 30 s: only a hang takes that long
         if condition():
             return
         page.wait_for_timeout(50)
@@ -120,6 +126,7 @@ def check_windows(frames: Frames) -> list[list[str]]:
     for login in frames.sent("login"):
         assert login["window"] == WINDOW, login
     joins: list[list[str]] = []
+    ids: list[list[str]] = []
     after: int | None = None
     asked = False
     for frame in frames.log:
@@ -136,11 +143,13 @@ def check_windows(frames: Frames) -> list[list[str]]:
                 assert asked, "an answer to no request"
                 after = frame.payload["after"]
                 joins[-1] += [item["title"] for item in media]
+                ids[-1] += [item["id"] for item in media]
             else:
                 after = frame.payload["window"]["after"]
                 joins.append([item["title"] for item in media])
+                ids.append([item["id"] for item in media])
             asked = False
-    for cards in joins:
+    for cards in ids:
         assert len(set(cards)) == len(cards), "a card came twice"
     return joins
 
@@ -222,11 +231,14 @@ def test_one_member_rates_the_whole_deck_a_window_at_a_time(server: ServerProces
     never_shows_deck_done(page)
     ann = Swiper(page)
 
-    # Past the first window: the next one was asked for when 10 cards were left, and it came.
+    # Past the first window: the next one was asked for when 10 cards were left (after the 30th
+    # rating), and it came.
     for _ in range(WINDOW + 5):
         ann.rate_and_wait()
     assert len(frames.sent("getCards")) == 1
     assert len(frames.received("getCardsSuccess")) == 1
+    asked = [frame.type for frame in frames.log if frame.sent and frame.type in ("rate", "getCards")]
+    assert asked.index("getCards") == WINDOW - LOW_WATER
 
     # Undo brings the last card back on top, wherever the windows are; then it is rated again.
     last = ann.seen[-1]
@@ -269,3 +281,125 @@ def test_one_member_rates_the_whole_deck_a_window_at_a_time(server: ServerProces
     expect(page.locator("#deck-empty-text")).to_have_text(DECK_DONE)
     assert frames.received("joinRoomSuccess")[-1]["media"] == []
     assert frames.received("joinRoomSuccess")[-1]["window"]["more"] is False
+
+
+def test_two_members_match_on_cards_of_later_windows(server: ServerProcess, pages: Pages) -> None:  # noqa: F811
+    ann_frames, bob_frames = Frames(), Frames()
+    ann_page = ann_frames.watch(pages.new("ann", phone=False, reduced_motion=True))
+    bob_page = bob_frames.watch(pages.new("bob", phone=True, reduced_motion=True))
+    ann_page.goto(server.http_url + "/")
+    sign_in(ann_page, "Ann")
+    ann_page.click("#lobby-create")
+    ann_page.fill("#create-name", "Pair night")
+    ann_page.select_option("#create-sort", "oldest")
+    ann_page.click("#create-submit")
+    expect(ann_page.locator("#room-name")).to_have_text("Pair night")
+    bob_page.goto(server.http_url + "/?roomName=Pair+night")
+    sign_in(bob_page, "Bob")
+    expect(bob_page.locator("#room-name")).to_have_text("Pair night")
+    ann, bob = Swiper(ann_page), Swiper(bob_page)
+
+    # Both like films of the first, second and third windows: a match for both each time.
+    liked = (1, WINDOW + 5, 2 * WINDOW + 10)
+    for number in range(1, liked[-1] + 1):
+        for swiper in (ann, bob):
+            assert swiper.rate_and_wait(like=number in liked) == title_of(number)
+        if number in liked:
+            for page in (ann_page, bob_page):
+                expect_match(page, title_of(number))
+                close_match(page)
+    for page in (ann_page, bob_page):
+        expect(page.locator("#matches-list .match-item")).to_have_count(len(liked))
+
+    # Bob comes back: every match is there (previousMatches are complete), the deck where he was.
+    bob_page.reload()
+    expect(bob_page.locator("#room-name")).to_have_text("Pair night")
+    assert top_title(bob_page) == title_of(liked[-1] + 1)
+    expect(bob_page.locator("#matches-list .match-item")).to_have_count(len(liked))
+    assert sorted(
+        match_item["media"]["title"] for match_item in bob_frames.received("joinRoomSuccess")[-1]["previousMatches"]
+    ) == [title_of(number) for number in liked]
+    for frames in (ann_frames, bob_frames):
+        check_windows(frames)
+        assert len(frames.sent("getCards")) == 2
+
+
+def test_a_standing_rooms_new_films_come_once_with_windows_left_or_not(tmp_path: Path, pages: Pages) -> None:  # noqa: F811
+    """New films join the end of the room's list: while windows are left, a window brings them
+    (roomChanged's are not added too); once none is left, roomChanged's go at the end of the stack."""
+    catalogue = tmp_path / "films.json"
+    write_catalogue(catalogue, range(1, 101))
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump({"catalogue": str(catalogue), "rooms": [{"name": "Club", "sort_order": "oldest"}]})
+    )
+    with running_server(tmp_path / "rooms", CONFIG_PATH=str(config), STANDING_ROOM_REFRESH="0.5") as server:
+        frames = Frames()
+        page = frames.watch(pages.new("ann", phone=True, reduced_motion=True))
+        page.goto(server.http_url + "/?roomName=Club")
+        sign_in(page, "Ann")
+        expect(page.locator("#room-name")).to_have_text("Club")
+        assert top_title(page) == title_of(1)
+        ann = Swiper(page)
+
+        # Five films more while windows are left: told, and brought by the last window.
+        write_catalogue(catalogue, range(1, 106))
+        wait_until(page, lambda: bool(frames.received("roomChanged")), "the first roomChanged")
+        assert [item["title"] for item in frames.received("roomChanged")[0]["added"]] == [
+            title_of(n) for n in range(101, 106)
+        ]
+        while not any(window["more"] is False for window in frames.received("getCardsSuccess")):
+            ann.rate_and_wait()
+        assert frames.received("getCardsSuccess")[-1]["media"][-1]["title"] == title_of(105)
+
+        # Five more once no window is left: roomChanged's films go at the end of the stack.
+        write_catalogue(catalogue, range(1, 111))
+        wait_until(page, lambda: len(frames.received("roomChanged")) == 2, "the second roomChanged")
+        ann.rate_to_the_end(110)
+        assert ann.seen == [title_of(n) for n in range(1, 111)]
+        check_windows(frames)
+
+
+def test_every_sign_in_asks_for_windows(tmp_path: Path, pages: Pages) -> None:  # noqa: F811
+    """By name (tested above), with a Jellyfin password, its session after a reload, Quick Connect,
+    and with Plex: each login says ``window``, and the rooms of that connection come in windows."""
+    with with_jellyfin(tmp_path) as (_, jellyfin_url, server):
+        frames = Frames()
+        page = frames.watch(pages.new("bob", phone=True))
+        page.goto(server.http_url + "/")
+        page.fill("#jellyfin-user", "bob")
+        page.fill("#jellyfin-password", BOB.password)
+        page.click("#jellyfin-submit")
+        expect(page.locator("#lobby-user")).to_have_text("bob")
+        page.reload()
+        expect(page.locator("#lobby-user")).to_have_text("bob")
+        logins = frames.sent("login")
+        assert [sorted(login) for login in logins] == [
+            ["jellyfinPassword", "jellyfinServer", "jellyfinUser", "window"],
+            ["jellyfinSession", "window"],
+        ]
+
+        page.click("#lobby-signout")
+        page.click("#jellyfin-quick-connect")
+        code = page.locator("#jellyfin-code")
+        expect(code).to_have_text(re.compile(r"^[0-9]{6}$"))
+        approved = httpx.post(
+            f"{jellyfin_url}/QuickConnect/Authorize",
+            params={"code": code.inner_text(), "userId": ALICE.id},
+            headers={"Authorization": f'MediaBrowser Token="{API_KEY}"'},
+        )
+        assert approved.status_code == 200
+        expect(page.locator("#lobby-user")).to_have_text("alice")
+        assert frames.sent("jellyfinQuickConnect")[0]["window"] == WINDOW
+        create_room(page, "Quick night")  # on the connection Quick Connect signed in
+        assert "window" in frames.received("createRoomSuccess")[0]
+        check_windows(frames)
+
+        # A Plex account signs in with the token it keeps (here one no Plex server knows).
+        plex = Frames()
+        cy = plex.watch(pages.new("cy", phone=True))
+        with_stored(cy, {"moviematch.identity": {"plexToken": "not-a-real-token", "plexClientId": "cy-browser"}})
+        cy.goto(server.http_url + "/")
+        expect(cy.locator("#signin-error")).not_to_be_empty()
+        assert plex.sent("login") == [{"plexToken": "not-a-real-token", "plexClientId": "cy-browser", "window": WINDOW}]
+        pages.close()
