@@ -120,7 +120,8 @@ def wait_until(page: Page, condition: Callable[[], bool], what: str) -> None:
 
 def check_windows(frames: Frames) -> list[list[str]]:
     """What every page must keep to: each login asks for windows; no frame carries more than a
-    window of cards; getCards goes one at a time, from where the last window (or join) ended; no
+    window of cards; getCards goes one at a time (again after RateLimited), from where the last
+    window (or join) ended; no
     card comes twice between two joins. Returns the titles of the cards received, join by join."""
     assert frames.sent("login"), "no login"
     for login in frames.sent("login"):
@@ -137,6 +138,8 @@ def check_windows(frames: Frames) -> list[list[str]]:
             assert not asked, "a second getCards while one is unanswered"
             assert frame.payload == {"after": after}, (frame.payload, after)
             asked = True
+        elif not frame.sent and frame.type == "error" and frame.payload["name"] == "RateLimited":
+            asked = False  # maybe the getCards was dropped: asking again is right
         elif not frame.sent and frame.type in CARDS_REPLIES:
             assert isinstance(media, list)
             if frame.type == "getCardsSuccess":
@@ -403,3 +406,42 @@ def test_every_sign_in_asks_for_windows(tmp_path: Path, pages: Pages) -> None:  
         expect(cy.locator("#signin-error")).not_to_be_empty()
         assert plex.sent("login") == [{"plexToken": "not-a-real-token", "plexClientId": "cy-browser", "window": WINDOW}]
         pages.close()
+
+
+def test_a_window_asked_for_in_a_flood_the_server_drops_is_asked_for_again(tmp_path: Path, pages: Pages) -> None:  # noqa: F811
+    """Thirty ratings sent at once (a held-down key) outrun the connection's allowance: the server
+    drops the last ones, getCards among them, answering RateLimited. The page asks for that window
+    again a moment later, on the same connection, and the deck goes on."""
+    catalogue = tmp_path / "films.json"
+    write_catalogue(catalogue, range(1, 101))
+    allowance = {"RATE_LIMIT_BURST": "20", "RATE_LIMIT_PER_SECOND": "10"}
+    with running_server(tmp_path / "rooms", CATALOGUE_FILE=str(catalogue), **allowance) as server:
+        frames = Frames()
+        page = frames.watch(pages.new("ann", phone=False, reduced_motion=True))
+        page.goto(server.http_url + "/")
+        sign_in(page, "Ann")
+        page.click("#lobby-create")
+        page.fill("#create-name", "Flood")
+        page.select_option("#create-sort", "oldest")
+        page.click("#create-submit")
+        assert top_title(page) == title_of(1)
+        page.wait_for_timeout(2500)  # the allowance fills up again (10 a second, 20 at most)
+        page.evaluate(
+            """(count) => {
+                for (let i = 0; i < count; i += 1) {
+                    document.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowLeft", bubbles: true }));
+                }
+            }""",
+            WINDOW - LOW_WATER,
+        )
+        expect(page.locator(f"{TOP_CARD} .card__title")).to_have_text(title_of(WINDOW - LOW_WATER + 1))
+        wait_until(page, lambda: bool(frames.received("getCardsSuccess")), "the window asked for again")
+        assert any(error["name"] == "RateLimited" for error in frames.received("error"))
+        first_window = frames.received("createRoomSuccess")[0]["window"]
+        assert frames.sent("getCards") == [{"after": first_window["after"]}] * 2
+        assert len(frames.sent("login")) == 1  # the same connection all along
+        ann = Swiper(page, seen=[title_of(n) for n in range(1, WINDOW - LOW_WATER + 1)])
+        for _ in range(LOW_WATER + 1):
+            ann.rate_and_wait()
+        assert top_title(page) == title_of(WINDOW + 2)
+        check_windows(frames)

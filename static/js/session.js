@@ -13,9 +13,9 @@ const PLEX_RETRY_MS = 15_000;
 // The cards of the room's deck asked for at a time (every login says so): about 15-30 KB a window,
 // so a join costs little even in a room of 100,000 films, yet one window lasts a while of swiping.
 export const DECK_WINDOW = 40;
-// The next window is asked for when this few cards are left: 30 cards of swiping for it to arrive.
+// The next window is asked for when this few cards are left: they are swiped while it comes.
 const LOW_WATER = 10;
-const CARDS_RETRY_MS = 2000;
+const CARDS_RETRY_MS = 2000; // a getCards maybe dropped (RateLimited) is asked again after this
 
 let loggingIn = null; // the identity of the login in flight
 let renewing = false; // a refused identity token was just forgotten: a new one is being asked for
