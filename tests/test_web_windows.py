@@ -281,9 +281,11 @@ def test_one_member_rates_the_whole_deck_a_window_at_a_time(server: ServerProces
 
     # Back after the end: nothing to rate, the end is shown at once.
     page.reload()
-    expect(page.locator("#deck-empty-text")).to_have_text(DECK_DONE)
+    wait_until(page, lambda: len(frames.received("joinRoomSuccess")) == 2, "the join after the end")
     assert frames.received("joinRoomSuccess")[-1]["media"] == []
     assert frames.received("joinRoomSuccess")[-1]["window"]["more"] is False
+    expect(page.locator("#deck-empty")).to_be_visible()
+    expect(page.locator("#deck-empty-text")).to_have_text(DECK_DONE)
 
 
 def test_two_members_match_on_cards_of_later_windows(server: ServerProcess, pages: Pages) -> None:  # noqa: F811
@@ -318,6 +320,7 @@ def test_two_members_match_on_cards_of_later_windows(server: ServerProcess, page
     bob_page.reload()
     expect(bob_page.locator("#room-name")).to_have_text("Pair night")
     assert top_title(bob_page) == title_of(liked[-1] + 1)
+    wait_until(bob_page, lambda: len(bob_frames.received("joinRoomSuccess")) == 2, "Bob's join after the reload")
     expect(bob_page.locator("#matches-list .match-item")).to_have_count(len(liked))
     assert sorted(
         match_item["media"]["title"] for match_item in bob_frames.received("joinRoomSuccess")[-1]["previousMatches"]
