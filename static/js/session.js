@@ -476,7 +476,10 @@ const handlers = {
   getCardsSuccess({ media, after, more }) {
     const room = state.room;
     if (!room || !fetching) return;
+    const stale = fetching.stale;
     fetching = null;
+    // Asked for before the deck was dealt again: its positions are those of the old deck.
+    if (stale) return topUp();
     // A window asked for again (after RateLimited) may bring cards the stack has already.
     const held = new Set(room.media.map((item) => item.id));
     room.media.push(...media.filter((item) => !held.has(item.id)));
@@ -491,15 +494,23 @@ const handlers = {
     if (error.name === "NotInRoom" && state.room && !joining) rejoin();
   },
 
-  roomChanged({ roomName, added = [], removed = [] }) {
+  roomChanged({ roomName, added = [], removed = [], media, window }) {
     const room = state.room;
     if (!room || !sameRoom(room.name, roomName)) return;
     const gone = new Set(removed);
-    room.media = room.media.filter((item) => !gone.has(item.id));
     room.history = room.history.filter((entry) => !gone.has(entry.media.id));
     saved.ratingHistory.set(room.name, room.history);
-    // New films join the end of the room's list: while windows are left, the last of them bring them.
-    if (!room.more) room.media.push(...added);
+    if (window) {
+      // The deck was dealt again (films left it, or a new order): this is its first window now.
+      room.media = media ?? [];
+      room.after = window.after;
+      room.more = Boolean(window.more);
+      if (fetching) fetching = { ...fetching, stale: true };
+    } else {
+      room.media = room.media.filter((item) => !gone.has(item.id));
+      // New films join the end of the room's list: while windows are left, the last of them bring them.
+      if (!room.more) room.media.push(...added);
+    }
     emit("deck");
     topUp();
   },
