@@ -448,3 +448,23 @@ def test_a_window_asked_for_in_a_flood_the_server_drops_is_asked_for_again(tmp_p
             ann.rate_and_wait()
         assert top_title(page) == title_of(WINDOW + 2)
         check_windows(frames)
+
+
+def test_a_held_key_rates_one_card(server: ServerProcess, pages: Pages) -> None:  # noqa: F811
+    """Keyboard auto-repeat (about 30 presses a second) must not swipe the deck away past the
+    server's rate limit: only the first press of a held key rates."""
+    frames = Frames()
+    page = frames.watch(pages.new("ann", phone=False, reduced_motion=True))
+    page.goto(server.http_url + "/")
+    sign_in(page, "Ann")
+    create_room(page, "Held keys")
+    first = top_title(page)
+    page.keyboard.down("ArrowRight")
+    page.evaluate(
+        """() => { for (let i = 0; i < 30; i += 1) document.dispatchEvent(
+            new KeyboardEvent("keydown", { key: "ArrowRight", repeat: true, bubbles: true })); }"""
+    )
+    page.keyboard.up("ArrowRight")
+    expect(page.locator(f"{TOP_CARD} .card__title")).not_to_have_text(first)
+    page.wait_for_timeout(500)  # repeats, had they counted, would have been sent by now
+    assert len(frames.sent("rate")) == 1
