@@ -9,6 +9,7 @@ import { resolve } from "./links.js";
 import { playControl } from "./players.js";
 import { poster } from "./poster.js";
 import { requestControl } from "./requests.js";
+import { deckDone } from "./state.js";
 
 // Most liked first, as the server ranks results: ties by the earlier match.
 const SORTS = {
@@ -92,7 +93,7 @@ function renderClosest(room, onOpen) {
   const list = clear(byId("closest-list"));
   for (const call of calls) list.append(filmItem(call, onOpen));
   // Before the end of the deck: say that there is more to come.
-  byId("closest-later").hidden = solo || Boolean(room.ended || results?.deckDone) || !room.media.length;
+  byId("closest-later").hidden = solo || Boolean(room.ended || results?.deckDone) || deckDone(room);
 }
 
 /** One film of the results: {media, users, matchedAt?}; `picked` marks the room's pick. */

@@ -4,12 +4,18 @@
 import { setTranslations } from "./i18n.js";
 import { roomFromUrl, showRoomInUrl } from "./links.js";
 import { Socket, socketUrl } from "./socket.js";
-import { emit, newRoom, state } from "./state.js";
+import { deckDone, emit, newRoom, state } from "./state.js";
 import * as saved from "./storage.js";
 
 export const socket = new Socket(socketUrl());
 
 const PLEX_RETRY_MS = 15_000;
+// The cards of the room's deck asked for at a time (every login says so): about 15-30 KB a window,
+// so a join costs little even in a room of 100,000 films, yet one window lasts a while of swiping.
+export const DECK_WINDOW = 40;
+// The next window is asked for when this few cards are left: they are swiped while it comes.
+const LOW_WATER = 10;
+const CARDS_RETRY_MS = 2000; // a getCards maybe dropped (RateLimited) is asked again after this
 
 let loggingIn = null; // the identity of the login in flight
 let renewing = false; // a refused identity token was just forgotten: a new one is being asked for
@@ -37,6 +43,7 @@ function single(type) {
 
 const roster = single("getMembers"); // the owner's view of every member
 const results = single("getResults"); // the closest calls, once this member's deck is done
+let fetching = null; // the getCards request in flight
 
 const sameRoom = (a, b) => saved.roomKey(a) === saved.roomKey(b);
 
@@ -64,7 +71,7 @@ export function start() {
 function onStatus(status) {
   state.status = status;
   if (status !== "open") {
-    loggingIn = joining = creating = null;
+    loggingIn = joining = creating = fetching = null;
     leaving = 0;
     // What was asked on the connection is lost with it.
     roster.answered();
@@ -82,11 +89,12 @@ export function signIn(identity) {
 }
 
 /** A sign-in by name presents this browser's identity token for the name, or asks for one. Plex
- * accounts are identities already. */
+ * accounts are identities already. Every login asks for the deck in windows. */
 function loginRequest(identity) {
-  if (!identity.userName) return identity;
+  if (!identity.userName) return { ...identity, window: DECK_WINDOW };
   const token = saved.identityTokens.get(identity.userName);
-  return token ? { userName: identity.userName, identityToken: token } : { userName: identity.userName, newIdentity: true };
+  const proof = token ? { identityToken: token } : { newIdentity: true };
+  return { userName: identity.userName, ...proof, window: DECK_WINDOW };
 }
 
 /** Sign in under another name and join the room (its seat under this name was someone else's). */
@@ -148,7 +156,7 @@ export function refreshRoster() {
  * or the room has ended; the matches themselves are here already. Solo rooms have none. */
 function refreshResults() {
   const room = state.room;
-  if (room?.joined && room.type !== "solo" && (room.ended || !room.media.length)) results.ask();
+  if (room?.joined && room.type !== "solo" && (room.ended || deckDone(room))) results.ask();
 }
 
 /** Whether this member has used every like the room's like cap allows. */
@@ -171,7 +179,16 @@ export function rate(rating) {
   countLike(room, rating, -1);
   emit("rated", { media: item, rating });
   emit("deck");
+  topUp();
   return true;
+}
+
+/** Ask for the next window of the deck when the stack runs low (one request at a time). */
+function topUp() {
+  const room = state.room;
+  if (!room?.joined || !room.more || fetching || joining || creating || room.media.length > LOW_WATER) return;
+  const request = { after: room.after };
+  if (socket.send("getCards", request)) fetching = request;
 }
 
 function countLike(room, rating, change) {
@@ -247,6 +264,10 @@ function enterRoom(payload) {
   room.type = payload.roomType ?? "standard";
   room.joined = true;
   room.media = payload.media ?? [];
+  // A server that sends the whole deck sends no window: then nothing is left to ask for.
+  room.after = payload.window?.after ?? null;
+  room.more = Boolean(payload.window?.more);
+  fetching = null; // replies come in order: one asked for before this join was answered before it, or was dropped
   const remaining = new Set(room.media.map((item) => item.id));
   // A fresh page has no history in memory yet: take this tab's saved one.
   const history = previous?.loaded ? room.history : saved.ratingHistory.get(room.name);
@@ -283,6 +304,18 @@ function enterRoom(payload) {
   emit("members");
   refreshRoster();
   refreshResults();
+  topUp();
+}
+
+/** A message was dropped (RateLimited): if it may have been the getCards in flight, ask again in a while. */
+function retryCards() {
+  const request = fetching;
+  if (!request) return;
+  setTimeout(() => {
+    if (fetching !== request) return;
+    fetching = null;
+    topUp();
+  }, CARDS_RETRY_MS);
 }
 
 function exitRoom() {
@@ -542,22 +575,50 @@ const handlers = {
     refreshResults();
   },
 
+  getCardsSuccess({ media, after, more }) {
+    const room = state.room;
+    if (!room || !fetching) return;
+    const stale = fetching.stale;
+    fetching = null;
+    // Asked for before the deck was dealt again: its positions are those of the old deck.
+    if (stale) return topUp();
+    // A window asked for again (after RateLimited) may bring cards the stack has already.
+    const held = new Set(room.media.map((item) => item.id));
+    room.media.push(...media.filter((item) => !held.has(item.id)));
+    room.after = after;
+    room.more = more;
+    emit("deck");
+    topUp();
+  },
+
+  getCardsError(error) {
+    fetching = null;
+    if (error.name === "NotInRoom" && state.room && !joining) rejoin();
+  },
+
   /** A standing room's deck or rules changed (its library, or a new definition on another process). */
-  roomChanged({ roomName, rules, added = [], removed = [] }) {
+  roomChanged({ roomName, rules, added = [], removed = [], media, window }) {
     const room = state.room;
     if (!room || !sameRoom(room.name, roomName)) return;
     const gone = new Set(removed);
-    room.media = room.media.filter((item) => !gone.has(item.id));
     room.history = room.history.filter((entry) => !gone.has(entry.media.id));
     saved.ratingHistory.set(room.name, room.history);
-    // New films join the end of the room's list, in the order given (the same for everyone).
-    const held = new Set(room.media.map((item) => item.id));
-    room.media.push(...added.filter((item) => !held.has(item.id)));
+    if (window) {
+      // The deck was dealt again (films left it, or a new order): this is its first window now.
+      room.media = media ?? [];
+      room.after = window.after;
+      room.more = Boolean(window.more);
+      if (fetching) fetching = { ...fetching, stale: true };
+    } else {
+      room.media = room.media.filter((item) => !gone.has(item.id));
+      // New films join the end of the room's list: while windows are left, the last of them bring them.
+      if (!room.more) room.media.push(...added);
+    }
     // A film that left takes its match, and the pick when it was the pick, with it.
     for (const mediaId of gone) handlers.matchRemoved({ mediaId });
     if (room.pick && gone.has(room.pick.mediaId)) room.pick = null;
     // The closest calls wait for the end of the deck again.
-    if (added.length) room.results = null;
+    if (added.length || window) room.results = null;
     const capChanged = rules && (rules.likeCap ?? null) !== (room.rules?.likeCap ?? null);
     if (rules) {
       room.rules = rules;
@@ -565,6 +626,7 @@ const handlers = {
     }
     emit("deck");
     emit("matches");
+    topUp();
     refreshResults();
     // How many likes this member has left under another cap is the server's to say.
     if (capChanged) rejoin();
@@ -606,6 +668,7 @@ const handlers = {
   },
 
   error(error) {
+    if (error.name === "RateLimited") retryCards();
     if (error.requestType === "joinRoom") handlers.joinRoomError(error);
     else if (error.requestType === "createRoom") handlers.createRoomError(error);
     else if (!["requestFilters", "requestFilterValues", "getLibraries", "manageMember", "pickForUs"].includes(error.requestType)) {

@@ -26,7 +26,7 @@ import {
   signOut,
   undo,
 } from "../session.js";
-import { on, state } from "../state.js";
+import { deckDone, on, state } from "../state.js";
 import { initShare, openShare } from "../share.js";
 import { seenMatches } from "../storage.js";
 import { toast } from "../toast.js";
@@ -252,8 +252,8 @@ function drawDeck(detail = {}) {
   // Rating is over: no card is left to swipe, or to draw anything over.
   const media = ended ? [] : (room?.media ?? []);
   deck.render(media, detail);
-  const loading = Boolean(room && !room.joined && !media.length);
-  const empty = Boolean(room?.joined && !media.length);
+  const empty = Boolean(room?.joined && deckDone(room));
+  const loading = Boolean(room && !media.length && !empty && !ended); // joining, or the next window on its way
   byId("deck-loading").hidden = !loading;
   byId("deck-empty").hidden = !(empty || ended);
   // Once rating is over, the results are the way on.
