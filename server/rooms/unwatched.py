@@ -76,7 +76,7 @@ def leaving_out_watched(provider: MediaProvider, now_ms: Callable[[], int], join
 
         def change(current: SerializedRoom) -> tuple[SerializedRoom, list[Media]] | None:
             counted = current.unwatched
-            if counted is None:
+            if counted is None or current.media_ids is None:
                 return None
             made = current.copy_deep()
             if joining is not None and joining not in counted.people:
