@@ -58,7 +58,8 @@ def unwatched_ids(state: SerializedRoom, watched: set[str]) -> list[str]:
     if state.pick is not None:
         chosen.add(state.pick.media_id)
     if state.room_type == "solo":
-        chosen.update(media_id for media_id, ratings in state.ratings.items() if any(r[1] == "like" for r in ratings))
+        liked = (media_id for media_id, ratings in state.ratings.items() if any(r == "like" for _, r, _ in ratings))
+        chosen.update(liked)
     return [media_id for media_id in state.media_ids or [] if media_id not in watched or media_id in chosen]
 
 
@@ -67,11 +68,11 @@ def leaving_out_watched(provider: MediaProvider, now_ms: Callable[[], int], join
     at join, in a room that asks its members) counts from now on, and only their films are read."""
 
     async def reshape(stored: SerializedRoom) -> Change:
-        option = stored.unwatched
-        if option is None or (joining is not None and not option.members):
-            return lambda _: None
+        read = _whose(stored.unwatched, joining)
+        if not read:
+            return lambda _: None  # nobody's films to leave out (yet)
         items = await provider.media(MediaQuery(stored.filters, stored.libraries))
-        watched = await provider.watched(option.people if joining is None else [joining], refresh=True)
+        watched = await provider.watched(read, refresh=True)
         now = now_ms()
 
         def change(current: SerializedRoom) -> tuple[SerializedRoom, list[Media]] | None:
@@ -87,3 +88,12 @@ def leaving_out_watched(provider: MediaProvider, now_ms: Callable[[], int], join
         return change
 
     return reshape
+
+
+def _whose(option: Unwatched | None, joining: str | None) -> tuple[str, ...]:
+    """Whose watched films to read: the room's people, or one who joins a room that asks its members."""
+    if option is None:
+        return ()
+    if joining is None:
+        return option.people
+    return (joining,) if option.members else ()
