@@ -214,4 +214,5 @@ class WatchlistMedia(CombinedProvider):
             saved = await self._watchlists.saved_ids(value for rule in rules for value in rule.value)
         except StorageError as exc:
             raise ProviderError("the watchlists cannot be read right now", status=503) from exc
-        return [item for item in items if item.id in saved]
+        # A card saved under another of its names (before it had an IMDb id, say) is the same film.
+        return [item for item in items if item.id in saved or not saved.isdisjoint(item.aliases)]

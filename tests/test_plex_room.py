@@ -180,3 +180,57 @@ async def test_a_card_s_trailer_plays_through_this_server(plex_urls: tuple[str, 
         bare = next(item for item in created["media"] if "trailerUrl" not in item)
         assert (await client.get(f"/api/trailer/{provider_id}/{bare['linkUrl'].rpartition('/')[2]}")).status_code == 404
         assert (await client.get(f"/api/trailer/{provider_id}/100099")).status_code == 404
+
+
+def plex_guid_of(fake: FakePlex, card: dict[str, Any]) -> str | None:
+    """The Plex guid of a card's item, by which versions before cards had IMDb ids named it."""
+    rating_key = card["linkUrl"].rpartition("/")[2]
+    for library in fake.libraries.values():
+        index = library.index_of(rating_key)
+        if index is not None:
+            guid = library.item(index).get("guid", "")
+            return guid if guid.startswith("plex://") else None
+    return None
+
+
+async def test_a_room_stored_when_cards_had_plex_guids_keeps_them() -> None:
+    """Upgrading must not lose a room: one stored when Plex cards were named by their Plex guid (now
+    an alias) opens with its cards under the names it stored, its ratings and matches whole, and a
+    like after the upgrade completes a match begun before it."""
+    fake = FakePlex()
+    storage = MemoryStorage()
+    with serving(fake) as plex:
+        config = Settings.model_validate({"servers": [{"url": plex, "token": PLEX_TOKEN}]})
+        async with in_process_with_http(create_app(config, storage=storage)) as (connect, _):
+            ann = await connect("ann")
+            await ann.login("ann")
+            created = await ann.create("Old Night", sortOrder="oldest")
+            bob = await connect("bob")
+            await bob.login("bob")
+            await bob.join("Old Night")
+            cards = created["media"]
+            renamed = {card["id"]: guid for card in cards if (guid := plex_guid_of(fake, card))}
+            first = next(card for card in cards if card["id"] in renamed and card["id"].startswith("imdb://"))
+            await ann.send("rate", {"mediaId": first["id"], "rating": "like"})
+            await ann.wait_for("userProgress")
+        # What an earlier version stored: the same room, every card named by its Plex guid.
+        stored = await storage.get_room("Old Night")
+        assert stored is not None
+        stored.media_ids = [renamed.get(media_id, media_id) for media_id in stored.media_ids or []]
+        stored.ratings = {renamed.get(media_id, media_id): value for media_id, value in stored.ratings.items()}
+        await storage.save_room(stored)
+        old_first = renamed[first["id"]]
+
+        async with in_process_with_http(create_app(config, storage=storage)) as (connect, _):
+            bob = await connect("bob")
+            await bob.login("bob")
+            joined = await bob.join("Old Night")
+            ids = [card["id"] for card in joined["media"]]
+            assert old_first in ids
+            assert first["id"] not in ids
+            assert len(ids) == len(cards)  # every card is still the room's
+            await bob.send("rate", {"mediaId": old_first, "rating": "like"})
+            match = await bob.wait_for("match")
+            assert match["media"]["id"] == old_first
+            assert sorted(match["users"]) == ["ann", "bob"]
+        assert old_first in (await storage.get_room("Old Night") or stored).matches

@@ -31,6 +31,7 @@ class FakeSeat:
     def __init__(self, name: str) -> None:
         self.user = User(userName=name)
         self.seat_id = f"seat-{name}"
+        self.window: int | None = None
         self.frames: list[str] = []
         self.room: Room | None = None
 

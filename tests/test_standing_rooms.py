@@ -191,6 +191,41 @@ async def test_new_films_join_the_deck_for_everyone_in_the_same_order_and_keep_p
         assert (await bob.wait_for("userProgress"))["user"]["userName"] == "ann"
 
 
+async def test_a_member_taking_windows_is_dealt_again_when_films_leave(backend: Shared) -> None:
+    """Films leaving move every later film's position: a connection taking the deck in windows
+    gets the new deck's first window from where it is (its old positions would skip films), while
+    films that are only added come through the windows, and a v2 connection gets the changes."""
+    async with two_processes(backend, rooms=[KIDS]) as (apps, on_first, on_second):
+        ann = await on_first("ann")
+        await ann.send("login", {"userName": "ann", "window": 2})
+        await ann.expect("loginSuccess")
+        bob = await user(on_second, "bob")  # the whole deck, as MovieMatch v2
+        joined = await ann.join("Kids")
+        deck = ids(joined["media"])
+        assert joined["window"] == {"after": 2, "more": True}
+        whole = ids((await bob.join("Kids"))["media"])
+        assert whole[:2] == deck
+        await ann.send("rate", {"mediaId": deck[0], "rating": "like"})
+        await ann.wait_for("userProgress")
+        await drain(ann)
+        await drain(bob)
+        for app in apps:  # a film after ann's window leaves; one is added
+            provider = library(app)
+            provider.items = [item for item in provider.items if item.id != whole[3]]
+            provider.items += [film(11)]
+        await standing(apps[0]).upkeep(decks=True)
+        dealt = await ann.expect("roomChanged")
+        assert dealt["removed"] == [whole[3]]
+        assert dealt["added"] == []
+        assert dealt["window"] == {"after": 3, "more": True}
+        assert ids(dealt["media"]) == [whole[1], whole[2]]  # from her first unrated film
+        await ann.send("getCards", {"after": dealt["window"]["after"]})
+        more = await ann.wait_for("getCardsSuccess")
+        assert ids(more["media"]) == [whole[4], "test:11"]
+        told = await bob.expect("roomChanged")
+        assert (ids(told["added"]), told["removed"], "window" in told) == (["test:11"], [whole[3]], False)
+
+
 async def test_a_library_that_did_not_change_changes_nothing(backend: Shared) -> None:
     app = backend.app("one", rooms=[KIDS])
     async with in_process(app) as connect:

@@ -183,7 +183,7 @@ class RoomRegistry:
             # of its own would cost megabytes per room.
             state.media_ids = [card.id if (card := cards.get(media_id)) else media_id for media_id in state.media_ids]
         deck = Deck(state.media_ids, library)
-        missing = sum(media_id not in cards for media_id in state.media_ids)
+        missing = len(set(state.media_ids)) - len(deck)
         if missing:
             log.warning("room %r: %d of its items are no longer in the library", state.room_name, missing)
         return deck

@@ -28,6 +28,8 @@ class Seat(Protocol):
 
     # Unique among all connections of all processes.
     seat_id: str
+    # The cards of a deck it takes at a time (login's window); None: the whole deck (v2).
+    window: int | None
 
     def send(self, frame: Frame) -> None:
         """Queue one frame without waiting."""
@@ -337,11 +339,23 @@ class Room:
         self._on_change(self)
         added = [item for item in deck if item.id not in known]
         removed = [item.id for item in known if item.id not in deck]
+        # Positions in the deck hold while films are only appended; else a seat taking windows
+        # is given its first window again (what it holds would skip or repeat films).
+        old_ids = before.media_ids or []
+        appended = (state.media_ids or [])[: len(old_ids)] == old_ids
         # A change members cannot see (a password, who is counted) is not news.
-        for name in list(self.seats) if added or removed or self.rules() != rules else ():
+        news = bool(added or removed) or self.rules() != rules or not appended
+        for name, seats in list(self.seats.items()) if news else ():
+            changed = {"roomName": self.name, "rules": self.rules(), "removed": removed}
             fresh = [item.wire() for item in added if not has_rated(state, name, item.id)]
-            payload = {"roomName": self.name, "rules": self.rules(), "added": fresh, "removed": removed}
-            self.send_to(name, Reply.ROOM_CHANGED, payload)
+            plain = encode(Reply.ROOM_CHANGED, changed | {"added": fresh})
+            for seat in list(seats.values()):
+                if seat.window is None or appended:
+                    seat.send(plain)
+                else:
+                    cards, after, more = self.deck.window(self._unrated_start(name), seat.window, self.rated_by(name))
+                    dealt = changed | {"added": [], "window": {"after": after, "more": more}}
+                    seat.send(encode_with_cards(Reply.ROOM_CHANGED, dealt, cards))
         for name in list(self.online):
             self._announce_progress(name)
         for media_id in sorted(state.matches.keys() - before.matches.keys()):

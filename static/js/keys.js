@@ -17,6 +17,7 @@ export function initKeys({ active, like, dislike, undo, save }) {
     }
     if (!action) return;
     event.preventDefault();
-    action();
+    // A held key rates one card, not thirty a second (ratings beyond the rate limit would be lost).
+    if (!event.repeat) action();
   });
 }

@@ -10,6 +10,12 @@ import * as saved from "./storage.js";
 export const socket = new Socket(socketUrl());
 
 const PLEX_RETRY_MS = 15_000;
+// The cards of the room's deck asked for at a time (every login says so): about 15-30 KB a window,
+// so a join costs little even in a room of 100,000 films, yet one window lasts a while of swiping.
+export const DECK_WINDOW = 40;
+// The next window is asked for when this few cards are left: they are swiped while it comes.
+const LOW_WATER = 10;
+const CARDS_RETRY_MS = 2000; // a getCards maybe dropped (RateLimited) is asked again after this
 
 let loggingIn = null; // the identity of the login in flight
 let renewing = false; // a refused identity token was just forgotten: a new one is being asked for
@@ -17,6 +23,7 @@ let joining = null; // {roomName, password, auto, seatCode} of the joinRoom in f
 let creating = null; // the createRoom request in flight
 let leaving = 0; // leaveRoom requests of this tab still to be answered
 let roster = { asked: false, stale: false }; // the owner's getMembers in flight, and whether to ask again
+let fetching = null; // the getCards request in flight
 
 const sameRoom = (a, b) => saved.roomKey(a) === saved.roomKey(b);
 
@@ -44,7 +51,7 @@ export function start() {
 function onStatus(status) {
   state.status = status;
   if (status !== "open") {
-    loggingIn = joining = creating = null;
+    loggingIn = joining = creating = fetching = null;
     leaving = 0;
     roster = { asked: false, stale: false };
     if (state.room) state.room.joined = false;
@@ -60,11 +67,12 @@ export function signIn(identity) {
 }
 
 /** A sign-in by name presents this browser's identity token for the name, or asks for one. Plex
- * accounts are identities already. */
+ * accounts are identities already. Every login asks for the deck in windows. */
 function loginRequest(identity) {
-  if (!identity.userName) return identity;
+  if (!identity.userName) return { ...identity, window: DECK_WINDOW };
   const token = saved.identityTokens.get(identity.userName);
-  return token ? { userName: identity.userName, identityToken: token } : { userName: identity.userName, newIdentity: true };
+  const proof = token ? { identityToken: token } : { newIdentity: true };
+  return { userName: identity.userName, ...proof, window: DECK_WINDOW };
 }
 
 /** Sign in under another name and join the room (its seat under this name was someone else's). */
@@ -140,7 +148,16 @@ export function rate(rating) {
   saved.ratingHistory.set(room.name, room.history);
   emit("rated", { media: item, rating });
   emit("deck");
+  topUp();
   return true;
+}
+
+/** Ask for the next window of the deck when the stack runs low (one request at a time). */
+function topUp() {
+  const room = state.room;
+  if (!room?.joined || !room.more || fetching || joining || creating || room.media.length > LOW_WATER) return;
+  const request = { after: room.after };
+  if (socket.send("getCards", request)) fetching = request;
 }
 
 export const canUndo = () => Boolean(canRate() && state.room.history.length);
@@ -181,6 +198,10 @@ function enterRoom(payload) {
   room.type = payload.roomType ?? "standard";
   room.joined = true;
   room.media = payload.media ?? [];
+  // A server that sends the whole deck sends no window: then nothing is left to ask for.
+  room.after = payload.window?.after ?? null;
+  room.more = Boolean(payload.window?.more);
+  fetching = null; // replies come in order: one asked for before this join was answered before it, or was dropped
   const remaining = new Set(room.media.map((item) => item.id));
   // A fresh page has no history in memory yet: take this tab's saved one.
   const history = previous?.loaded ? room.history : saved.ratingHistory.get(room.name);
@@ -210,6 +231,18 @@ function enterRoom(payload) {
   emit("matches");
   emit("members");
   refreshRoster();
+  topUp();
+}
+
+/** A message was dropped (RateLimited): if it may have been the getCards in flight, ask again in a while. */
+function retryCards() {
+  const request = fetching;
+  if (!request) return;
+  setTimeout(() => {
+    if (fetching !== request) return;
+    fetching = null;
+    topUp();
+  }, CARDS_RETRY_MS);
 }
 
 function exitRoom() {
@@ -440,6 +473,48 @@ const handlers = {
     emit("matchRemoved", mediaId);
   },
 
+  getCardsSuccess({ media, after, more }) {
+    const room = state.room;
+    if (!room || !fetching) return;
+    const stale = fetching.stale;
+    fetching = null;
+    // Asked for before the deck was dealt again: its positions are those of the old deck.
+    if (stale) return topUp();
+    // A window asked for again (after RateLimited) may bring cards the stack has already.
+    const held = new Set(room.media.map((item) => item.id));
+    room.media.push(...media.filter((item) => !held.has(item.id)));
+    room.after = after;
+    room.more = more;
+    emit("deck");
+    topUp();
+  },
+
+  getCardsError(error) {
+    fetching = null;
+    if (error.name === "NotInRoom" && state.room && !joining) rejoin();
+  },
+
+  roomChanged({ roomName, added = [], removed = [], media, window }) {
+    const room = state.room;
+    if (!room || !sameRoom(room.name, roomName)) return;
+    const gone = new Set(removed);
+    room.history = room.history.filter((entry) => !gone.has(entry.media.id));
+    saved.ratingHistory.set(room.name, room.history);
+    if (window) {
+      // The deck was dealt again (films left it, or a new order): this is its first window now.
+      room.media = media ?? [];
+      room.after = window.after;
+      room.more = Boolean(window.more);
+      if (fetching) fetching = { ...fetching, stale: true };
+    } else {
+      room.media = room.media.filter((item) => !gone.has(item.id));
+      // New films join the end of the room's list: while windows are left, the last of them bring them.
+      if (!room.more) room.media.push(...added);
+    }
+    emit("deck");
+    topUp();
+  },
+
   rateError(error) {
     const room = state.room;
     if (!room) return;
@@ -466,6 +541,7 @@ const handlers = {
   },
 
   error(error) {
+    if (error.name === "RateLimited") retryCards();
     if (error.requestType === "joinRoom") handlers.joinRoomError(error);
     else if (error.requestType === "createRoom") handlers.createRoomError(error);
     else if (!["requestFilters", "requestFilterValues", "getLibraries", "manageMember"].includes(error.requestType)) {

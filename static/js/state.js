@@ -10,7 +10,8 @@ export const state = {
   target: null, // a room to join once signed in (a share link): {roomName, password}
 };
 
-/** A room as this tab sees it. `media` is the deck still to rate; media[0] is the top card. */
+/** A room as this tab sees it. `media` is the deck still to rate as far as this tab holds it (the
+ * server sends it a window at a time); media[0] is the top card. */
 export function newRoom(name, password) {
   return {
     name,
@@ -20,6 +21,8 @@ export function newRoom(name, password) {
     joined: false, // seated in the room on the current connection
     ended: false,
     media: [],
+    after: null, // where the next window of the deck starts (the server's position, kept as it is)
+    more: false, // whether the server has cards after those held
     history: [], // [{media, rating}] for undo, oldest first
     matches: new Map(), // mediaId -> Match
     users: new Map(), // userName -> {user, progress}
@@ -30,6 +33,9 @@ export function newRoom(name, password) {
     removed: [], // the owner's view: the names the owner removed
   };
 }
+
+/** Whether the member has rated every card of the room's deck (none held, none left to ask for). */
+export const deckDone = (room) => Boolean(room?.loaded && !room.more && !room.media.length);
 
 const topics = new Map();
 

@@ -34,6 +34,9 @@ class LiveRoom:
 class RateOutcome:
     seq: int
     new_match: bool
+    # The event as published, when the Live returns it: the deciding process applies it at once
+    # instead of after its trip through the subscription (which then brings nothing new).
+    event: str | None = None
 
 
 class Subscription(Protocol):

@@ -206,7 +206,7 @@ class RedisLive:
         )
         if outcome[0] != 1:
             return Refusal(outcome[0])
-        return RateOutcome(int(outcome[1]), outcome[2] == 1)
+        return RateOutcome(int(outcome[1]), outcome[2] == 1, outcome[3])
 
     async def undo(self, room_name: str, name: str, media_id: str, *, room_type: str, threshold: int) -> int | Refusal:
         keys = self.keys(room_name)

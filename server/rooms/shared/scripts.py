@@ -61,9 +61,14 @@ local function count_rating(key, user, delta)
   end
   return count
 end
-local function emit(body)
+local function emitted(body)
   local seq = redis.call("INCR", KEYS[7])
-  redis.call("PUBLISH", ARGV[1], '{"seq":' .. seq .. ',' .. body .. '}')
+  local event = '{"seq":' .. seq .. ',' .. body .. '}'
+  redis.call("PUBLISH", ARGV[1], event)
+  return seq, event
+end
+local function emit(body)
+  local seq = emitted(body)
   return seq
 end
 -- A presence entry's user (as its JSON text) and seats (decoded). A user's JSON holds no unescaped
@@ -300,10 +305,10 @@ if ARGV[6] == "like" and ARGV[8] ~= "solo" then
     matched_at, new = ARGV[7], 1
   end
 end
-local seq = emit('"t":"rate","name":' .. cjson.encode(ARGV[2]) .. ',"mediaId":' .. cjson.encode(ARGV[5])
+local seq, event = emitted('"t":"rate","name":' .. cjson.encode(ARGV[2]) .. ',"mediaId":' .. cjson.encode(ARGV[5])
   .. ',"rating":"' .. ARGV[6] .. '","at":' .. ARGV[7] .. ',"progress":' .. progress
   .. (matched_at and (',"matchedAt":' .. matched_at) or ''))
-return {1, seq, new}
+return {1, seq, new, event}
 """
 
 # decide_undo. ARGV: channel, name, look-up key, mediaId, room type, threshold, like key.

@@ -12,7 +12,7 @@ import { renderMembers } from "../members.js";
 import { buzz } from "../motion.js";
 import { initOwnerTools, openMember, readmit } from "../owner.js";
 import { canRate, canUndo, deleteRoom, isOwner, leaveRoom, rate, signOut, undo } from "../session.js";
-import { on, state } from "../state.js";
+import { deckDone, on, state } from "../state.js";
 import { initShare, openShare } from "../share.js";
 import { seenMatches } from "../storage.js";
 import { toast } from "../toast.js";
@@ -148,9 +148,9 @@ function drawDeck(detail = {}) {
   const room = state.room;
   const media = room?.media ?? [];
   deck.render(media, detail);
-  const loading = Boolean(room && !room.joined && !media.length);
   const ended = Boolean(room?.ended);
-  const empty = Boolean(room?.joined && !media.length);
+  const empty = Boolean(room?.joined && deckDone(room));
+  const loading = Boolean(room && !media.length && !empty && !ended); // joining, or the next window on its way
   byId("deck-loading").hidden = !loading;
   byId("deck-empty").hidden = !(empty || ended);
   byId("deck-empty-text").textContent = t(ended ? "ROOM_ENDED" : "RATE_SECTION_EXHAUSTED_CARDS");

@@ -2,7 +2,7 @@
 
 import { byId, clear, h } from "../dom.js";
 import { t } from "../i18n.js";
-import { signIn, socket } from "../session.js";
+import { DECK_WINDOW, signIn, socket } from "../session.js";
 import { on, state } from "../state.js";
 import { plexClientId } from "../storage.js";
 
@@ -158,7 +158,7 @@ function stopPlex() {
 function startQuickConnect() {
   if (quickConnect !== null) return;
   showError(null);
-  if (!socket.send("jellyfinQuickConnect", { jellyfinServer: jellyfinServer() })) {
+  if (!socket.send("jellyfinQuickConnect", { jellyfinServer: jellyfinServer(), window: DECK_WINDOW })) {
     showError("ERROR_OFFLINE");
     return;
   }
