@@ -65,6 +65,7 @@ from server.providers.jellyfin_sign_in import JellyfinSignIn, PendingQuickConnec
 from server.rooms.changes import MemberAction
 from server.rooms.decisions import SEAT_OFFER_MS
 from server.rooms.room import Room
+from server.rooms.unwatched import requested
 from server.user import User
 from server.watchlists import no_identity
 
@@ -460,7 +461,8 @@ class Connection:
                 f"you may create {creations.limit} rooms a day; reuse one of yours",
             )
         request = await self.context.watchlists.prepare_room(request, user, self.account, self.context.provider)
-        room = await self.context.registry.create(name, request, user, self.address)
+        unwatched = await requested(request, user, self.context.provider)
+        room = await self.context.registry.create(name, request, user, self.address, unwatched)
         await creations.record(creator)
         await self._leave_room(permanently=False)
         await self.context.registry.seat(room, self, user, Reply.CREATE_ROOM_SUCCESS, window=self.window)
@@ -491,6 +493,7 @@ class Connection:
                 client=self.address,
                 seat_code=request.seatCode,
                 window=self.window,
+                count_watched=request.countMyWatched,
             )
         except ProtocolError as exc:
             if guessing and exc.name in (ErrorName.ACCESS_DENIED, ErrorName.INVALID_SEAT_CODE):

@@ -79,10 +79,13 @@ async def health(request: Request) -> Response:
     # every other room working: "degraded", still 200, so a load balancer keeps the process.
     unreadable = len(context.storage.unreadable_rooms())
     providers = {provider_id: await one.healthy() for provider_id, one in context.provider.providers.items()}
-    healthy = storage_ok and all(providers.values())
+    # A media server that does not answer is every process's problem alike, and rooms already dealt
+    # go on: "degraded", still 200, so a load balancer keeps the process. Storage is the process's.
+    healthy = storage_ok
     storage = "unavailable" if not storage_ok else "degraded" if unreadable else "ok"
+    degraded = unreadable or not all(providers.values())
     body: dict[str, object] = {
-        "status": "unavailable" if not healthy else "degraded" if unreadable else "ok",
+        "status": "unavailable" if not healthy else "degraded" if degraded else "ok",
         "storage": storage,
         "providers": {provider_id: "ok" if ok else "unavailable" for provider_id, ok in providers.items()},
     }

@@ -158,6 +158,7 @@ class ErrorName(StrEnum):
     NOT_ON_SERVER = "NotOnServer"
     PLAYER_GONE = "PlayerGone"
     PLAYBACK_REFUSED = "PlaybackRefused"
+    UNKNOWN_PERSON = "UnknownPerson"
 
 
 class ProtocolError(Exception):
@@ -290,6 +291,10 @@ _UNWATCHED_VALUES = {
 }
 
 
+# A person's identity, as getPeople lists it (``server.identity``).
+PersonId = Annotated[Text, StringConstraints(min_length=1, max_length=200)]
+
+
 class EndConditions(Payload):
     matches: int | None = Field(default=None, ge=1, le=1000)
     minutes: float | None = Field(default=None, gt=0, le=7 * 24 * 60)
@@ -315,6 +320,10 @@ class CreateRoomRequest(Payload):
     endConditions: EndConditions | None = None
     # (ext) Where the films come from: the libraries, or only those of them on the members' watchlists.
     source: Literal["library", "watchlists"] = "library"
+    # (ext) Leave out every film one of these people watched (getPeople's ids), and, when
+    # ``unwatchedByMembers``, those of every member signed in as one of them who agrees at join.
+    unwatchedBy: list[PersonId] = Field(default=[], max_length=LIST_MAX_ITEMS)
+    unwatchedByMembers: bool = False
 
     @field_validator("filters")
     @classmethod
@@ -389,6 +398,8 @@ class JoinRoomRequest(Payload):
     memberToken: Text | None = None
     # (ext) The code of a seat the room's owner offered to this device.
     seatCode: Annotated[Text, StringConstraints(max_length=20)] | None = None
+    # (ext) This member agrees that the films they watched leave the deck (a room that asks).
+    countMyWatched: bool = False
 
 
 class GetCardsRequest(Payload):

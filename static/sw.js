@@ -41,6 +41,7 @@ const FILES = [
   "js/members.js",
   "js/motion.js",
   "js/owner.js",
+  "js/people.js",
   "js/players.js",
   "js/plex.js",
   "js/poster.js",

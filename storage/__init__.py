@@ -6,7 +6,7 @@ from .factory import create_storage, storage_url
 from .keys import readable_id, room_key
 from .memory import MemoryStorage
 from .passwords import hash_password, verify_password
-from .room import Filter, Member, Pick, Rating, RatingValue, SerializedRoom
+from .room import Filter, Member, Pick, Rating, RatingValue, SerializedRoom, Unwatched
 from .summary import RoomSummary, Unreadable
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "StorageError",
     "Unreadable",
     "UnreadableRoom",
+    "Unwatched",
     "create_storage",
     "hash_password",
     "readable_id",

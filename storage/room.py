@@ -49,6 +49,15 @@ class Pick(_Frozen):
     at: int
 
 
+class Unwatched(_Frozen):
+    """(ext) A room that leaves out every film one of ``people`` has watched (their identities,
+    ``server.identity``): those picked at creation, and the members who agreed when they joined
+    (asked only when ``members``)."""
+
+    people: tuple[str, ...] = ()
+    members: bool = False
+
+
 class Member(_Frozen):
     """Someone who joined and has not left with ``leaveRoom`` (a disconnected member still counts)."""
 
@@ -100,6 +109,8 @@ class SerializedRoom(_Model):
     ends_at: int | None = None
     like_cap: int | None = Field(default=None, ge=1)
     pick: Pick | None = None
+    # (ext) Whose watched films the deck leaves out (None: nobody's).
+    unwatched: Unwatched | None = None
     members: dict[str, Member] = Field(default_factory=dict)
     ratings: dict[str, list[Rating]] = Field(default_factory=dict)
     user_progress: dict[str, int] = Field(default_factory=dict)

@@ -15,6 +15,9 @@ Versions:
 - 1: this project's first releases: filters in the providers' vocabulary, ``passwordHash``,
   ``members``, ``mediaIds``, ``matches``.
 - 2: ``openedAt``, when the room was last opened (created or joined).
+- 3: ``unwatched``, whose watched films the deck leaves out. Nothing earlier is converted (no room
+  left any out); the version says that a server which does not know it must not load the room,
+  which would deal those films again and drop the field at its next save.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 
 from .passwords import hash_password
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 Step = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -185,5 +188,13 @@ def _ms(value: object) -> int | None:
     return number if 0 < number < 2**53 else None
 
 
+# 2 -> 3: whose watched films the deck leaves out.
+
+
+def unwatched(data: dict[str, Any]) -> dict[str, Any]:
+    """Rooms before version 3 leave out nobody's watched films: ``unwatched`` stays unset."""
+    return data
+
+
 # STEPS[n] upgrades version n to n + 1.
-STEPS: tuple[Step, ...] = (from_original, opened_at)
+STEPS: tuple[Step, ...] = (from_original, opened_at, unwatched)

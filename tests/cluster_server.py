@@ -8,7 +8,9 @@ the in-process protocol tests. Besides the server's own variables it reads:
 - ``CLUSTER_FILMS_FILE``: a file path; when that file exists it holds how many films there are,
   read at every listing, so a test grows (or shrinks) the library of every process at once;
 - ``CLUSTER_FAIL_FLAG``: a file path; while that file exists the library is down, in every process
-  started with the same path (``world.provider.fail = True`` of the protocol tests).
+  started with the same path (``world.provider.fail = True`` of the protocol tests);
+- ``CLUSTER_LIBRARY``: ``servers`` for the media servers the settings name (fakes on loopback)
+  instead of the test library.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def main() -> None:
     flag, films = os.environ.get("CLUSTER_FAIL_FLAG"), os.environ.get("CLUSTER_FILMS_FILE")
     count = int(os.environ.get("CLUSTER_FILMS", "10"))
     provider = SwitchableProvider(count, Path(flag) if flag else None, Path(films) if films else None)
-    cli.main([], provider=provider)
+    cli.main([], provider=None if os.environ.get("CLUSTER_LIBRARY") == "servers" else provider)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,9 @@ class ListProvider(MediaProvider):
         if self.fail:
             raise ProviderError("the test library is down")
 
+    async def healthy(self) -> bool:
+        return not self.fail
+
     async def libraries(self) -> list[Library]:
         self._check()
         return [Library(title="Test", key="test", type="movie")]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from hypothesis import strategies as st
 
-from storage import Filter, Member, SerializedRoom, hash_password
+from storage import Filter, Member, SerializedRoom, Unwatched, hash_password
 
 # Any Unicode a browser can send, including lone surrogates' neighbours, emoji and control-free text.
 room_names = st.text(min_size=1, max_size=120).filter(lambda name: name.strip() != "")
@@ -51,4 +51,8 @@ def rooms(draw: st.DrawFn, name: st.SearchStrategy[str] = room_names) -> Seriali
         media_ids=draw(st.none() | st.just(items)),
         media_seed=draw(st.none() | st.integers(min_value=0, max_value=2**63 - 1)),
         matches={item: draw(millis) for item in draw(st.lists(st.sampled_from(items), unique=True))} if items else {},
+        unwatched=draw(
+            st.none()
+            | st.builds(Unwatched, people=st.lists(st.text(max_size=20), max_size=3).map(tuple), members=st.booleans())
+        ),
     )

@@ -21,6 +21,7 @@ from server.commands.transfer import differing_copies
 from server.config import Settings
 from storage import Member, SerializedRoom, create_storage, hash_password, verify_password
 from storage.file import DECK_SUFFIX, FileStorage, room_file_name
+from storage.schema import SCHEMA_VERSION
 from tests.library import ListProvider
 from tests.peers import Peer, in_process_with_http, in_processes
 from tests.services import ServerProcess
@@ -362,7 +363,7 @@ async def test_an_import_upgrades_rooms_of_earlier_versions(run: Runner, workdir
     run.storage(url)
     assert (await run("import", str(backup))).status == 0
     room = (await stored_rooms(url))["Movie Night"]
-    assert (room.room_type, room.libraries, room.schema_version) == ("async", ["demo:demo"], 2)
+    assert (room.room_type, room.libraries, room.schema_version) == ("async", ["demo:demo"], SCHEMA_VERSION)
     assert room.password_hash is not None
     assert verify_password("popcorn", room.password_hash)
 

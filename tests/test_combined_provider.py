@@ -95,6 +95,19 @@ async def test_posters_and_links_go_to_the_source_in_the_url() -> None:
         assert health["providers"] == {"test": "ok"}
 
 
+async def test_a_media_server_down_leaves_the_process_in_service() -> None:
+    provider = ListProvider()
+    app = create_app(Settings(), storage=MemoryStorage(), provider=provider)
+    async with (
+        LifespanManager(app) as manager,
+        httpx.AsyncClient(transport=httpx.ASGITransport(manager.app), base_url="http://test") as client,
+    ):
+        provider.fail = True
+        response = await client.get("/health")
+        assert response.status_code == 200
+        assert response.json() == {"status": "degraded", "storage": "ok", "providers": {"test": "unavailable"}}
+
+
 # -- one deck across Plex and Jellyfin ----------------------------------------------------------
 
 

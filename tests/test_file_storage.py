@@ -31,6 +31,7 @@ from storage.file import (
     room_file_name,
 )
 from storage.room import deck_digest
+from storage.schema import SCHEMA_VERSION
 from storage.summary import summarise
 from tests.services import read_only_directory
 
@@ -457,14 +458,15 @@ def copy_fixture(name: str, directory: Path) -> None:
         (directory / path.name).write_bytes(path.read_bytes())
 
 
-@pytest.mark.parametrize("fixture", ["0-fork", "1-file", "2-file"])
+@pytest.mark.parametrize("fixture", ["0-fork", "1-file", "2-file", "3-file"])
 async def test_room_files_of_every_version_load_and_are_written_back_in_this_one(rooms_dir: Path, fixture: str) -> None:
     copy_fixture(fixture, rooms_dir)
     async with FileStorage(rooms_dir) as storage:
         room = await storage.get_room("movie night")
         assert room is not None
         assert room.room_name == "Movie Night"
-        assert room.schema_version == 2
+        assert room.schema_version == SCHEMA_VERSION
+        assert (room.unwatched is not None) == (fixture == "3-file")
         assert room.password_hash is not None
         assert verify_password("popcorn", room.password_hash)
         if fixture == "0-fork":
@@ -477,7 +479,7 @@ async def test_room_files_of_every_version_load_and_are_written_back_in_this_one
         # Loading wrote nothing; the next save writes the current layout.
         await storage.save_room(continue_with)
     written = json.loads(room_path_in(rooms_dir).read_bytes())
-    assert written["schemaVersion"] == 2
+    assert written["schemaVersion"] == SCHEMA_VERSION
     assert "mediaIds" not in written
     assert written["deck"]["size"] == len(continue_with.media_ids or [])
     async with FileStorage(rooms_dir) as storage:

@@ -18,6 +18,7 @@ from redis.crc import key_slot
 from storage import SerializedRoom, StorageError, room_key, verify_password
 from storage.keys import key_digest
 from storage.redis import MAX_CONNECTIONS, SOCKET_TIMEOUT, RedisStorage
+from storage.schema import SCHEMA_VERSION
 from storage.summary import summarise
 from tests.services import free_port, running_redis
 
@@ -119,7 +120,9 @@ async def restore_dump(raw: redis.asyncio.Redis, dump: dict[str, dict[str, Any]]
             await raw.zadd(key, dict(value))
 
 
-@pytest.mark.parametrize("fixture", ["1-redis-first-layout", "1-redis-members-in-meta", "1-redis", "2-redis"])
+@pytest.mark.parametrize(
+    "fixture", ["1-redis-first-layout", "1-redis-members-in-meta", "1-redis", "2-redis", "3-redis"]
+)
 async def test_rooms_of_every_version_and_layout_load(
     storage: RedisStorage, raw: redis.asyncio.Redis, fixture: str
 ) -> None:
@@ -127,7 +130,8 @@ async def test_rooms_of_every_version_and_layout_load(
     assert await storage.list_room_names() == [ROOM]
     room = await storage.get_room(ROOM)
     assert room is not None
-    assert room.schema_version == 2
+    assert room.schema_version == SCHEMA_VERSION
+    assert (room.unwatched is not None) == (fixture == "3-redis")
     assert room.password_hash is not None
     assert verify_password("popcorn", room.password_hash)
     assert {name: member.joined_at for name, member in room.members.items()} == {
@@ -144,7 +148,7 @@ async def test_rooms_of_every_version_and_layout_load(
     # Before version 2 the last activity stands in for when the room was last opened.
     opened = (
         datetime(2026, 12, 1, 20, 15, 30, 250000, tzinfo=UTC)
-        if fixture == "2-redis"
+        if fixture in ("2-redis", "3-redis")
         else datetime.fromtimestamp(1795822310, UTC)
     )
     assert room.opened_at == opened

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import assume, example, given, strategies as st
 
-from storage import Filter, Member, SerializedRoom, hash_password, readable_id, room_key, verify_password
+from storage import Filter, Member, SerializedRoom, Unwatched, hash_password, readable_id, room_key, verify_password
 from storage.keys import key_digest
 from storage.schema import SCHEMA_VERSION, STEPS
 from tests.strategies import PASSWORD_HASH, room_names, rooms
@@ -246,7 +246,7 @@ def test_a_users_second_rating_of_an_item_is_dropped() -> None:
 
 
 def test_every_version_has_its_step() -> None:
-    assert len(STEPS) == SCHEMA_VERSION == 2
+    assert len(STEPS) == SCHEMA_VERSION == 3
 
 
 @pytest.mark.parametrize("load", LOADERS.values(), ids=LOADERS.keys())
@@ -324,7 +324,10 @@ def test_a_rating_filter_becomes_bounds(
         ({"ratingFilter": [1, 2]}, "ratingFilter is not an object"),
         ({"ratingFilter": {"min": True}}, "ratingFilter: True is not a number"),
         ({"contentRatingFilter": {"ratings": "PG"}}, "contentRatingFilter.ratings"),
-        ({"schemaVersion": 3}, "schemaVersion 3 was written by a newer MovieMatch"),
+        (
+            {"schemaVersion": SCHEMA_VERSION + 1},
+            f"schemaVersion {SCHEMA_VERSION + 1} was written by a newer MovieMatch",
+        ),
         ({"schemaVersion": True}, "not a version number"),
         ({"schemaVersion": "2"}, "not a version number"),
         ({"schemaVersion": -1}, "not a version number"),
@@ -348,11 +351,13 @@ def test_a_room_of_the_first_schema_gets_when_it_was_last_active_as_opened() -> 
 
 
 def test_a_room_of_the_current_schema_keeps_its_fields() -> None:
-    [path] = (FIXTURES / "2-file").glob("*.json")
+    [path] = (FIXTURES / "3-file").glob("*.json")
     data = json.loads(path.read_bytes())
     room = SerializedRoom.from_dict(data)
     assert room.opened_at == datetime(2026, 12, 1, 20, 15, 30, 250000, tzinfo=UTC)
-    assert (room.schema_version, room.room_type, room.media_seed) == (2, "standard", 42)
+    assert (room.schema_version, room.room_type, room.media_seed, room.join_code) == (3, "standard", 42, "K7FM2Q")
+    people = ("plex:1", "jellyfin:5f2a9c8e1b7d4e3fa6c0d9b8e7f61234:aaaa0002")
+    assert room.unwatched == Unwatched(people=people, members=True)
     # The file backend keeps the deck beside the room; the room itself only names it.
     assert room.media_ids is None
     assert room.to_json() == SerializedRoom.from_json(room.to_json()).to_json()

@@ -11,8 +11,9 @@ import anyio
 import pytest
 from hypothesis import given, settings
 
-from storage import SerializedRoom, Storage, create_storage
+from storage import SerializedRoom, Storage, Unwatched, create_storage
 from storage.errors import JoinCodeTaken
+from storage.schema import SCHEMA_VERSION
 from storage.summary import summarise
 from tests.strategies import rooms
 
@@ -178,11 +179,17 @@ async def test_a_deck_round_trips_and_can_be_replaced(storage: Storage) -> None:
 
 
 async def test_rooms_are_stored_in_the_current_schema_with_when_they_were_opened(storage: Storage) -> None:
-    room = make_room(createdAt="2026-01-02T03:04:05.123456Z", openedAt="2026-03-04T05:06:07.654321Z", roomType="async")
+    room = make_room(
+        createdAt="2026-01-02T03:04:05.123456Z",
+        openedAt="2026-03-04T05:06:07.654321Z",
+        roomType="async",
+        unwatched={"people": ["plex:1", "jellyfin:s:u"], "members": True},
+    )
     await storage.save_room(room)
     stored = await storage.get_room("Movie Night")
     assert stored is not None
-    assert (stored.schema_version, stored.room_type) == (2, "async")
+    assert (stored.schema_version, stored.room_type) == (SCHEMA_VERSION, "async")
+    assert stored.unwatched == Unwatched(people=("plex:1", "jellyfin:s:u"), members=True)
     assert stored.opened_at == datetime(2026, 3, 4, 5, 6, 7, 654321, tzinfo=UTC)
 
 

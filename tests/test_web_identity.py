@@ -44,6 +44,10 @@ def identity_token(page: Page, name: str) -> str | None:
     return token
 
 
+# Every login of our web client asks for the deck in windows (static/js/session.js DECK_WINDOW).
+WINDOW = 40
+
+
 def watching(page: Page, message_type: str) -> list[dict[str, Any]]:
     """The payloads of every ``message_type`` the page sends from now on (over any of its sockets)."""
     payloads: list[dict[str, Any]] = []
@@ -119,7 +123,7 @@ def test_the_first_sign_in_keeps_an_identity_for_reloads_and_tabs(server: Server
     ann.goto(server.http_url + "/")
     sign_in(ann, "Ann")
     expect(ann.locator("#lobby-user")).to_have_text("Ann")
-    assert logins == [{"userName": "Ann", "newIdentity": True}]
+    assert logins == [{"userName": "Ann", "newIdentity": True, "window": WINDOW}]
     token = identity_token(ann, "Ann")
     assert token is not None
     assert TOKEN.fullmatch(token)
@@ -132,7 +136,7 @@ def test_the_first_sign_in_keeps_an_identity_for_reloads_and_tabs(server: Server
     ann.reload()
     expect(ann.locator("#room-name")).to_have_text("Sofa")
     assert top_title(ann) == second
-    assert logins[-1] == {"userName": "Ann", "identityToken": token}
+    assert logins[-1] == {"userName": "Ann", "identityToken": token, "window": WINDOW}
     assert identity_token(ann, "Ann") == token
     expect_owner_tools(ann, shown=True)
 
@@ -193,7 +197,7 @@ def test_a_second_device_with_the_same_identity_is_the_same_member(server: Serve
     with_stored(laptop, {"moviematch.identity": {"userName": "Cy"}, "moviematch.identityTokens": {"cy": token}})
     laptop.goto(f"{server.http_url}/?roomName=Two+Screens")
     expect(laptop.locator("#room-name")).to_have_text("Two Screens")
-    assert logins == [{"userName": "Cy", "identityToken": token}]
+    assert logins == [{"userName": "Cy", "identityToken": token, "window": WINDOW}]
     assert top_title(laptop) == second
     expect_owner_tools(laptop, shown=True)
     expect(laptop.locator("#members .member")).to_have_count(1)
@@ -210,13 +214,16 @@ def test_a_token_the_server_refuses_is_replaced_without_a_word(server: ServerPro
     page.goto(server.http_url + "/")
     expect(page.locator("#lobby-user")).to_have_text("Dee")
     expect(page.locator("#join-room")).to_be_focused()
-    assert logins == [{"userName": "Dee", "identityToken": "not-a-token"}, {"userName": "Dee", "newIdentity": True}]
+    assert logins == [
+        {"userName": "Dee", "identityToken": "not-a-token", "window": WINDOW},
+        {"userName": "Dee", "newIdentity": True, "window": WINDOW},
+    ]
     renewed = identity_token(page, "Dee")
     assert renewed is not None
     assert TOKEN.fullmatch(renewed)
     page.reload()
     expect(page.locator("#lobby-user")).to_have_text("Dee")
-    assert logins[-1] == {"userName": "Dee", "identityToken": renewed}
+    assert logins[-1] == {"userName": "Dee", "identityToken": renewed, "window": WINDOW}
 
 
 V2_CREATE = """async (room) => {
@@ -272,7 +279,7 @@ def test_our_older_stored_state_without_a_token_upgrades_silently(server: Server
     )
     page.goto(f"{server.http_url}/?roomName=Legacy+Night")
     expect(page.locator("#room-name")).to_have_text("Legacy Night")
-    assert logins == [{"userName": "Old", "newIdentity": True}]
+    assert logins == [{"userName": "Old", "newIdentity": True, "window": WINDOW}]
     token = identity_token(page, "Old")
     assert token is not None
     expect_owner_tools(page, shown=True)

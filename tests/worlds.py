@@ -80,10 +80,21 @@ def settings(**overrides: Any) -> Settings:
 
 
 def environment(overrides: dict[str, Any]) -> dict[str, str]:
-    """Settings overrides as the environment variables of a server process."""
-    return {
-        name.upper(): str(value).lower() if isinstance(value, bool) else str(value) for name, value in overrides.items()
-    }
+    """Settings overrides as the environment variables of a server process. ``servers`` may name one
+    Plex server (``PLEX_URL``, ``PLEX_TOKEN``), which the process then serves instead of the test library."""
+    env: dict[str, str] = {}
+    for name, value in overrides.items():
+        if name == "servers":
+            [server] = value
+            env |= {"PLEX_URL": server["url"], "PLEX_TOKEN": server["token"], "CLUSTER_LIBRARY": "servers"}
+        else:
+            env[name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
+
+
+def media(overrides: dict[str, Any], library: ListProvider) -> ListProvider | None:
+    """What the apps of a world serve: the test library, unless the settings name media servers."""
+    return None if overrides.get("servers") else library
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +120,9 @@ def in_process_world(**overrides: Any) -> AsyncIterator[World]:
     storage = MemoryStorage()
     provider = ListProvider()
     clock = rising_clock()
-    app = create_app(settings(**overrides), storage=storage, provider=provider, now_ms=clock, rng=random.Random(7))
+    app = create_app(
+        settings(**overrides), storage=storage, provider=media(overrides, provider), now_ms=clock, rng=random.Random(7)
+    )
     changes = app.state.context.registry.changes
     assert isinstance(changes, LocalChanges)
 
@@ -130,7 +143,7 @@ def shared_in_memory_world(**overrides: Any) -> AsyncIterator[World]:
         create_app(
             settings(**overrides),
             storage=storage,
-            provider=provider,
+            provider=media(overrides, provider),
             now_ms=clock,
             rng=random.Random(7),
             live=MemoryLive(hub, f"process-{number}"),

@@ -30,7 +30,16 @@ from server.protocol import (
 )
 from server.providers import InvalidFilter, Media, MediaProvider, MediaQuery, ProviderError
 from server.user import User
-from storage import RatingValue, SerializedRoom, Storage, StorageError, hash_password, room_key, verify_password
+from storage import (
+    RatingValue,
+    SerializedRoom,
+    Storage,
+    StorageError,
+    Unwatched,
+    hash_password,
+    room_key,
+    verify_password,
+)
 from storage.errors import JoinCodeTaken
 
 from .changes import (
@@ -49,6 +58,7 @@ from .deck import Deck, Library, order_media, stable_seed
 from .join_codes import new_join_code, room_named
 from .room import Arrival, Room, Seat
 from .rules import Refusal, ban_key, end_reason, owner_of
+from .unwatched import leaving_out_watched, people_of
 
 log = logging.getLogger("server.rooms")
 _T = TypeVar("_T")
@@ -195,8 +205,11 @@ class RoomRegistry:
         except Busy as exc:
             raise ProtocolError(reply_type, ErrorName.SERVER_BUSY, "the server is busy; try again in a moment") from exc
 
-    async def create(self, name: str, request: CreateRoomRequest, creator: User, client: str) -> Room:
-        """Create and store a room named ``name`` (already checked); the caller then seats its creator."""
+    async def create(
+        self, name: str, request: CreateRoomRequest, creator: User, client: str, unwatched: Unwatched | None = None
+    ) -> Room:
+        """Create and store a room named ``name`` (already checked), without the films the people of
+        ``unwatched`` watched; the caller then seats its creator."""
         key = room_key(name)
         async with self._lock(key):
             if key in self.rooms or key in self.standing or await self._stored(name, Reply.CREATE_ROOM_ERROR):
@@ -216,13 +229,16 @@ class RoomRegistry:
                     f"a room called {alike} exists, and {name} would look the same; choose another name",
                 )
             items = await self._media(MediaQuery(request.filters, request.libraries), Reply.CREATE_ROOM_ERROR)
-            if not items:
+            dealt = items if unwatched is None else await self._unwatched(items, unwatched)
+            if not dealt:
                 raise ProtocolError(
-                    Reply.CREATE_ROOM_ERROR, ErrorName.NO_MEDIA, "no items match the filters of this room"
+                    Reply.CREATE_ROOM_ERROR,
+                    ErrorName.NO_MEDIA,
+                    "its people have watched every film" if items else "no items match the filters of this room",
                 )
             seed = self._rng.getrandbits(63)
             library = self._library(MediaQuery(request.filters, request.libraries), items)
-            ordered = order_media(items, request.sortOrder or request.sort, seed)
+            ordered = order_media(dealt, request.sortOrder or request.sort, seed)
             password_hash = None
             if request.password:
                 password_hash = await self._scrypt(Reply.CREATE_ROOM_ERROR, client, hash_password, request.password)
@@ -236,6 +252,7 @@ class RoomRegistry:
                 options=list(request.options),
                 filters=list(request.filters),
                 libraries=list(request.libraries),
+                unwatched=unwatched,
                 creator_plex_user_id=creator.plex_id or "",
                 creator_plex_username=creator.userName,
                 owner=ban_key(creator.identity, skeleton(creator.userName)),
@@ -260,6 +277,16 @@ class RoomRegistry:
         if room is None:
             raise ProtocolError(Reply.CREATE_ROOM_ERROR, ErrorName.ROOM_NOT_FOUND, f"{name} was deleted meanwhile")
         return room
+
+    async def _unwatched(self, items: list[Media], unwatched: Unwatched) -> list[Media]:
+        """The films of ``items`` none of the people has watched."""
+        try:
+            watched = await self.provider.watched(unwatched.people, refresh=True)
+        except ProviderError as exc:
+            raise ProtocolError(
+                Reply.CREATE_ROOM_ERROR, ErrorName.UNKNOWN_ERROR, f"what its people watched cannot be read: {exc}"
+            ) from exc
+        return [item for item in items if item.id not in watched]
 
     async def store_new(self, state: SerializedRoom) -> bool:
         """``storage.create_room`` with a join code no other room has (drawn again while taken)."""
@@ -346,7 +373,19 @@ class RoomRegistry:
                 raise storage_unavailable(reply_type, "this room cannot be read right now") from exc
             if room is not None and key in self.standing and self.refresh_deck is not None:
                 await self.refresh_deck(room)
+            if room is not None and room.state.unwatched is not None:
+                await self._leave_out_watched(room, self.changes.reshape)
             return room
+
+    async def _leave_out_watched(
+        self, room: Room, reshape: Callable[[str, Reshape], Awaitable[bool]], joining: str | None = None
+    ) -> None:
+        """Films the room's people watched leave its deck (``unwatched.leaving_out_watched``); should
+        the media servers or storage fail now, the deck stays as it is until the next time."""
+        try:
+            await reshape(room.name, leaving_out_watched(self.provider, self.changes.now_ms, joining))
+        except (ProviderError, StorageError) as exc:
+            log.warning("room %r: what its people watched cannot be left out now: %s", room.name, exc)
 
     async def reshape(self, name: str, reshape: Reshape) -> bool:
         """Give a stored room a new deck and settings (``RoomChanges.reshape``), never while it is
@@ -367,9 +406,11 @@ class RoomRegistry:
         client: str,
         seat_code: str | None = None,
         window: int | None = None,
+        count_watched: bool = False,
     ) -> Room:
         """Seat a connection in a room (it is sent joinRoomSuccess, with ``window`` cards of its
-        deck, or all of them)."""
+        deck, or all of them); with ``count_watched``, the films the user watched leave the deck first
+        (in a room that asks its members, for one of the media servers' people)."""
         while True:
             room = await self.get(name)
             if room is None:
@@ -384,6 +425,8 @@ class RoomRegistry:
             # The password check awaited: the room may have been evicted meanwhile; then open it again.
             if self.rooms.get(room.key) is room:
                 break
+        if count_watched and await self._countable(room, user):
+            await self._leave_out_watched(room, self.reshape, user.identity)
         await self.seat(
             room, seat, user, Reply.JOIN_ROOM_SUCCESS, member_token=member_token, seat_code=seat_code, window=window
         )
@@ -401,12 +444,24 @@ class RoomRegistry:
         window: int | None = None,
     ) -> None:
         """Seat a connection in a room it may enter; it is sent ``reply_type`` with the room."""
+        countable = await self._countable(room, user)
         token = new_member_token()
         request = self.changes.join_request(
             room, seat, user, member_token=member_token, seat_code=seat_code, new_token=token
         )
-        await self.changes.join(room, request, Arrival(seat, token, reply_type, window))
+        await self.changes.join(room, request, Arrival(seat, token, reply_type, window, countable))
         self._idle_since.pop(room.key, None)
+
+    async def _countable(self, room: Room, user: User) -> bool:
+        """Whether the films the user watched may count from now on: the room asks its members,
+        who sign in as one of the media servers' people, and they do not count yet."""
+        option = room.state.unwatched
+        identity = user.identity
+        if option is None or not option.members or identity is None or identity in option.people:
+            return False
+        if ban_key(identity, skeleton(user.userName)) in room.state.removed:
+            return False  # the owner removed them: they would be seated nowhere
+        return identity in await people_of(self.provider)
 
     async def leave(self, room: Room, seat: Seat, *, permanently: bool) -> None:
         """A connection closed, or its member left the room for good (``leaveRoom``)."""

@@ -45,12 +45,14 @@ LONG_DECK = 2000
 @dataclass(frozen=True)
 class Arrival:
     """A seat about to be seated by its ``Joined`` event, and what it is told then: ``window``, the
-    cards of its deck it takes at a time (None: the whole deck, as MovieMatch v2 has it)."""
+    cards of its deck it takes at a time (None: the whole deck, as MovieMatch v2 has it);
+    ``countable``, whether to ask the member to count their watched films too (``countMyWatched``)."""
 
     seat: Seat
     token: str
     reply_type: Reply
     window: int | None = None
+    countable: bool = False
 
 
 class Room:
@@ -210,7 +212,7 @@ class Room:
     def _welcome_frame(self, user_name: str, arrival: Arrival) -> Frame:
         """JoinRoomSuccess (or what ``arrival`` asks for): the room, and the member's cards, the
         first window of them or (MovieMatch v2) all of them."""
-        payload = self.welcome(user_name, arrival.token)
+        payload = self.welcome(user_name, arrival.token, countable=arrival.countable)
         rated = self.rated_by(user_name)
         if arrival.window is not None:
             cards, after, more = self.deck.window(self._unrated_start(user_name), arrival.window, rated)
@@ -221,7 +223,7 @@ class Room:
         # Read while it is sent: what the member had rated when seated.
         return LongFrame(arrival.reply_type, payload, self.deck.after(0, frozenset(rated)))
 
-    def welcome(self, user_name: str, token: str) -> dict[str, Any]:
+    def welcome(self, user_name: str, token: str, *, countable: bool = False) -> dict[str, Any]:
         """The JoinRoomSuccess payload for a member just seated, but its ``media``."""
         welcome: dict[str, Any] = {
             "previousMatches": self.previous_matches(user_name),
@@ -246,6 +248,15 @@ class Room:
             welcome["pick"] = {"mediaId": item.id, "media": item.wire(), "at": self.state.pick.at}
         if self.state.like_cap:
             welcome["likesLeft"] = max(0, self.state.like_cap - likes_of(self.state, user_name))
+        unwatched = self.state.unwatched
+        if unwatched is not None:
+            member = self.state.members.get(user_name)
+            welcome["unwatched"] = {
+                "people": len(unwatched.people),
+                "members": unwatched.members,
+                "counted": member is not None and member.identity in unwatched.people,
+                "ask": countable,
+            }
         return welcome
 
     def rules(self) -> dict[str, Any]:
@@ -318,11 +329,12 @@ class Room:
             self.send_all(Reply.MATCH_REMOVED, {"mediaId": event.mediaId})
 
     def redeal(self, state: SerializedRoom, deck: Deck) -> None:
-        """Take a new deck and settings (a standing room following its definition or its library)
-        and say what changed: to each member the films of the deck they have not rated that are new
-        to it, the ones that left it, and the rules; then everyone's progress (its size changed), the
-        matches that came or went, and the end, when the new rules end the room."""
-        before, known = self.state, self.deck
+        """Take a new deck and settings (a standing room following its definition or its library, a
+        room leaving out what its people watched) and say what changed: to each member the films of
+        the deck they have not rated that are new to it, the ones that left it, and the rules; then
+        everyone's progress (its size changed), the matches that came or went, and the end, when the
+        new rules end the room."""
+        before, known, rules = self.state, self.deck, self.rules()
         self.state, self.deck = state, deck
         self._on_change(self)
         added = [item for item in deck if item.id not in known]
@@ -331,7 +343,9 @@ class Room:
         # is given its first window again (what it holds would skip or repeat films).
         old_ids = before.media_ids or []
         appended = (state.media_ids or [])[: len(old_ids)] == old_ids
-        for name, seats in list(self.seats.items()):
+        # A change members cannot see (a password, who is counted) is not news.
+        news = bool(added or removed) or self.rules() != rules or not appended
+        for name, seats in list(self.seats.items()) if news else ():
             changed = {"roomName": self.name, "rules": self.rules(), "removed": removed}
             fresh = [item.wire() for item in added if not has_rated(state, name, item.id)]
             plain = encode(Reply.ROOM_CHANGED, changed | {"added": fresh})

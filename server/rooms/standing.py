@@ -32,9 +32,9 @@ from storage import SerializedRoom, StorageError, hash_password, room_key, verif
 
 from .changes import Change, Reshape
 from .deck import extended, order_media, stable_seed
+from .redeal import redealt
 from .registry import RoomRegistry, end_conditions
 from .room import Room
-from .rules import is_group_match, likers
 
 log = logging.getLogger("server.rooms.standing")
 
@@ -76,14 +76,8 @@ def reshaped(
     state: SerializedRoom, items: list[Media], now_ms: int, settings: dict[str, Any] | None = None
 ) -> SerializedRoom | None:
     """The room with ``settings`` (none: as it is) and its deck made from its library ``items``; None
-    when nothing changes.
-
-    Other filters, libraries or order make a new deck; the same ones extend it (``deck.extended``).
-    Every rating is kept (a film that comes back brings its ratings back); progress counts the
-    ratings of films in the deck. A match of a film still in the deck stands, unless the rules
-    changed: then, as for films new to the deck, it is a match when the rules say so now (at the
-    time it first was, or now).
-    """
+    when nothing changes. Other filters, libraries or order make a new deck; the same ones extend it
+    (``deck.extended``); progress and matches follow (``redeal.redealt``)."""
     made = state.copy_deep()
     if settings is not None:
         made = made.model_copy(update=settings)
@@ -93,41 +87,11 @@ def reshaped(
         ids = [item.id for item in order_media(items, order, seed)]
     else:
         ids = extended(state.media_ids, items, order, seed)
-    # The stored list is kept when equal: never changed in place, it is shared by the room's copies.
-    made.media_ids = state.media_ids if ids == state.media_ids else ids
-    deck = set(ids)
-    progress = dict.fromkeys(state.user_progress, 0)
-    for media_id, ratings in made.ratings.items():
-        if media_id in deck:
-            for user, _, _ in ratings:
-                progress[user] = progress.get(user, 0) + 1
-    made.user_progress = progress
-    made.matches = _matches(state, made, deck, now_ms)
-    return None if made == state else made
+    return redealt(state, made, ids, now_ms)
 
 
 def _query(room: SerializedRoom) -> tuple[object, ...]:
     return room.filters, room.libraries, room.sort_order or room.sort
-
-
-def _matches(before: SerializedRoom, room: SerializedRoom, deck: set[str], now_ms: int) -> dict[str, int]:
-    if room.room_type == "solo":
-        return {}  # a solo room's matches are each member's likes
-    rules_changed = (room.room_type, room.match_threshold) != (before.room_type, before.match_threshold)
-    dealt = set(before.media_ids or [])
-
-    def judged_again(media_id: str) -> bool:
-        return rules_changed or media_id not in dealt
-
-    members = list(room.members)
-    matches = {
-        media_id: at for media_id, at in before.matches.items() if media_id in deck and not judged_again(media_id)
-    }
-    for media_id, ratings in room.ratings.items():
-        judged = media_id in deck and judged_again(media_id)
-        if judged and is_group_match(room.room_type, room.match_threshold, likers(ratings), members):
-            matches[media_id] = before.matches.get(media_id, now_ms)
-    return matches
 
 
 class StandingRooms:

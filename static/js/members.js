@@ -81,7 +81,7 @@ export function refocus(key) {
   return Boolean(button);
 }
 
-function avatar(user) {
+export function avatar(user) {
   const name = user.userName;
   const element = h("span", { class: "avatar", "aria-hidden": "true" }, initials(name));
   element.style.setProperty("--hue", String(hue(name)));

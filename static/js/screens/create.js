@@ -5,6 +5,7 @@ import { byId, clear, h } from "../dom.js";
 import { filterRow } from "../filters.js";
 import { duration } from "../format.js";
 import { t } from "../i18n.js";
+import { peoplePicker } from "../people.js";
 import { ask, createRoom, setScreen } from "../session.js";
 import { on, state } from "../state.js";
 
@@ -20,11 +21,13 @@ const ERRORS = {
   PlexAuthRequiredError: "ERROR_PLEX_AUTH_REQUIRED",
   NotLoggedInError: "ERROR_NOT_LOGGED_IN",
   NoIdentity: "WATCHLIST_NO_IDENTITY",
+  UnknownPerson: "ERROR_UNKNOWN_PERSON",
 };
 
 let catalogue = null; // the requestFilters reply
 const valueCache = new Map();
 const rows = new Set();
+let people = null; // the people picker (people.js)
 
 export function initCreate({ back }) {
   const form = byId("create-form");
@@ -32,6 +35,7 @@ export function initCreate({ back }) {
   form.addEventListener("change", updateRules);
   byId("create-threshold").addEventListener("input", updateRules);
   byId("create-back").addEventListener("click", back);
+  people = peoplePicker(byId("create-libraries"));
   byId("add-filter").addEventListener("click", addFilter);
   byId("create-name").addEventListener("input", () => showError(null));
   on("createError", (error) => {
@@ -70,6 +74,7 @@ async function loadOptions() {
     }
   }
   byId("add-filter").disabled = !catalogue?.filters?.length;
+  people.load();
   try {
     const libraries = await ask("getLibraries", undefined, "getLibrariesSuccess", "getLibrariesError");
     renderLibraries(libraries);
@@ -190,6 +195,7 @@ function submit(event) {
   if (libraries.length) request.libraries = libraries;
   const filters = [...rows].map((row) => row.read()).filter(Boolean);
   if (filters.length) request.filters = filters;
+  Object.assign(request, people.read());
   showError(null);
   if (createRoom(request)) setBusy(true);
   else showError("ERROR_OFFLINE");
