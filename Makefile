@@ -40,6 +40,7 @@ test-fast: lint
 # Renews docs/screenshots/ (the pictures of the screens kept in the repository) from the browser tests.
 screenshots: $(STAMP)
 	KEEP_SCREENSHOTS=1 $(BIN)/pytest -q tests/test_web_client.py -k "wider_than_a_phone or refuses_websockets or opens_offline or share"
+	KEEP_SCREENSHOTS=1 $(BIN)/pytest -q tests/test_web_standing.py -k catalogue
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.storage

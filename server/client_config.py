@@ -12,6 +12,8 @@ def client_config(context: AppContext) -> dict[str, Any]:
     """The ``config`` message: what the browser needs to know, never a secret."""
     settings = context.settings
     config: dict[str, Any] = {"requiresConfiguration": False, "requirePlexLogin": settings.require_plex_login}
+    # Extension: the room form warns of a match threshold no room of this server can reach.
+    config["maxRoomMembers"] = settings.max_room_members
     if context.plex_sign_in is not None:  # extension: the browser runs the plex.tv PIN flow itself
         config |= {"plexSignIn": True, "plexTvUrl": settings.plex_tv_url, "plexAppUrl": settings.plex_app_url}
     if context.jellyfin_sign_in is not None and (offered := context.jellyfin_sign_in.offered()):

@@ -46,6 +46,7 @@ const FILES = [
   "js/plex.js",
   "js/poster.js",
   "js/requests.js",
+  "js/rules.js",
   "js/screens/create.js",
   "js/screens/lobby.js",
   "js/screens/room.js",

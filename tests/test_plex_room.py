@@ -118,6 +118,7 @@ async def test_plex_sign_in_is_announced_to_browsers(plex_urls: tuple[str, str])
             "plexTvUrl": plex_urls[1],
             "plexAppUrl": "https://app.plex.tv",
             "lanAddresses": reachable_hosts(Settings().host),
+            "maxRoomMembers": 50,
         }
 
 
@@ -125,7 +126,12 @@ async def test_no_plex_sign_in_without_a_plex_server() -> None:
     async for connect, _ in running(Settings()):
         peer = await connect()
         lan = reachable_hosts(Settings().host)
-        assert peer.config == {"requiresConfiguration": False, "requirePlexLogin": False, "lanAddresses": lan}
+        assert peer.config == {
+            "requiresConfiguration": False,
+            "requirePlexLogin": False,
+            "lanAddresses": lan,
+            "maxRoomMembers": 50,
+        }
 
 
 async def test_posters_and_links_of_made_up_ids_never_reach_plex(plex_urls: tuple[str, str]) -> None:

@@ -40,7 +40,7 @@ async def test_config_is_sent_first_and_holds_no_secret(world: World) -> None:
     # lanAddresses (ext): this machine's addresses, for share links (tests/test_addresses.py).
     config = dict(peer.config)
     assert isinstance(config.pop("lanAddresses"), list)
-    assert config == {"requiresConfiguration": False, "requirePlexLogin": False}
+    assert config == {"requiresConfiguration": False, "requirePlexLogin": False, "maxRoomMembers": 50}
     await peer.send("setLocale", {"language": "en"})
     assert (await peer.expect("translations"))["LANG"] == "en"
 

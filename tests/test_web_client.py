@@ -375,13 +375,15 @@ def test_two_people_create_share_join_rate_match_and_undo(server: ServerProcess,
     expect(ann.locator("#matches-list .match-item")).to_have_count(2)
     expect(bob.locator("#tab-matches-badge")).to_have_text("2")
 
-    # The matches: newest first, each with who liked it and a link to the item.
-    assert match_titles(ann) == [second, first]
+    # The matches: the most liked first (here two likes each: the earlier match first), or the
+    # newest first; each with who liked it and a link to the item.
+    assert match_titles(ann) == [first, second]
     expect(ann.locator("#matches-list .match-item").first).to_contain_text("Ann and Bob")
     expect(ann.locator("#matches-list .match-item a[target=_blank]").first).to_have_attribute(
         "href", re.compile(r"/api/link/")
     )
-    ann.select_option("#matches-sort", "likes")
+    ann.select_option("#matches-sort", "recent")
+    assert match_titles(ann) == [second, first]
     bob.click(".tab[data-tab=matches]")
     expect(bob.locator("#matches-list .match-item")).to_have_count(2)
     expect(bob.locator("#tab-matches-badge")).to_be_hidden()  # seen now
@@ -508,7 +510,7 @@ def test_password_room_and_errors(server: ServerProcess, pages: Pages) -> None:
     owner.check("#type-unanimous")
     expect(owner.locator("#create-threshold")).to_be_hidden()
     owner.click("#create-submit")
-    expect(owner.locator("#room-type")).to_have_text("Everyone")
+    expect(owner.locator("#room-rule")).to_have_text("Everyone must like it · 1 here")
 
     guest = pages.new("eve", phone=True)
     guest.goto(f"{server.http_url}/?roomName=Secret")
@@ -575,6 +577,37 @@ def test_the_banner_counts_from_the_drop_not_from_each_retry(server: ServerProce
         assert box["height"] < 48, "one line"
 
 
+def test_the_banner_leaves_the_rooms_name_and_rule_readable(server: ServerProcess, pages: Pages) -> None:
+    """In Polish, a room's rule with every limit takes three lines on a phone: the banner (and the
+    toasts) stand below it, upright and sideways."""
+    page = pages.new("ola", phone=True, locale="pl")
+    page.goto(server.http_url + "/")
+    sign_in(page, "Ola")
+    page.click("#lobby-create")
+    page.fill("#create-name", "Wieczór filmowy")
+    page.select_option("#create-end-matches", "3")
+    page.select_option("#create-end-minutes", "90")
+    page.select_option("#create-end-likes", "10")
+    page.click("#create-submit")
+    expect(page.locator("#room-limits")).to_be_visible()
+    with pages.problems.tolerate(r"WebSocket connection to .* failed|ERR_CONNECTION_REFUSED"):
+        server.signal(signal.SIGTERM)
+        server.wait(timeout=15)
+        banner = page.locator("#connection")
+        expect(banner).to_be_visible()
+        for size in (PHONE, LANDSCAPE):
+            page.set_viewport_size(size)
+            page.wait_for_timeout(150)
+            box = banner.bounding_box()
+            bar = page.locator(".room__bar").bounding_box()
+            assert box is not None
+            assert bar is not None
+            if size is PHONE:
+                assert bar["height"] > 72, "the header takes three lines"
+            assert box["y"] >= bar["y"] + bar["height"], size
+            assert box["height"] < 48, "one line"
+
+
 def test_forms_open_afresh_and_the_keyboard_reaches_the_card_first(server: ServerProcess, pages: Pages) -> None:
     page = pages.new("hal", phone=False)
     page.goto(server.http_url + "/")
@@ -587,7 +620,7 @@ def test_forms_open_afresh_and_the_keyboard_reaches_the_card_first(server: Serve
     page.click("#lobby-create")
     expect(page.locator("#create-name")).to_have_value("Nowhere")  # what was typed in the lobby
     page.check("#type-unanimous")
-    page.check("#create-end-first")
+    page.select_option("#create-end-matches", "1")
     page.click("#add-filter")
     page.select_option(".filter select >> nth=0", "genre")
     page.fill(".filter input", "Horror")
@@ -599,12 +632,12 @@ def test_forms_open_afresh_and_the_keyboard_reaches_the_card_first(server: Serve
     # Opened again, the form is fresh.
     page.click("#lobby-create")
     expect(page.locator("#type-standard")).to_be_checked()
-    expect(page.locator("#create-end-first")).not_to_be_checked()
+    expect(page.locator("#create-end-matches")).to_have_value("")
     expect(page.locator("#create-filters .filter")).to_have_count(0)
     page.fill("#create-name", "Fresh Start")
     page.click("#create-submit")
     expect(page.locator("#room-name")).to_have_text("Fresh Start")
-    expect(page.locator("#room-type")).to_have_text("Group")
+    expect(page.locator("#room-rule")).to_have_text("2 likes needed · 1 here")
 
     # From the room's name, Tab reaches the card and its buttons before the room's menu.
     expect(page.locator("#room-name")).to_be_focused()
@@ -726,6 +759,43 @@ OUTSIDE_VIEWPORT = """(width) => {
 }"""
 
 
+# Where a card's panel of facts begins (its fade above it included), and the poster's box.
+CARD_PANEL = """(card) => {
+    const poster = card.querySelector(".card__poster").getBoundingClientRect();
+    const info = card.querySelector(".card__info");
+    const panel = info.getBoundingClientRect();
+    const fade = Number.parseFloat(getComputedStyle(info, "::before").height) || 0;
+    return {
+        top: panel.top - fade, left: panel.left,
+        posterTop: poster.top, posterHeight: poster.height, posterRight: poster.right,
+    };
+}"""
+
+
+def poster_title_uncovered(page: Page) -> None:
+    """A demo poster has its title in its upper half: the card's panel of facts, which covers the
+    poster's lower part upright, stays below that half; sideways it stands beside the poster."""
+    for size in (PHONE, LANDSCAPE):
+        page.set_viewport_size(size)
+        page.wait_for_timeout(150)
+        box = page.locator(TOP_CARD).evaluate(CARD_PANEL)
+        if size is PHONE:
+            assert box["top"] >= box["posterTop"] + box["posterHeight"] / 2, box
+        else:
+            assert box["left"] >= box["posterRight"] - 1, box
+    page.set_viewport_size(PHONE)
+
+
+def titles_whole(page: Page, titles: str) -> None:
+    """Every title of ``titles`` (a selector) shows whole: none is cut short where it has room."""
+    cut = page.locator(titles).evaluate_all(
+        """(titles) => titles
+            .filter((el) => el.scrollHeight > el.clientHeight + 1 || el.scrollWidth > el.clientWidth + 1)
+            .map((el) => el.textContent)"""
+    )
+    assert cut == [], f"cut short: {cut}"
+
+
 def fits(page: Page, screen: str) -> None:
     """Upright and sideways: nothing wider than the phone's screen (screenshots of both)."""
     for size in (PHONE, LANDSCAPE):
@@ -800,6 +870,17 @@ def test_no_screen_is_wider_than_a_phone(server: ServerProcess, pages: Pages, la
     page.click("#lobby-create")
     page.fill("#create-name", LONG_ROOM)
     fits(page, "create")
+    # Every end condition, and a threshold no room can reach: the warning.
+    page.select_option("#create-end-matches", "2")
+    page.select_option("#create-end-minutes", "120")
+    page.select_option("#create-end-likes", "5")
+    page.fill("#create-threshold", "60")
+    expect(page.locator("#create-warning")).to_be_visible()
+    fits(page, "create, with end conditions and a warning")
+    if language in ("en", "pl"):
+        page.locator("#create-ends").scroll_into_view_if_needed()
+        shoot(page, f"create-ends-{language}", sizes=(PHONE,), keep=True)
+    page.fill("#create-threshold", "2")
     page.click("#create-submit")
     expect(page.locator("#room-name")).to_have_text(LONG_ROOM)
     expect(page.locator(f"{TOP_CARD} .card__poster")).to_have_js_property("complete", True)
@@ -808,17 +889,20 @@ def test_no_screen_is_wider_than_a_phone(server: ServerProcess, pages: Pages, la
     poster = page.locator(f"{TOP_CARD} .card__poster").bounding_box()
     assert poster is not None
     assert poster["width"] >= 120, "sideways, the poster still shows"
+    poster_title_uncovered(page)
     if language in ("en", "pl"):
         shoot(page, f"room-{language}", sizes=(PHONE, LANDSCAPE), keep=True)
     page.set_viewport_size(PHONE)
 
-    # Someone joins: the toast stays clear of the buttons.
-    another_member_likes(page, "Zoë", LONG_ROOM, likes=1)
+    # Someone joins: the toast stays clear of the buttons, and of the room's name and rule (which
+    # take three lines in some languages). (Zoë likes the first three films.)
+    another_member_likes(page, "Zoë", LONG_ROOM, likes=3)
     toast = page.locator(".toast").last
     expect(toast).to_be_visible()
     for size in (PHONE, LANDSCAPE):
         page.set_viewport_size(size)
-        for control in ("#action-like", "#action-dislike", ".tabs"):
+        page.wait_for_timeout(150)
+        for control in ("#action-like", "#action-dislike", ".tabs", ".room__bar"):
             assert not overlaps(toast.bounding_box(), page.locator(control).bounding_box()), (control, size)
     page.set_viewport_size(PHONE)
 
@@ -874,6 +958,37 @@ def test_no_screen_is_wider_than_a_phone(server: ServerProcess, pages: Pages, la
     page.locator(TOP_CARD).click()
     expect(page.locator("#details")).to_be_visible()
     fits(page, "details")
+    page.keyboard.press("Escape")
+
+    # The results: a pick for everyone, then the second match ends the room (the closest call:
+    # the third film, which Zoë alone liked).
+    page.click(".tab[data-tab=matches]")
+    page.click("#pick-button")
+    expect(page.locator("#match-link")).to_be_focused()
+    fits(page, "the pick")
+    if language in ("en", "pl"):
+        shoot(page, f"pick-{language}", sizes=(PHONE, LANDSCAPE), keep=True)
+    page.keyboard.press("Escape")
+    expect(page.locator("#pick-title")).to_be_visible()
+    fits(page, "results with the pick")
+    page.click(".tab[data-tab=swipe]")
+    page.click("#action-like")
+    expect(page.locator("#match-ended")).to_be_visible()
+    fits(page, "the last match")
+    if language in ("en", "pl"):
+        shoot(page, f"match-ended-{language}", sizes=(PHONE,), keep=True)
+    page.keyboard.press("Escape")
+    expect(page.locator("#deck-empty")).to_be_visible()
+    fits(page, "ended")
+    if language in ("en", "pl"):
+        shoot(page, f"room-ended-{language}", sizes=(PHONE, LANDSCAPE), keep=True)
+    page.click("#deck-see-matches")
+    expect(page.locator("#closest-list .match-item")).to_have_count(1)
+    fits(page, "results")
+    titles_whole(page, ".match-item__title, .pick__title")
+    if language in ("en", "pl"):
+        page.mouse.move(0, 0)
+        shoot(page, f"results-{language}", sizes=(PHONE, LANDSCAPE), keep=True)
 
 
 # -- behind nginx on a sub-path -----------------------------------------------------------------

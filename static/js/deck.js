@@ -8,7 +8,7 @@ import { afterTransition, reducedMotion } from "./motion.js";
 const VISIBLE = 3;
 
 export class Deck {
-  /** actions: {canRate(), rate(rating) -> bool, details(media)} */
+  /** actions: {canRate(rating), rate(rating) -> bool, details(media)} */
   constructor(layer, actions) {
     this.layer = layer;
     this.actions = actions;
@@ -82,7 +82,7 @@ export class Deck {
   /** Rate the top card and throw it off the stack; false when rating is not possible now. */
   throw(rating, dy = 0) {
     const el = this.top();
-    if (!el || !this.actions.canRate()) return false;
+    if (!el || !this.actions.canRate(rating)) return false;
     const id = el.dataset.id;
     const hadFocus = el.contains(document.activeElement);
     this.cards.delete(id); // from now on it is not part of the stack, whatever renders next

@@ -1,8 +1,9 @@
-// Numbers, durations and labels in the UI language.
+// Numbers, durations, codes and labels in the UI language.
 
 import { lang, t } from "./i18n.js";
 
-function runtime(durationMs) {
+/** "1 h 30 min" */
+export function duration(durationMs) {
   const total = Math.round((durationMs ?? 0) / 60_000);
   if (total <= 0) return "";
   const hours = Math.floor(total / 60);
@@ -37,7 +38,7 @@ export function timeAgo(epochMs, now = Date.now()) {
 export function facts(media) {
   const parts = [];
   if (media.year) parts.push(String(media.year));
-  const length = runtime(media.duration);
+  const length = duration(media.duration);
   if (length) parts.push(length);
   if (media.rating) parts.push(`★ ${rating(media.rating)}`);
   return parts;
@@ -70,3 +71,13 @@ export function hue(name) {
   for (const char of name) hash = (hash * 31 + char.codePointAt(0)) >>> 0;
   return hash % 360;
 }
+
+/** A code people read out to each other (a room's join code, a seat code), written into a pair of
+ * elements: `shown` in two groups of three ("K7F M2Q"; hidden from assistive technology), `spoken`
+ * (visually hidden) one character at a time, as screen readers should read it. */
+export function showCode(shown, spoken, code) {
+  shown.textContent = `${code.slice(0, 3)} ${code.slice(3)}`;
+  spoken.textContent = spellCode(code);
+}
+
+export const spellCode = (code) => [...code].join(" ");

@@ -72,7 +72,17 @@ function closeCreateScreen() {
 
 // A reload on the create screen starts over in the lobby: that history entry means nothing now.
 if (history.state?.screen === "create") history.replaceState(null, "");
+/** The banner and the toasts stand just below the shown screen's top bar, whose height changes with
+ * the screen, the language and the room's rule (it wraps on a narrow phone): measured, not guessed. */
+function placeBelowTopBar() {
+  const bar = [...document.querySelectorAll(".topbar")].find((element) => element.offsetParent !== null);
+  if (bar) document.documentElement.style.setProperty("--bar-height", `${bar.offsetHeight}px`);
+  else document.documentElement.style.removeProperty("--bar-height");
+}
+
 restore();
+const bars = new ResizeObserver(placeBelowTopBar);
+for (const bar of document.querySelectorAll(".topbar")) bars.observe(bar);
 initDialogs();
 initConnection();
 initSignIn();

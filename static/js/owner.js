@@ -5,6 +5,7 @@
 import { copyText } from "./clipboard.js";
 import { confirmAction } from "./confirm.js";
 import { byId } from "./dom.js";
+import { showCode as writeCode } from "./format.js";
 import { lang, t } from "./i18n.js";
 import { memberStatus, refocus } from "./members.js";
 import { manageMember } from "./session.js";
@@ -126,9 +127,7 @@ function showCode(reply) {
   const until = new Intl.DateTimeFormat(lang(), { timeStyle: "short" }).format(Date.now() + seconds * 1000);
   byId("member-code").classList.remove("seat-code--expired");
   byId("seat-code-for").textContent = t("SEAT_CODE_FOR", { user: name });
-  byId("seat-code").textContent = `${code.slice(0, 3)} ${code.slice(3)}`;
-  // One character at a time for screen readers, as it is read out.
-  byId("seat-code-spoken").textContent = [...code].join(" ");
+  writeCode(byId("seat-code"), byId("seat-code-spoken"), code);
   byId("seat-code-valid").textContent = t("SEAT_CODE_VALID", { minutes: Math.round(seconds / 60), time: until });
   byId("seat-code-how").textContent = t("SEAT_CODE_HOW", { user: name });
   byId("seat-code-copy").hidden = false;

@@ -4,7 +4,7 @@
 import { setTranslations } from "./i18n.js";
 import { roomFromUrl, showRoomInUrl } from "./links.js";
 import { Socket, socketUrl } from "./socket.js";
-import { emit, newRoom, state } from "./state.js";
+import { deckDone, emit, newRoom, state } from "./state.js";
 import * as saved from "./storage.js";
 
 export const socket = new Socket(socketUrl());
@@ -22,7 +22,27 @@ let renewing = false; // a refused identity token was just forgotten: a new one 
 let joining = null; // {roomName, password, auto, seatCode} of the joinRoom in flight
 let creating = null; // the createRoom request in flight
 let leaving = 0; // leaveRoom requests of this tab still to be answered
-let roster = { asked: false, stale: false }; // the owner's getMembers in flight, and whether to ask again
+
+/** A request kept to one in flight: asked for again meanwhile, it is sent once more when answered. */
+function single(type) {
+  let asked = false;
+  let stale = false;
+  return {
+    ask() {
+      if (asked) stale = true;
+      else asked = socket.send(type);
+    },
+    /** The answer came: whether to ask again. */
+    answered() {
+      const again = stale;
+      asked = stale = false;
+      return again;
+    },
+  };
+}
+
+const roster = single("getMembers"); // the owner's view of every member
+const results = single("getResults"); // the closest calls, once this member's deck is done
 let fetching = null; // the getCards request in flight
 
 const sameRoom = (a, b) => saved.roomKey(a) === saved.roomKey(b);
@@ -53,7 +73,9 @@ function onStatus(status) {
   if (status !== "open") {
     loggingIn = joining = creating = fetching = null;
     leaving = 0;
-    roster = { asked: false, stale: false };
+    // What was asked on the connection is lost with it.
+    roster.answered();
+    results.answered();
     if (state.room) state.room.joined = false;
   }
   emit("status", status);
@@ -127,25 +149,34 @@ export function manageMember(userName, action) {
 
 /** Ask for the full member list (the owner's view), at most one request at a time. */
 export function refreshRoster() {
-  if (!isOwner() || !state.room.joined) return;
-  if (roster.asked) {
-    roster.stale = true;
-    return;
-  }
-  roster = { asked: socket.send("getMembers"), stale: false };
+  if (isOwner() && state.room.joined) roster.ask();
 }
 
-export const canRate = () => Boolean(state.room?.joined && !state.room.ended && state.status === "open");
+/** Ask for the closest calls (getResults), which the server gives once this member's deck is done
+ * or the room has ended; the matches themselves are here already. Solo rooms have none. */
+function refreshResults() {
+  const room = state.room;
+  if (room?.joined && room.type !== "solo" && (room.ended || deckDone(room))) results.ask();
+}
 
-/** Rate the top card; false when that is not possible right now (offline, room ended). */
+/** Whether this member has used every like the room's like cap allows. */
+export const likeCapReached = () => state.room?.likesLeft === 0;
+
+/** Whether a rating (any, without `rating`) can be sent now: seated, online, the room not over,
+ * and for a like, a like left. */
+export const canRate = (rating) =>
+  Boolean(state.room?.joined && !state.room.ended && state.status === "open") && !(rating === "like" && likeCapReached());
+
+/** Rate the top card; false when that is not possible right now (offline, room ended, no like left). */
 export function rate(rating) {
   const room = state.room;
   const item = room?.media[0];
-  if (!item || !canRate()) return false;
+  if (!item || !canRate(rating)) return false;
   if (!socket.send("rate", { mediaId: item.id, rating })) return false;
   room.media.shift();
   room.history.push({ media: item, rating });
   saved.ratingHistory.set(room.name, room.history);
+  countLike(room, rating, -1);
   emit("rated", { media: item, rating });
   emit("deck");
   topUp();
@@ -160,6 +191,40 @@ function topUp() {
   if (socket.send("getCards", request)) fetching = request;
 }
 
+function countLike(room, rating, change) {
+  if (rating === "like" && room.likesLeft !== null) room.likesLeft = Math.max(0, room.likesLeft + change);
+}
+
+/** A rating the server refused: its card goes back on top, as an undo would put it. */
+function takeBack(mediaId) {
+  const room = state.room;
+  const index = room.history.findIndex((entry) => entry.media.id === mediaId);
+  if (index < 0) return null;
+  const [entry] = room.history.splice(index, 1);
+  room.media.unshift(entry.media);
+  saved.ratingHistory.set(room.name, room.history);
+  countLike(room, entry.rating, 1);
+  return entry;
+}
+
+/** The room's pick, for everyone ("pick one for us"); `again`: another one (the owner's). Resolves
+ * with pickForUsSuccess, rejects with the error's name. */
+export async function pickForUs(again = false) {
+  const reply = await ask("pickForUs", again ? { again: true } : undefined, "pickForUsSuccess", "pickForUsError");
+  // A pick made before ours stands, and is not announced again: its film is among the matches.
+  const match = state.room?.matches.get(reply.mediaId);
+  if (match) setPick({ mediaId: reply.mediaId, media: match.media, at: reply.at });
+  return reply;
+}
+
+function setPick(pick) {
+  const room = state.room;
+  if (!room || (room.pick?.mediaId === pick.mediaId && room.pick.at === pick.at)) return;
+  room.pick = pick;
+  emit("matches");
+  emit("picked", pick);
+}
+
 export const canUndo = () => Boolean(canRate() && state.room.history.length);
 
 /** Put the last rated card back on top; returns the entry or null. */
@@ -170,6 +235,7 @@ export function undo() {
   if (!socket.send("undoRate", { mediaId: entry.media.id })) return null;
   room.history.pop();
   room.media.unshift(entry.media);
+  countLike(room, entry.rating, 1);
   saved.ratingHistory.set(room.name, room.history);
   emit("deck", { undone: entry });
   return entry;
@@ -218,6 +284,12 @@ function enterRoom(payload) {
     room.roster = null;
     room.removed = [];
   }
+  room.joinCode = payload.joinCode ?? "";
+  room.rules = payload.rules ?? { roomType: room.type, matchThreshold: 2 };
+  room.ended = payload.ended?.reason ?? null;
+  room.likesLeft = payload.likesLeft ?? null;
+  room.pick = payload.pick ?? null;
+  room.results = null;
   state.room = room;
   state.target = null;
   const userName = state.user.userName;
@@ -231,6 +303,7 @@ function enterRoom(payload) {
   emit("matches");
   emit("members");
   refreshRoster();
+  refreshResults();
   topUp();
 }
 
@@ -399,24 +472,50 @@ const handlers = {
       toast("YOU_ARE_OWNER");
     }
     emit("members");
-    emit("matches"); // what only the owner may do with a match (request it, play it)
+    emit("matches"); // what only the owner may do with a match (pick again, request it, play it)
     refreshRoster();
   },
 
   getMembersSuccess(listing) {
     const room = state.room;
-    const stale = roster.stale;
-    roster = { asked: false, stale: false };
+    const again = roster.answered();
     if (room && isOwner() && sameRoom(room.name, listing.roomName)) {
       room.roster = listing.members ?? [];
       room.removed = listing.removed ?? [];
       emit("members");
     }
-    if (stale) refreshRoster();
+    if (again) refreshRoster();
   },
 
   getMembersError() {
-    roster = { asked: false, stale: false };
+    roster.answered();
+  },
+
+  getResultsSuccess(payload) {
+    const room = state.room;
+    const again = results.answered();
+    if (room && sameRoom(room.name, payload.roomName)) {
+      room.results = { deckDone: Boolean(payload.deckDone), closestCalls: payload.closestCalls ?? [] };
+      emit("matches");
+    }
+    if (again) refreshResults();
+  },
+
+  getResultsError() {
+    results.answered();
+  },
+
+  roomEnded({ roomName, reason }) {
+    const room = state.room;
+    if (!room || !sameRoom(room.name, roomName) || room.ended) return;
+    room.ended = reason ?? "matches";
+    emit("deck");
+    emit("ended", room.ended);
+    refreshResults();
+  },
+
+  picked(pick) {
+    setPick(pick);
   },
 
   manageMemberSuccess({ action }) {
@@ -456,6 +555,7 @@ const handlers = {
     const listed = room.roster?.find((member) => member.userName === name);
     if (listed) listed.progress = entry.progress;
     emit("members");
+    refreshResults(); // a like of someone else's changes the closest calls
   },
 
   match(match) {
@@ -465,12 +565,14 @@ const handlers = {
     room.matches.set(match.media.id, match);
     emit("matches");
     if (fresh) emit("newMatch", match);
+    refreshResults();
   },
 
   matchRemoved({ mediaId }) {
     if (!state.room?.matches.delete(mediaId)) return;
     emit("matches");
     emit("matchRemoved", mediaId);
+    refreshResults();
   },
 
   getCardsSuccess({ media, after, more }) {
@@ -494,7 +596,8 @@ const handlers = {
     if (error.name === "NotInRoom" && state.room && !joining) rejoin();
   },
 
-  roomChanged({ roomName, added = [], removed = [], media, window }) {
+  /** A standing room's deck or rules changed (its library, or a new definition on another process). */
+  roomChanged({ roomName, rules, added = [], removed = [], media, window }) {
     const room = state.room;
     if (!room || !sameRoom(room.name, roomName)) return;
     const gone = new Set(removed);
@@ -511,17 +614,41 @@ const handlers = {
       // New films join the end of the room's list: while windows are left, the last of them bring them.
       if (!room.more) room.media.push(...added);
     }
+    // A film that left takes its match, and the pick when it was the pick, with it.
+    for (const mediaId of gone) handlers.matchRemoved({ mediaId });
+    if (room.pick && gone.has(room.pick.mediaId)) room.pick = null;
+    // The closest calls wait for the end of the deck again.
+    if (added.length || window) room.results = null;
+    const capChanged = rules && (rules.likeCap ?? null) !== (room.rules?.likeCap ?? null);
+    if (rules) {
+      room.rules = rules;
+      room.type = rules.roomType ?? room.type;
+    }
     emit("deck");
+    emit("matches");
     topUp();
+    refreshResults();
+    // How many likes this member has left under another cap is the server's to say.
+    if (capChanged) rejoin();
   },
 
   rateError(error) {
     const room = state.room;
     if (!room) return;
     if (error.name === "NotInRoom") rejoin();
-    else if (error.name === "RoomEnded") {
-      room.ended = true;
-      emit("deck");
+    else if (error.name === "RoomEnded" || error.name === "LikeCapReached") {
+      // Not recorded: the card is still to rate (after the end, nobody rates it).
+      const entry = takeBack(error.mediaId);
+      if (error.name === "LikeCapReached") {
+        room.likesLeft = 0;
+        toast("LIKE_CAP_REACHED", { count: room.rules?.likeCap ?? 0 });
+        emit("deck", entry ? { undone: entry } : {});
+      } else if (room.ended) {
+        emit("deck");
+      } else {
+        // Ended before its announcement reached this tab (a time limit passes between two checks).
+        handlers.roomEnded({ roomName: room.name, reason: room.rules?.endsAt <= Date.now() ? "time" : "matches" });
+      }
     }
     // AlreadyRated, UnknownMedia, NotRated: the server already has what we wanted.
   },
@@ -544,7 +671,7 @@ const handlers = {
     if (error.name === "RateLimited") retryCards();
     if (error.requestType === "joinRoom") handlers.joinRoomError(error);
     else if (error.requestType === "createRoom") handlers.createRoomError(error);
-    else if (!["requestFilters", "requestFilterValues", "getLibraries", "manageMember"].includes(error.requestType)) {
+    else if (!["requestFilters", "requestFilterValues", "getLibraries", "manageMember", "pickForUs"].includes(error.requestType)) {
       toast("ERROR_UNKNOWN", {}, "error");
     }
   },

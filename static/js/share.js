@@ -1,7 +1,9 @@
-// Sharing a room: the system share sheet when there is one, a copyable link, and a QR code.
+// Sharing a room: the system share sheet when there is one, a copyable link, a QR code, and the
+// room's join code to read out.
 
 import { copyText } from "./clipboard.js";
 import { byId } from "./dom.js";
+import { showCode } from "./format.js";
 import { isLoopback, qrCodeUrl, roomLink, shareBase } from "./links.js";
 import { state } from "./state.js";
 import { toast } from "./toast.js";
@@ -28,6 +30,8 @@ export function openShare(room) {
   current = roomLink(room.name, base);
   byId("share-local").hidden = !isLoopback(base.hostname);
   byId("share-room").textContent = room.name;
+  byId("share-code").closest(".share__code").hidden = !room.joinCode;
+  showCode(byId("share-code"), byId("share-code-spoken"), room.joinCode);
   byId("share-url").value = current;
   const qr = byId("share-qr");
   qr.src = qrCodeUrl(current);

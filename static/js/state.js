@@ -19,7 +19,12 @@ export function newRoom(name, password) {
     type: "standard",
     loaded: false, // had a join reply (the deck below is real)
     joined: false, // seated in the room on the current connection
-    ended: false,
+    joinCode: "", // the six characters others type instead of the name
+    rules: null, // what makes a match and when the room ends (joinRoomSuccess's Rules)
+    ended: null, // why rating is over ("matches" | "time"), or null while it goes on
+    likesLeft: null, // with a like cap: how many likes this member still has
+    pick: null, // the room's pick {mediaId, media, at}, the same for everyone
+    results: null, // the last getResults reply: {deckDone, closestCalls}
     media: [],
     after: null, // where the next window of the deck starts (the server's position, kept as it is)
     more: false, // whether the server has cards after those held

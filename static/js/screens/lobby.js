@@ -1,10 +1,11 @@
-// After sign-in: join a room by name (and password), pick a recent room, or go create one. When the
-// name is someone else's seat in the room: join under another name, or type the seat code the
-// room's owner read out (the owner handed this device the seat).
+// After sign-in: join one of the host's standing rooms with a tap, a room by name or code (and
+// password), a recent room, or go create one. When the name is someone else's seat in the room:
+// join under another name, or type the seat code the room's owner read out (the owner handed this
+// device the seat).
 
 import { byId, clear, h, icon } from "../dom.js";
 import { t } from "../i18n.js";
-import { joinAs, joinRoom, signOut } from "../session.js";
+import { joinAs, joinRoom, signOut, socket } from "../session.js";
 import { on, state } from "../state.js";
 import { recentRooms } from "../storage.js";
 
@@ -24,7 +25,11 @@ const SEAT_CODE_ERRORS = {
 // Six characters; typed in any case, with spaces (read out as "K7Q 2MX").
 const SEAT_CODE = /^[A-Z0-9]{6}$/;
 
+// What makes a match in a standing room, said under its name.
+const ROOM_TYPES = { standard: "ROOM_TYPE_STANDARD_HINT", unanimous: "ROOM_TYPE_UNANIMOUS_HINT", solo: "ROOM_TYPE_SOLO_HINT" };
+
 let taken = null; // {roomName, password} of the join refused because the name is someone else's seat
+let standing = []; // listRooms' rooms: the ones the host keeps on this server, in its order
 
 export function initLobby({ openCreate }) {
   const form = byId("join-form");
@@ -54,10 +59,19 @@ export function initLobby({ openCreate }) {
     if (screen === "lobby") {
       resetJoin({ keepName: previous === "create" });
       update();
+      listRooms();
     }
     previous = screen;
   });
-  on("user", update);
+  on("user", () => {
+    if (!state.user) standing = [];
+    else if (state.screen === "lobby") listRooms(); // signed in again on a new connection
+    update();
+  });
+  socket.on("listRoomsSuccess", ({ rooms }) => {
+    standing = rooms ?? [];
+    renderStanding();
+  });
   on("status", () => setBusy(false));
   on("joinError", (error) => {
     setBusy(false);
@@ -144,7 +158,58 @@ function update() {
   const user = state.user;
   byId("lobby-user").textContent = user ? user.userName : "";
   byId("lobby-greeting").textContent = user ? t("LOBBY_GREETING", { user: user.userName }) : "";
+  renderStanding();
   renderRecent();
+}
+
+/** Ask for the standing rooms (the host may have brought one up since). */
+function listRooms() {
+  if (state.user) socket.send("listRooms");
+}
+
+/** The host's rooms, each joined with a tap; one with a password asks for it first. */
+function renderStanding() {
+  byId("standing").hidden = standing.length === 0;
+  const list = clear(byId("standing-list"));
+  for (const room of standing) {
+    list.append(
+      h(
+        "li",
+        {},
+        h(
+          "button",
+          { type: "button", class: "recent__room standing__room", onclick: () => joinStanding(room) },
+          icon("users"),
+          // Spaces between the parts: the button's name reads "Staff Room A film matches … Password needed".
+          h(
+            "span",
+            { class: "standing__text" },
+            h("span", { class: "standing__name" }, room.roomName),
+            " ",
+            h("span", { class: "standing__type" }, t(ROOM_TYPES[room.roomType] ?? ROOM_TYPES.standard)),
+          ),
+          room.hasPassword
+            ? h(
+                "span",
+                { class: "standing__lock", title: t("HAS_PASSWORD") },
+                " ",
+                icon("lock"),
+                h("span", { class: "visually-hidden" }, t("HAS_PASSWORD")),
+              )
+            : null,
+        ),
+      ),
+    );
+  }
+}
+
+function joinStanding({ roomName, hasPassword }) {
+  const password = byId("join-password");
+  byId("join-room").value = roomName;
+  password.value = "";
+  showTaken(null);
+  if (hasPassword) showError("ERROR_PASSWORD_NEEDED", { room: roomName }, password);
+  else byId("join-form").requestSubmit();
 }
 
 function renderRecent() {
