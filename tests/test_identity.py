@@ -218,6 +218,7 @@ async def test_the_owner_removes_a_member_who_stays_out_until_readmitted(live_wo
         await member.send("manageMember", {"userName": "Troll", "action": "remove"})
         assert await error_of(member, "manageMemberError") == "NotRoomOwner"
         await owner.send("manageMember", {"userName": "Troll", "action": "remove"})
+        assert (await owner.wait_for("manageMemberSuccess"))["action"] == "remove"
         assert await troll.wait_for("removedFromRoom") == {"roomName": ROOM}
         assert (await member.wait_for("memberRemoved"))["userName"] == "Troll"
         for attempt in ((await person(world, "Troll", troll_token))[0], (await person(world, "Troll", troll_token))[0]):
@@ -227,7 +228,7 @@ async def test_the_owner_removes_a_member_who_stays_out_until_readmitted(live_wo
         listing = await owner.wait_for("getMembersSuccess")
         assert listing["removed"] == ["Troll"]
         await owner.send("manageMember", {"userName": "Troll", "action": "readmit"})
-        await owner.wait_for("manageMemberSuccess")
+        assert (await owner.wait_for("manageMemberSuccess"))["action"] == "readmit"
         back, _ = await person(world, "Troll", troll_token)
         await back.join(ROOM)
 
