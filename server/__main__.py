@@ -18,7 +18,7 @@ from uvicorn.config import STARTUP_FAILURE
 from server import __version__, commands
 from server.config import ConfigError, Settings, load_settings
 from server.listener import ServerConfig, gate_for, trusted_networks
-from server.security import RedactSecrets
+from server.security import RedactSecrets, ShortAccessLines
 from server.startup import StartupErrors, StartupProblem, banner, check_port
 
 if TYPE_CHECKING:
@@ -84,6 +84,7 @@ def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
     # On the handler, so records of every logger (libraries included) pass through it.
+    handler.addFilter(ShortAccessLines())
     handler.addFilter(RedactSecrets(settings.secrets()))
     logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
 

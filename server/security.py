@@ -234,6 +234,25 @@ def _redacted_frame(frame: Frame) -> Frame:
     return frame if cleaned == text else dataclasses.replace(frame, data=cleaned.encode("utf-8", "surrogateescape"))
 
 
+# Of a request's path and query, what an access log line keeps: a client can send 8 KB of URL
+# per request, and a log growing by that for each would be the cheapest way to fill a disk.
+ACCESS_PATH_SHOWN = 200
+
+
+class ShortAccessLines(logging.Filter):
+    """Cuts the path of uvicorn's access lines (``uvicorn.access``: client, method, path, version,
+    status) to ``ACCESS_PATH_SHOWN`` characters."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) == 5:
+            path = args[2]
+            if isinstance(path, str) and len(path) > ACCESS_PATH_SHOWN:
+                shown = f"{path[:ACCESS_PATH_SHOWN]}… ({len(path)} characters)"
+                record.args = (*args[:2], shown, *args[3:])
+        return True
+
+
 class RedactSecrets(logging.Filter):
     """Removes secrets from every log record, whoever logs it (a library at DEBUG quotes what it
     sees): the configured ones (in raw, URL-encoded and Basic-auth forms), credential headers,

@@ -34,7 +34,7 @@ from server.limits import Occurrences, address_key
 from server.listener import ACCEPT_FAILED, Gate, ServerConfig, connections_allowed, trusted_networks
 from server.offload import Busy, Offload
 from server.qr import share_link_problem
-from server.security import RedactSecrets, host_allowed
+from server.security import ACCESS_PATH_SHOWN, RedactSecrets, ShortAccessLines, host_allowed
 from storage import MemoryStorage
 from tests.fake_plex import FakePlexTv, PlexAccount
 from tests.fakes import eventually, serving
@@ -454,6 +454,30 @@ def _dribble_until_closed(sock: socket.socket, deadline: float) -> bool:
         except OSError:  # reset or broken pipe: closed
             return True
     return False
+
+
+def test_access_lines_keep_a_short_path() -> None:
+    """A client may send kilobytes of URL per request: the access log keeps its first characters
+    and its length, never the whole (40 clients asking for 1,000-character QR codes grew the log by
+    1 MB a second)."""
+    long_path = "/api/qr?text=" + "a" * 1000
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("1.2.3.4:5", "GET", long_path, "1.1", 400),
+        None,
+    )
+    assert ShortAccessLines().filter(record)
+    line = record.getMessage()
+    assert line == f'1.2.3.4:5 - "GET {long_path[:ACCESS_PATH_SHOWN]}… (1013 characters) HTTP/1.1" 400'
+    short = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, "%s %s %s %s %d", ("c", "GET", "/", "1.1", 200), None
+    )
+    ShortAccessLines().filter(short)
+    assert short.getMessage() == "c GET / 1.1 200"
 
 
 @slow
