@@ -33,7 +33,7 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
-# The inner loop: lint, then every test that starts no subprocess or server (about a minute).
+# The inner loop: lint, then every test that starts no subprocess or server (about three minutes here).
 test-fast: lint
 	$(BIN)/pytest -m "not slow"
 
