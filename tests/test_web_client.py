@@ -113,8 +113,9 @@ class PageProblems:
 
     def failed(self, who: str, request: Request) -> None:
         failure = request.failure or ""
-        # A poster still loading when its card is rated away is cancelled: that is not a failure.
-        if "ERR_ABORTED" in failure and "/api/poster/" in request.url:
+        # An image still loading when its element goes (a poster whose card is rated away, an icon
+        # of a screen left) is cancelled: that is not a failure.
+        if "ERR_ABORTED" in failure and request.resource_type == "image":
             return
         self.add(f"{who}: request failed: {request.method} {request.url}: {failure}")
 

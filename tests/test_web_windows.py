@@ -448,6 +448,7 @@ def test_a_window_asked_for_in_a_flood_the_server_drops_is_asked_for_again(tmp_p
             ann.rate_and_wait()
         assert top_title(page) == title_of(WINDOW + 2)
         check_windows(frames)
+        page.close()  # before its server stops: posters still loading would fail
 
 
 def test_a_held_key_rates_one_card(server: ServerProcess, pages: Pages) -> None:  # noqa: F811
