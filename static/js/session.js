@@ -15,7 +15,7 @@ const PLEX_RETRY_MS = 15_000;
 export const DECK_WINDOW = 40;
 // The next window is asked for when this few cards are left: they are swiped while it comes.
 const LOW_WATER = 10;
-const CARDS_RETRY_MS = 2000; // a getCards maybe dropped (RateLimited) is asked again after this
+const RESYNC_MS = 2000; // after RateLimited, the allowance has filled up again by then
 
 let loggingIn = null; // the identity of the login in flight
 let renewing = false; // a refused identity token was just forgotten: a new one is being asked for
@@ -44,6 +44,7 @@ function single(type) {
 const roster = single("getMembers"); // the owner's view of every member
 const results = single("getResults"); // the closest calls, once this member's deck is done
 let fetching = null; // the getCards request in flight
+let resync = null; // the timer of the join again after a RateLimited
 
 const sameRoom = (a, b) => saved.roomKey(a) === saved.roomKey(b);
 
@@ -165,7 +166,8 @@ export const likeCapReached = () => state.room?.likesLeft === 0;
 /** Whether a rating (any, without `rating`) can be sent now: seated, online, the room not over,
  * and for a like, a like left. */
 export const canRate = (rating) =>
-  Boolean(state.room?.joined && !state.room.ended && state.status === "open") && !(rating === "like" && likeCapReached());
+  Boolean(state.room?.joined && !state.room.ended && state.status === "open" && !joining) &&
+  !(rating === "like" && likeCapReached());
 
 /** Rate the top card; false when that is not possible right now (offline, room ended, no like left). */
 export function rate(rating) {
@@ -307,15 +309,16 @@ function enterRoom(payload) {
   topUp();
 }
 
-/** A message was dropped (RateLimited): if it may have been the getCards in flight, ask again in a while. */
-function retryCards() {
-  const request = fetching;
-  if (!request) return;
-  setTimeout(() => {
-    if (fetching !== request) return;
-    fetching = null;
-    topUp();
-  }, CARDS_RETRY_MS);
+/** A message was dropped (RateLimited): a rating or a getCards, the page cannot tell which. Once the
+ * allowance has filled up again, join the room again on this connection: the server's first window
+ * holds every film it has no rating of, so a dropped rating's card is back on top (and out of the
+ * undo history), and a dropped getCards is as good as answered. Ratings wait for that join (canRate). */
+function resyncSoon() {
+  if (resync || !state.room?.joined) return;
+  resync = setTimeout(() => {
+    resync = null;
+    if (state.room?.joined && state.status === "open" && !joining) rejoin();
+  }, RESYNC_MS);
 }
 
 function exitRoom() {
@@ -582,7 +585,7 @@ const handlers = {
     fetching = null;
     // Asked for before the deck was dealt again: its positions are those of the old deck.
     if (stale) return topUp();
-    // A window asked for again (after RateLimited) may bring cards the stack has already.
+    // Never the same card twice in the stack.
     const held = new Set(room.media.map((item) => item.id));
     room.media.push(...media.filter((item) => !held.has(item.id)));
     room.after = after;
@@ -668,7 +671,7 @@ const handlers = {
   },
 
   error(error) {
-    if (error.name === "RateLimited") retryCards();
+    if (error.name === "RateLimited") resyncSoon();
     if (error.requestType === "joinRoom") handlers.joinRoomError(error);
     else if (error.requestType === "createRoom") handlers.createRoomError(error);
     else if (!["requestFilters", "requestFilterValues", "getLibraries", "manageMember", "pickForUs"].includes(error.requestType)) {
