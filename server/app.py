@@ -191,8 +191,8 @@ def create_app(
         )
     middleware.append(Middleware(OriginMiddleware, allowed_origins=settings.allowed_origins))
     routes = [
-        Route("/", http.index),
-        Route("/index.html", http.index),
+        Route("/", http.client_page()),
+        Route("/index.html", http.client_page()),
         Route("/health", http.health),
         Route("/metrics", http.metrics),
         Route("/manifest.webmanifest", http.manifest),

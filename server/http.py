@@ -21,6 +21,7 @@ from starlette.responses import (
     Response,
     StreamingResponse,
 )
+from starlette.routing import request_response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Scope
 
@@ -198,9 +199,18 @@ class ClientFiles(StaticFiles):
         return response
 
 
+def compressed(app: ASGIApp) -> ASGIApp:
+    """Gzip for the page, its scripts and styles (about a quarter of their size on a phone's
+    connection); posters and trailers, compressed already, are served elsewhere."""
+    return GZipMiddleware(app, minimum_size=1024)
+
+
 def client_files() -> ASGIApp:
-    # Gzip for the scripts and styles (about a quarter of their size); posters are served elsewhere.
-    return GZipMiddleware(ClientFiles(directory=STATIC_DIR), minimum_size=1024)
+    return compressed(ClientFiles(directory=STATIC_DIR))
+
+
+def client_page() -> ASGIApp:
+    return compressed(request_response(index))
 
 
 def lan_hosts(context: AppContext, host: str) -> list[str]:

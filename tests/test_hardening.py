@@ -378,6 +378,19 @@ async def test_every_response_carries_the_security_headers(path: str) -> None:
     assert response.headers["x-frame-options"] == "DENY"
 
 
+@pytest.mark.parametrize("path", ["/", "/index.html", "/js/session.js", "/css/app.css"])
+async def test_the_page_and_its_files_are_compressed_for_browsers_that_take_gzip(path: str) -> None:
+    async with world() as w:
+        plain = await w.http.get(path, headers={"Accept-Encoding": "identity"})
+        zipped = await w.http.get(path, headers={"Accept-Encoding": "gzip"})
+    assert plain.status_code == zipped.status_code == 200
+    assert "content-encoding" not in plain.headers
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert int(zipped.headers["content-length"]) < len(plain.content) / 2
+    assert zipped.content == plain.content  # httpx inflates it
+    assert zipped.headers["content-security-policy"] == CSP
+
+
 async def test_plex_sign_in_opens_the_policy_to_plex_tv() -> None:
     async with world(plex_tv_url="https://plex.example") as w:
 
