@@ -93,7 +93,16 @@ async def _send(
 
 
 class Players(ABC):
-    """The players of one media server."""
+    """The players of one media server, asked through that server's connection."""
+
+    def __init__(self, server: PlexProvider | JellyfinProvider) -> None:
+        self._server = server
+
+    def _client(self) -> httpx.AsyncClient:
+        try:
+            return self._server.http()
+        except ProviderError as exc:
+            raise PlaybackError(ErrorName.PROVIDER_ERROR, str(exc)) from exc
 
     @abstractmethod
     async def players(self) -> list[Player]: ...
@@ -142,14 +151,7 @@ def _plex_container(content: bytes, decoder: msgspec.json.Decoder[Shape], what: 
 
 
 class PlexPlayers(Players):
-    def __init__(self, server: PlexProvider) -> None:
-        self._server = server
-
-    def _client(self) -> httpx.AsyncClient:
-        try:
-            return self._server.http()
-        except ProviderError as exc:
-            raise PlaybackError(ErrorName.PROVIDER_ERROR, str(exc)) from exc
+    _server: PlexProvider
 
     async def _clients(self) -> list[_PlexClient]:
         response = await _send(self._client(), "the Plex server", "GET", "/clients")
@@ -212,15 +214,6 @@ _SESSIONS = msgspec.json.Decoder(list[_Session])
 
 
 class JellyfinPlayers(Players):
-    def __init__(self, server: JellyfinProvider) -> None:
-        self._server = server
-
-    def _client(self) -> httpx.AsyncClient:
-        try:
-            return self._server.http()
-        except ProviderError as exc:
-            raise PlaybackError(ErrorName.PROVIDER_ERROR, str(exc)) from exc
-
     async def players(self) -> list[Player]:
         response = await _send(self._client(), "the Jellyfin server", "GET", "Sessions")
         _answer_of("the Jellyfin server", response, "its sessions")
