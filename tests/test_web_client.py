@@ -232,6 +232,13 @@ def create_room(page: Page, room: str) -> None:
     expect(page.locator(TOP_CARD)).to_be_visible()
 
 
+def cards(page: Page) -> None:
+    """Back to the cards: their tab on a phone (on a desktop they are always in view)."""
+    tab = page.locator(".tab[data-tab=swipe]")
+    if tab.is_visible():
+        tab.click()
+
+
 def top_title(page: Page) -> str:
     title = page.locator(f"{TOP_CARD} .card__title")
     expect(title).to_be_visible()
@@ -807,20 +814,33 @@ def fits(page: Page, screen: str) -> None:
     page.set_viewport_size(PHONE)
 
 
+# The opening of a page script that speaks the protocol over a WebSocket of its own, as the
+# MovieMatch v2 client or another member would: `send(type, payload)`, `await reply(type)`, `ws`.
+OWN_SOCKET = """
+    const ws = new WebSocket(new URL("api/ws", document.baseURI).href.replace(/^http/, "ws"));
+    const reply = (type) => new Promise((resolve) => ws.addEventListener("message", function listen(event) {
+        const message = JSON.parse(event.data);
+        if (message.type !== type) return;
+        ws.removeEventListener("message", listen);
+        resolve(message.payload);
+    }));
+    await new Promise((resolve) => ws.addEventListener("open", resolve, { once: true }));
+    const send = (type, payload) => ws.send(JSON.stringify({ type, payload }));
+"""
+
+
+def over_own_socket(parameters: str, body: str) -> str:
+    """A script for ``page.evaluate`` taking ``parameters`` that runs ``body`` after OWN_SOCKET."""
+    return f"async ({parameters}) => {{{OWN_SOCKET}{body}}}"
+
+
 def another_member_likes(page: Page, user: str, room: str, likes: int) -> None:
     """Someone else joins the room on a socket of their own (opened from the page, and kept open)
     and likes its first ``likes`` cards."""
     page.evaluate(
-        """async ({ user, room, likes }) => {
-            const ws = new WebSocket(new URL("api/ws", document.baseURI).href.replace(/^http/, "ws"));
-            const reply = (type) => new Promise((resolve) => ws.addEventListener("message", function listen(event) {
-                const message = JSON.parse(event.data);
-                if (message.type !== type) return;
-                ws.removeEventListener("message", listen);
-                resolve(message.payload);
-            }));
-            await new Promise((resolve) => ws.addEventListener("open", resolve, { once: true }));
-            const send = (type, payload) => ws.send(JSON.stringify({ type, payload }));
+        over_own_socket(
+            "{ user, room, likes }",
+            """
             send("login", { userName: user });
             await reply("loginSuccess");
             send("joinRoom", { roomName: room });
@@ -830,7 +850,8 @@ def another_member_likes(page: Page, user: str, room: str, likes: int) -> None:
                 await reply("userProgress");
             }
             (window.otherMembers ??= []).push(ws);
-        }""",
+            """,
+        ),
         {"user": user, "room": room, "likes": likes},
     )
 
@@ -1148,16 +1169,9 @@ def v2_poster_and_link(page: Page, room: str) -> dict[str, Any]:
     """What the MovieMatch v2 web client does with a card: joins over its own socket, shows
     `${rootPath}${posterUrl}` (root path from the page's data-root-path) and links to linkUrl."""
     found: dict[str, Any] = page.evaluate(
-        """async (room) => {
-            const ws = new WebSocket(new URL("api/ws", document.baseURI).href.replace(/^http/, "ws"));
-            const reply = (type) => new Promise((resolve) => ws.addEventListener("message", function listen(event) {
-                const message = JSON.parse(event.data);
-                if (message.type !== type) return;
-                ws.removeEventListener("message", listen);
-                resolve(message.payload);
-            }));
-            await new Promise((resolve) => ws.addEventListener("open", resolve, { once: true }));
-            const send = (type, payload) => ws.send(JSON.stringify({ type, payload }));
+        over_own_socket(
+            "room",
+            """
             send("login", { userName: "v2 client" });
             await reply("loginSuccess");
             send("joinRoom", { roomName: room });
@@ -1168,7 +1182,8 @@ def v2_poster_and_link(page: Page, room: str) -> dict[str, Any]:
             await img.decode();
             const link = Object.assign(document.createElement("a"), { href: media.linkUrl }).href;
             return { src: img.src, naturalWidth: img.naturalWidth, link };
-        }""",
+            """,
+        ),
         room,
     )
     return found

@@ -25,10 +25,12 @@ from tests.services import ServerProcess
 from tests.test_web_client import (
     TOP_CARD,
     Pages,
+    cards,
     close_match,
     create_room,
     expect_match,
     mouse_drag,
+    over_own_socket,
     rated,
     sign_in,
     top_title,
@@ -94,12 +96,6 @@ def results(page: Page) -> None:
     if not page.locator("#panel-matches").is_visible():
         page.click(".tab[data-tab=matches]")
     expect(page.locator("#panel-matches")).to_be_visible()
-
-
-def cards(page: Page) -> None:
-    tab = page.locator(".tab[data-tab=swipe]")
-    if tab.is_visible():
-        tab.click()
 
 
 def expect_ended(page: Page, words: str) -> None:
@@ -350,22 +346,16 @@ def test_a_match_count_ends_the_room_and_a_like_cap_holds_back_likes(server: Ser
 
 
 # Someone creates a room over a socket of their own: with a time limit shorter than any the form offers.
-CREATE_OVER_A_SOCKET = """async ({ room, request }) => {
-    const ws = new WebSocket(new URL("api/ws", document.baseURI).href.replace(/^http/, "ws"));
-    const reply = (type) => new Promise((resolve) => ws.addEventListener("message", function listen(event) {
-        const message = JSON.parse(event.data);
-        if (message.type !== type) return;
-        ws.removeEventListener("message", listen);
-        resolve(message.payload);
-    }));
-    await new Promise((resolve) => ws.addEventListener("open", resolve, { once: true }));
-    const send = (type, payload) => ws.send(JSON.stringify({ type, payload }));
+CREATE_OVER_A_SOCKET = over_own_socket(
+    "{ room, request }",
+    """
     send("login", { userName: "Host" });
     await reply("loginSuccess");
     send("createRoom", { roomName: room, ...request });
     await reply("createRoomSuccess");
     (window.otherMembers ??= []).push(ws);
-}"""
+""",
+)
 
 
 def test_a_time_limit_counts_down_and_ends_the_room(server: ServerProcess, pages: Pages) -> None:

@@ -21,7 +21,7 @@ from playwright.sync_api import Page, expect
 
 from tests import test_web_client as web
 from tests.services import ServerProcess, running_server
-from tests.test_web_client import Pages, create_room, rated, sign_in, top_title
+from tests.test_web_client import Pages, cards, create_room, over_own_socket, rated, sign_in, top_title
 
 # The browser and the server of tests/test_web_client.py's tests.
 playwright, browser, server, pages = web.playwright, web.browser, web.server, web.pages
@@ -66,13 +66,6 @@ def people(page: Page) -> None:
     if not page.locator("#panel-people").is_visible():
         page.click(".tab[data-tab=people]")
     expect(page.locator("#members")).to_be_visible()
-
-
-def cards(page: Page) -> None:
-    """Back to the cards (their tab on a phone)."""
-    tab = page.locator(".tab[data-tab=swipe]")
-    if tab.is_visible():
-        tab.click()
 
 
 def member(page: Page, name: str) -> Any:
@@ -226,16 +219,9 @@ def test_a_token_the_server_refuses_is_replaced_without_a_word(server: ServerPro
     assert logins[-1] == {"userName": "Dee", "identityToken": renewed, "window": WINDOW}
 
 
-V2_CREATE = """async (room) => {
-    const ws = new WebSocket(new URL("api/ws", document.baseURI).href.replace(/^http/, "ws"));
-    const reply = (type) => new Promise((resolve) => ws.addEventListener("message", function listen(event) {
-        const message = JSON.parse(event.data);
-        if (message.type !== type) return;
-        ws.removeEventListener("message", listen);
-        resolve(message.payload);
-    }));
-    await new Promise((resolve) => ws.addEventListener("open", resolve, { once: true }));
-    const send = (type, payload) => ws.send(JSON.stringify({ type, payload }));
+V2_CREATE = over_own_socket(
+    "room",
+    """
     send("login", { userName: "Old" });
     await reply("loginSuccess");
     send("createRoom", { roomName: room });
@@ -244,7 +230,8 @@ V2_CREATE = """async (room) => {
     await reply("userProgress");
     ws.close();
     return created.memberToken;
-}"""
+""",
+)
 
 V2_JOIN = """async ({ room, name }) => {
     const ws = new WebSocket(new URL("api/ws", document.baseURI).href.replace(/^http/, "ws"));
