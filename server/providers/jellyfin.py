@@ -72,7 +72,16 @@ from .base import (
 )
 from .filtering import shown
 from .ids import card_ids, external_ids, rank
-from .remote import KnownCards, TtlCache, chosen, proxied_poster, proxied_video, public_url, transport_problem
+from .remote import (
+    KnownCards,
+    TtlCache,
+    chosen,
+    collector_paused,
+    proxied_poster,
+    proxied_video,
+    public_url,
+    transport_problem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -717,7 +726,8 @@ class JellyfinProvider(MediaProvider):
         async def page(start: int, limit: int) -> tuple[list[Item], int, int]:
             entries = await self._entries(path, {**query, "StartIndex": str(start), "Limit": str(limit)}, fatal)
             items = entries.items or []
-            return [convert(item) for item in items], len(items), entries.total_record_count
+            with collector_paused():
+                return [convert(item) for item in items], len(items), entries.total_record_count
 
         listed, step, total = await page(0, PAGE_SIZE)
         # Follow the page size the server really used, in case it caps Limit.
@@ -735,7 +745,8 @@ class JellyfinProvider(MediaProvider):
     async def _entries(self, path: str, params: Mapping[str, str], fatal: bool = True) -> _Entries:
         response = await self._send(path, params, fatal=fatal)
         try:
-            return _ENTRIES.decode(response.content)
+            with collector_paused():
+                return _ENTRIES.decode(response.content)
         except msgspec.DecodeError:
             # The details quote the body: they stay out of messages that reach browsers.
             raise _ServerError(f"sent a malformed answer to {path}") from None

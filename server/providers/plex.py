@@ -55,7 +55,16 @@ from .base import (
 from .filtering import shown
 from .ids import card_ids, plex_external_ids
 from .plex_home import PlexHome, Viewer
-from .remote import KnownCards, TtlCache, chosen, proxied_poster, proxied_video, public_url, transport_problem
+from .remote import (
+    KnownCards,
+    TtlCache,
+    chosen,
+    collector_paused,
+    proxied_poster,
+    proxied_video,
+    public_url,
+    transport_problem,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -596,11 +605,12 @@ class PlexProvider(MediaProvider):
             paging = {"X-Plex-Container-Start": str(start), "X-Plex-Container-Size": str(size)}
             self._check_up()
             response = await self._send(path, selection, paging, token=token)
-            try:
-                listed = _LISTING.decode(response.content).MediaContainer
-            except msgspec.DecodeError as exc:  # not JSON, or not the expected shape
-                raise ProviderError(f"{self._name} sent an unexpected answer to {path}") from exc
-            return [convert(item) for item in listed.Metadata], len(listed.Metadata), listed.totalSize
+            with collector_paused():
+                try:
+                    listed = _LISTING.decode(response.content).MediaContainer
+                except msgspec.DecodeError as exc:  # not JSON, or not the expected shape
+                    raise ProviderError(f"{self._name} sent an unexpected answer to {path}") from exc
+                return [convert(item) for item in listed.Metadata], len(listed.Metadata), listed.totalSize
 
         items, step, total = await page(0, PAGE_SIZE)
         # Without totalSize the server did not page: it sent everything. Otherwise follow the page
