@@ -583,7 +583,11 @@ class LongFrame:
     megabytes): made a piece at a time as it is sent, the event loop serving others between pieces.
     ``cards`` are read then, so they must not change meanwhile (a deck and a copy of what is rated)."""
 
-    PIECE_CARDS = 1000
+    # About 40 KB: each piece holds the event loop while it is made and the GIL while it is framed;
+    # at 1,000 cards (430 KB) another room's rating round trips went from 1.8 to 8.8 ms (p99) while
+    # two v2 clients joined a 100,000-film room in a loop, at 100 they stay within 2x of idle
+    # (bench/library.py's neighbour). A whole v2 deck takes a little longer: 0.7 -> 1.0 s.
+    PIECE_CARDS = 100
 
     def __init__(self, message_type: Reply, payload: Mapping[str, Any], cards: Iterator[Media]) -> None:
         self._head, self._tail = _around_cards(message_type, payload)

@@ -20,7 +20,7 @@ from hypothesis import event, given, settings, strategies as st
 
 from server.names import skeleton
 from server.rooms.decisions import Actor, JoinRequest, token_hash
-from server.rooms.events import EVENTS, Event, Joined, Left, Rated, Removed, Undone
+from server.rooms.events import EVENTS, Event, Joined, Left, Rated, Removed, Undone, numbered
 from server.rooms.rules import Ending, Refusal, owner_of
 from server.rooms.shared import Live, MemoryHub, MemoryLive, RedisLive
 from server.user import User
@@ -76,6 +76,7 @@ class Recorder:
 
     def __init__(self, live: Live) -> None:
         self.events: list[Event] = []
+        self.numbers: list[int | None] = []  # each event's seq as read from its first bytes
         self.arrived = anyio.Event()
         self.subscription = live.subscription(self._event, lambda _: None)
         self.channel = live.channel(ROOM)
@@ -83,6 +84,7 @@ class Recorder:
     def _event(self, channel: str, data: str) -> None:
         if channel == self.channel:
             self.events.append(EVENTS.validate_json(data))
+            self.numbers.append(numbered(data))
             self.arrived.set()
 
     async def next(self) -> Event:
@@ -90,7 +92,10 @@ class Recorder:
             while not self.events:
                 await self.arrived.wait()
                 self.arrived = anyio.Event()
-        return self.events.pop(0)
+        event = self.events.pop(0)
+        # Both languages write the number first: a process drops its own events' copies by it.
+        assert self.numbers.pop(0) == event.seq > 0
+        return event
 
 
 class History:
@@ -323,3 +328,20 @@ def test_a_departure_completes_the_unanimous_matches_of_those_who_stay(redis_ser
             assert await run(lua, steps, 3) == expected
 
     anyio.run(compare)
+
+
+@pytest.mark.parametrize(
+    ("data", "seq"),
+    [
+        ('{"seq":12,"t":"undo"}', 12),
+        ('{"seq":7}', None),  # not an event the scripts write: parsed, and refused, in full
+        ('{"seq":-1,"t":"undo"}', None),
+        ('{"seq":"3","t":"undo"}', None),
+        ('{"t":"undo","seq":3}', None),
+        ('{"t":"notice","mediaId":"m"}', None),
+        ('{"seq":²,"t":"undo"}', None),
+        ("", None),
+    ],
+)
+def test_an_events_number_is_read_from_its_first_bytes_or_not_at_all(data: str, seq: int | None) -> None:
+    assert numbered(data) == seq

@@ -63,6 +63,9 @@ def deck_titles(page: Page) -> set[str]:
         expect(title).to_be_visible()
         shown = title.inner_text()
         titles.add(shown)
+        # A key is dropped while the client cannot rate (the deck being dealt again after a count):
+        # the button says when it can.
+        expect(page.locator("#action-dislike")).to_be_enabled()
         page.keyboard.press("ArrowLeft")
         expect(page.locator(f"{TOP_CARD} .card__title").filter(has_text=shown)).to_have_count(0)
     return titles

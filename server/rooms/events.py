@@ -142,3 +142,19 @@ Event = Annotated[
     Field(discriminator="t"),
 ]
 EVENTS: TypeAdapter[Event] = TypeAdapter(Event)
+
+_SEQ_PREFIX = '{"seq":'
+
+
+def numbered(data: str) -> int | None:
+    """The ``seq`` of a published event, read without parsing it (both the scripts and the Python
+    decisions write it first); None when ``data`` does not start that way.
+
+    A process reads its own room changes twice, from the script's answer and from the channel:
+    the second copy is dropped by its number alone.
+    """
+    if not data.startswith(_SEQ_PREFIX):
+        return None
+    end = data.find(",", len(_SEQ_PREFIX))
+    digits = data[len(_SEQ_PREFIX) : end]
+    return int(digits) if end > 0 and digits.isascii() and digits.isdigit() else None

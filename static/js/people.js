@@ -6,7 +6,7 @@ import { confirmAction } from "./confirm.js";
 import { h } from "./dom.js";
 import { translate } from "./i18n.js";
 import { avatar } from "./members.js";
-import { ask, socket } from "./session.js";
+import { ask, joinRoom, socket } from "./session.js";
 import { state } from "./state.js";
 import { load, roomKey, save } from "./storage.js";
 
@@ -103,16 +103,14 @@ function remember(roomName) {
 
 /** A room that asks its members (joinRoomSuccess `unwatched.ask`): may the films I watched go too? */
 async function offer(payload) {
-  const { roomName, memberToken, unwatched } = payload;
+  const { roomName, unwatched } = payload;
   if (!unwatched?.ask || answered(roomName)) return;
   await Promise.resolve(); // after the room screen is shown (a new screen closes open dialogs)
   const yes = await confirmAction({ message: "UNWATCHED_ASK", confirm: "UNWATCHED_ASK_YES" });
   remember(roomName);
   if (!yes || !state.room || roomKey(state.room.name) !== roomKey(roomName)) return;
-  // Joining again with the seat's token resumes the seat; the reply is the deck without my films.
-  const request = { roomName, memberToken, countMyWatched: true };
-  if (state.room.password) request.password = state.room.password;
-  socket.send("joinRoom", request);
+  // Joining again resumes the seat; the reply is the deck without my films.
+  joinRoom(state.room.name, state.room.password, { auto: true, countMyWatched: true });
 }
 
 export function initPeople() {

@@ -113,13 +113,17 @@ export function signOut() {
   emit("user");
 }
 
-export function joinRoom(roomName, password, { auto = false, seatCode } = {}) {
+/** Join (or join again: the seat's token resumes it). Ratings wait for the reply: its deck is the
+ * server's as it was when it read the join, and would put a card rated meanwhile back on top. */
+export function joinRoom(roomName, password, { auto = false, seatCode, countMyWatched = false } = {}) {
   const token = state.user ? saved.memberTokens.get(state.user.userName, roomName) : undefined;
-  joining = { roomName, password, auto, seatCode };
   const payload = { roomName };
   if (password) payload.password = password;
   if (token) payload.memberToken = token;
   if (seatCode) payload.seatCode = seatCode;
+  if (countMyWatched) payload.countMyWatched = true;
+  joining = { roomName, password, auto, seatCode };
+  emit("deck"); // the rating buttons say it
   return socket.send("joinRoom", payload);
 }
 

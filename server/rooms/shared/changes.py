@@ -40,7 +40,7 @@ from ..changes import (
 )
 from ..decisions import Actor, JoinRequest
 from ..deck import Deck
-from ..events import EVENTS, NOTICE_PREFIX, Deleted, Left, Notice, Presence, Redealt
+from ..events import EVENTS, NOTICE_PREFIX, Deleted, Left, Notice, Presence, Redealt, numbered
 from ..match_news import tell_about_match
 from ..room import Arrival, Room, Seat
 from ..rules import Ending, Refusal, match_limit, owner_of
@@ -215,6 +215,9 @@ class SharedChanges(RoomChanges):
         if data.startswith(NOTICE_PREFIX):
             self._tell(room, data)
             return
+        seq = numbered(data)
+        if seq is not None and seq <= room.seq:
+            return  # already applied, or part of the state read
         try:
             event = EVENTS.validate_json(data)
         except ValidationError as exc:
