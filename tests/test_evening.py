@@ -93,8 +93,10 @@ async def test_results_rank_matches_and_show_the_closest_calls_once_the_deck_is_
         await like([a, b, c], "test:1")  # three likes
         await like([a, b], "test:2")  # two
         await like([a], "test:3")  # one: no match
-        for _ in range(2):  # each process hears of both matches before the results are asked for
-            await a.wait_for("match")
+        # The results are asked for once a's process has applied both matches. (Under load a member
+        # on three processes is sometimes told of test:1 twice: a known defect, see the closing note.)
+        while (await a.wait_for("match"))["media"]["id"] != "test:2":
+            pass
         await a.send("getResults")
         results = await a.wait_for("getResultsSuccess")
         assert [(m["media"]["id"], m["likes"]) for m in results["matches"]] == [("test:1", 3), ("test:2", 2)]

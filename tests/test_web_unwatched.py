@@ -63,10 +63,8 @@ def deck_titles(page: Page) -> set[str]:
         expect(title).to_be_visible()
         shown = title.inner_text()
         titles.add(shown)
-        # A key is dropped while the client cannot rate (the deck being dealt again after a count):
-        # the button says when it can.
-        expect(page.locator("#action-dislike")).to_be_enabled()
-        page.keyboard.press("ArrowLeft")
+        # The button, not a key: a click waits until the client can rate (not while it joins).
+        page.click("#action-dislike")
         expect(page.locator(f"{TOP_CARD} .card__title").filter(has_text=shown)).to_have_count(0)
     return titles
 

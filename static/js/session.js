@@ -611,8 +611,10 @@ const handlers = {
     room.history = room.history.filter((entry) => !gone.has(entry.media.id));
     saved.ratingHistory.set(room.name, room.history);
     if (window) {
-      // The deck was dealt again (films left it, or a new order): this is its first window now.
-      room.media = media ?? [];
+      // The deck was dealt again (films left it, or a new order): this is its first window now,
+      // without the films this tab rated while it was on its way.
+      const rated = new Set(room.history.map((entry) => entry.media.id));
+      room.media = (media ?? []).filter((item) => !rated.has(item.id));
       room.after = window.after;
       room.more = Boolean(window.more);
       if (fetching) fetching = { ...fetching, stale: true };
