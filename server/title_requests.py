@@ -124,16 +124,20 @@ class TitleRequests:
         return {"mediaId": media_id, "status": status}
 
     def _tell(self, room: Room, statuses: dict[str, str], read_from: int | None = None) -> None:
-        """Send the members who see each title its state: always for a request just made, for
-        states read from Seerr (since telling number ``read_from``) only when they are news."""
+        """Send the members who see each title its state when it is news. A request just made
+        (``read_from`` None) is always current; a state read from Seerr is current only when the
+        reading began after the last telling (number ``read_from``): a request made meanwhile is
+        newer. A reading may also see a request before its own reply does: it is told once."""
         told = self._told.setdefault(room, {})
         telling = next(self._tellings)
         news: dict[str, str] = {}
         for media_id, status in statuses.items():
             before = told.get(media_id)
-            if read_from is None or before is None or (before[0] != status and before[1] < read_from):
+            if read_from is not None and before is not None and before[1] > read_from:
+                continue
+            told[media_id] = (status, telling)
+            if before is None or before[0] != status:
                 news[media_id] = status
-                told[media_id] = (status, telling)
         for media_id, status in news.items():
             tell_about_match(room, media_id, Reply.REQUEST_STATUS, {"mediaId": media_id, "status": status})
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -119,6 +120,7 @@ class FakeSeerr(FakeService):
         self.titles = {(title.kind, title.tmdb_id): title for title in titles or default_titles()}
         self.auto_approve = False
         self.refuse_requests = False  # answer 403, as Seerr does for a user without the REQUEST permission
+        self.request_reply_delay = 0.0  # a request is recorded at once, its reply sent this much later
         self._ids = itertools.count(1)
         super().__init__("/api/v1")
 
@@ -186,6 +188,7 @@ class FakeSeerr(FakeService):
         title.requests.append(made)
         title.media_status = 3 if self.auto_approve else 2
         info = title.media_info()
+        await asyncio.sleep(self.request_reply_delay)
         return JSONResponse({"id": made.id, "status": made.status, "media": info, "is4k": False}, 201)
 
     async def details(self, request: Request) -> Response:

@@ -86,6 +86,22 @@ class Peer:
         finally:
             self.backlog = skipped + self.backlog
 
+    async def rate(self, media_id: str, rating: str = "like", *, seated_as: str = "") -> Any:
+        """Rate and wait until it is recorded: this member's own progress, not another member's
+        (which may reach this tab first, from a rating decided before or after this one). Returns it."""
+        name = seated_as or self.name
+        await self.send("rate", {"mediaId": media_id, "rating": rating})
+        skipped = []
+        try:
+            while True:
+                message = await self.next()
+                payload = message.get("payload") or {}
+                if message["type"] == "userProgress" and payload["user"]["userName"] == name:
+                    return payload
+                skipped.append(message)
+        finally:
+            self.backlog = skipped + self.backlog
+
     async def no_message(self, within: float = 0.2) -> None:
         assert not self.backlog, f"{self.name}: unexpected {self.backlog}"
         with anyio.move_on_after(within):

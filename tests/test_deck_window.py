@@ -73,12 +73,6 @@ async def whole_deck(peer: Peer, window: dict[str, Any], cards: list[dict[str, A
     return ids
 
 
-async def rate(peer: Peer, media_id: str, rating: str = "dislike") -> None:
-    await peer.send("rate", {"mediaId": media_id, "rating": rating})
-    while (await peer.wait_for("userProgress"))["user"]["userName"] != peer.name:
-        pass
-
-
 async def test_a_windowed_join_is_small_and_its_windows_make_the_whole_deck_in_order(library: list[Media]) -> None:
     async with serving_rooms(library) as connect:
         ann = await member(connect, "ann")
@@ -107,12 +101,12 @@ async def test_windows_follow_the_members_own_position_and_skip_what_it_rated(li
         first = await ann.create(ROOM)
         deck = await whole_deck(ann, first["window"], first["media"])
         for media_id in deck[:50]:
-            await rate(ann, media_id)
-        await rate(ann, deck[70])  # out of order, as another device of hers may rate
+            await ann.rate(media_id, "dislike")
+        await ann.rate(deck[70], "dislike")  # out of order, as another device of hers may rate
         bob = await member(connect, "bob")
         await bob.join(ROOM)
         for media_id in deck[:5]:
-            await rate(bob, media_id)
+            await bob.rate(media_id, "dislike")
 
         again = await member(connect, "ann")  # a reload: a new connection, the same member
         resumed = await again.join(ROOM, memberToken=first["memberToken"])
@@ -148,8 +142,8 @@ async def test_a_windowed_join_lists_every_match(library: list[Media]) -> None:
         deck = await whole_deck(ann, created["window"], created["media"])
         liked = [deck[100], deck[5_000], deck[19_999]]  # far beyond any window
         for media_id in liked:
-            await rate(ann, media_id, "like")
-            await rate(bob, media_id, "like")
+            await ann.rate(media_id, "like")
+            await bob.rate(media_id, "like")
         carl = await member(connect, "carl")
         joined = await carl.join(ROOM)
         assert sorted(match["media"]["id"] for match in joined["previousMatches"]) == sorted(liked)
@@ -177,7 +171,7 @@ async def test_a_v2_client_gets_its_whole_unrated_deck(library: list[Media]) -> 
         assert len(deck) == FILMS
         assert "window" not in created
         for media_id in deck[:3]:
-            await rate(ann, media_id)
+            await ann.rate(media_id, "dislike")
         again = await member(connect, "ann", window=None)
         rejoined = await again.join(ROOM, memberToken=created["memberToken"])
         assert [card["id"] for card in rejoined["media"]] == deck[3:]

@@ -432,8 +432,7 @@ def server_on_files(directory: Path, rooms: list[dict[str, Any]], films: Path) -
 
 async def rate_all(peer: Peer, ratings: list[tuple[str, str]]) -> None:
     for media_id, rating in ratings:
-        await peer.send("rate", {"mediaId": media_id, "rating": rating})
-        await peer.wait_for("userProgress")
+        await peer.rate(media_id, rating)
 
 
 @pytest.mark.slow

@@ -163,6 +163,25 @@ async def test_the_owner_requests_a_matched_title_and_everyone_sees_its_state(
     ]
 
 
+async def test_a_request_read_back_before_its_reply_is_told_once(
+    running: tuple[Connect, httpx.AsyncClient], seerr: FakeSeerr
+) -> None:
+    connect, _ = running
+    ann, bob, created = await two_in_a_mixed_room(connect)
+    wanted = next(item for item in created["media"] if item.get("inLibrary") is False)
+    await both_like(ann, bob, wanted["id"])
+    for peer in (ann, bob):
+        await told(peer, wanted["id"], "none")
+    # Seerr records the request at once and answers late: the room's readings (every 0.1 s) see it first.
+    seerr.request_reply_delay = 0.5
+    done = await answer(ann, "requestMedia", {"mediaId": wanted["id"]}, "requestMediaSuccess")
+    assert done == {"mediaId": wanted["id"], "status": "pending"}
+    await told(bob, wanted["id"], "pending")
+    await eventually(lambda: len(seerr.requests_to("/movie/" + wanted["id"].removeprefix("tmdb://"))) >= 8)
+    bob.backlog = [message for message in bob.backlog if message["type"] != "userProgress"]
+    await bob.no_message(within=0.3)
+
+
 async def test_seerr_failing_a_request_is_said_plainly(
     running: tuple[Connect, httpx.AsyncClient], seerr: FakeSeerr
 ) -> None:

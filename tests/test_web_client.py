@@ -246,7 +246,11 @@ def top_title(page: Page) -> str:
 
 
 def card_center(page: Page) -> tuple[float, float, float]:
-    box = page.locator(TOP_CARD).bounding_box()
+    """Where the top card rests: a card that was just undone flies in first, and a busy machine
+    may still be moving it."""
+    card = page.locator(TOP_CARD)
+    card.evaluate("card => Promise.all(card.getAnimations().map((animation) => animation.finished))")
+    box = card.bounding_box()
     assert box is not None
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, box["width"]
 

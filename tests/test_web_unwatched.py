@@ -63,9 +63,12 @@ def deck_titles(page: Page) -> set[str]:
         expect(title).to_be_visible()
         shown = title.inner_text()
         titles.add(shown)
+        # Exactly its title: "Movies 1" is part of "Movies 11", which may well come next.
+        on_top = page.locator(f"{TOP_CARD} .card__title").filter(has_text=re.compile(rf"^{re.escape(shown)}$"))
+        expect(on_top).to_have_count(1)
         # The button, not a key: a click waits until the client can rate (not while it joins).
         page.click("#action-dislike")
-        expect(page.locator(f"{TOP_CARD} .card__title").filter(has_text=shown)).to_have_count(0)
+        expect(on_top).to_have_count(0)
     return titles
 
 
