@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, Protocol
 
@@ -76,31 +76,29 @@ class Peer:
 
     async def wait_for_any(self, *message_types: str) -> tuple[str, Any]:
         """The first message of any of these types (others are kept for later): its type and payload."""
+        message = await self.wait_until(lambda message: message["type"] in message_types)
+        return message["type"], message.get("payload")
+
+    async def wait_until(self, wanted: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """The first message ``wanted`` accepts; the others are kept for later, in order."""
         skipped = []
         try:
             while True:
                 message = await self.next()
-                if message["type"] in message_types:
-                    return message["type"], message.get("payload")
+                if wanted(message):
+                    return message
                 skipped.append(message)
         finally:
             self.backlog = skipped + self.backlog
 
-    async def rate(self, media_id: str, rating: str = "like", *, seated_as: str = "") -> Any:
+    async def rate(self, media_id: str, rating: str = "like") -> Any:
         """Rate and wait until it is recorded: this member's own progress, not another member's
         (which may reach this tab first, from a rating decided before or after this one). Returns it."""
-        name = seated_as or self.name
         await self.send("rate", {"mediaId": media_id, "rating": rating})
-        skipped = []
-        try:
-            while True:
-                message = await self.next()
-                payload = message.get("payload") or {}
-                if message["type"] == "userProgress" and payload["user"]["userName"] == name:
-                    return payload
-                skipped.append(message)
-        finally:
-            self.backlog = skipped + self.backlog
+        message = await self.wait_until(
+            lambda message: message["type"] == "userProgress" and message["payload"]["user"]["userName"] == self.name
+        )
+        return message["payload"]
 
     async def no_message(self, within: float = 0.2) -> None:
         assert not self.backlog, f"{self.name}: unexpected {self.backlog}"
