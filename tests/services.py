@@ -33,11 +33,21 @@ def require_tool(name: str) -> str:
     return path
 
 
+# Every port free_port has handed out in this test run. The kernel may offer a port again as soon
+# as its probe socket closes: two servers launched together could then be given the same one, and
+# the one that loses the race to bind it exits while its test talks to the other, unawares.
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A loopback port nothing listens on now, never handed out before in this run."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:
