@@ -1,6 +1,7 @@
 """The transport ceiling for bench.load: the protocol subset it uses (login, createRoom, joinRoom,
 rate -> userProgress to the room) on Starlette + uvicorn, with rooms in memory and no validation,
-persistence or limits. Each connection has a queue and a sender task, as the real server does.
+persistence or limits, on the server's own WebSocket protocol. Each connection has a queue and a
+sender task that writes what was queued meanwhile at once, as the real server does.
 
     python -m bench.baseline_server --port 8001
 """
@@ -16,6 +17,8 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from server.websocket_protocol import WebSocketProtocol
 
 DECK = [{"id": f"film:{number}", "title": f"Film {number}"} for number in range(64)]
 
@@ -39,8 +42,11 @@ async def endpoint(websocket: WebSocket) -> None:
     queue: asyncio.Queue[str] = asyncio.Queue()
 
     async def sender() -> None:
-        while True:
-            await websocket.send_text(await queue.get())
+        while True:  # what was queued meanwhile goes in one write, as the real server sends it
+            texts = [await queue.get()]
+            while not queue.empty():
+                texts.append(queue.get_nowait())
+            await websocket.send({"type": "websocket.send", "texts": texts})
 
     task = asyncio.create_task(sender())
     queue.put_nowait(json.dumps({"type": "config", "payload": {}}))
@@ -76,8 +82,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     port = parser.parse_args().port
-    # The same transport settings as the real server's defaults.
-    uvicorn.run(app, host="127.0.0.1", port=port, ws="websockets-sansio", log_level="warning", lifespan="off")
+    # The same transport as the real server's, with its defaults.
+    uvicorn.run(app, host="127.0.0.1", port=port, ws=WebSocketProtocol, log_level="warning", lifespan="off")
 
 
 if __name__ == "__main__":

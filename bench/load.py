@@ -44,6 +44,21 @@ class Run:
     p50_ms: float
     p99_ms: float
     peak_rss_mb: float
+    # CPU time per rating while rating: the server processes' (summed), and the load generator's,
+    # which shares the machine (on 2 cores, what the two take together bounds the throughput).
+    server_cpu_us: float
+    load_cpu_us: float
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system time a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def memory_mb(pid: int, field: str) -> float:
@@ -68,6 +83,10 @@ BASELINE = Variant("baseline")
 FILE = Variant("file", "file")
 REDIS = Variant("redis x1", "redis")
 REDIS_PAIR = Variant("redis x2", "redis", processes=2)
+TARGETS = {
+    FILE: "   (targets: throughput >= 0.70, p99 <= 1.50)",
+    REDIS: "   (targets: throughput >= 0.80, p99 <= 1.50)",
+}
 
 
 @dataclass
@@ -144,9 +163,18 @@ async def rate_deck(peer: Peer, deck: list[str], latencies: list[float]) -> None
         latencies.append(time.perf_counter() - sent)
 
 
-async def closed_loop(ports: list[int], rooms: int, users: int) -> tuple[int, float, list[float]]:
-    """Clients connect to the ports in turn: with two processes, every room spans both."""
-    urls = [f"ws://127.0.0.1:{port}/api/ws" for port in ports]
+@dataclass
+class Loop:
+    ratings: int
+    seconds: float
+    latencies: list[float]
+    server_cpu_seconds: float
+    load_cpu_seconds: float
+
+
+async def closed_loop(served: list[Served], rooms: int, users: int) -> Loop:
+    """Clients connect to the servers in turn: with two processes, every room spans both."""
+    urls = [f"ws://127.0.0.1:{one.port}/api/ws" for one in served]
     async with over_network(urls, ping_interval=None, max_queue=None) as connect:
         groups: list[tuple[list[Peer], list[str]]] = []
         for room_number in range(rooms):
@@ -159,17 +187,28 @@ async def closed_loop(ports: list[int], rooms: int, users: int) -> tuple[int, fl
                 await peer.join(room)
             groups.append((peers, deck))
         latencies: list[float] = []
+        server_cpu, load_cpu = sum(cpu_seconds(one.pid) for one in served), own_cpu_seconds()
         started = time.perf_counter()
         await asyncio.gather(*(rate_deck(peer, deck, latencies) for peers, deck in groups for peer in peers))
-        return len(latencies), time.perf_counter() - started, latencies
+        seconds = time.perf_counter() - started
+        server_cpu = sum(cpu_seconds(one.pid) for one in served) - server_cpu
+        return Loop(len(latencies), seconds, latencies, server_cpu, own_cpu_seconds() - load_cpu)
 
 
 async def measure(variant: Variant, rooms: int, users: int) -> Run:
     with tempfile.TemporaryDirectory() as data, deployment(variant, Path(data)) as served:
-        count, seconds, latencies = await closed_loop([one.port for one in served], rooms, users)
+        loop = await closed_loop(served, rooms, users)
         peak = sum(memory_mb(one.pid, "VmHWM") for one in served)
-    cuts = statistics.quantiles(latencies, n=100)
-    return Run(count / seconds, cuts[49] * 1000, cuts[98] * 1000, peak)
+    cuts = statistics.quantiles(loop.latencies, n=100)
+    per_rating = 1e6 / loop.ratings
+    return Run(
+        loop.ratings / loop.seconds,
+        cuts[49] * 1000,
+        cuts[98] * 1000,
+        peak,
+        loop.server_cpu_seconds * per_rating,
+        loop.load_cpu_seconds * per_rating,
+    )
 
 
 def median_run(runs: list[Run]) -> Run:
@@ -178,6 +217,8 @@ def median_run(runs: list[Run]) -> Run:
         statistics.median(run.p50_ms for run in runs),
         statistics.median(run.p99_ms for run in runs),
         max(run.peak_rss_mb for run in runs),
+        statistics.median(run.server_cpu_us for run in runs),
+        statistics.median(run.load_cpu_us for run in runs),
     )
 
 
@@ -215,7 +256,10 @@ async def main(shapes: tuple[tuple[int, int], ...], variants: list[Variant], idl
     print(f"closed loop, {os.cpu_count()} CPUs, load generator on the same machine; medians of {REPEATS} runs")
     if any(variant.storage == "redis" for variant in variants):
         print("redis: its own redis-server, appendonly yes, appendfsync everysec; peak RSS sums the server processes")
-    print(f"{'rooms x users':>14} {'server':>9} {'ratings/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'peak RSS MB':>12}")
+    print(
+        f"{'rooms x users':>14} {'server':>9} {'ratings/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'peak RSS MB':>12}"
+        f" {'CPU us/rating: server':>22} {'load':>5}"
+    )
     completed = True
     for rooms, users in shapes:
         samples: dict[Variant, list[Run]] = {variant: [] for variant in variants}
@@ -237,11 +281,11 @@ async def main(shapes: tuple[tuple[int, int], ...], variants: list[Variant], idl
             run = runs[variant]
             print(
                 f"{shape:>14} {variant.label:>9} {run.ratings_per_second:>10.0f} {run.p50_ms:>8.2f}"
-                f" {run.p99_ms:>8.2f} {run.peak_rss_mb:>12.1f}"
+                f" {run.p99_ms:>8.2f} {run.peak_rss_mb:>12.1f} {run.server_cpu_us:>22.0f} {run.load_cpu_us:>5.0f}"
             )
         for variant, run in runs.items():
             if variant != BASELINE and BASELINE in runs:
-                note = "   (targets: throughput >= 0.70, p99 <= 1.50)" if variant == FILE else ""
+                note = TARGETS.get(variant, "")
                 print(ratio_row(f"{variant.label} / base", run, runs[BASELINE], note))
         if REDIS in runs and REDIS_PAIR in runs:
             print(ratio_row("redis x2 / x1", runs[REDIS_PAIR], runs[REDIS]))

@@ -68,10 +68,14 @@ from server.rooms.room import Room
 from server.rooms.unwatched import requested
 from server.user import User
 from server.watchlists import no_identity
+from server.websocket_protocol import TEXTS_EXTENSION
 
 log = logging.getLogger("server.connection")
 
 SEND_QUEUE_SIZE = 512
+# Frames queued meanwhile that go in one write, at most (a member's phone hears of a whole batch of
+# its room's changes at once).
+TEXTS_AT_ONCE = 64
 # A close frame waits for the socket to drain; a peer that never reads must not hold the handler.
 CLOSE_TIMEOUT = 5.0
 
@@ -204,11 +208,17 @@ class Connection:
     async def _send_loop(self) -> None:
         try:
             while not self._going_away.is_set():
-                frame = await self._queue.get()
+                frame: Frame | None = await self._queue.get()
+                texts: list[str] = []
+                # The frames queued meanwhile go together, up to a long one (sent on its own).
+                while isinstance(frame, str) and frame:
+                    texts.append(frame)
+                    at_once = self._queue.empty() or len(texts) == TEXTS_AT_ONCE
+                    frame = None if at_once else self._queue.get_nowait()
+                if texts:
+                    await self._send_texts(texts)
                 if isinstance(frame, LongFrame):
                     await self._send_long(frame)
-                elif frame:
-                    await self.websocket.send_text(frame)
         except WebSocketDisconnect:
             # The peer is gone (e.g. uvicorn closed it for an oversized frame) before the receive
             # loop heard of it: the session is over.
@@ -217,6 +227,14 @@ class Connection:
             return
         # Everything queued before the goodbye was sent; the close frame ends the receive loop too.
         await self._close(status.WS_1001_GOING_AWAY)
+
+    async def _send_texts(self, texts: list[str]) -> None:
+        """In one write to the socket where the server can (``TEXTS_EXTENSION``: ours does)."""
+        if len(texts) > 1 and TEXTS_EXTENSION in self.websocket.scope.get("extensions", {}):
+            await self.websocket.send({"type": "websocket.send", "texts": texts})
+            return
+        for text in texts:
+            await self.websocket.send_text(text)
 
     async def _send_long(self, frame: LongFrame) -> None:
         """One message sent as it is made: in pieces where the server can (``PIECES_EXTENSION``:

@@ -27,12 +27,12 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.utils import ClientDisconnected
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
 from websockets.http11 import Request
 
 from server.config import Settings
 from server.limits import Occurrences, address_key
+from server.websocket_protocol import WebSocketProtocol
 
 log = logging.getLogger("server.listener")
 
@@ -300,10 +300,10 @@ class GatedHttpProtocol(H11Protocol):
 PIECES_EXTENSION = "moviematch.websocket.pieces"
 
 
-class GatedWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's WebSocket protocol (websockets, sans-I/O), which a connection switches to after
-    its upgrade request: it gives the connection's place at the gate back when the connection ends,
-    and sends a message in pieces (``PIECES_EXTENSION``)."""
+class GatedWebSocketProtocol(WebSocketProtocol):
+    """The WebSocket protocol a connection switches to after its upgrade request: it gives the
+    connection's place at the gate back when the connection ends, and sends a message in pieces
+    (``PIECES_EXTENSION``)."""
 
     def connection_lost(self, exc: Exception | None) -> None:
         _gated_config(self.config).gate.release(self.transport)
@@ -346,10 +346,7 @@ class GatedWebSocketProtocol(WebSocketsSansIOProtocol):
             raise
 
     async def _fragment(self, data: bytes, *, first: bool, fin: bool) -> None:
-        await self.writable.wait()  # the peer reads: what is sent never piles up in memory
-        if self.disconnected:
-            raise ClientDisconnected()
-        if self.close_sent:
+        if not await self.can_send():
             return
         try:
             send = self.conn.send_text if first else self.conn.send_continuation

@@ -7,8 +7,7 @@ import logging
 import re
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping
 from types import TracebackType
 from typing import Self
 
@@ -30,15 +29,24 @@ def list_name(name: str) -> str:
     return name
 
 
-@contextmanager
-def storage_errors(operation: str, target: str) -> Iterator[None]:
-    """Turn any non-storage failure inside the block into a ``StorageError`` that chains it."""
-    try:
-        yield
-    except StorageError:
-        raise
-    except Exception as exc:
-        raise StorageError(operation, target, f"{type(exc).__name__}: {exc}") from exc
+class storage_errors:  # a function to its callers: ``with storage_errors(...)``
+    """Turn any non-storage failure inside the block into a ``StorageError`` that chains it.
+
+    A class, not a generator: every script call of a shared room passes through one, and a
+    generator-based context manager cost as much as the rest of the call's own bookkeeping."""
+
+    __slots__ = ("_operation", "_target")
+
+    def __init__(self, operation: str, target: str) -> None:
+        self._operation = operation
+        self._target = target
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: TracebackType | None) -> None:
+        if isinstance(exc, Exception) and not isinstance(exc, StorageError):
+            raise StorageError(self._operation, self._target, f"{type(exc).__name__}: {exc}") from exc
 
 
 class Storage(ABC):

@@ -51,15 +51,18 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+import anyio
+import hiredis
 import redis.asyncio
 from pydantic import TypeAdapter
+from redis._parsers.hiredis import NOT_ENOUGH_DATA
 from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool, SentinelManagedConnection
 from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.connection import HiredisRespSerializer
-from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError, NoScriptError, ReadOnlyError, RedisError
 from redis.typing import EncodableT, FieldT, KeyT
 
 from .base import Storage, list_name, storage_errors
@@ -282,9 +285,13 @@ def _sentinel_address(url: str, text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+# One spelling everywhere: the scripts find items by the exact text Python wrote. (One encoder: json.dumps
+# with options makes one per call, a good part of what packing a rating cost.)
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def json_text(value: object) -> str:
-    # One spelling everywhere: the scripts find items by the exact text Python wrote.
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _JSON.encode(value)
 
 
 def lookup_key(media_id: str) -> str:
@@ -292,9 +299,11 @@ def lookup_key(media_id: str) -> str:
     return f"[{json_text(media_id)},"
 
 
-def rating_element(media_id: str, rating: str, at_ms: int) -> str:
+def rating_element(lookup: str, rating: str, at_ms: int) -> str:
+    """A rating's element in its user's ratings array, ``[mediaId,rating,"at_ms"]``, from its item's
+    ``lookup_key`` (made once for all the texts of a rating)."""
     # The time as text: Lua (and JSON) numbers would round epoch milliseconds past 2**53.
-    return json_text([media_id, rating, str(at_ms)])
+    return f'{lookup}{json_text(rating)},"{at_ms}"]'
 
 
 @dataclass(frozen=True)
@@ -452,7 +461,7 @@ def _ratings_by_user(room: SerializedRoom) -> dict[str, str]:
     for media_id, triples in room.ratings.items():
         for user_name, rating, at_ms in triples:
             elements.setdefault(user_name, {}).setdefault(media_id, [media_id, rating, str(at_ms)])
-    # One dumps per user, spelled exactly as rating_element spells each element.
+    # One encoding per user, spelled exactly as rating_element spells each element.
     return {user: json_text(list(items.values())) for user, items in elements.items()}
 
 
@@ -546,12 +555,10 @@ class Replication:
     replicas: int = 0
     timeout_ms: int = WAIT_TIMEOUT_MS
 
-    def queue_wait(self, pipe: redis.asyncio.client.Pipeline) -> bool:
-        """Queue the WAIT, after the writes it confirms (it waits for all this connection wrote);
-        whether one was queued (its reply comes last)."""
-        if self.replicas:
-            pipe.execute_command("WAIT", self.replicas, self.timeout_ms)
-        return self.replicas > 0
+    def wait_command(self) -> tuple[str, int, int] | None:
+        """The WAIT to send after the writes it confirms (it waits for all its connection wrote),
+        if replicas must confirm them."""
+        return ("WAIT", self.replicas, self.timeout_ms) if self.replicas else None
 
     def check(self, reply: object) -> None:
         """Raise unless the WAIT's ``reply`` counts enough replicas."""
@@ -582,7 +589,9 @@ class Replication:
     ) -> tuple[Any, Any]:
         async with client.pipeline(transaction=False) as pipe:
             pipe.evalsha(script.sha, len(keys), *keys, *args)
-            self.queue_wait(pipe)
+            wait = self.wait_command()
+            if wait is not None:
+                pipe.execute_command(*wait)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
         return replies[0], replies[-1]
 
@@ -648,6 +657,87 @@ def packed_by_hiredis(connection_class: type[Any]) -> type[Any]:
     if issubclass(connection_class, HiredisPacking):
         return connection_class
     return type(f"Hiredis{connection_class.__name__}", (HiredisPacking, connection_class), {})
+
+
+async def read_subscribed(connection: redis.asyncio.Connection) -> list[Any]:
+    """The messages a subscribed ``connection`` has received and not yet given out, or if none,
+    those of the next read from its socket (waiting for it).
+
+    redis-py's ``PubSub.get_message`` parses one message a call, each under a deadline of its own
+    (a timer set on the event loop and cancelled): at a message per change in every room a process
+    serves, that was most of its subscription's time. Here hiredis parses a whole socket read at
+    once."""
+    parser, reader = _hiredis_of(connection)
+    messages = _parsed(reader)
+    if not messages:
+        await parser.read_from_socket()
+        messages = _parsed(reader)
+    for message in messages:
+        if isinstance(message, Exception):  # an error reply, to a command on the subscription
+            raise message
+    return messages
+
+
+async def run_commands(client: redis.asyncio.Redis, commands: Sequence[Sequence[EncodableT]]) -> list[Any]:
+    """The replies to ``commands``, sent in one write on one connection of ``client``'s pool; an
+    error reply is in its command's place, as its exception (``NoScriptError``, ...).
+
+    A redis-py pipeline parses its replies one at a time, each under a deadline of its own: for the
+    shared rooms' batches of script calls that was most of what a batch cost. Here hiredis parses
+    each socket read whole, under one deadline for the batch. A connection that fails is dropped (a
+    reply left unread would be taken for the next command's) and the commands are sent again, as a
+    redis-py pipeline does, by the client's retry policy."""
+    pool = client.connection_pool
+    connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+    try:
+        replies: list[Any] = await connection.retry.call_with_retry(
+            lambda: _exchange(connection, commands, sentinel=isinstance(pool, SentinelConnectionPool)),
+            lambda _: connection.disconnect(nowait=True),
+        )
+    except BaseException:
+        await connection.disconnect(nowait=True)
+        raise
+    finally:
+        await pool.release(connection)
+    return replies
+
+
+async def _exchange(
+    connection: redis.asyncio.Connection, commands: Sequence[Sequence[EncodableT]], *, sentinel: bool
+) -> list[Any]:
+    with anyio.fail_after(SOCKET_TIMEOUT):
+        # Packed by hiredis in C, in one piece (redis-py joins each command's packing in Python).
+        packed = b"".join([hiredis.pack_command(tuple(command)) for command in commands])  # type: ignore[arg-type]  # its stub says a 1-tuple
+        await connection.send_packed_command(packed, check_health=False)
+        parser, reader = _hiredis_of(connection)
+        replies = _parsed(reader)
+        while len(replies) < len(commands):
+            await parser.read_from_socket()
+            replies += _parsed(reader)
+    for reply in replies:
+        if isinstance(reply, RedisConnectionError):  # Redis refused the connection itself
+            raise reply
+        if isinstance(reply, ReadOnlyError) and sentinel:
+            # As redis-py's Sentinel connections do: the primary was demoted, and connecting again
+            # asks the sentinels for the new one.
+            raise RedisConnectionError("the Redis primary is now a replica") from reply
+    return replies
+
+
+def _hiredis_of(connection: redis.asyncio.Connection) -> tuple[Any, hiredis.Reader]:
+    # redis-py has no public way to see what its parser holds: its hiredis reader is used directly.
+    parser = connection._parser
+    reader = getattr(parser, "_reader", None)
+    if not isinstance(reader, hiredis.Reader):
+        raise RedisConnectionError("not connected, or not read by hiredis")
+    return parser, reader
+
+
+def _parsed(reader: hiredis.Reader) -> list[Any]:
+    replies = []
+    while (reply := reader.gets()) is not NOT_ENOUGH_DATA:
+        replies.append(reply)
+    return replies
 
 
 class PrimaryConnection(HiredisPacking, SentinelManagedConnection):

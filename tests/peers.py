@@ -100,6 +100,13 @@ class Peer:
         )
         return message["payload"]
 
+    async def progress_of(self, name: str) -> float:
+        """The progress in the next userProgress about member ``name`` (others are kept for later)."""
+        message = await self.wait_until(
+            lambda message: message["type"] == "userProgress" and message["payload"]["user"]["userName"] == name
+        )
+        return float(message["payload"]["progress"])
+
     async def no_message(self, within: float = 0.2) -> None:
         assert not self.backlog, f"{self.name}: unexpected {self.backlog}"
         with anyio.move_on_after(within):

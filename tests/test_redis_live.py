@@ -247,3 +247,25 @@ async def test_a_departure_during_an_outage_is_recorded_once_redis_is_back(tmp_p
             redis_server.start()
             with anyio.fail_after(10):
                 assert (await ann.wait_for("userLeftRoom"))["userName"] == "bob"
+
+
+async def test_a_burst_of_events_is_delivered_whole_and_in_order(raw: redis.asyncio.Redis) -> None:
+    """Many events arrive in one socket read (a batch of script calls publishes them at once)."""
+    delivered: list[tuple[str, str]] = []
+    subscriber = Subscriber(
+        raw, "burst:control", lambda channel, data: delivered.append((channel, data)), lambda _: None
+    )
+    sent = [(f"burst:room{number % 3}", f"event {number}") for number in range(3000)]
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(subscriber.run)
+        for channel in ("burst:room0", "burst:room1", "burst:room2"):
+            await subscriber.subscribe(channel)
+        async with raw.pipeline(transaction=False) as pipe:
+            for channel, data in sent:
+                pipe.publish(channel, data)
+            await pipe.execute()
+        with anyio.fail_after(10):
+            while len(delivered) < len(sent):  # noqa: ASYNC110 (the subscriber runs in this loop)
+                await anyio.sleep(0.01)
+        tasks.cancel_scope.cancel()
+    assert delivered == sent

@@ -14,10 +14,11 @@ import anyio
 import pytest
 import redis.asyncio
 from redis.crc import key_slot
+from redis.exceptions import NoScriptError
 
 from storage import SerializedRoom, StorageError, room_key, verify_password
 from storage.keys import key_digest
-from storage.redis import MAX_CONNECTIONS, SOCKET_TIMEOUT, RedisStorage
+from storage.redis import MAX_CONNECTIONS, SOCKET_TIMEOUT, RedisStorage, run_commands
 from storage.schema import SCHEMA_VERSION
 from storage.summary import summarise
 from tests.services import free_port, running_redis
@@ -308,3 +309,42 @@ async def test_a_burst_beyond_the_connection_pool_waits_instead_of_failing(redis
             for _ in range(3 * MAX_CONNECTIONS):  # more at once than the pool has connections
                 tasks.start_soon(look_up)
         assert found == [True] * 3 * MAX_CONNECTIONS
+
+
+# -- commands sent together, replies read in bulk (the shared rooms' batches) ---------------------
+
+
+async def test_commands_run_together_each_reply_in_its_place(storage: RedisStorage) -> None:
+    replies = await run_commands(
+        storage.client,
+        [("SET", "batch:n", 1), ("EVALSHA", "0" * 40, 0), ("INCRBY", "batch:n", 41), ("GET", "batch:n")],
+    )
+    assert replies[0] == "OK"
+    assert isinstance(replies[1], NoScriptError)
+    assert replies[2:] == [42, "42"]
+    # Hundreds of replies span several socket reads.
+    many = await run_commands(storage.client, [("INCR", "batch:many")] * 2000)
+    assert many == list(range(1, 2001))
+
+
+async def test_a_batch_whose_replies_are_late_fails_and_leaves_no_reply_behind(
+    storage: RedisStorage, raw: redis.asyncio.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its connection is dropped: the late reply would otherwise answer the next batch."""
+    monkeypatch.setattr("storage.redis.SOCKET_TIMEOUT", 0.3)
+    await raw.client_pause(1000)
+    with pytest.raises(TimeoutError):
+        await run_commands(storage.client, [("INCR", "late:n")])
+    with anyio.fail_after(10):
+        (reply,) = await run_commands(storage.client, [("GET", "late:n")])
+    # The GET's own reply, whether or not Redis did the INCR of the dropped connection (the INCR's
+    # reply would be the number 1).
+    assert reply in (None, "1")
+
+
+async def test_a_batch_after_its_connection_was_killed_goes_on_a_new_one(
+    storage: RedisStorage, raw: redis.asyncio.Redis
+) -> None:
+    assert await run_commands(storage.client, [("INCR", "killed:n")]) == [1]
+    assert await raw.client_kill_filter(_type="normal", skipme=True) >= 1
+    assert await run_commands(storage.client, [("INCR", "killed:n")]) == [2]

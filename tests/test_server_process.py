@@ -118,6 +118,25 @@ async def test_shutdown_is_bounded_when_a_client_stops_reading(tmp_path: Path) -
     assert code in (0, -signal.SIGTERM)
 
 
+async def test_messages_sent_at_once_are_each_answered_in_order(tmp_path: Path) -> None:
+    """A client's messages beyond what the server reads ahead wait in the socket and are read later;
+    the frames a connection is sent meanwhile go out together. Nothing is lost or reordered."""
+    limits = {"RATE_LIMIT_PER_SECOND": "100000", "RATE_LIMIT_BURST": "100000"}
+    with running_server(tmp_path / "rooms", **limits) as server:
+        async with over_network(server.ws_url) as connect:
+            ann, bob = await connect("ann"), await connect("bob")
+            await ann.login("ann")
+            await bob.login("bob")
+            deck = ids((await ann.create("Movie Night"))["media"])
+            await bob.join("Movie Night")
+            for item in deck:
+                await ann.send("rate", {"mediaId": item, "rating": "dislike"})
+            expected = [pytest.approx(count / len(deck)) for count in range(1, len(deck) + 1)]
+            with anyio.fail_after(60):
+                for peer in (ann, bob):
+                    assert [await peer.progress_of("ann") for _ in deck] == expected
+
+
 async def test_connections_send_small_frames_at_once(tmp_path: Path) -> None:
     """TCP_NODELAY on every connection: with Nagle's algorithm the small frames of each rating wait
     for the peer's ACK, and closed-loop clients drift apart (found by the load benchmark)."""

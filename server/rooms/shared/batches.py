@@ -12,7 +12,7 @@ import redis.asyncio
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError, RedisError
 
-from storage.redis import Replication
+from storage.redis import Replication, run_commands
 
 log = logging.getLogger("server.rooms.shared")
 
@@ -118,12 +118,15 @@ class Batches:
         channels = {call.channel for call in batch if call.channel is not None}
         if gate is not None:
             gate.hold(channels)
+        commands: list[tuple[str | int, ...]] = [
+            ("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args) for call in batch
+        ]
+        wait = self._replication.wait_command()
+        if wait is not None:
+            commands.append(wait)
+        waits = wait is not None
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
-                for call in batch:
-                    pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
-                waits = self._replication.queue_wait(pipe)
-                replies = await pipe.execute(raise_on_error=False)
+            replies = await run_commands(self._client, commands)
         except Exception as exc:  # the connection: every call of the batch failed alike
             waits, replies = False, [exc] * len(batch)
         unconfirmed: Exception | None = None

@@ -186,21 +186,22 @@ class RedisLive:
         ending: Ending,
     ) -> RateOutcome | Refusal:
         keys = self.keys(room_name)
+        lookup = lookup_key(media_id)
         outcome = await self._run(
             "rate",
             room_name,
             keys,
             [],
             name,
-            lookup_key(media_id),
-            rating_element(media_id, rating, at_ms),
+            lookup,
+            rating_element(lookup, rating, at_ms),
             media_id,
             rating,
             at_ms,
             room_type,
             threshold,
             ending.match_limit,
-            like_key(media_id),
+            like_key(lookup),
             ending.ends_at,
             ending.like_cap,
         )
@@ -210,8 +211,9 @@ class RedisLive:
 
     async def undo(self, room_name: str, name: str, media_id: str, *, room_type: str, threshold: int) -> int | Refusal:
         keys = self.keys(room_name)
+        lookup = lookup_key(media_id)
         outcome = await self._run(
-            "undo", room_name, keys, [], name, lookup_key(media_id), media_id, room_type, threshold, like_key(media_id)
+            "undo", room_name, keys, [], name, lookup, media_id, room_type, threshold, like_key(lookup)
         )
         return _seq_or_refusal(outcome)
 
@@ -337,8 +339,9 @@ def _readable(room_name: str, online: dict[str, str]) -> dict[str, dict[str, Any
     return seats
 
 
-def like_key(media_id: str) -> str:
-    return f'{lookup_key(media_id)}"like",'
+def like_key(lookup: str) -> str:
+    """What starts a like's element in a ratings array, from its item's ``lookup_key``."""
+    return f'{lookup}"like",'
 
 
 def _decided(reply: Any) -> bool:

@@ -10,11 +10,12 @@ from typing import Any
 import anyio
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError, RedisError
 
 from storage import StorageError
 from storage.base import storage_errors
-from storage.redis import PrimaryPool
+from storage.redis import PrimaryPool, read_subscribed
 
 log = logging.getLogger("server.rooms.shared")
 
@@ -129,30 +130,44 @@ class Subscriber:
     async def _listen(self, pubsub: PubSub) -> None:
         """Deliver messages; a connection that stays silent through a ping is taken for dead (a
         network cut without a reset would otherwise leave this process deaf until it restarts)."""
+        connection = pubsub.connection
+        if connection is None:
+            raise RedisConnectionError("the subscription has no connection")
         while True:
-            message = await pubsub.get_message(timeout=self.PING_EVERY)
-            if message is None:
+            messages = await self._read(connection)
+            if not messages:
                 await pubsub.ping()
-                with anyio.fail_after(self.PING_EVERY):
-                    message = await pubsub.get_message(timeout=self.PING_EVERY)
-                if message is None:
+                messages = await self._read(connection)
+                if not messages:
                     raise RedisConnectionError("no answer to a ping on the subscription")
-            self._receive(message)
+            for message in messages:
+                if message[0] == "message":  # the one kind that is not rare, read here directly
+                    self._event(message[1], message[2])
+                else:  # redis-py keeps its book of the channels (what a reconnection subscribes)
+                    self._confirmation(await pubsub.handle_message(message))
 
-    def _receive(self, message: dict[str, Any]) -> None:
+    async def _read(self, connection: Connection) -> list[Any]:
+        """What arrives within PING_EVERY (every message already received, if any), else nothing."""
+        with anyio.move_on_after(self.PING_EVERY):
+            return await read_subscribed(connection)
+        return []
+
+    def _event(self, channel: str, data: str) -> None:
+        held = self._held.get(channel)
+        if held is None:
+            self._on_event(channel, data)
+        else:
+            held.append(data)
+
+    def _confirmation(self, message: dict[str, Any] | None) -> None:
+        if message is None or message["type"] != "subscribe":
+            return
         channel = message["channel"]
-        if message["type"] == "message":
-            held = self._held.get(channel)
-            if held is None:
-                self._on_event(channel, message["data"])
-            else:
-                held.append(message["data"])
-        elif message["type"] == "subscribe":
-            if channel == self._control:
-                self.connected.set()
-                self._failures = 0
-                return
-            confirmed = self._confirmed.get(channel)
-            if confirmed is not None:
-                confirmed.set()
-            self._on_subscribed(channel)
+        if channel == self._control:
+            self.connected.set()
+            self._failures = 0
+            return
+        confirmed = self._confirmed.get(channel)
+        if confirmed is not None:
+            confirmed.set()
+        self._on_subscribed(channel)
