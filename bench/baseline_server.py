@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from server import collector
 from server.websocket_protocol import WebSocketProtocol
 
 DECK = [{"id": f"film:{number}", "title": f"Film {number}"} for number in range(64)]
@@ -82,7 +83,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     port = parser.parse_args().port
-    # The same transport as the real server's, with its defaults.
+    # The same transport and collector settings as the real server's (it has nothing to load first).
+    collector.settle()
     uvicorn.run(app, host="127.0.0.1", port=port, ws=WebSocketProtocol, log_level="warning", lifespan="off")
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NoReturn
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
-from server import __version__, commands
+from server import __version__, collector, commands
 from server.config import ConfigError, Settings, load_settings
 from server.listener import ServerConfig, gate_for, trusted_networks
 from server.security import RedactSecrets, ShortAccessLines
@@ -107,6 +107,7 @@ class GoingAwayServer(uvicorn.Server):
         # and Nagle's algorithm then holds back the small frames every rating sends.
         await super().startup(sockets)
         if self.started:
+            collector.settle()
             port = self.servers[0].sockets[0].getsockname()[1]
             print_banner(banner(self.settings, port))
 

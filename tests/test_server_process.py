@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import signal
 import socket
 import time
@@ -11,6 +12,7 @@ import anyio
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from server import collector
 from server.__main__ import build_server
 from server.addresses import lan_addresses
 from server.config import Settings, load_settings
@@ -209,3 +211,16 @@ def test_startup_prints_the_lan_address_and_its_qr_code(tmp_path: Path) -> None:
     if lan:
         assert f"  On your network:    http://{lan[0]}:{server.port}/" in expected
         assert expected.endswith(qr_code(f"http://{lan[0]}:{server.port}/"))
+
+
+def test_the_collector_settles_once_the_server_started() -> None:
+    """What startup made is left out of collections, and the youngest generation is collected less
+    often (bench/load.py: a rating's objects otherwise reach the oldest generation)."""
+    threshold = gc.get_threshold()
+    try:
+        collector.settle()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (collector.YOUNGEST_THRESHOLD, *threshold[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
